@@ -1,0 +1,1 @@
+"""A local stand-in for web.whatsapp.com and a phone control API."""

@@ -1,0 +1,77 @@
+# Idempotent setup shared by scripts/run and scripts/test: system packages, the pinned wa-js
+# bundle, and the Python venv. Sourced, not executed. Each step does nothing when already done.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+say() { printf '\033[1m[wa-sidecar]\033[0m %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+# ensure_system_packages PKG... : installs the Debian packages whose files are missing.
+ensure_system_packages() {
+    local missing=() pkg
+    for pkg in "$@"; do
+        case "$pkg" in
+            chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+            php-cli) command -v php >/dev/null || missing+=(php-cli) ;;
+            php-laravel-framework) [ -d /usr/share/php/Illuminate/Http ] || missing+=(php-laravel-framework) ;;
+            npm) command -v npm >/dev/null || missing+=(npm) ;;
+            python3-venv) python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
+            *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
+        esac
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        die "missing system packages: ${missing[*]}. Install them with: sudo apt-get update && sudo apt-get install -y ${missing[*]}"
+    fi
+    say "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# The wa-js bundle the page bridge injects on the real web.whatsapp.com (version pinned in
+# package.json and package-lock.json); its .d.ts files are what the contract test reads.
+ensure_wa_js() {
+    local want have=""
+    want=$(python3 -c 'import json;print(json.load(open("package.json"))["dependencies"]["@wppconnect/wa-js"])')
+    if [ -f node_modules/@wppconnect/wa-js/package.json ]; then
+        have=$(python3 -c 'import json;print(json.load(open("node_modules/@wppconnect/wa-js/package.json"))["version"])')
+    fi
+    if [ "$have" != "$want" ]; then
+        say "installing @wppconnect/wa-js $want"
+        npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+    fi
+}
+
+# The venv at .venv with the package installed editable (with the test extra).
+ensure_venv() {
+    local python stamp want
+    python=$(command -v python3.11 || command -v python3) || die "python3 (3.11 or newer) is required"
+    "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required, found $("$python" --version)"
+    if [ ! -x .venv/bin/python ]; then
+        say "creating .venv"
+        "$python" -m venv .venv
+    fi
+    stamp=.venv/.wa-sidecar-installed
+    want=$(cat setup.cfg pyproject.toml | sha256sum | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        say "installing Python dependencies into .venv"
+        .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+        .venv/bin/python -m pip install -q -e '.[test]'
+        echo "$want" > "$stamp"
+    fi
+}
+
+# A first run gets fresh secrets in .env (never overwritten once there).
+ensure_env_file() {
+    if [ ! -f .env ] && [ -z "${SIDECAR_API_SECRET:-}" ]; then
+        say "creating .env from config/.env.example with fresh secrets"
+        {
+            grep -v -E '^(SIDECAR_API_SECRET|SIDECAR_WEBHOOK_SECRET|SIDECAR_ENCRYPTION_KEY)=' config/.env.example
+            .venv/bin/python -m service keygen
+        } > .env
+        chmod 600 .env
+    fi
+}

@@ -1,0 +1,3 @@
+"""wa-sidecar: WhatsApp Web sessions in headless Chromium for Laravel."""
+
+__version__ = "0.1.0"

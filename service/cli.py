@@ -1,0 +1,106 @@
+"""`python -m service serve|keygen|sign ...`: the operator's entry points."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import logging
+import secrets
+import shlex
+import signal
+import sys
+import time
+
+from service.errors import ConfigError
+from service.settings import Settings
+from service.signing import sign_request
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = Settings.from_env()
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"wa-sidecar: {exc}", file=sys.stderr)
+        return 2
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
+    # handler that was there before it; make that handler a clean exit 0 for supervisord.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
+    uvicorn.run(
+        app,
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Print fresh secrets as .env lines, ready for `>> .env`."""
+    print(f"SIDECAR_API_SECRET={secrets.token_hex(32)}")
+    print(f"SIDECAR_WEBHOOK_SECRET={secrets.token_hex(32)}")
+    print(f"SIDECAR_ENCRYPTION_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}")
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    """Print curl arguments for one signed request, for testing by hand."""
+    settings = Settings.from_env()
+    if not settings.api_secrets:
+        print("wa-sidecar: SIDECAR_API_SECRET is not set", file=sys.stderr)
+        return 2
+    method = args.method.upper()
+    body = args.body.encode() if args.body is not None else b""
+    timestamp = str(int(time.time()))
+    # The first secret signs; the others are only accepted while rotating.
+    signature = sign_request(settings.api_secrets[0], timestamp, method, args.path, body)
+    parts = [
+        "curl",
+        "-X",
+        method,
+        "-H",
+        f"X-Timestamp: {timestamp}",
+        "-H",
+        f"X-HMAC-Signature: {signature}",
+    ]
+    if args.body is not None:
+        parts += ["-H", "Content-Type: application/json", "--data-binary", args.body]
+    parts.append(f"{settings.base_url}{args.path}")
+    print(" ".join(shlex.quote(p) for p in parts))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m service", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
+    serve.add_argument("--host", help="override SIDECAR_HOST")
+    serve.add_argument("--port", type=int, help="override SIDECAR_PORT")
+    serve.set_defaults(func=cmd_serve)
+    keygen = sub.add_parser("keygen", help="print new secrets as .env lines")
+    keygen.set_defaults(func=cmd_keygen)
+    sign = sub.add_parser("sign", help="print a signed curl command for METHOD PATH [BODY]")
+    sign.add_argument("method")
+    sign.add_argument("path", help="path plus ?query exactly as it will be sent")
+    sign.add_argument("body", nargs="?", help="the exact raw body")
+    sign.set_defaults(func=cmd_sign)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    result: int = args.func(args)
+    return result

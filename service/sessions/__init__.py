@@ -1,0 +1,1 @@
+"""Sessions: the manager behind the API, the on-disk layout and (later) the browser runtime."""

@@ -1,0 +1,204 @@
+"""The session manager: what the API asks of sessions, persisted in the store.
+
+It records what the operator wants (desired_state) and asks the runtime, when there is one,
+to make the observed status follow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from service.errors import AtCapacity, SessionNotFound, ValidationFailed
+from service.secretbox import SecretBox
+from service.sessions.layout import ensure_session_dir, profile_dir, remove_tree, session_dir
+from service.store import SessionRecord, Store
+
+
+class Runtime(Protocol):
+    """What the manager needs from the browser runtime."""
+
+    async def reconcile(self, session_id: str) -> None:
+        """Bring the session's observed status towards its desired_state."""
+
+    async def restart(self, session_id: str) -> None: ...
+
+    async def logout(self, session_id: str) -> None:
+        """Unlink the device and wipe the profile."""
+
+    async def remove(self, session_id: str) -> None:
+        """Stop the session for good before its rows and directory are purged."""
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Meta Cloud API credentials of one session (sealed at rest)."""
+
+    phone_number_id: str
+    access_token: str
+    app_secret: str | None = None
+    verify_token: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+_UNSET: Any = object()
+
+
+class SessionManager:
+    """Creates, changes and removes sessions; enforces MAX_SESSIONS on running ones."""
+
+    def __init__(
+        self,
+        store: Store,
+        sessions_root: Path,
+        *,
+        max_sessions: int,
+        secretbox: SecretBox | None,
+        runtime: Runtime | None = None,
+    ) -> None:
+        self.store = store
+        self.sessions_root = sessions_root
+        self.max_sessions = max_sessions
+        self.secretbox = secretbox
+        self.runtime = runtime
+        # Capacity check and write happen under one lock so two creates cannot both pass.
+        self._capacity = asyncio.Lock()
+
+    async def get(self, session_id: str) -> SessionRecord:
+        record = await self.store.get_session(session_id)
+        if record is None:
+            raise SessionNotFound(session_id)
+        return record
+
+    async def list(
+        self, workspace_id: str | None = None, status: str | None = None
+    ) -> list[SessionRecord]:
+        return await self.store.list_sessions(workspace_id=workspace_id, status=status)
+
+    async def create(
+        self,
+        workspace_id: str,
+        session_id: str | None,
+        provider_mode: str,
+        start: bool,
+        webhook_url: str | None,
+        meta: MetaConfig | None,
+    ) -> SessionRecord:
+        session_id = session_id or "ses_" + secrets.token_hex(8)
+        if provider_mode == "meta" and meta is None:
+            raise ValidationFailed("meta", "is required when provider_mode is meta")
+        async with self._capacity:
+            if start:
+                await self._ensure_capacity()
+            record = SessionRecord(
+                session_id=session_id,
+                workspace_id=workspace_id,
+                provider_mode=provider_mode,
+                desired_state="running" if start else "stopped",
+                webhook_url=webhook_url or None,
+                meta_sealed=self._seal(meta, session_id),
+                meta_phone_number_id=meta.phone_number_id if meta else None,
+            )
+            record = await self.store.create_session(record)
+        ensure_session_dir(self.sessions_root, workspace_id, session_id)
+        if start:
+            await self._reconcile(session_id)
+        return await self.get(session_id)
+
+    async def update(
+        self,
+        session_id: str,
+        *,
+        provider_mode: str | None = None,
+        webhook_url: str | None = _UNSET,
+        meta: MetaConfig | None = _UNSET,
+    ) -> SessionRecord:
+        record = await self.get(session_id)
+        changes: dict[str, Any] = {}
+        if provider_mode is not None:
+            changes["provider_mode"] = provider_mode
+        if webhook_url is not _UNSET:
+            changes["webhook_url"] = webhook_url or None
+        if meta is not _UNSET:
+            changes["meta_sealed"] = self._seal(meta, session_id)
+            changes["meta_phone_number_id"] = meta.phone_number_id if meta else None
+        mode = changes.get("provider_mode", record.provider_mode)
+        has_meta = changes.get("meta_sealed", record.meta_sealed) is not None
+        if mode == "meta" and not has_meta:
+            raise ValidationFailed("meta", "is required when provider_mode is meta")
+        if not changes:
+            return record
+        return await self.store.update_session(session_id, changes)
+
+    async def start(self, session_id: str) -> SessionRecord:
+        async with self._capacity:
+            record = await self.get(session_id)
+            if record.desired_state != "running":
+                await self._ensure_capacity()
+                await self.store.update_session(session_id, {"desired_state": "running"})
+        await self._reconcile(session_id)
+        return await self.get(session_id)
+
+    async def stop(self, session_id: str) -> SessionRecord:
+        await self.get(session_id)
+        await self.store.update_session(session_id, {"desired_state": "stopped"})
+        await self._reconcile(session_id)
+        return await self.get(session_id)
+
+    async def restart(self, session_id: str) -> SessionRecord:
+        record = await self.get(session_id)
+        if record.desired_state != "running":
+            return await self.start(session_id)
+        if self.runtime is not None:
+            await self.runtime.restart(session_id)
+        return await self.get(session_id)
+
+    async def logout(self, session_id: str) -> SessionRecord:
+        record = await self.get(session_id)
+        if self.runtime is not None:
+            await self.runtime.logout(session_id)
+        else:
+            remove_tree(profile_dir(self.sessions_root, record.workspace_id, session_id))
+            await self.store.update_session(session_id, {"phone_number": None})
+        return await self.get(session_id)
+
+    async def delete(self, session_id: str) -> None:
+        record = await self.get(session_id)
+        if self.runtime is not None:
+            await self.runtime.remove(session_id)
+        await self.store.delete_session(session_id)
+        remove_tree(session_dir(self.sessions_root, record.workspace_id, session_id))
+
+    def meta_config(self, record: SessionRecord) -> MetaConfig | None:
+        """The session's Meta credentials, opened; None when it has none."""
+        if record.meta_sealed is None or self.secretbox is None:
+            return None
+        return MetaConfig(**self.secretbox.open(record.meta_sealed, record.session_id))
+
+    async def _ensure_capacity(self) -> None:
+        running = await self.store.list_sessions(desired_state="running")
+        if len(running) >= self.max_sessions:
+            raise AtCapacity(
+                f"this instance runs at most {self.max_sessions} sessions (MAX_SESSIONS)",
+                details={"max_sessions": self.max_sessions},
+            )
+
+    async def _reconcile(self, session_id: str) -> None:
+        if self.runtime is not None:
+            await self.runtime.reconcile(session_id)
+
+    def _seal(self, meta: MetaConfig | None, session_id: str) -> str | None:
+        if meta is None:
+            return None
+        if self.secretbox is None:
+            raise ValidationFailed(
+                "meta",
+                "cannot be stored: SIDECAR_ENCRYPTION_KEY is not set on the sidecar, and "
+                "Meta credentials are only kept encrypted",
+            )
+        return self.secretbox.seal(meta.as_dict(), session_id)

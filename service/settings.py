@@ -1,0 +1,161 @@
+"""Settings: one immutable object built from the environment and `.env`.
+
+Names follow DESIGN.md §8. The environment wins over `.env`; `.env` wins over defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from service.errors import ConfigError
+
+
+def _split_secrets(raw: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in raw.split(",") if s.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service reads from its environment, validated once at start."""
+
+    host: str = "127.0.0.1"
+    port: int = 3000
+    storage_dir: Path = Path("./storage")
+    # Several comma-separated API secrets allow rotation: any one verifies.
+    api_secrets: tuple[str, ...] = field(default=(), repr=False)
+    webhook_secret: str = field(default="", repr=False)
+    webhook_url: str = ""
+    signature_tolerance: int = 300
+    encryption_key: str = field(default="", repr=False)
+    database_url: str = ""
+    wa_web_url: str = "https://web.whatsapp.com"
+    chromium_path: str = "/usr/bin/chromium"
+    wa_js_path: str = "node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
+    max_sessions: int = 50
+    max_concurrent_launches: int = 2
+    session_memory_limit_mb: int = 0
+    pacing: bool = True
+    max_body_bytes: int = 16 * 1024 * 1024
+    public_url: str = ""
+    broadcast_driver: str = "none"
+    pusher_app_id: str = ""
+    pusher_app_key: str = ""
+    pusher_app_secret: str = field(default="", repr=False)
+    pusher_host: str = "127.0.0.1"
+    pusher_port: int = 8080
+    pusher_scheme: str = "http"
+    meta_graph_url: str = "https://graph.facebook.com"
+    meta_graph_version: str = "v25.0"
+    log_level: str = "info"
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.storage_dir / "sessions"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file: `sqlite:///path` in SIDECAR_DATABASE_URL, else under storage."""
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url[len("sqlite:///") :])
+        return self.storage_dir / "sidecar.sqlite3"
+
+    @property
+    def base_url(self) -> str:
+        """Where this service is reachable, for links it hands out (QR image URLs)."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def require_secrets(self) -> None:
+        """Refuse to run without the two secrets every request and webhook is signed with."""
+        for name, value in (
+            ("SIDECAR_API_SECRET", self.api_secrets),
+            ("SIDECAR_WEBHOOK_SECRET", self.webhook_secret),
+        ):
+            if not value:
+                raise ConfigError(
+                    f"{name} is not set: generate one with `python -m service keygen` "
+                    "and put it in .env or the environment"
+                )
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: str | Path | None = ".env"
+    ) -> Settings:
+        """Build settings from `environ` (default os.environ) layered over `env_file`."""
+        values: dict[str, str] = {}
+        if env_file is not None and Path(env_file).is_file():
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls.from_mapping(values)
+
+    @classmethod
+    def from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        """Parse the DESIGN.md §8 names out of a plain mapping."""
+        parsed: dict[str, object] = {}
+        for f in fields(cls):
+            name = _ENV_NAMES[f.name]
+            if name not in env or env[name] == "":
+                continue
+            raw = env[name].strip()
+            parsed[f.name] = _parse(name, raw, f.default)
+        settings = cls(**parsed)  # type: ignore[arg-type]
+        if settings.broadcast_driver not in ("none", "reverb", "pusher"):
+            raise ConfigError("BROADCAST_DRIVER must be one of none, reverb, pusher")
+        if settings.max_sessions < 1 or settings.max_concurrent_launches < 1:
+            raise ConfigError("MAX_SESSIONS and MAX_CONCURRENT_LAUNCHES must be at least 1")
+        return settings
+
+
+def _parse(name: str, raw: str, default: object) -> object:
+    if name == "SIDECAR_API_SECRET":
+        return _split_secrets(raw)
+    if name == "SIDECAR_PACING":
+        if raw.lower() not in ("on", "off", "true", "false", "1", "0"):
+            raise ConfigError("SIDECAR_PACING must be on or off")
+        return raw.lower() in ("on", "true", "1")
+    if isinstance(default, bool):
+        return raw.lower() in ("on", "true", "1", "yes")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if isinstance(default, Path):
+        return Path(raw)
+    return raw
+
+
+_ENV_NAMES: dict[str, str] = {
+    "host": "SIDECAR_HOST",
+    "port": "SIDECAR_PORT",
+    "storage_dir": "SIDECAR_STORAGE_DIR",
+    "api_secrets": "SIDECAR_API_SECRET",
+    "webhook_secret": "SIDECAR_WEBHOOK_SECRET",
+    "webhook_url": "SIDECAR_WEBHOOK_URL",
+    "signature_tolerance": "SIDECAR_SIGNATURE_TOLERANCE",
+    "encryption_key": "SIDECAR_ENCRYPTION_KEY",
+    "database_url": "SIDECAR_DATABASE_URL",
+    "wa_web_url": "WA_WEB_URL",
+    "chromium_path": "CHROMIUM_PATH",
+    "wa_js_path": "WA_JS_PATH",
+    "max_sessions": "MAX_SESSIONS",
+    "max_concurrent_launches": "MAX_CONCURRENT_LAUNCHES",
+    "session_memory_limit_mb": "SESSION_MEMORY_LIMIT_MB",
+    "pacing": "SIDECAR_PACING",
+    "max_body_bytes": "SIDECAR_MAX_BODY_BYTES",
+    "public_url": "SIDECAR_PUBLIC_URL",
+    "broadcast_driver": "BROADCAST_DRIVER",
+    "pusher_app_id": "PUSHER_APP_ID",
+    "pusher_app_key": "PUSHER_APP_KEY",
+    "pusher_app_secret": "PUSHER_APP_SECRET",
+    "pusher_host": "PUSHER_HOST",
+    "pusher_port": "PUSHER_PORT",
+    "pusher_scheme": "PUSHER_SCHEME",
+    "meta_graph_url": "META_GRAPH_URL",
+    "meta_graph_version": "META_GRAPH_VERSION",
+    "log_level": "SIDECAR_LOG_LEVEL",
+}

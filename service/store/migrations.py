@@ -1,0 +1,78 @@
+"""Schema versions, applied in order at start; each runs once, in its own transaction.
+
+The SQL stays portable (TEXT, INTEGER, REAL/DOUBLE, plain indexes) so a MySQL dialect can
+follow with the same statements where possible.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "sessions, messages, webhook outbox",
+        [
+            """
+            CREATE TABLE sessions (
+                session_id VARCHAR(64) NOT NULL PRIMARY KEY,
+                workspace_id VARCHAR(64) NOT NULL,
+                provider_mode VARCHAR(8) NOT NULL DEFAULT 'auto',
+                status VARCHAR(16) NOT NULL DEFAULT 'stopped',
+                desired_state VARCHAR(8) NOT NULL DEFAULT 'stopped',
+                phone_number VARCHAR(32),
+                webhook_url TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                last_error TEXT,
+                qr TEXT,
+                qr_expires_at DOUBLE PRECISION,
+                meta_sealed TEXT,
+                meta_phone_number_id VARCHAR(64)
+            )
+            """,
+            "CREATE INDEX sessions_workspace ON sessions (workspace_id, status)",
+            "CREATE INDEX sessions_meta_phone ON sessions (meta_phone_number_id)",
+            """
+            CREATE TABLE messages (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id VARCHAR(40) NOT NULL UNIQUE,
+                session_id VARCHAR(64) NOT NULL,
+                workspace_id VARCHAR(64) NOT NULL,
+                direction VARCHAR(3) NOT NULL,
+                chat_id VARCHAR(128) NOT NULL,
+                type VARCHAR(16) NOT NULL,
+                content TEXT NOT NULL,
+                status VARCHAR(16) NOT NULL,
+                priority VARCHAR(8) NOT NULL DEFAULT 'normal',
+                provider VARCHAR(8),
+                provider_message_id VARCHAR(190),
+                idempotency_key VARCHAR(190),
+                error TEXT,
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE UNIQUE INDEX messages_idempotency ON messages (workspace_id, idempotency_key)",
+            "CREATE INDEX messages_queue ON messages (session_id, status, priority, seq)",
+            "CREATE INDEX messages_provider_id ON messages (provider_message_id)",
+            """
+            CREATE TABLE outbox (
+                seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                id VARCHAR(40) NOT NULL UNIQUE,
+                event VARCHAR(40) NOT NULL,
+                workspace_id VARCHAR(64) NOT NULL,
+                session_id VARCHAR(64) NOT NULL,
+                url TEXT,
+                body TEXT NOT NULL,
+                status VARCHAR(12) NOT NULL DEFAULT 'pending',
+                attempts INTEGER NOT NULL DEFAULT 0,
+                next_attempt_at DOUBLE PRECISION NOT NULL,
+                last_error TEXT,
+                last_status_code INTEGER,
+                created_at DOUBLE PRECISION NOT NULL,
+                delivered_at DOUBLE PRECISION
+            )
+            """,
+            "CREATE INDEX outbox_pending ON outbox (status, session_id, seq)",
+        ],
+    ),
+]

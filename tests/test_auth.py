@@ -1,0 +1,190 @@
+"""Inbound HMAC auth (DESIGN.md §2) against a live server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from service.app import create_app
+from service.auth import ReplayCache
+from service.settings import Settings
+from service.signing import sign_request, verify_request
+from tests.conftest import API_SECRET
+from tests.support.server import serve_app
+from tests.support.signing import SidecarAuth
+
+
+def signed_headers(
+    secret: str, method: str, path: str, body: bytes = b"", ts: int | None = None
+) -> dict[str, str]:
+    timestamp = str(int(time.time()) if ts is None else ts)
+    return {
+        "X-Timestamp": timestamp,
+        "X-HMAC-Signature": sign_request(secret, timestamp, method, path, body),
+        "Content-Type": "application/json",
+    }
+
+
+def error_code(response: httpx.Response) -> str:
+    code: str = response.json()["error"]["code"]
+    return code
+
+
+def test_signed_request_succeeds(api: httpx.Client) -> None:
+    response = api.get("/api/sessions")
+    assert response.status_code == 200
+    assert response.json() == {"data": []}
+
+
+def test_signed_post_creates(api: httpx.Client) -> None:
+    response = api.post("/api/sessions", json={"workspace_id": "w1", "start": False})
+    assert response.status_code == 201, response.text
+
+
+def test_wrong_secret(raw: httpx.Client) -> None:
+    headers = signed_headers("not-the-secret", "GET", "/api/sessions")
+    response = raw.get("/api/sessions", headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "invalid_signature"
+
+
+def test_tampered_body(raw: httpx.Client) -> None:
+    body = b'{"workspace_id":"w1"}'
+    headers = signed_headers(API_SECRET, "POST", "/api/sessions", body)
+    response = raw.post("/api/sessions", content=b'{"workspace_id":"w2"}', headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "invalid_signature"
+    listing = raw.get("/api/sessions", headers=signed_headers(API_SECRET, "GET", "/api/sessions"))
+    assert listing.json() == {"data": []}
+
+
+def test_tampered_path_and_query(raw: httpx.Client) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions")
+    response = raw.get("/api/sessions/other", headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "invalid_signature"
+    # The query string is part of what is signed.
+    response = raw.get("/api/sessions?workspace_id=w1", headers=headers)
+    assert response.status_code == 401
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions?workspace_id=w1")
+    assert raw.get("/api/sessions?workspace_id=w1", headers=headers).status_code == 200
+
+
+def test_tampered_method(raw: httpx.Client) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions/x")
+    response = raw.delete("/api/sessions/x", headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "invalid_signature"
+
+
+@pytest.mark.parametrize("offset", [-301, 301, -100_000])
+def test_stale_and_future_timestamps(raw: httpx.Client, offset: int) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions", ts=int(time.time()) + offset)
+    response = raw.get("/api/sessions", headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "stale_timestamp"
+
+
+def test_timestamp_inside_window_is_accepted(raw: httpx.Client) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions", ts=int(time.time()) - 250)
+    assert raw.get("/api/sessions", headers=headers).status_code == 200
+
+
+def test_replayed_state_changing_request(raw: httpx.Client) -> None:
+    body = json.dumps({"workspace_id": "w1", "session_id": "s1", "start": False}).encode()
+    headers = signed_headers(API_SECRET, "POST", "/api/sessions", body)
+    first = raw.post("/api/sessions", content=body, headers=headers)
+    assert first.status_code == 201
+    again = raw.post("/api/sessions", content=body, headers=headers)
+    assert again.status_code == 401
+    assert error_code(again) == "replayed_request"
+
+
+def test_replayed_read_is_allowed(raw: httpx.Client) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions")
+    assert raw.get("/api/sessions", headers=headers).status_code == 200
+    assert raw.get("/api/sessions", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("missing", ["X-Timestamp", "X-HMAC-Signature", "both"])
+def test_missing_headers(raw: httpx.Client, missing: str) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions")
+    for name in ("X-Timestamp", "X-HMAC-Signature"):
+        if missing in (name, "both"):
+            del headers[name]
+    response = raw.get("/api/sessions", headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "invalid_signature"
+
+
+@pytest.mark.parametrize("timestamp", ["abc", "1.5", "-5", "99999999999999999999"])
+def test_garbage_timestamp(raw: httpx.Client, timestamp: str) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions")
+    headers["X-Timestamp"] = timestamp
+    response = raw.get("/api/sessions", headers=headers)
+    assert response.status_code == 401
+    assert error_code(response) == "invalid_signature"
+
+
+def test_uppercase_hex_signature_is_accepted(raw: httpx.Client) -> None:
+    headers = signed_headers(API_SECRET, "GET", "/api/sessions")
+    headers["X-HMAC-Signature"] = headers["X-HMAC-Signature"].upper()
+    assert raw.get("/api/sessions", headers=headers).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/health", "/ready", "/openapi.json"])
+def test_operational_endpoints_are_unsigned(raw: httpx.Client, path: str) -> None:
+    assert raw.get(path).status_code == 200
+
+
+def test_rotation_accepts_any_configured_secret(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(SIDECAR_API_SECRET="new-secret-aaaa, old-secret-bbbb")
+    with serve_app(create_app(settings)) as base:
+        for secret, expected in (
+            ("new-secret-aaaa", 200),
+            ("old-secret-bbbb", 200),
+            ("retired-secret-cccc", 401),
+        ):
+            with httpx.Client(base_url=base, auth=SidecarAuth(secret)) as client:
+                assert client.get("/api/sessions").status_code == expected, secret
+
+
+def test_unknown_api_path_still_requires_a_signature(raw: httpx.Client) -> None:
+    response = raw.get("/api/nothing-here")
+    assert response.status_code == 401
+
+
+@given(body=st.binary(max_size=512), flip=st.integers(min_value=0, max_value=511))
+def test_any_byte_of_the_body_is_covered(body: bytes, flip: int) -> None:
+    signature = sign_request("k", "1700000000", "POST", "/api/x", body)
+    assert verify_request(["k"], signature, "1700000000", "POST", "/api/x", body)
+    if body:
+        i = flip % len(body)
+        tampered = body[:i] + bytes([body[i] ^ 1]) + body[i + 1 :]
+        assert not verify_request(["k"], signature, "1700000000", "POST", "/api/x", tampered)
+
+
+def test_signature_matches_a_known_vector() -> None:
+    # From: printf '1700000000\nPOST\n/api/sessions\n{}' | openssl dgst -sha256 -hmac secret
+    expected = "b1ed0f18d4d0b17cc1da26caa6ff9a2965e92e2dca1c2455208b8da023921d49"
+    assert sign_request("secret", "1700000000", "post", "/api/sessions", b"{}") == expected
+
+
+def test_replay_cache_forgets_after_ttl() -> None:
+    cache = ReplayCache(ttl=10)
+    assert not cache.seen("a", now=100)
+    assert cache.seen("a", now=105)
+    assert not cache.seen("a", now=111)
+
+
+def test_replay_cache_is_bounded() -> None:
+    cache = ReplayCache(ttl=1000, max_entries=3)
+    for i in range(10):
+        cache.seen(str(i), now=1)
+    assert len(cache._seen) <= 3

@@ -1,0 +1,96 @@
+"""The SQLite store: migrations, WAL, atomic writes with their outbox events."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from service.errors import Conflict, SessionNotFound
+from service.store import NewEvent, SessionRecord, SQLiteStore
+from service.store.migrations import MIGRATIONS
+
+
+async def open_store(path: Path) -> SQLiteStore:
+    store = SQLiteStore(path)
+    await store.open()
+    return store
+
+
+async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite3"
+    store = await open_store(db)
+    await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
+    await store.close()
+    # Opening again must neither fail nor lose rows.
+    store = await open_store(db)
+    assert (await store.get_session("a")) is not None
+    await store.close()
+    conn = sqlite3.connect(db)
+    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [v for v, _, _ in MIGRATIONS]
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+async def test_update_writes_events_in_the_same_transaction(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "s.sqlite3")
+    await store.create_session(
+        SessionRecord(session_id="a", workspace_id="w", webhook_url="http://x.test/h")
+    )
+    record = await store.update_session(
+        "a",
+        {"status": "qr_required"},
+        [NewEvent("session_status_changed", {"status": "qr_required", "previous": "stopped"})],
+    )
+    assert record.status == "qr_required"
+    (event,) = await store.list_events(session_id="a")
+    body = json.loads(event.body)
+    assert body["id"] == event.id and event.id.startswith("evt_")
+    assert body["event"] == "session_status_changed"
+    assert body["workspace_id"] == "w" and body["session_id"] == "a"
+    assert body["data"] == {"status": "qr_required", "previous": "stopped"}
+    assert isinstance(body["timestamp"], int)
+    assert event.url == "http://x.test/h"
+    assert event.status == "pending"
+    await store.close()
+
+
+async def test_failed_update_leaves_no_event(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "s.sqlite3")
+    with pytest.raises(SessionNotFound):
+        await store.update_session("ghost", {"status": "connected"}, [NewEvent("x", {})])
+    assert await store.list_events() == []
+    with pytest.raises(ValueError):
+        await store.update_session("ghost", {"no_such_column": 1})
+    await store.close()
+
+
+async def test_duplicate_create_conflicts(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "s.sqlite3")
+    await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
+    with pytest.raises(Conflict):
+        await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
+    assert await store.count_sessions() == 1
+    await store.close()
+
+
+async def test_filters_and_delete(tmp_path: Path) -> None:
+    store = await open_store(tmp_path / "s.sqlite3")
+    for sid, ws, desired in (
+        ("a", "w1", "running"),
+        ("b", "w1", "stopped"),
+        ("c", "w2", "running"),
+    ):
+        await store.create_session(
+            SessionRecord(session_id=sid, workspace_id=ws, desired_state=desired)
+        )
+    assert [s.session_id for s in await store.list_sessions(workspace_id="w1")] == ["a", "b"]
+    assert [s.session_id for s in await store.list_sessions(desired_state="running")] == ["a", "c"]
+    assert await store.delete_session("a")
+    assert not await store.delete_session("a")
+    assert await store.count_sessions() == 2
+    assert await store.ping()
+    await store.close()

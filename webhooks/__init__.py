@@ -1,0 +1,1 @@
+"""Outbound signed webhooks and the Reverb/Pusher broadcaster."""
