@@ -68,6 +68,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
     signature = sign_request(settings.api_secrets[0], timestamp, method, args.path, body)
     parts = [
         "curl",
+        "-sS",
         "-X",
         method,
         "-H",

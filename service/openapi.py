@@ -105,6 +105,14 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Qr": {
+        "type": "object",
+        "properties": {
+            "qr": {"type": "string", "description": "the string to render as a QR code"},
+            "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            "image_url": {"type": "string", "format": "uri"},
+        },
+    },
     "SessionCreate": {
         "type": "object",
         "required": ["workspace_id"],
@@ -191,6 +199,52 @@ def build_openapi() -> dict[str, Any]:
         "/api/sessions/{session_id}/logout": _session_action(
             "Unlink the device and wipe the profile"
         ),
+        "/api/sessions/{session_id}/qr": {
+            "get": _op(
+                "The current QR: JSON, or the PNG with Accept: image/png",
+                {
+                    "200": {
+                        "description": "the QR",
+                        "content": {
+                            "application/json": {"schema": _ref("Qr")},
+                            "image/png": {"schema": {"type": "string", "format": "binary"}},
+                        },
+                    },
+                    **_errors(401, 404, 409),
+                },
+                params=[_SESSION_ID_PARAM],
+            )
+        },
+        "/api/sessions/{session_id}/pairing-code": {
+            "post": _op(
+                "A link code to type on the phone instead of scanning",
+                {
+                    "200": _json(
+                        {"type": "object", "properties": {"code": {"type": "string"}}}, "the code"
+                    ),
+                    **_errors(400, 401, 404, 409, 422),
+                },
+                body={
+                    "type": "object",
+                    "required": ["phone"],
+                    "properties": {"phone": {"type": "string", "examples": ["+5511999999999"]}},
+                },
+                params=[_SESSION_ID_PARAM],
+            )
+        },
+        "/qr/{token}.png": {
+            "get": _op(
+                "The QR as PNG behind a short-lived signed token (for <img src>)",
+                {
+                    "200": {"description": "PNG", "content": {"image/png": {}}},
+                    **_errors(404),
+                },
+                params=[
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                signed=False,
+            )
+        },
         "/health": {
             "get": _op("Liveness", {"200": _json({"type": "object"}, "alive")}, signed=False)
         },

@@ -51,7 +51,7 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 @pytest.fixture
 def live(settings: Settings) -> Iterator[str]:
     """Base URL of a sidecar built from `settings`, served by uvicorn on 127.0.0.1."""
-    with serve_app(create_app(settings)) as base:
+    with serve_app(create_app(settings, with_browsers=False)) as base:
         yield base
 
 

@@ -249,7 +249,7 @@ def test_meta_secrets_are_sealed_and_never_returned(api: httpx.Client, settings:
 def test_meta_needs_an_encryption_key(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(SIDECAR_ENCRYPTION_KEY="")
     with (
-        serve_app(create_app(settings)) as base,
+        serve_app(create_app(settings, with_browsers=False)) as base,
         httpx.Client(base_url=base, auth=SidecarAuth(API_SECRET)) as client,
     ):
         response = client.post(
@@ -263,7 +263,7 @@ def test_meta_needs_an_encryption_key(make_settings: Callable[..., Settings]) ->
 def test_at_capacity(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(MAX_SESSIONS="2")
     with (
-        serve_app(create_app(settings)) as base,
+        serve_app(create_app(settings, with_browsers=False)) as base,
         httpx.Client(base_url=base, auth=SidecarAuth(API_SECRET)) as client,
     ):
         for i in range(2):

@@ -50,7 +50,7 @@ def test_sign_prints_a_curl_command_that_works(tmp_path: Path) -> None:
             "sign", "POST", "/api/sessions", body, env={**env, "SIDECAR_PORT": str(port)}
         )
         argv = shlex.split(line)
-        assert argv[0] == "curl"
+        assert argv[:2] == ["curl", "-sS"]
         headers = dict(argv[i + 1].split(": ", 1) for i, a in enumerate(argv) if a == "-H")
         assert set(headers) == {"X-Timestamp", "X-HMAC-Signature", "Content-Type"}
         assert argv[-1] == f"http://127.0.0.1:{port}/api/sessions"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from service.clock import iso
 from service.errors import ValidationFailed
 from service.sessions.manager import MetaConfig, SessionManager
 from service.store import PROVIDER_MODES, SESSION_STATUSES, SessionRecord
@@ -28,13 +28,6 @@ from service.validation import (
 _CREATE_FIELDS = {"workspace_id", "session_id", "provider_mode", "start", "webhook_url", "meta"}
 _PATCH_FIELDS = {"provider_mode", "webhook_url", "meta"}
 _META_FIELDS = {"phone_number_id", "access_token", "app_secret", "verify_token"}
-
-
-def iso(ts: float | None) -> str | None:
-    """Unix seconds as ISO 8601 UTC (`2026-11-22T01:37:46Z`), what Carbon::parse reads."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def session_view(record: SessionRecord) -> dict[str, Any]:

@@ -1,0 +1,105 @@
+"""The control API: the phone and the other party, driven by tests and demos (DESIGN §6).
+
+JSON in, JSON out, no auth: it is meant for loopback only.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from sandbox.errors import Invalid
+from sandbox.network import Network, serialize_devices
+from sandbox.payloads import optional_dict, optional_str, read_json, required
+from sandbox.wids import normalize_phone
+
+
+class ControlApi:
+    """Scan a QR, confirm a pairing code, deliver inbound messages, raise acks, cut or
+    unlink devices, and list what a device sent."""
+
+    def __init__(self, network: Network) -> None:
+        self.network = network
+
+    def routes(self) -> list[BaseRoute]:
+        """The control routes, all under /control."""
+        return [
+            Route("/control/scan", self.scan, methods=["POST"]),
+            Route("/control/pairing", self.pairing, methods=["POST"]),
+            Route("/control/inbound", self.inbound, methods=["POST"]),
+            Route("/control/ack", self.ack, methods=["POST"]),
+            Route("/control/devices", self.devices, methods=["GET"]),
+            Route("/control/devices/{target}/disconnect", self.disconnect, methods=["POST"]),
+            Route("/control/devices/{target}/reconnect", self.reconnect, methods=["POST"]),
+            Route("/control/devices/{target}/logout", self.logout, methods=["POST"]),
+            Route("/control/sent", self.sent, methods=["GET"]),
+            Route("/control/qr", self.qr, methods=["GET"]),
+        ]
+
+    async def scan(self, request: Request) -> Response:
+        """`{qr, phone}`: link the device showing that QR (full code or bare ref)."""
+        body = await read_json(request)
+        device = self.network.scan(required(body, "qr"), required(body, "phone"))
+        return JSONResponse({"ok": True, "phone": device.phone, "device_id": device.device_id})
+
+    async def pairing(self, request: Request) -> Response:
+        """`{code}`: link the device that asked for this code, as the phone it named."""
+        body = await read_json(request)
+        device = self.network.confirm_pairing_code(required(body, "code"))
+        return JSONResponse({"ok": True, "phone": device.phone, "device_id": device.device_id})
+
+    async def inbound(self, request: Request) -> Response:
+        """`{to, from, text?, media?: {mimetype, data, filename?, caption?, type?},
+        location?: {lat, lng, name?, address?}, notify_name?, group?}` -> `{message_id}`."""
+        body = await read_json(request)
+        answer = self.network.inbound(
+            required(body, "to"),
+            required(body, "from"),
+            text=optional_str(body, "text"),
+            media=optional_dict(body, "media"),
+            location=optional_dict(body, "location"),
+            notify_name=optional_str(body, "notify_name", 256),
+            group=optional_str(body, "group", 128),
+        )
+        return JSONResponse(answer)
+
+    async def ack(self, request: Request) -> Response:
+        """`{message_id, ack}`: the recipient's phone raised an ack on a sent message."""
+        body = await read_json(request)
+        record = self.network.ack(required(body, "message_id"), required(body, "ack"))
+        return JSONResponse({"ok": True, "message_id": record.message_id, "ack": record.ack})
+
+    async def devices(self, request: Request) -> Response:
+        """Every device the sandbox knows."""
+        return JSONResponse({"devices": self.network.list_devices()})
+
+    async def disconnect(self, request: Request) -> Response:
+        """Take the devices of a phone (or one device id) offline."""
+        devices = self.network.disconnect(request.path_params["target"])
+        return JSONResponse({"ok": True, "devices": serialize_devices(devices)})
+
+    async def reconnect(self, request: Request) -> Response:
+        """Bring them back online."""
+        devices = self.network.reconnect(request.path_params["target"])
+        return JSONResponse({"ok": True, "devices": serialize_devices(devices)})
+
+    async def logout(self, request: Request) -> Response:
+        """Unlink them, as "Log out" in the phone's Linked devices screen does."""
+        devices = self.network.unlink(request.path_params["target"])
+        return JSONResponse({"ok": True, "devices": serialize_devices(devices)})
+
+    async def sent(self, request: Request) -> Response:
+        """`?phone=` or `?device=` -> `{messages: [...]}`, oldest first."""
+        phone = request.query_params.get("phone")
+        device = request.query_params.get("device")
+        if not phone and not device:
+            raise Invalid("validation_error", "phone or device is required", field="phone")
+        records = self.network.sent(
+            phone=normalize_phone(phone) if phone else None, device_id=device or None
+        )
+        return JSONResponse({"messages": [r.to_json() for r in records]})
+
+    async def qr(self, request: Request) -> Response:
+        """`?device=` -> the QR that device shows now."""
+        return JSONResponse(self.network.current_qr(request.query_params.get("device")))

@@ -1,0 +1,118 @@
+"""What the browser loads: the page, its `WPP` script, and the page's network under /net."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import BaseRoute, Route
+
+from sandbox.errors import Invalid
+from sandbox.network import Network
+from sandbox.payloads import read_json
+from sandbox.stream import MAX_STREAM_SECONDS, event_stream
+
+STATIC_DIR = Path(__file__).parent / "static"
+# Persistent profiles would otherwise keep a stale script across sandbox upgrades.
+NO_CACHE = {"Cache-Control": "no-cache"}
+
+
+class PageSite:
+    """The web.whatsapp.com stand-in: `GET /`, `/static/wpp.js` and the `/net/*` calls."""
+
+    def __init__(self, network: Network, stream_lifetime: float = MAX_STREAM_SECONDS) -> None:
+        self.network = network
+        self.stream_lifetime = stream_lifetime
+        self.index_html = (STATIC_DIR / "index.html").read_bytes()
+        self.wpp_js = (STATIC_DIR / "wpp.js").read_bytes()
+
+    def routes(self) -> list[BaseRoute]:
+        """The page's routes."""
+        return [
+            Route("/", self.index, methods=["GET"]),
+            Route("/static/wpp.js", self.script, methods=["GET"]),
+            Route("/favicon.ico", self.favicon, methods=["GET"]),
+            Route("/net/hello", self.hello, methods=["POST"]),
+            Route("/net/qr", self.qr, methods=["POST"]),
+            Route("/net/qr/idle", self.qr_idle, methods=["POST"]),
+            Route("/net/pairing", self.pairing, methods=["POST"]),
+            Route("/net/send", self.send, methods=["POST"]),
+            Route("/net/logout", self.logout, methods=["POST"]),
+            Route("/net/media", self.media, methods=["GET"]),
+            Route("/net/events", self.events, methods=["GET"]),
+        ]
+
+    async def index(self, request: Request) -> Response:
+        """The page itself."""
+        return Response(self.index_html, media_type="text/html", headers=NO_CACHE)
+
+    async def script(self, request: Request) -> Response:
+        """The `window.WPP` implementation."""
+        return Response(self.wpp_js, media_type="text/javascript", headers=NO_CACHE)
+
+    async def favicon(self, request: Request) -> Response:
+        """Nothing, without a 404 in the browser console."""
+        return Response(status_code=204)
+
+    async def hello(self, request: Request) -> Response:
+        """`{device_id?, token?, keys?}` -> status, device id, phone, config, event seq."""
+        body = await read_json(request)
+        answer = self.network.hello(body.get("device_id"), body.get("token"), body.get("keys"))
+        return JSONResponse(answer)
+
+    async def qr(self, request: Request) -> Response:
+        """`{device_id, keys?}` -> a fresh QR ref."""
+        body = await read_json(request)
+        return JSONResponse(self.network.issue_ref(body.get("device_id"), body.get("keys")))
+
+    async def qr_idle(self, request: Request) -> Response:
+        """`{device_id}`: the page stopped rotating; its last ref dies."""
+        body = await read_json(request)
+        self.network.idle_ref(body.get("device_id"))
+        return JSONResponse({"ok": True})
+
+    async def pairing(self, request: Request) -> Response:
+        """`{device_id, phone}` -> `{code}`."""
+        body = await read_json(request)
+        code = self.network.request_pairing_code(body.get("device_id"), body.get("phone"))
+        return JSONResponse({"code": code})
+
+    async def send(self, request: Request) -> Response:
+        """`{device_id, token, to, type, ...}` -> `{id, t, ack}`."""
+        body = await read_json(request)
+        record = self.network.send(body.get("device_id"), body.get("token"), body)
+        return JSONResponse({"id": record.id, "t": record.timestamp, "ack": 1})
+
+    async def logout(self, request: Request) -> Response:
+        """`{device_id, token}`: the page unlinks itself."""
+        body = await read_json(request)
+        seq = self.network.page_logout(body.get("device_id"), body.get("token"))
+        return JSONResponse({"ok": True, "event_seq": seq})
+
+    async def media(self, request: Request) -> Response:
+        """`?device=&token=&id=` -> the media bytes."""
+        q = request.query_params
+        found = self.network.media(q.get("device"), q.get("token"), q.get("id"))
+        return Response(found.data, media_type=found.mimetype)
+
+    async def events(self, request: Request) -> Response:
+        """`?device=&since=` -> the device's events as Server-Sent Events."""
+        device = self.network.device(request.query_params.get("device"))
+        since = _int(request.query_params.get("since"), "since")
+        # EventSource resends the last id it saw when it reconnects by itself.
+        since = max(since, _int(request.headers.get("last-event-id"), "Last-Event-ID"))
+        return StreamingResponse(
+            event_stream(self.network, device, since, max_lifetime=self.stream_lifetime),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+
+def _int(value: str | None, field: str) -> int:
+    if value is None or value == "":
+        return 0
+    try:
+        return max(0, int(value))
+    except ValueError:
+        raise Invalid("validation_error", f"{field} must be an integer", field=field) from None

@@ -1,0 +1,80 @@
+"""QR and pairing-code endpoints: how a phone gets linked to a session."""
+
+from __future__ import annotations
+
+import re
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from service.clock import iso
+from service.errors import Conflict, NotFound, ValidationFailed
+from service.links import SignedLinks
+from service.qr import qr_png
+from service.sessions.runtime import SessionRuntime
+from service.store import Store
+from service.validation import check_id, json_object, reject_unknown, req_str
+
+_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _runtime(request: Request) -> SessionRuntime:
+    runtime: SessionRuntime | None = request.app.state.runtime
+    if runtime is None:
+        raise Conflict("this instance runs no browsers", code="runtime_disabled")
+    return runtime
+
+
+def _wants_png(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "image/png" in accept and "application/json" not in accept
+
+
+async def get_qr(request: Request) -> Response:
+    session_id = check_id(request.path_params["session_id"], "session_id")
+    record = await _runtime(request).current_qr(session_id)
+    assert record.qr is not None
+    if _wants_png(request):
+        return Response(qr_png(record.qr), media_type="image/png", headers=_NO_STORE)
+    tokens: SignedLinks = request.app.state.qr_links
+    return JSONResponse(
+        {
+            "qr": record.qr,
+            "expires_at": iso(record.qr_expires_at),
+            "image_url": tokens.url(session_id),
+        },
+        headers=_NO_STORE,
+    )
+
+
+async def qr_image(request: Request) -> Response:
+    """The PNG behind a signed, short-lived token: for `<img src>` without API signing."""
+    tokens: SignedLinks = request.app.state.qr_links
+    session_id = tokens.read(request.path_params["token"])
+    if session_id is None:
+        raise NotFound("this QR link is invalid or expired", code="qr_link_expired")
+    store: Store = request.app.state.store
+    record = await store.get_session(session_id)
+    if record is None or record.qr is None:
+        raise NotFound("no QR to show for this session right now", code="no_qr")
+    return Response(qr_png(record.qr), media_type="image/png", headers=_NO_STORE)
+
+
+async def pairing_code(request: Request) -> Response:
+    session_id = check_id(request.path_params["session_id"], "session_id")
+    data = await json_object(request)
+    reject_unknown(data, {"phone"})
+    phone = req_str(data, "phone", max_len=32).replace(" ", "").replace("-", "")
+    if not _PHONE.fullmatch(phone):
+        raise ValidationFailed("phone", "must be an international number: digits, optional +")
+    code = await _runtime(request).pairing_code(session_id, phone.lstrip("+"))
+    return JSONResponse({"code": code})
+
+
+routes = [
+    Route("/api/sessions/{session_id}/qr", get_qr, methods=["GET"]),
+    Route("/api/sessions/{session_id}/pairing-code", pairing_code, methods=["POST"]),
+    Route("/qr/{token}.png", qr_image, methods=["GET"]),
+]

@@ -1,0 +1,82 @@
+"""Chromium's process tree: find it by profile, measure it, kill all of it."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+import psutil
+
+
+def profile_processes(profile: Path) -> list[psutil.Process]:
+    """Every live process started with `--user-data-dir=<profile>` (browser and children)."""
+    marker = f"--user-data-dir={profile.resolve()}"
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        try:
+            cmdline = proc.info["cmdline"] or []
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if marker in cmdline and proc.status() != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def browser_pid(profile: Path) -> int | None:
+    """The main browser process of a profile: the one without a `--type=` switch."""
+    for proc in profile_processes(profile):
+        try:
+            if not any(a.startswith("--type=") for a in proc.cmdline()):
+                return proc.pid
+        except psutil.NoSuchProcess:
+            continue
+    return None
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_pss(pid: int) -> int:
+    """Proportional set size of a process and its descendants, in bytes."""
+    total = 0
+    for proc in tree(pid):
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def kill_processes(procs: list[psutil.Process], grace: float = 0.0) -> None:
+    """End each process: SIGTERM first when `grace` > 0 (Chromium then writes its profile
+    to disk), SIGKILL for whatever is still alive after that. Gone processes are fine."""
+    if grace > 0:
+        for proc in procs:
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+        _, procs = psutil.wait_procs(procs, timeout=grace)
+    for proc in procs:
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=5)
+
+
+def kill_tree(pid: int) -> None:
+    kill_processes(tree(pid))
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

@@ -1,0 +1,46 @@
+"""Short-lived signed links for things an `<img src>` or a download must reach unsigned
+(QR images, media files). The token is the credential; it names one resource and expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+
+class SignedLinks:
+    """Issues `{base_url}{prefix}{token}{suffix}` links and reads their tokens back."""
+
+    def __init__(
+        self,
+        api_secret: str,
+        base_url: str,
+        *,
+        purpose: str,
+        prefix: str,
+        suffix: str = "",
+        max_age: int,
+    ) -> None:
+        # A key per purpose, derived from the API secret: a QR token never opens media, and
+        # no token is a signature that means anything elsewhere.
+        key = hmac.new(
+            api_secret.encode(), f"wa-sidecar {purpose} link".encode(), hashlib.sha256
+        ).hexdigest()
+        self._serializer = URLSafeTimedSerializer(key, salt=purpose)
+        self.base_url = base_url
+        self.prefix = prefix
+        self.suffix = suffix
+        self.max_age = max_age
+
+    def url(self, value: str) -> str:
+        return f"{self.base_url}{self.prefix}{self._serializer.dumps(value)}{self.suffix}"
+
+    def read(self, token: str) -> str | None:
+        """The value a token names, or None when it is forged, for another purpose or expired."""
+        try:
+            value = self._serializer.loads(token, max_age=self.max_age)
+        except BadSignature:
+            return None
+        return value if isinstance(value, str) else None

@@ -1,0 +1,189 @@
+"""The session runtime: one supervised worker per running session, restored on boot."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from service.browser import BridgeError
+from service.errors import Conflict, SessionNotFound
+from service.sessions.layout import profile_dir, remove_tree
+from service.sessions.state import StatusWriter
+from service.sessions.worker import SessionWorker, WorkerContext
+from service.store import NewEvent, SessionRecord
+
+log = logging.getLogger("service.sessions")
+
+# How long an explicit stop, logout or delete waits for the browser to close.
+STOP_TIMEOUT = 30.0
+
+
+class SessionRuntime:
+    """Makes each session's observed status follow its desired_state."""
+
+    def __init__(self, ctx: WorkerContext) -> None:
+        self.ctx = ctx
+        self.workers: dict[str, SessionWorker] = {}
+        self._lock = asyncio.Lock()
+        self._closing = False
+
+    @property
+    def status(self) -> StatusWriter:
+        return self.ctx.status
+
+    async def start(self) -> None:
+        """Start the driver and restore every session whose desired_state is running."""
+        await self.ctx.launcher.start()
+        for record in await self.ctx.store.list_sessions():
+            if record.desired_state == "running":
+                await self.reconcile(record.session_id)
+            elif record.status != "stopped":
+                # Left behind by a crash: nothing runs this session now.
+                await self.status.move(
+                    record,
+                    "stopped",
+                    reason="restored",
+                    changes={"qr": None, "qr_expires_at": None},
+                )
+
+    async def shutdown(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Close every browser cleanly; statuses stay as they are for the next boot."""
+        self._closing = True
+        workers = list(self.workers.values())
+        for worker in workers:
+            worker.stop(silent=True)
+        tasks = [w.task for w in workers if w.task is not None]
+        if tasks:
+            await asyncio.wait(tasks, timeout=timeout)
+        await self.ctx.launcher.stop()
+
+    async def reconcile(self, session_id: str) -> None:
+        async with self._lock:
+            if self._closing:
+                return
+            record = await self.ctx.store.get_session(session_id)
+            worker = self.workers.get(session_id)
+            if record is None:
+                return
+            if record.desired_state == "running":
+                if worker is None or worker.stopping:
+                    if worker is None:
+                        # So the API's answer already shows the launch under way.
+                        await self.status.move(record, "initializing")
+                    self._spawn(session_id, after=worker)
+            elif worker is not None and not worker.stopping:
+                worker.stop()
+            elif worker is None and record.status != "stopped":
+                await self.status.move(record, "stopped")
+
+    def _spawn(self, session_id: str, after: SessionWorker | None) -> None:
+        worker = SessionWorker(session_id, self.ctx)
+        self.workers[session_id] = worker
+        worker.start(after=after.task if after else None)
+        assert worker.task is not None
+        worker.task.add_done_callback(lambda _t: self._forget(worker))
+
+    def _forget(self, worker: SessionWorker) -> None:
+        if self.workers.get(worker.session_id) is worker:
+            del self.workers[worker.session_id]
+
+    async def _stop_and_wait(self, session_id: str, reason: str) -> None:
+        worker = self.workers.get(session_id)
+        if worker is None:
+            return
+        worker.stop(reason=reason)
+        if worker.task is not None:
+            await asyncio.wait([worker.task], timeout=STOP_TIMEOUT)
+
+    async def restart(self, session_id: str) -> None:
+        worker = self.workers.get(session_id)
+        if worker is not None and not worker.stopping:
+            worker.restart()
+        else:
+            await self.reconcile(session_id)
+
+    async def logout(self, session_id: str) -> None:
+        """Unlink the device (when the page can), close the browser, wipe the profile."""
+        record = await self._record(session_id)
+        worker = self.workers.get(session_id)
+        if worker is not None and worker.bridge is not None:
+            try:
+                await worker.bridge.logout()
+            except BridgeError as exc:
+                log.warning("session %s: in-page logout failed: %s", session_id, exc)
+        await self._stop_and_wait(session_id, "logout")
+        remove_tree(profile_dir(self.ctx.sessions_root, record.workspace_id, session_id))
+        record = await self._record(session_id)
+        await self.ctx.store.update_session(
+            session_id, {"phone_number": None, "qr": None, "qr_expires_at": None}
+        )
+        if record.desired_state == "running":
+            await self.reconcile(session_id)
+
+    async def remove(self, session_id: str) -> None:
+        await self._stop_and_wait(session_id, "deleted")
+
+    async def pairing_code(self, session_id: str, phone: str) -> str:
+        """Ask WhatsApp for a link code for `phone`; recorded as pairing_code_generated."""
+        record = await self._record(session_id)
+        worker = self.workers.get(session_id)
+        if worker is None or worker.bridge is None or record.status != "qr_required":
+            raise Conflict(
+                f"session is {record.status}; a pairing code needs it waiting for login "
+                "(status qr_required)",
+                code="session_not_ready",
+                details={"status": record.status},
+            )
+        try:
+            code = await worker.pairing_code(phone)
+        except BridgeError as exc:
+            raise Conflict(
+                f"WhatsApp refused the pairing code: {exc}", code="pairing_failed"
+            ) from None
+        await self.ctx.store.update_session(
+            session_id, {}, [NewEvent("pairing_code_generated", {"code": code})]
+        )
+        return code
+
+    async def current_qr(self, session_id: str, wait: float = 5.0) -> SessionRecord:
+        """The session with its current QR; an idle QR (unscanned too long) is refreshed."""
+        record = await self._record(session_id)
+        if record.status != "qr_required":
+            raise Conflict(
+                f"session is {record.status}; there is no QR to scan",
+                code="no_qr",
+                details={"status": record.status},
+            )
+        if record.qr is not None:
+            return record
+        worker = self.workers.get(session_id)
+        if worker is not None and worker.bridge is not None:
+            with contextlib.suppress(BridgeError):
+                await worker.bridge.refresh_qr()
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            record = await self._record(session_id)
+            if record.qr is not None:
+                return record
+            await asyncio.sleep(0.1)
+        raise Conflict(
+            "no QR is available yet; retry in a moment",
+            code="qr_not_ready",
+            details={"status": record.status},
+        )
+
+    async def _record(self, session_id: str) -> SessionRecord:
+        record = await self.ctx.store.get_session(session_id)
+        if record is None:
+            raise SessionNotFound(session_id)
+        return record
+
+    def browser_memory(self) -> dict[str, int]:
+        """PSS in bytes of each running session's Chromium tree."""
+        return {
+            sid: w.bridge.browser.memory_bytes()
+            for sid, w in list(self.workers.items())
+            if w.bridge is not None
+        }

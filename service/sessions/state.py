@@ -1,0 +1,70 @@
+"""The session state machine: named states, the allowed moves, and the one place that moves.
+
+Every status change is written together with its `session_status_changed` outbox event in a
+single transaction, so Laravel hears of each change exactly as the store records it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from service.store import NewEvent, SessionRecord, Store
+
+log = logging.getLogger("service.sessions")
+
+# Observed status -> statuses it may move to. `stopped`, `failed` and `initializing` are
+# reachable from anywhere (operator stop, supervision giving up, a (re)launch).
+ALLOWED: dict[str, frozenset[str]] = {
+    "stopped": frozenset(),
+    "initializing": frozenset({"qr_required", "authenticating", "connected", "disconnected"}),
+    "qr_required": frozenset({"qr_required", "authenticating", "connected"}),
+    "authenticating": frozenset({"connected", "qr_required", "disconnected"}),
+    "connected": frozenset({"disconnected", "qr_required"}),
+    "disconnected": frozenset({"connected", "qr_required"}),
+    "failed": frozenset(),
+}
+ANYWHERE = frozenset({"stopped", "failed", "initializing"})
+
+
+def can_move(current: str, new: str) -> bool:
+    return new in ANYWHERE or new in ALLOWED.get(current, frozenset())
+
+
+class StatusWriter:
+    """Moves sessions between states and records each move with its webhook event."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def move(
+        self,
+        record: SessionRecord,
+        status: str,
+        *,
+        reason: str | None = None,
+        changes: dict[str, Any] | None = None,
+        events: list[NewEvent] | None = None,
+    ) -> SessionRecord:
+        """Set `status` (plus `changes`) and append the status event, atomically.
+
+        A move the machine does not allow is skipped (logged), but `changes` and `events`
+        that come with it are still written; a move to the same status writes no status event.
+        """
+        changes = dict(changes or {})
+        events = list(events or [])
+        if status != record.status:
+            if can_move(record.status, status):
+                changes["status"] = status
+                data: dict[str, Any] = {"status": status, "previous": record.status}
+                if reason:
+                    data["reason"] = reason
+                phone = changes.get("phone_number", record.phone_number)
+                if phone:
+                    data["phone_number"] = phone
+                events.insert(0, NewEvent("session_status_changed", data))
+            else:
+                log.debug("ignoring move %s -> %s", record.status, status)
+        if not changes and not events:
+            return record
+        return await self.store.update_session(record.session_id, changes, events)

@@ -1,0 +1,285 @@
+"""One session's supervisor: launch its browser, follow the page, restart it when it dies."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from service.browser import BridgeError, ChromiumLauncher, LaunchError, PageBridge
+from service.browser.bridge import BridgeEvent
+from service.clock import iso
+from service.links import SignedLinks
+from service.sessions.layout import profile_dir
+from service.sessions.state import StatusWriter
+from service.store import NewEvent, SessionRecord, Store
+
+log = logging.getLogger("service.sessions")
+
+InboundHandler = Callable[[SessionRecord, BridgeEvent], Awaitable[None]]
+
+
+@dataclass
+class WorkerContext:
+    """What every worker shares: built once by the runtime."""
+
+    store: Store
+    status: StatusWriter
+    launcher: ChromiumLauncher
+    launch_slots: asyncio.Semaphore
+    qr_links: SignedLinks
+    sessions_root: Path
+    wa_web_url: str
+    wa_js_path: str | None
+    memory_limit_bytes: int
+    qr_ttl: float = 20.0
+    max_restarts: int = 5
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    stable_after: float = 120.0
+    memory_check_interval: float = 15.0
+    inbound: InboundHandler | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Why one browser run ended: `stop`, `restart` (asked for), `memory` or `crash`."""
+
+    kind: str
+    detail: str = ""
+
+
+class SessionWorker:
+    """Runs one session's browser until told to stop; crashes restart it with backoff."""
+
+    def __init__(self, session_id: str, ctx: WorkerContext) -> None:
+        self.session_id = session_id
+        self.ctx = ctx
+        self.bridge: PageBridge | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.stopping = False
+        self._silent = False
+        self._stop_reason: str | None = None
+        self._stop = asyncio.Event()
+        self._restart = asyncio.Event()
+        self._events: asyncio.Queue[BridgeEvent] = asyncio.Queue()
+
+    def start(self, after: asyncio.Task[None] | None = None) -> None:
+        """Begin supervising, once `after` (a previous worker of this session) is done."""
+        self.task = asyncio.create_task(self._main(after), name=f"session:{self.session_id}")
+
+    def stop(self, *, reason: str | None = None, silent: bool = False) -> None:
+        """Ask the worker to close its browser; `silent` leaves the status as it is
+        (the service is shutting down and will restore the session on boot)."""
+        self.stopping = True
+        self._silent = silent
+        self._stop_reason = reason
+        self._stop.set()
+
+    def restart(self) -> None:
+        self._restart.set()
+
+    async def record(self) -> SessionRecord:
+        record = await self.ctx.store.get_session(self.session_id)
+        if record is None:
+            raise LookupError(self.session_id)
+        return record
+
+    async def move(self, status: str, **kwargs: Any) -> SessionRecord:
+        return await self.ctx.status.move(await self.record(), status, **kwargs)
+
+    async def _main(self, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.gather(after, return_exceptions=True)
+        failures = 0
+        final: tuple[str, str | None, dict[str, Any]] = ("stopped", None, {})
+        try:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                outcome = await self._run_once()
+                if self._stop.is_set() or outcome.kind == "stop":
+                    break
+                if outcome.kind == "restart":
+                    failures = 0
+                    continue
+                if outcome.kind == "memory":
+                    log.warning("session %s over its memory ceiling; restarting", self.session_id)
+                    await self.move("initializing", reason="memory_limit")
+                    continue
+                if time.monotonic() - started > self.ctx.stable_after:
+                    failures = 0
+                failures += 1
+                log.warning(
+                    "session %s browser ended (%s), failure %d",
+                    self.session_id,
+                    outcome.detail,
+                    failures,
+                )
+                if failures > self.ctx.max_restarts:
+                    final = ("failed", "crashed", {"last_error": outcome.detail})
+                    break
+                await self.move(
+                    "initializing",
+                    reason="browser_restart",
+                    changes={"last_error": outcome.detail},
+                )
+                delay = min(self.ctx.backoff_base * 2 ** (failures - 1), self.ctx.backoff_max)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+            if self._stop.is_set():
+                final = ("stopped", self._stop_reason, {})
+        except LookupError:
+            return  # the session was deleted underneath us
+        finally:
+            self.stopping = True
+        if not self._silent:
+            status, reason, changes = final
+            with contextlib.suppress(LookupError):
+                await self.move(
+                    status, reason=reason, changes={"qr": None, "qr_expires_at": None, **changes}
+                )
+
+    async def _run_once(self) -> Outcome:
+        await self.move("initializing", changes={"qr": None, "qr_expires_at": None})
+        record = await self.record()
+        profile = profile_dir(self.ctx.sessions_root, record.workspace_id, record.session_id)
+        async with self.ctx.launch_slots:
+            if self._stop.is_set():
+                return Outcome("stop")
+            try:
+                bridge = await PageBridge.open(
+                    self.ctx.launcher,
+                    profile,
+                    self.ctx.wa_web_url,
+                    wa_js_path=self.ctx.wa_js_path,
+                    on_event=self._events.put,
+                )
+            except LaunchError as exc:
+                return Outcome("crash", str(exc))
+        self.bridge = bridge
+        consumer = asyncio.create_task(self._consume())
+        waits = {
+            asyncio.create_task(bridge.browser.closed.wait()): "crash",
+            asyncio.create_task(self._stop.wait()): "stop",
+            asyncio.create_task(self._restart.wait()): "restart",
+            asyncio.create_task(self._watch_memory(bridge)): "memory",
+        }
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            kinds = {waits[t] for t in done}
+            kind = next(k for k in ("stop", "restart", "memory", "crash") if k in kinds)
+            detail = bridge.browser.close_reason or "" if kind == "crash" else ""
+            self._restart.clear()
+            return Outcome(kind, detail)
+        finally:
+            for task in waits:
+                task.cancel()
+            self.bridge = None
+            await bridge.close()
+            # Events the page sent before it closed still count (inbound messages, acks).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._events.join(), 10)
+            consumer.cancel()
+
+    async def _watch_memory(self, bridge: PageBridge) -> None:
+        """Returns when the browser's process tree exceeds the ceiling; never without one."""
+        if self.ctx.memory_limit_bytes <= 0:
+            await asyncio.Event().wait()
+        while True:
+            await asyncio.sleep(self.ctx.memory_check_interval)
+            used = await asyncio.to_thread(bridge.browser.memory_bytes)
+            if used > self.ctx.memory_limit_bytes:
+                return
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self._events.get()
+            try:
+                await self._handle(event)
+            except LookupError:
+                pass
+            except Exception:
+                log.exception("session %s: handling %s failed", self.session_id, event.type)
+            finally:
+                self._events.task_done()
+
+    async def _handle(self, event: BridgeEvent) -> None:
+        payload = event.payload or {}
+        record = await self.record()
+        match event.type:
+            case "ready":
+                if payload.get("main_ready"):
+                    record = await self._connected(record, payload.get("me"))
+                    if payload.get("online") is False:
+                        await self.ctx.status.move(record, "disconnected", reason="offline")
+                elif payload.get("authenticated"):
+                    await self.ctx.status.move(record, "authenticating")
+                elif payload.get("auth_code"):
+                    await self._qr(record, payload["auth_code"])
+            case "auth_code":
+                if payload:
+                    await self._qr(record, payload)
+            case "qr_idle":
+                await self.ctx.status.move(
+                    record, record.status, changes={"qr": None, "qr_expires_at": None}
+                )
+            case "authenticated":
+                await self.ctx.status.move(
+                    record, "authenticating", changes={"qr": None, "qr_expires_at": None}
+                )
+            case "main_ready":
+                await self._connected(record, payload.get("me"))
+            case "logout":
+                await self.ctx.status.move(
+                    record,
+                    "qr_required",
+                    reason="logged_out",
+                    changes={"phone_number": None, "qr": None, "qr_expires_at": None},
+                )
+            case "online":
+                if payload.get("online") and record.status == "disconnected":
+                    await self.ctx.status.move(record, "connected", reason="online")
+                elif not payload.get("online") and record.status == "connected":
+                    await self.ctx.status.move(record, "disconnected", reason="offline")
+            case "message" | "ack":
+                if self.ctx.inbound is not None:
+                    await self.ctx.inbound(record, event)
+            case "bridge_error":
+                log.warning("session %s bridge error: %s", self.session_id, payload)
+            case _:
+                log.debug("session %s: unknown bridge event %s", self.session_id, event.type)
+
+    async def _qr(self, record: SessionRecord, code: dict[str, Any]) -> None:
+        full = code.get("full_code")
+        if not isinstance(full, str) or not full or full == record.qr:
+            return
+        expires = time.time() + self.ctx.qr_ttl
+        data = {
+            "qr": full,
+            "expires_at": iso(expires),
+            "image_url": self.ctx.qr_links.url(record.session_id),
+        }
+        await self.ctx.status.move(
+            record,
+            "qr_required",
+            changes={"qr": full, "qr_expires_at": expires},
+            events=[NewEvent("qr_code_generated", data)],
+        )
+
+    async def _connected(self, record: SessionRecord, me: object) -> SessionRecord:
+        phone = str(me) if me else record.phone_number
+        return await self.ctx.status.move(
+            record,
+            "connected",
+            changes={"phone_number": phone, "qr": None, "qr_expires_at": None, "last_error": None},
+        )
+
+    async def pairing_code(self, phone: str) -> str:
+        if self.bridge is None:
+            raise BridgeError("the browser is not running")
+        return await self.bridge.pairing_code(phone)

@@ -1,0 +1,1 @@
+"""Tests of the sandbox: the web.whatsapp.com stand-in and its control API."""

@@ -1,0 +1,95 @@
+"""The sandbox (stand-in for web.whatsapp.com) as a real process, and its phone controls."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from tests.support.server import ROOT, free_port, wait_http
+
+T = TypeVar("T")
+
+
+class Phone:
+    """The control API of DESIGN.md §6: plays the phone and the other party."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.http = httpx.Client(base_url=base, timeout=30)
+
+    def scan(self, qr: str, phone: str) -> httpx.Response:
+        return self.http.post("/control/scan", json={"qr": qr, "phone": phone})
+
+    def pairing(self, code: str) -> httpx.Response:
+        return self.http.post("/control/pairing", json={"code": code})
+
+    def device(self, phone: str, action: str) -> httpx.Response:
+        return self.http.post(f"/control/devices/{phone}/{action}")
+
+    def inbound(self, **body: Any) -> httpx.Response:
+        return self.http.post("/control/inbound", json=body)
+
+    def ack(self, message_id: str, ack: int) -> httpx.Response:
+        return self.http.post("/control/ack", json={"message_id": message_id, "ack": ack})
+
+    def sent(self, phone: str) -> list[dict[str, Any]]:
+        response = self.http.get("/control/sent", params={"phone": phone})
+        response.raise_for_status()
+        data = response.json()
+        return list(data["messages"] if isinstance(data, dict) else data)
+
+
+@contextmanager
+def sandbox_process(qr_interval: float = 20.0, qr_max_rotations: int = 5) -> Iterator[Phone]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "sandbox",
+            "--port",
+            str(port),
+            "--qr-interval",
+            str(qr_interval),
+            "--qr-max-rotations",
+            str(qr_max_rotations),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/control/devices", proc=proc)
+        phone = Phone(f"http://127.0.0.1:{port}")
+        yield phone
+        phone.http.close()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def eventually(check: Callable[[], T | None], timeout: float = 60.0, what: str = "") -> T:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.1)
+    raise AssertionError(
+        f"timed out after {timeout} s waiting for {what or check} (last: {last!r})"
+    )

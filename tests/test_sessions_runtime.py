@@ -1,0 +1,201 @@
+"""Sessions for real: Chromium on the sandbox, from QR to connected, across restarts and kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.sandbox import Phone, eventually, sandbox_process
+from tests.support.sidecar import Sidecar, chromium_processes, profile_browser_pid
+
+pytestmark = pytest.mark.browser
+
+PHONE = "5511999990001"
+
+
+@pytest.fixture
+def phone() -> Iterator[Phone]:
+    with sandbox_process(qr_interval=20, qr_max_rotations=5) as p:
+        yield p
+
+
+@pytest.fixture
+def storage(tmp_path: Path) -> Path:
+    return tmp_path / "storage"
+
+
+@pytest.fixture
+def sidecar(storage: Path, phone: Phone) -> Iterator[Sidecar]:
+    car = Sidecar(storage, WA_WEB_URL=phone.base + "/", MAX_SESSIONS="3").start()
+    try:
+        yield car
+    finally:
+        car.close()
+
+
+def create(car: Sidecar, session_id: str, workspace: str = "acme") -> dict[str, object]:
+    response = car.api.post(
+        "/api/sessions", json={"workspace_id": workspace, "session_id": session_id}
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, object] = response.json()
+    return data
+
+
+def connect(car: Sidecar, phone: Phone, session_id: str, number: str = PHONE) -> dict[str, object]:
+    car.wait_status(session_id, "qr_required")
+    qr = car.api.get(f"/api/sessions/{session_id}/qr").json()["qr"]
+    scanned = phone.scan(qr, number)
+    assert scanned.status_code == 200, scanned.text
+    return car.wait_status(session_id, "connected")
+
+
+def test_lifecycle_qr_connect_stop_start_restart_logout(
+    sidecar: Sidecar, phone: Phone, storage: Path
+) -> None:
+    assert create(sidecar, "s1")["status"] == "initializing"
+    record = sidecar.wait_status("s1", "qr_required")
+    assert record["qr_expires_at"] is not None
+
+    qr = sidecar.api.get("/api/sessions/s1/qr")
+    assert qr.status_code == 200
+    body = qr.json()
+    assert set(body) == {"qr", "expires_at", "image_url"}
+    assert body["qr"].count(",") >= 3  # ref,staticKey,identityKey,secret as wa-js builds it
+    png = sidecar.api.get("/api/sessions/s1/qr", headers={"Accept": "image/png"})
+    assert png.headers["content-type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG")
+    image = httpx.get(body["image_url"])  # unsigned: the token is the credential
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+    forged = httpx.get(body["image_url"].replace("/qr/", "/qr/x"))
+    assert forged.status_code == 404
+
+    assert phone.scan(body["qr"], PHONE).status_code == 200
+    connected = sidecar.wait_status("s1", "connected")
+    assert connected["phone_number"] == PHONE
+    assert sidecar.api.get("/api/sessions/s1/qr").status_code == 409
+    statuses = [e["data"]["status"] for e in sidecar.events("s1", "session_status_changed")]
+    assert statuses[-1] == "connected" and "qr_required" in statuses
+    qr_events = len(sidecar.events("s1", "qr_code_generated"))
+    assert qr_events >= 1
+
+    # stop + start: the profile keeps the login, no new QR.
+    assert sidecar.api.post("/api/sessions/s1/stop").status_code == 202
+    sidecar.wait_status("s1", "stopped")
+    assert chromium_processes(storage) == []
+    assert sidecar.api.post("/api/sessions/s1/start").status_code == 202
+    assert sidecar.wait_status("s1", "connected")["phone_number"] == PHONE
+    assert len(sidecar.events("s1", "qr_code_generated")) == qr_events
+
+    # A whole new service process restores the session by itself.
+    assert sidecar.terminate() == 0
+    assert chromium_processes(storage) == []
+    sidecar.start()
+    assert sidecar.wait_status("s1", "connected")["phone_number"] == PHONE
+    assert len(sidecar.events("s1", "qr_code_generated")) == qr_events
+
+    # Logout unlinks the device and wipes the profile: the next login needs a QR.
+    assert sidecar.api.post("/api/sessions/s1/logout").status_code == 202
+    record = sidecar.wait_status("s1", "qr_required")
+    assert record["phone_number"] is None
+    assert len(sidecar.events("s1", "qr_code_generated")) > qr_events
+    devices = phone.http.get("/control/devices").json()
+    devices = devices["devices"] if isinstance(devices, dict) else devices
+    assert not any(d.get("phone") == PHONE and d.get("linked") for d in devices)
+
+
+def test_kill_9_of_chromium_is_noticed_and_recovered(
+    sidecar: Sidecar, phone: Phone, storage: Path
+) -> None:
+    create(sidecar, "k1")
+    connect(sidecar, phone, "k1")
+    pid = profile_browser_pid(storage, "acme", "k1")
+    os.kill(pid, signal.SIGKILL)
+
+    def restarted() -> bool:
+        events = sidecar.events("k1", "session_status_changed")
+        return any(e["data"].get("reason") == "browser_restart" for e in events)
+
+    eventually(restarted, 60, "the crash to be noticed")
+    sidecar.wait_status("k1", "connected")
+    assert profile_browser_pid(storage, "acme", "k1") != pid
+
+
+def test_kill_9_of_the_service_then_restart(sidecar: Sidecar, phone: Phone, storage: Path) -> None:
+    create(sidecar, "r1")
+    connect(sidecar, phone, "r1")
+    sidecar.kill9()
+    sidecar.start()
+    assert sidecar.wait_status("r1", "connected")["phone_number"] == PHONE
+    sidecar.terminate()
+    assert chromium_processes(storage) == []
+
+
+def test_stale_singleton_lock_does_not_block_start(sidecar: Sidecar, storage: Path) -> None:
+    profile = storage / "sessions" / "acme" / "locked" / "profile"
+    profile.mkdir(parents=True)
+    # What a Chromium killed on another host (or a renamed container) leaves behind.
+    os.symlink("some-other-host-424242", profile / "SingletonLock")
+    os.symlink("/tmp/nonexistent-socket-dir/SingletonSocket", profile / "SingletonSocket")
+    create(sidecar, "locked")
+    sidecar.wait_status("locked", "qr_required")
+
+
+def test_pairing_code_links_without_a_camera(sidecar: Sidecar, phone: Phone) -> None:
+    create(sidecar, "p1")
+    sidecar.wait_status("p1", "qr_required")
+    bad = sidecar.api.post("/api/sessions/p1/pairing-code", json={"phone": "12ab"})
+    assert bad.status_code == 422
+    response = sidecar.api.post(
+        "/api/sessions/p1/pairing-code", json={"phone": "+55 11 99999-0002"}
+    )
+    assert response.status_code == 200, response.text
+    code = response.json()["code"]
+    assert len(code) >= 8
+    assert [e["data"]["code"] for e in sidecar.events("p1", "pairing_code_generated")] == [code]
+    assert phone.pairing(code).status_code == 200
+    assert sidecar.wait_status("p1", "connected")["phone_number"] == "5511999990002"
+
+
+def test_capacity_delete_and_sigterm_leave_nothing(sidecar: Sidecar, storage: Path) -> None:
+    for sid in ("c1", "c2", "c3"):
+        create(sidecar, sid)
+    full = sidecar.api.post("/api/sessions", json={"workspace_id": "acme", "session_id": "c4"})
+    assert full.status_code == 503
+    assert full.json()["error"]["code"] == "at_capacity"
+    for sid in ("c1", "c2", "c3"):
+        sidecar.wait_status(sid, "qr_required")
+
+    assert sidecar.api.delete("/api/sessions/c3").status_code == 204
+    assert not (storage / "sessions" / "acme" / "c3").exists()
+    assert sidecar.api.get("/api/sessions/c3").status_code == 404
+    eventually(
+        lambda: (
+            len(chromium_processes(storage)) > 0
+            and all("/c3/" not in " ".join(p.cmdline()) for p in chromium_processes(storage))
+        ),
+        30,
+        "c3's browser to be gone",
+    )
+
+    assert sidecar.terminate() == 0
+    assert chromium_processes(storage) == []
+
+
+def test_remote_unlink_and_disconnect_are_reported(sidecar: Sidecar, phone: Phone) -> None:
+    create(sidecar, "u1")
+    connect(sidecar, phone, "u1")
+    assert phone.device(PHONE, "disconnect").status_code == 200
+    sidecar.wait_status("u1", "disconnected")
+    assert phone.device(PHONE, "reconnect").status_code == 200
+    sidecar.wait_status("u1", "connected")
+    assert phone.device(PHONE, "logout").status_code == 200
+    record = sidecar.wait_status("u1", "qr_required")
+    assert record["phone_number"] is None
+    reasons = [e["data"].get("reason") for e in sidecar.events("u1", "session_status_changed")]
+    assert "logged_out" in reasons

@@ -1,0 +1,135 @@
+"""Every WPP name the bridge uses or the sandbox defines is declared by the pinned wa-js.
+
+The declarations are the .d.ts files shipped in node_modules/@wppconnect/wa-js (installed by
+the setup scripts at the version package.json pins).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from service.browser.bridge import bridge_script
+from tests.support.sandbox import sandbox_process
+from tests.support.server import ROOT
+
+DIST = ROOT / "node_modules" / "@wppconnect" / "wa-js" / "dist"
+
+_NAME = r"[A-Za-z_$][\w$]*"
+
+
+@cache
+def declarations() -> dict[str, str]:
+    """Every .d.ts file under dist, by relative path."""
+    assert DIST.is_dir(), "run ./scripts/test: it installs the pinned @wppconnect/wa-js"
+    return {str(p.relative_to(DIST)): p.read_text() for p in DIST.rglob("*.d.ts")}
+
+
+def top_level_names() -> set[str]:
+    index = declarations()["index.d.ts"]
+    names = set(re.findall(rf"export \* as ({_NAME})", index))
+    for group in re.findall(r"export \{([^}]*)\}", index):
+        names |= {n.strip().split(" as ")[-1] for n in group.split(",") if n.strip()}
+    names |= set(re.findall(rf"export declare (?:let|const|function) ({_NAME})", index))
+    return names
+
+
+def declared_in_namespace(namespace: str, name: str) -> bool:
+    pattern = re.compile(
+        rf"export declare (?:function|let|const|class|enum) {re.escape(name)}\b"
+        rf"|export \{{[^}}]*\b{re.escape(name)}\b[^}}]*\}}"
+    )
+    return any(
+        pattern.search(text)
+        for path, text in declarations().items()
+        if path.startswith(f"{namespace}/")
+    )
+
+
+def declared_events() -> set[str]:
+    events: set[str] = set()
+    for path, text in declarations().items():
+        if path.endswith("eventTypes.d.ts"):
+            events |= set(re.findall(r"'([a-z_]+\.[a-z_]+)'\s*:", text))
+    return events
+
+
+def is_declared(dotted: str) -> bool:
+    parts = dotted.split(".")
+    if parts[0] not in top_level_names():
+        return False
+    if len(parts) == 1:
+        return True
+    return len(parts) == 2 and declared_in_namespace(parts[0], parts[1])
+
+
+def bridge_names() -> set[str]:
+    return set(re.findall(rf"\bWPP((?:\.{_NAME})+)", bridge_script()))
+
+
+def test_the_pinned_version_is_installed() -> None:
+    pinned = json.loads((ROOT / "package.json").read_text())["dependencies"]["@wppconnect/wa-js"]
+    installed = json.loads((DIST.parent / "package.json").read_text())["version"]
+    assert installed == pinned
+
+
+def test_the_checker_rejects_names_wa_js_does_not_have() -> None:
+    assert is_declared("conn.getAuthCode")
+    assert not is_declared("conn.getQrCode")
+    assert not is_declared("chat.sendMessage")
+    assert not is_declared("noSuchNamespace")
+    assert "conn.auth_code_change" in declared_events()
+    assert "conn.qr_code" not in declared_events()
+
+
+def test_every_wpp_name_in_the_bridge_is_declared() -> None:
+    names = {n.lstrip(".") for n in bridge_names()}
+    assert "conn.getAuthCode" in names and "chat.sendTextMessage" in names
+    undeclared = sorted(n for n in names if not is_declared(n))
+    assert undeclared == [], f"the bridge uses WPP names wa-js does not declare: {undeclared}"
+
+
+def test_every_event_the_bridge_listens_to_is_declared() -> None:
+    used = set(re.findall(r"WPP\.on\(\s*'([^']+)'", bridge_script()))
+    assert {"conn.auth_code_change", "chat.new_message", "chat.msg_ack_change"} <= used
+    assert sorted(used - declared_events()) == []
+
+
+@pytest.mark.browser
+async def test_every_name_the_sandbox_page_defines_is_declared(tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    from service.browser.flags import chromium_args
+
+    with sandbox_process() as phone:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path="/usr/bin/chromium", args=chromium_args()
+            )
+            try:
+                page = await browser.new_page()
+                await page.goto(phone.base + "/")
+                await page.wait_for_function("() => window.WPP && window.WPP.isReady")
+                defined: list[str] = await page.evaluate(
+                    """() => {
+                        const out = [];
+                        for (const [key, value] of Object.entries(window.WPP)) {
+                            out.push(key);
+                            const isNamespace = value && typeof value === 'object'
+                                && !Array.isArray(value);
+                            if (isNamespace) {
+                                for (const inner of Object.keys(value)) out.push(key + '.' + inner);
+                            }
+                        }
+                        return out;
+                    }"""
+                )
+            finally:
+                await browser.close()
+    assert "conn.getAuthCode" in defined and "chat.sendTextMessage" in defined
+    undeclared = sorted(n for n in defined if not is_declared(n))
+    assert undeclared == [], f"the sandbox defines WPP names wa-js does not declare: {undeclared}"
