@@ -7,14 +7,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from service.api import qr, sessions, system
+from service import __version__
+from service.api import messages, qr, sessions, system
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from service.messaging.media import MediaFetcher, media_links
+from service.messaging.messenger import Messenger
+from service.messaging.pacing import PacingPolicy
 from service.openapi import build_openapi
 from service.qr import qr_links
 from service.secretbox import SecretBox, parse_key
@@ -39,22 +44,46 @@ def create_app(
     store = store or SQLiteStore(settings.sqlite_path)
     secretbox = SecretBox(parse_key(settings.encryption_key)) if settings.encryption_key else None
     links_qr = qr_links(settings.api_secrets[0], settings.base_url)
+    links_media = media_links(settings.api_secrets[0], settings.base_url)
+    # One shared client for outbound fetches: bounded pool, no cookies carried between hosts.
+    http = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+        timeout=httpx.Timeout(settings.media_fetch_timeout),
+        headers={"User-Agent": f"wa-sidecar/{__version__}"},
+    )
     runtime: SessionRuntime | None = None
+    messenger: Messenger | None = None
     if with_browsers:
         wa_js = Path(settings.wa_js_path)
-        runtime = SessionRuntime(
-            WorkerContext(
-                store=store,
-                status=StatusWriter(store),
-                launcher=ChromiumLauncher(settings.chromium_path),
-                launch_slots=asyncio.Semaphore(settings.max_concurrent_launches),
-                qr_links=links_qr,
-                sessions_root=settings.sessions_dir,
-                wa_web_url=settings.wa_web_url,
-                wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
-                memory_limit_bytes=settings.session_memory_limit_mb * MB,
-            )
+        status = StatusWriter(store)
+        context = WorkerContext(
+            store=store,
+            status=status,
+            launcher=ChromiumLauncher(settings.chromium_path),
+            launch_slots=asyncio.Semaphore(settings.max_concurrent_launches),
+            qr_links=links_qr,
+            sessions_root=settings.sessions_dir,
+            wa_web_url=settings.wa_web_url,
+            wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
+            memory_limit_bytes=settings.session_memory_limit_mb * MB,
         )
+        runtime = SessionRuntime(context)
+        messenger = Messenger(
+            store,
+            runtime,
+            settings.sessions_dir,
+            fetcher=MediaFetcher(http, settings.media_max_bytes, settings.media_fetch_timeout),
+            links=links_media,
+            pacing=PacingPolicy(
+                enabled=settings.pacing,
+                min_interval=settings.pacing_interval_ms / 1000,
+                jitter=settings.pacing_jitter_ms / 1000,
+                per_recipient_per_minute=settings.pacing_per_recipient,
+            ),
+            max_media_bytes=settings.media_max_bytes,
+        )
+        context.inbound = messenger.on_bridge_event
+        status.subscribe(messenger.on_status)
     manager = SessionManager(
         store,
         settings.sessions_dir,
@@ -68,16 +97,23 @@ def create_app(
         settings.sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await store.open()
         try:
+            # Settle interrupted sends before any browser can report a connection.
+            if messenger is not None:
+                await messenger.start()
             if runtime is not None:
                 await runtime.start()
             yield
         finally:
+            # Senders finish their message in flight while the browsers are still up.
+            if messenger is not None:
+                await messenger.stop()
             if runtime is not None:
                 await runtime.shutdown()
+            await http.aclose()
             await store.close()
 
     app = Starlette(
-        routes=[*system.routes, *sessions.routes, *qr.routes],
+        routes=[*system.routes, *sessions.routes, *qr.routes, *messages.routes],
         middleware=[
             Middleware(
                 RequestGuard,
@@ -97,6 +133,8 @@ def create_app(
     app.state.store = store
     app.state.sessions = manager
     app.state.runtime = runtime
+    app.state.messenger = messenger
+    app.state.media_links = links_media
     app.state.qr_links = links_qr
     app.state.openapi = build_openapi()
     return app

@@ -113,6 +113,76 @@ SCHEMAS: dict[str, Any] = {
             "image_url": {"type": "string", "format": "uri"},
         },
     },
+    "SendMessage": {
+        "type": "object",
+        "required": ["to", "type"],
+        "additionalProperties": False,
+        "properties": {
+            "to": {
+                "type": "string",
+                "description": "+<digits>, <digits>, <digits>@c.us or <id>@g.us",
+                "examples": ["+5511999990001"],
+            },
+            "type": {"enum": ["text", "image", "document", "audio", "video", "location"]},
+            "text": {"type": "string", "description": "the text, or the caption of media"},
+            "media": {
+                "type": "object",
+                "description": "exactly one of url (fetched when accepted) or base64",
+                "properties": {
+                    "url": {"type": "string", "format": "uri"},
+                    "base64": {"type": "string"},
+                    "mimetype": {"type": "string"},
+                    "filename": {"type": "string"},
+                },
+            },
+            "location": {
+                "type": "object",
+                "required": ["latitude", "longitude"],
+                "properties": {
+                    "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+                    "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+                    "name": {"type": "string"},
+                },
+            },
+            "reply_to": {"type": "string", "description": "provider_message_id to quote"},
+            "priority": {"enum": ["normal", "bulk"], "default": "normal"},
+            "idempotency_key": {"type": "string", "maxLength": 190},
+        },
+    },
+    "Message": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "session_id": _ID,
+            "workspace_id": _ID,
+            "direction": {"enum": ["out", "in"]},
+            "chat_id": {"type": "string"},
+            "to": {"type": "string"},
+            "from": {"type": "string"},
+            "type": {"type": "string"},
+            "text": {"type": ["string", "null"]},
+            "media": {"type": ["object", "null"]},
+            "location": {"type": ["object", "null"]},
+            "status": {
+                "enum": [
+                    "queued",
+                    "sending",
+                    "sent",
+                    "delivered",
+                    "read",
+                    "played",
+                    "failed",
+                    "received",
+                ]
+            },
+            "provider": {"type": ["string", "null"], "enum": ["webjs", "meta", None]},
+            "provider_message_id": {"type": ["string", "null"]},
+            "idempotency_key": {"type": ["string", "null"]},
+            "error": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    },
     "SessionCreate": {
         "type": "object",
         "required": ["workspace_id"],
@@ -230,6 +300,41 @@ def build_openapi() -> dict[str, Any]:
                     "properties": {"phone": {"type": "string", "examples": ["+5511999999999"]}},
                 },
                 params=[_SESSION_ID_PARAM],
+            )
+        },
+        "/api/sessions/{session_id}/messages": {
+            "post": _op(
+                "Queue a message; the same idempotency key in the workspace returns the first "
+                "record (header Idempotent-Replayed: true) and never sends twice",
+                {
+                    "202": _json(_ref("Message"), "queued (or the first record for the key)"),
+                    **_errors(400, 401, 404, 409, 413, 422),
+                },
+                body=_ref("SendMessage"),
+                params=[
+                    _SESSION_ID_PARAM,
+                    {"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}},
+                ],
+            )
+        },
+        "/api/sessions/{session_id}/messages/{message_id}": {
+            "get": _op(
+                "One message and its status",
+                {"200": _json(_ref("Message"), "the message"), **_errors(401, 404)},
+                params=[
+                    _SESSION_ID_PARAM,
+                    {"name": "message_id", "in": "path", "required": True, "schema": _ID},
+                ],
+            )
+        },
+        "/media/{token}": {
+            "get": _op(
+                "A message's media behind a signed link valid one hour (media.url)",
+                {"200": {"description": "the file"}, **_errors(404)},
+                params=[
+                    {"name": "token", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+                signed=False,
             )
         },
         "/qr/{token}.png": {

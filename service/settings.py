@@ -40,6 +40,11 @@ class Settings:
     max_concurrent_launches: int = 2
     session_memory_limit_mb: int = 0
     pacing: bool = True
+    pacing_interval_ms: int = 1000
+    pacing_jitter_ms: int = 1500
+    pacing_per_recipient: int = 12
+    media_max_bytes: int = 16 * 1024 * 1024
+    media_fetch_timeout: int = 20
     max_body_bytes: int = 16 * 1024 * 1024
     public_url: str = ""
     broadcast_driver: str = "none"
@@ -146,6 +151,11 @@ _ENV_NAMES: dict[str, str] = {
     "max_concurrent_launches": "MAX_CONCURRENT_LAUNCHES",
     "session_memory_limit_mb": "SESSION_MEMORY_LIMIT_MB",
     "pacing": "SIDECAR_PACING",
+    "pacing_interval_ms": "SIDECAR_PACING_INTERVAL_MS",
+    "pacing_jitter_ms": "SIDECAR_PACING_JITTER_MS",
+    "pacing_per_recipient": "SIDECAR_PACING_PER_RECIPIENT",
+    "media_max_bytes": "SIDECAR_MEDIA_MAX_BYTES",
+    "media_fetch_timeout": "SIDECAR_MEDIA_FETCH_TIMEOUT",
     "max_body_bytes": "SIDECAR_MAX_BODY_BYTES",
     "public_url": "SIDECAR_PUBLIC_URL",
     "broadcast_driver": "BROADCAST_DRIVER",

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 
-from service.browser import BridgeError
+from service.browser import BridgeError, PageBridge
 from service.errors import Conflict, SessionNotFound
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
@@ -179,6 +179,11 @@ class SessionRuntime:
         if record is None:
             raise SessionNotFound(session_id)
         return record
+
+    def bridge(self, session_id: str) -> PageBridge | None:
+        """The page of a running session, or None while its browser is down."""
+        worker = self.workers.get(session_id)
+        return worker.bridge if worker is not None else None
 
     def browser_memory(self) -> dict[str, int]:
         """PSS in bytes of each running session's Chromium tree."""

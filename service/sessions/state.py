@@ -7,11 +7,14 @@ single transaction, so Laravel hears of each change exactly as the store records
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from service.store import NewEvent, SessionRecord, Store
 
 log = logging.getLogger("service.sessions")
+
+StatusListener = Callable[[SessionRecord], None]
 
 # Observed status -> statuses it may move to. `stopped`, `failed` and `initializing` are
 # reachable from anywhere (operator stop, supervision giving up, a (re)launch).
@@ -36,6 +39,11 @@ class StatusWriter:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._listeners: list[StatusListener] = []
+
+    def subscribe(self, listener: StatusListener) -> None:
+        """Call `listener(record)` after every committed status change (senders, broadcast)."""
+        self._listeners.append(listener)
 
     async def move(
         self,
@@ -67,4 +75,11 @@ class StatusWriter:
                 log.debug("ignoring move %s -> %s", record.status, status)
         if not changes and not events:
             return record
-        return await self.store.update_session(record.session_id, changes, events)
+        updated = await self.store.update_session(record.session_id, changes, events)
+        if updated.status != record.status:
+            for listener in self._listeners:
+                try:
+                    listener(updated)
+                except Exception:
+                    log.exception("status listener failed")
+        return updated

@@ -2,8 +2,11 @@
 
 from service.store.base import (
     DESIRED_STATES,
+    MESSAGE_STATUSES,
     PROVIDER_MODES,
     SESSION_STATUSES,
+    STATUS_RANK,
+    MessageRecord,
     NewEvent,
     OutboxEvent,
     SessionRecord,
@@ -13,8 +16,11 @@ from service.store.sqlite import SQLiteStore
 
 __all__ = [
     "DESIRED_STATES",
+    "MESSAGE_STATUSES",
     "PROVIDER_MODES",
     "SESSION_STATUSES",
+    "STATUS_RANK",
+    "MessageRecord",
     "NewEvent",
     "OutboxEvent",
     "SQLiteStore",

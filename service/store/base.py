@@ -6,6 +6,7 @@ Portable on purpose: SQLite now, MySQL (pymysql) later, behind the same async me
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,34 @@ class SessionRecord:
     # AES-256-GCM sealed Meta credentials; never leaves the service.
     meta_sealed: str | None = field(default=None, repr=False)
     meta_phone_number_id: str | None = None
+
+
+MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "read", "played", "failed")
+# Forward-only order of outbound statuses; acks never move a message back down it.
+STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5}
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    """One message, outbound (`out`) or inbound (`in`). `content` is a JSON object: text,
+    caption, media (mimetype, filename, size, file), location, reply_to, sender details."""
+
+    id: str
+    session_id: str
+    workspace_id: str
+    direction: str
+    chat_id: str
+    type: str
+    content: str
+    status: str
+    priority: str = "normal"
+    provider: str | None = None
+    provider_message_id: str | None = None
+    idempotency_key: str | None = None
+    error: str | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +145,47 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def delete_session(self, session_id: str) -> bool:
         """Remove the session and its messages; outbox rows already written still deliver."""
+
+    # messages
+    @abc.abstractmethod
+    async def enqueue_message(self, message: MessageRecord) -> tuple[MessageRecord, bool]:
+        """Insert a queued message unless its idempotency key was used in the workspace.
+
+        Returns (record, created): the existing record and False for a repeated key. The key
+        check and the insert are one transaction.
+        """
+
+    @abc.abstractmethod
+    async def get_message(self, message_id: str) -> MessageRecord | None: ...
+
+    @abc.abstractmethod
+    async def next_queued(self, session_id: str) -> MessageRecord | None:
+        """The next message to send: `normal` before `bulk`, oldest first."""
+
+    @abc.abstractmethod
+    async def update_message(
+        self, message_id: str, changes: dict[str, Any], events: list[NewEvent] | None = None
+    ) -> MessageRecord:
+        """Apply `changes` and append `events` for the message's session, atomically."""
+
+    @abc.abstractmethod
+    async def find_message(
+        self, session_id: str, provider_message_id: str
+    ) -> MessageRecord | None: ...
+
+    @abc.abstractmethod
+    async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
+        """Store an inbound message and its event; None when that provider id is known."""
+
+    @abc.abstractmethod
+    async def interrupt_sending(
+        self, event_for: Callable[[MessageRecord], NewEvent]
+    ) -> list[MessageRecord]:
+        """After a crash: every `sending` message becomes `failed` with error `interrupted`
+        (it may or may not have left), each with the event `event_for` builds for it."""
+
+    @abc.abstractmethod
+    async def count_messages(self, session_id: str, status: str) -> int: ...
 
     # outbox
     @abc.abstractmethod

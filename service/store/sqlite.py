@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from service.errors import Conflict, SessionNotFound
-from service.store.base import NewEvent, OutboxEvent, SessionRecord, Store
+from service.store.base import MessageRecord, NewEvent, OutboxEvent, SessionRecord, Store
 from service.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
 
 _SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
+_MESSAGE_COLUMNS = tuple(f.name for f in fields(MessageRecord))
+_MESSAGE_INSERT = tuple(c for c in _MESSAGE_COLUMNS if c != "seq")
 _OUTBOX_COLUMNS = tuple(f.name for f in fields(OutboxEvent))
 
 
@@ -202,6 +204,117 @@ class SQLiteStore(Store):
 
         return await self._run(self._write, delete)
 
+    # messages
+
+    async def enqueue_message(self, message: MessageRecord) -> tuple[MessageRecord, bool]:
+        def enqueue(conn: sqlite3.Connection) -> tuple[MessageRecord, bool]:
+            if message.idempotency_key is not None:
+                row = conn.execute(
+                    "SELECT * FROM messages WHERE workspace_id = ? AND idempotency_key = ?",
+                    (message.workspace_id, message.idempotency_key),
+                ).fetchone()
+                if row is not None:
+                    return _message(row), False
+            return _insert_message(conn, message), True
+
+        return await self._run(self._write, enqueue)
+
+    async def get_message(self, message_id: str) -> MessageRecord | None:
+        def get() -> MessageRecord | None:
+            row = self.conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+            return _message(row) if row else None
+
+        return await self._run(get)
+
+    async def next_queued(self, session_id: str) -> MessageRecord | None:
+        def next_one() -> MessageRecord | None:
+            row = self.conn.execute(
+                "SELECT * FROM messages WHERE session_id = ? AND status = 'queued' "
+                "ORDER BY CASE priority WHEN 'normal' THEN 0 ELSE 1 END, seq LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            return _message(row) if row else None
+
+        return await self._run(next_one)
+
+    async def update_message(
+        self, message_id: str, changes: dict[str, Any], events: list[NewEvent] | None = None
+    ) -> MessageRecord:
+        unknown = set(changes) - set(_MESSAGE_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown message columns: {sorted(unknown)}")
+
+        def update(conn: sqlite3.Connection) -> MessageRecord:
+            values = changes | {"updated_at": time.time()}
+            assignments = ", ".join(f"{c} = ?" for c in values)
+            cursor = conn.execute(
+                f"UPDATE messages SET {assignments} WHERE id = ?", [*values.values(), message_id]
+            )
+            if cursor.rowcount == 0:
+                raise LookupError(message_id)
+            row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+            record = _message(row)
+            _append_session_events(conn, record.session_id, events or [])
+            return record
+
+        return await self._run(self._write, update)
+
+    async def find_message(self, session_id: str, provider_message_id: str) -> MessageRecord | None:
+        def find() -> MessageRecord | None:
+            row = self.conn.execute(
+                "SELECT * FROM messages WHERE provider_message_id = ? AND session_id = ?",
+                (provider_message_id, session_id),
+            ).fetchone()
+            return _message(row) if row else None
+
+        return await self._run(find)
+
+    async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
+        def record(conn: sqlite3.Connection) -> MessageRecord | None:
+            known = conn.execute(
+                "SELECT 1 FROM messages WHERE provider_message_id = ? AND session_id = ?",
+                (message.provider_message_id, message.session_id),
+            ).fetchone()
+            if known:
+                return None
+            stored = _insert_message(conn, message)
+            _append_session_events(conn, message.session_id, [event])
+            return stored
+
+        return await self._run(self._write, record)
+
+    async def interrupt_sending(
+        self, event_for: Callable[[MessageRecord], NewEvent]
+    ) -> list[MessageRecord]:
+        def interrupt(conn: sqlite3.Connection) -> list[MessageRecord]:
+            rows = conn.execute("SELECT id FROM messages WHERE status = 'sending'").fetchall()
+            now = time.time()
+            failed = []
+            for (message_id,) in rows:
+                conn.execute(
+                    "UPDATE messages SET status = 'failed', error = 'interrupted', updated_at = ?"
+                    " WHERE id = ?",
+                    (now, message_id),
+                )
+                row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
+                record = _message(row)
+                _append_session_events(conn, record.session_id, [event_for(record)])
+                failed.append(record)
+            return failed
+
+        return await self._run(self._write, interrupt)
+
+    async def count_messages(self, session_id: str, status: str) -> int:
+        def count() -> int:
+            return int(
+                self.conn.execute(
+                    "SELECT COUNT(*) FROM messages WHERE session_id = ? AND status = ?",
+                    (session_id, status),
+                ).fetchone()[0]
+            )
+
+        return await self._run(count)
+
     # outbox
 
     async def list_events(
@@ -227,6 +340,35 @@ def _where(**filters: str | None) -> tuple[str, list[Any]]:
 
 def _session(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(**{c: row[c] for c in _SESSION_COLUMNS})
+
+
+def _message(row: sqlite3.Row) -> MessageRecord:
+    return MessageRecord(**{c: row[c] for c in _MESSAGE_COLUMNS})
+
+
+def _insert_message(conn: sqlite3.Connection, message: MessageRecord) -> MessageRecord:
+    now = time.time()
+    row = asdict(message) | {"created_at": message.created_at or now, "updated_at": now}
+    cursor = conn.execute(
+        f"INSERT INTO messages ({', '.join(_MESSAGE_INSERT)}) "
+        f"VALUES ({', '.join('?' for _ in _MESSAGE_INSERT)})",
+        [row[c] for c in _MESSAGE_INSERT],
+    )
+    return MessageRecord(**(row | {"seq": cursor.lastrowid}))
+
+
+def _append_session_events(
+    conn: sqlite3.Connection, session_id: str, events: list[NewEvent]
+) -> None:
+    """Append events for a session read inside this transaction (a deleted one gets none)."""
+    if not events:
+        return
+    row = conn.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
+    if row is None:
+        return
+    session = _session(row)
+    for event in events:
+        _append_event(conn, session, event)
 
 
 def _append_event(conn: sqlite3.Connection, session: SessionRecord, event: NewEvent) -> str:

@@ -1,0 +1,1 @@
+"""Messaging: the send request, the durable queue and its senders, inbound messages and acks."""

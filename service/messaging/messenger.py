@@ -1,0 +1,386 @@
+"""Messaging: accept sends into a durable queue, run the senders, record inbound and acks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import dataclasses
+import json
+import logging
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from service.browser import BridgeError
+from service.browser.bridge import BridgeEvent
+from service.clock import iso
+from service.errors import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    SessionNotFound,
+    ValidationFailed,
+)
+from service.links import SignedLinks
+from service.messaging.media import MediaFetcher, guess_filename, write_media
+from service.messaging.pacing import Pacer, PacingPolicy
+from service.messaging.request import OutgoingMessage
+from service.messaging.sender import Sender
+from service.sessions.layout import session_dir
+from service.sessions.runtime import SessionRuntime
+from service.store import STATUS_RANK, MessageRecord, NewEvent, SessionRecord, Store
+
+log = logging.getLogger("service.messaging")
+
+# WhatsApp ack levels (wa-js ACK enum) -> message status.
+ACK_STATUS = {-1: "failed", 1: "sent", 2: "delivered", 3: "read", 4: "played"}
+# Inbound WhatsApp types -> the API's types; media ones are downloaded.
+INBOUND_TYPES = {
+    "chat": "text",
+    "image": "image",
+    "video": "video",
+    "audio": "audio",
+    "ptt": "audio",
+    "document": "document",
+    "location": "location",
+    "sticker": "sticker",
+}
+INBOUND_MEDIA = {"image", "video", "audio", "ptt", "document", "sticker"}
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def status_event(message: MessageRecord) -> NewEvent:
+    """`message_status_updated` as DESIGN.md §3 words it."""
+    data: dict[str, Any] = {
+        "message_id": message.id,
+        "provider_message_id": message.provider_message_id,
+        "status": message.status,
+        "provider": message.provider,
+    }
+    if message.error:
+        data["error"] = message.error
+    return NewEvent("message_status_updated", data)
+
+
+class Messenger:
+    """Owns the message queue of every session and the senders that drain it."""
+
+    def __init__(
+        self,
+        store: Store,
+        runtime: SessionRuntime,
+        sessions_root: Path,
+        *,
+        fetcher: MediaFetcher,
+        links: SignedLinks,
+        pacing: PacingPolicy,
+        max_media_bytes: int,
+    ) -> None:
+        self.store = store
+        self.runtime = runtime
+        self.sessions_root = sessions_root
+        self.fetcher = fetcher
+        self.links = links
+        self.pacing = pacing
+        self.max_media_bytes = max_media_bytes
+        self.senders: dict[str, Sender] = {}
+        self._closing = False
+
+    # lifecycle
+
+    async def start(self) -> None:
+        """Settle what a crash left in flight, then resume every queue."""
+        interrupted = await self.store.interrupt_sending(status_event)
+        if interrupted:
+            log.warning(
+                "%d messages were being sent when the service stopped; marked failed/interrupted",
+                len(interrupted),
+            )
+        for session in await self.store.list_sessions():
+            if await self.store.count_messages(session.session_id, "queued"):
+                self.wake(session.session_id)
+
+    async def stop(self, timeout: float = 20.0) -> None:
+        """Let each sender finish the message in flight (bounded), then stop them."""
+        self._closing = True
+        senders = list(self.senders.values())
+        for sender in senders:
+            sender.stop()
+        tasks = [s.task for s in senders if s.task is not None]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+    def wake(self, session_id: str) -> None:
+        if self._closing:
+            return
+        sender = self.senders.get(session_id)
+        if sender is None or sender.task is None or sender.task.done():
+            sender = Sender(
+                session_id,
+                store=self.store,
+                bridge_for=self.runtime.bridge,
+                pacer=Pacer(self.pacing),
+                session_dir=lambda: self._session_dir(session_id),
+                status_event=status_event,
+            )
+            self.senders[session_id] = sender
+            sender.start()
+        sender.wake()
+
+    def on_status(self, session: SessionRecord) -> None:
+        """Status listener: a session that (re)connects resumes its queue."""
+        if session.status == "connected":
+            self.wake(session.session_id)
+
+    # sending
+
+    async def accept(self, session_id: str, request: OutgoingMessage) -> tuple[MessageRecord, bool]:
+        """Queue a message (202) or return the first record for a repeated idempotency key."""
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(session_id)
+        if session.status != "connected":
+            raise Conflict(
+                f"session is {session.status}, not connected: it cannot send now",
+                code="session_not_connected",
+                details={"status": session.status},
+            )
+        message_id = new_message_id()
+        content: dict[str, Any] = {"text": request.text}
+        if request.reply_to:
+            content["reply_to"] = request.reply_to
+        if request.location is not None:
+            loc = request.location
+            content["location"] = {
+                "latitude": loc.latitude,
+                "longitude": loc.longitude,
+                "name": loc.name,
+            }
+        written: Path | None = None
+        if request.media is not None:
+            content["media"], written = await self._store_media(session, message_id, request)
+        record, created = await self.store.enqueue_message(
+            MessageRecord(
+                id=message_id,
+                session_id=session_id,
+                workspace_id=session.workspace_id,
+                direction="out",
+                chat_id=request.to,
+                type=request.type,
+                content=json.dumps(content, ensure_ascii=False),
+                status="queued",
+                priority=request.priority,
+                idempotency_key=request.idempotency_key,
+            )
+        )
+        if not created and written is not None:
+            written.unlink(missing_ok=True)
+        if created:
+            self.wake(session_id)
+        return record, created
+
+    async def _store_media(
+        self, session: SessionRecord, message_id: str, request: OutgoingMessage
+    ) -> tuple[dict[str, Any], Path]:
+        media = request.media
+        assert media is not None
+        if media.url is not None:
+            data, fetched_type = await self.fetcher.fetch(media.url)
+            mimetype = media.mimetype or fetched_type
+        else:
+            assert media.data is not None
+            data, mimetype = media.data, media.mimetype
+        if len(data) > self.max_media_bytes:
+            raise PayloadTooLarge(
+                f"media is larger than {self.max_media_bytes} bytes",
+                code="media_too_large",
+                details={"field": "media", "limit": self.max_media_bytes},
+            )
+        if not mimetype:
+            raise ValidationFailed("media.mimetype", "is required: the URL did not say")
+        name = guess_filename(message_id, mimetype)
+        directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
+        path = await asyncio.to_thread(write_media, directory / "media" / "out", name, data)
+        return {
+            "mimetype": mimetype,
+            "filename": media.filename,
+            "size": len(data),
+            "file": f"media/out/{name}",
+        }, path
+
+    async def get(self, session_id: str, message_id: str) -> MessageRecord:
+        record = await self.store.get_message(message_id)
+        if record is None or record.session_id != session_id:
+            raise NotFound(
+                f"no message {message_id!r} in session {session_id!r}",
+                code="message_not_found",
+                details={"message_id": message_id},
+            )
+        return record
+
+    async def _session_dir(self, session_id: str) -> Path | None:
+        session = await self.store.get_session(session_id)
+        if session is None:
+            return None
+        return session_dir(self.sessions_root, session.workspace_id, session_id)
+
+    # what the page reports
+
+    async def on_bridge_event(self, session: SessionRecord, event: BridgeEvent) -> None:
+        """Worker hook for `message` and `ack` events from the page."""
+        payload = event.payload or {}
+        if event.type == "message":
+            await self._inbound(session, payload)
+        elif event.type == "ack":
+            await self._ack(session, payload)
+
+    async def _inbound(self, session: SessionRecord, payload: dict[str, Any]) -> None:
+        provider_id = payload.get("id")
+        if payload.get("from_me") or not isinstance(provider_id, str):
+            return  # our own sends echo back as new messages
+        # The page delivers at least once; the first copy wins.
+        if await self.store.find_message(session.session_id, provider_id) is not None:
+            return
+        raw_type = str(payload.get("type") or "unknown")
+        kind = INBOUND_TYPES.get(raw_type, raw_type)
+        message_id = new_message_id()
+        content: dict[str, Any] = {
+            "text": payload.get("body") if kind == "text" else payload.get("caption"),
+            "from": payload.get("from"),
+            "author": payload.get("author"),
+            "notify_name": payload.get("notify_name"),
+            "timestamp": payload.get("timestamp"),
+        }
+        if payload.get("quoted_id"):
+            content["reply_to"] = payload["quoted_id"]
+        if kind == "location":
+            content["location"] = {
+                "latitude": payload.get("latitude"),
+                "longitude": payload.get("longitude"),
+                "name": payload.get("location_name"),
+            }
+        if raw_type in INBOUND_MEDIA:
+            content["media"] = await self._download(session, message_id, provider_id, payload)
+        record = MessageRecord(
+            id=message_id,
+            session_id=session.session_id,
+            workspace_id=session.workspace_id,
+            direction="in",
+            chat_id=str(payload.get("from") or ""),
+            type=kind,
+            content=json.dumps(content, ensure_ascii=False),
+            status="received",
+            provider="webjs",
+            provider_message_id=provider_id,
+            created_at=time.time(),
+            updated_at=time.time(),
+        )
+        event = NewEvent("message_received", {"message": self.view(record)})
+        await self.store.record_inbound(record, event)
+
+    async def _download(
+        self, session: SessionRecord, message_id: str, provider_id: str, payload: dict[str, Any]
+    ) -> dict[str, Any]:
+        mimetype = str(payload.get("mimetype") or "application/octet-stream")
+        media: dict[str, Any] = {
+            "mimetype": mimetype,
+            "filename": payload.get("filename"),
+            "size": payload.get("size"),
+            "file": None,
+        }
+        bridge = self.runtime.bridge(session.session_id)
+        if bridge is None:
+            media["error"] = "the browser closed before the media was downloaded"
+            return media
+        try:
+            encoded = await bridge.download_media(provider_id)
+            data = base64.b64decode(encoded, validate=True)
+        except (BridgeError, binascii.Error, ValueError) as exc:
+            log.warning("session %s: media download failed: %s", session.session_id, exc)
+            media["error"] = "download failed"
+            return media
+        name = guess_filename(message_id, mimetype)
+        directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
+        await asyncio.to_thread(write_media, directory / "media" / "in", name, data)
+        media |= {"file": f"media/in/{name}", "size": len(data)}
+        return media
+
+    async def _ack(self, session: SessionRecord, payload: dict[str, Any]) -> None:
+        status = ACK_STATUS.get(payload.get("ack"))  # type: ignore[arg-type]
+        if status is None:
+            return
+        for provider_id in payload.get("ids") or []:
+            if not isinstance(provider_id, str):
+                continue
+            message = await self.store.find_message(session.session_id, provider_id)
+            if message is None or message.direction != "out":
+                continue
+            if not _moves_forward(message.status, status):
+                continue  # duplicate or out-of-order ack: never move back
+            changes: dict[str, Any] = {"status": status}
+            if status == "failed":
+                changes["error"] = "rejected by WhatsApp (ack -1)"
+            final = dataclasses.replace(message, **changes)
+            await self.store.update_message(message.id, changes, [status_event(final)])
+
+    # views
+
+    @staticmethod
+    def media_info(record: MessageRecord) -> dict[str, Any] | None:
+        media: dict[str, Any] | None = json.loads(record.content).get("media")
+        return media
+
+    def view(self, record: MessageRecord) -> dict[str, Any]:
+        """The public message record (API responses and webhook payloads)."""
+        content = json.loads(record.content)
+        media = content.get("media")
+        media_view = None
+        if media is not None:
+            media_view = {
+                "mimetype": media.get("mimetype"),
+                "filename": media.get("filename"),
+                "size": media.get("size"),
+                "url": self.links.url(record.id) if media.get("file") else None,
+            }
+        view: dict[str, Any] = {
+            "id": record.id,
+            "session_id": record.session_id,
+            "workspace_id": record.workspace_id,
+            "direction": record.direction,
+            "chat_id": record.chat_id,
+            "type": record.type,
+            "text": content.get("text"),
+            "media": media_view,
+            "location": content.get("location"),
+            "reply_to": content.get("reply_to"),
+            "priority": record.priority,
+            "status": record.status,
+            "provider": record.provider,
+            "provider_message_id": record.provider_message_id,
+            "idempotency_key": record.idempotency_key,
+            "error": record.error,
+            "created_at": iso(record.created_at),
+            "updated_at": iso(record.updated_at),
+        }
+        if record.direction == "out":
+            view["to"] = record.chat_id
+        else:
+            view["from"] = content.get("author") or content.get("from")
+            view["notify_name"] = content.get("notify_name")
+            view["timestamp"] = content.get("timestamp")
+        return view
+
+
+def _moves_forward(current: str, new: str) -> bool:
+    if current == "failed":
+        return False
+    if new == "failed":
+        return current in ("sending", "sent")
+    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)

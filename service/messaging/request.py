@@ -1,0 +1,186 @@
+"""The send request of DESIGN.md §2, parsed and validated into an `OutgoingMessage`."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from service.errors import ValidationFailed
+from service.validation import opt_choice, opt_object, opt_str, reject_unknown
+
+MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "location")
+MEDIA_TYPES = ("image", "document", "audio", "video")
+PRIORITIES = ("normal", "bulk")
+# WhatsApp's own ceiling for one text message.
+MAX_TEXT = 65_536
+MAX_CAPTION = 4_096
+
+_FIELDS = {
+    "to",
+    "type",
+    "text",
+    "media",
+    "location",
+    "reply_to",
+    "priority",
+    "idempotency_key",
+}
+_PHONE = re.compile(r"\+?([1-9][0-9]{6,14})")
+_CONTACT = re.compile(r"([1-9][0-9]{6,14})@c\.us")
+_GROUP = re.compile(r"([0-9]{6,20}(?:-[0-9]{6,20})?)@g\.us")
+_MIMETYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+_FILENAME_UNSAFE = re.compile(r"[\x00-\x1f/\\]")
+
+
+@dataclass(frozen=True)
+class MediaInput:
+    """Media to send: a URL to fetch at accept time, or inline bytes."""
+
+    mimetype: str | None
+    filename: str | None
+    url: str | None = None
+    data: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Location:
+    latitude: float
+    longitude: float
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A validated send request."""
+
+    to: str  # a chat id: <digits>@c.us or <id>@g.us
+    type: str
+    text: str | None
+    media: MediaInput | None
+    location: Location | None
+    reply_to: str | None
+    priority: str
+    idempotency_key: str | None
+
+
+def normalize_recipient(value: object) -> str:
+    """`+5511...`, `5511...`, `5511...@c.us` or `<group>@g.us` -> a WhatsApp chat id."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed("to", "is required: a phone number, <digits>@c.us or <id>@g.us")
+    raw = value.strip()
+    compact = raw.replace(" ", "").replace("-", "") if "@" not in raw else raw
+    if match := _PHONE.fullmatch(compact):
+        return f"{match.group(1)}@c.us"
+    if _CONTACT.fullmatch(raw) or _GROUP.fullmatch(raw):
+        return raw
+    raise ValidationFailed(
+        "to",
+        "is not a valid recipient: use an international phone number (7-15 digits, optional +), "
+        "<digits>@c.us or <id>@g.us",
+    )
+
+
+def parse_send_request(data: dict[str, Any], header_key: str | None) -> OutgoingMessage:
+    reject_unknown(data, _FIELDS)
+    to = normalize_recipient(data.get("to"))
+    kind = opt_choice(data, "type", MESSAGE_TYPES)
+    if kind is None:
+        raise ValidationFailed("type", f"is required: one of {', '.join(MESSAGE_TYPES)}")
+    text = opt_str(data, "text", max_len=MAX_TEXT)
+    media = location = None
+    if kind == "text":
+        if text is None or not text.strip():
+            raise ValidationFailed("text", "is required and must not be empty for a text message")
+        for other in ("media", "location"):
+            if data.get(other) is not None:
+                raise ValidationFailed(other, "is not allowed on a text message")
+    elif kind == "location":
+        location = _location(data)
+        if text:
+            raise ValidationFailed("text", "is not allowed on a location message")
+    else:
+        media = _media(data)
+        if text is not None and len(text) > MAX_CAPTION:
+            raise ValidationFailed("text", f"a caption must be at most {MAX_CAPTION} characters")
+        if kind == "audio" and text:
+            raise ValidationFailed("text", "audio messages carry no caption")
+    key = data.get("idempotency_key")
+    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 190):
+        raise ValidationFailed("idempotency_key", "must be a string of 1-190 characters")
+    if header_key is not None:
+        if not 1 <= len(header_key) <= 190:
+            raise ValidationFailed("Idempotency-Key", "must be 1-190 characters")
+        if key is not None and key != header_key:
+            raise ValidationFailed(
+                "idempotency_key", "differs from the Idempotency-Key header; send one of them"
+            )
+        key = header_key
+    return OutgoingMessage(
+        to=to,
+        type=kind,
+        text=text if text else None,
+        media=media,
+        location=location,
+        reply_to=opt_str(data, "reply_to", max_len=190),
+        priority=opt_choice(data, "priority", PRIORITIES) or "normal",
+        idempotency_key=key,
+    )
+
+
+def _media(data: dict[str, Any]) -> MediaInput:
+    media = opt_object(data, "media")
+    if media is None:
+        raise ValidationFailed("media", "is required for image, document, audio and video")
+    reject_unknown(media, {"url", "base64", "mimetype", "filename"}, prefix="media.")
+    mimetype = opt_str(media, "mimetype", max_len=191, prefix="media.")
+    if mimetype is not None:
+        mimetype = mimetype.strip().lower()
+        if not _MIMETYPE.fullmatch(mimetype):
+            raise ValidationFailed("media.mimetype", "is not a MIME type such as image/jpeg")
+    filename = opt_str(media, "filename", max_len=255, prefix="media.")
+    if filename is not None and (_FILENAME_UNSAFE.search(filename) or filename in (".", "..")):
+        raise ValidationFailed("media.filename", "must be a plain file name")
+    url = opt_str(media, "url", max_len=2048, prefix="media.")
+    encoded = opt_str(media, "base64", max_len=32 * 1024 * 1024, prefix="media.")
+    if (url is None) == (encoded is None):
+        raise ValidationFailed("media", "needs exactly one of url or base64")
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValidationFailed("media.url", "must be an absolute http or https URL")
+        return MediaInput(mimetype=mimetype, filename=filename, url=url)
+    assert encoded is not None
+    if encoded.startswith("data:") and "," in encoded:
+        header, encoded = encoded.split(",", 1)
+        mimetype = mimetype or header[5:].split(";")[0].lower() or None
+    try:
+        payload = base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValidationFailed("media.base64", "is not valid base64") from None
+    if not payload:
+        raise ValidationFailed("media.base64", "is empty")
+    if mimetype is None:
+        raise ValidationFailed("media.mimetype", "is required with base64 media")
+    return MediaInput(mimetype=mimetype, filename=filename, data=payload)
+
+
+def _location(data: dict[str, Any]) -> Location:
+    location = opt_object(data, "location")
+    if location is None:
+        raise ValidationFailed("location", "is required for a location message")
+    reject_unknown(location, {"latitude", "longitude", "name"}, prefix="location.")
+    values = []
+    for field, bound in (("latitude", 90.0), ("longitude", 180.0)):
+        value = location.get(field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationFailed(f"location.{field}", "must be a number")
+        if not math.isfinite(value) or not -bound <= value <= bound:
+            raise ValidationFailed(f"location.{field}", f"must be between -{bound:g} and {bound:g}")
+        values.append(float(value))
+    name = opt_str(location, "name", max_len=256, prefix="location.")
+    return Location(latitude=values[0], longitude=values[1], name=name)

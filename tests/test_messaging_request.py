@@ -1,0 +1,193 @@
+"""The send request, the pacer and the message queue in the store: logic without a browser."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.errors import ValidationFailed
+from service.messaging.messenger import status_event
+from service.messaging.pacing import Pacer, PacingPolicy
+from service.messaging.request import normalize_recipient, parse_send_request
+from service.store import MessageRecord, NewEvent, SessionRecord, SQLiteStore
+
+
+@pytest.mark.parametrize(
+    ("raw", "chat"),
+    [
+        ("+5511999990001", "5511999990001@c.us"),
+        ("5511999990001", "5511999990001@c.us"),
+        ("+55 11 99999-0001", "5511999990001@c.us"),
+        ("5511999990001@c.us", "5511999990001@c.us"),
+        ("120363025246125486@g.us", "120363025246125486@g.us"),
+        ("5511999990001-1596491234@g.us", "5511999990001-1596491234@g.us"),
+    ],
+)
+def test_recipients_normalize_to_chat_ids(raw: str, chat: str) -> None:
+    assert normalize_recipient(raw) == chat
+
+
+@pytest.mark.parametrize(
+    "raw",
+    ["", "abc", "123", "+0511999990001", "5511999990001@s.whatsapp.net", "x@g.us", 5511, None],
+)
+def test_bad_recipients_name_the_field(raw: object) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        normalize_recipient(raw)
+    assert info.value.field == "to"
+
+
+def field_of(data: dict[str, Any], header: str | None = None) -> str:
+    with pytest.raises(ValidationFailed) as info:
+        parse_send_request(data, header)
+    return info.value.field
+
+
+def test_validation_names_each_problem() -> None:
+    ok = {"to": "+5511999990001"}
+    png = base64.b64encode(b"\x89PNG....").decode()
+    assert field_of({**ok, "type": "text"}) == "text"
+    assert field_of({**ok, "type": "text", "text": "   "}) == "text"
+    assert field_of({**ok, "type": "sticker"}) == "type"
+    assert field_of({**ok, "type": "image"}) == "media"
+    assert field_of({**ok, "type": "image", "media": {"url": "ftp://x/y.png"}}) == "media.url"
+    assert field_of({**ok, "type": "image", "media": {"url": "file:///etc/passwd"}}) == "media.url"
+    assert field_of({**ok, "type": "image", "media": {"base64": "!!notb64"}}) == "media.base64"
+    assert field_of({**ok, "type": "image", "media": {"base64": png}}) == "media.mimetype"
+    both = {"base64": png, "url": "http://x/y", "mimetype": "image/png"}
+    assert field_of({**ok, "type": "image", "media": both}) == "media"
+    bad_name = {"base64": png, "mimetype": "image/png", "filename": "../x"}
+    assert field_of({**ok, "type": "document", "media": bad_name}) == "media.filename"
+    assert field_of({**ok, "type": "location", "location": {"latitude": 91, "longitude": 0}}) == (
+        "location.latitude"
+    )
+    assert field_of({**ok, "type": "location", "location": {"latitude": 0, "longitude": -181}}) == (
+        "location.longitude"
+    )
+    assert field_of({**ok, "type": "location", "location": {"latitude": "1", "longitude": 0}}) == (
+        "location.latitude"
+    )
+    assert field_of({**ok, "type": "text", "text": "x" * 65_537}) == "text"
+    assert field_of({**ok, "type": "text", "text": "hi", "priority": "urgent"}) == "priority"
+    assert (
+        field_of({**ok, "type": "text", "text": "hi", "idempotency_key": ""}) == "idempotency_key"
+    )
+    assert field_of({**ok, "type": "text", "text": "hi", "idempotency_key": "a"}, "b") == (
+        "idempotency_key"
+    )
+    assert field_of({**ok, "type": "text", "text": "hi", "colour": "red"}) == "colour"
+
+
+def test_a_valid_request_parses() -> None:
+    png = base64.b64encode(b"\x89PNG....").decode()
+    message = parse_send_request(
+        {
+            "to": "+5511999990001",
+            "type": "image",
+            "text": "look",
+            "media": {"base64": f"data:image/png;base64,{png}", "filename": "a.png"},
+            "priority": "bulk",
+        },
+        "key-1",
+    )
+    assert message.to == "5511999990001@c.us"
+    assert message.media is not None and message.media.data == b"\x89PNG...."
+    assert message.media.mimetype == "image/png"  # taken from the data URL
+    assert (message.priority, message.idempotency_key, message.text) == ("bulk", "key-1", "look")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_pacer_enforces_interval_and_jitter() -> None:
+    clock = FakeClock()
+    pacer = Pacer(PacingPolicy(min_interval=2.0, jitter=1.0), clock=clock, rng=lambda: 0.5)
+    assert pacer.delay("a") == 0
+    pacer.record("a")
+    assert pacer.delay("b") == pytest.approx(2.5)
+    clock.now += 2.5
+    assert pacer.delay("b") == 0
+
+
+def test_pacer_limits_each_recipient_per_minute() -> None:
+    clock = FakeClock()
+    pacer = Pacer(PacingPolicy(min_interval=0, jitter=0, per_recipient_per_minute=3), clock=clock)
+    for _ in range(3):
+        assert pacer.delay("a") == 0
+        pacer.record("a")
+        clock.now += 1
+    assert pacer.delay("a") == pytest.approx(57)  # the first of the three leaves the window
+    assert pacer.delay("b") == 0
+    clock.now += 57
+    assert pacer.delay("a") == 0
+
+
+def test_pacing_off_never_waits() -> None:
+    pacer = Pacer(PacingPolicy.off())
+    for _ in range(100):
+        pacer.record("a")
+    assert pacer.delay("a") == 0
+
+
+def queued(message_id: str, priority: str = "normal", key: str | None = None) -> MessageRecord:
+    return MessageRecord(
+        id=message_id,
+        session_id="s",
+        workspace_id="w",
+        direction="out",
+        chat_id="1234567@c.us",
+        type="text",
+        content='{"text":"hi"}',
+        status="queued",
+        priority=priority,
+        idempotency_key=key,
+    )
+
+
+async def test_queue_order_idempotency_and_interruption(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await store.enqueue_message(queued("m1", "bulk"))
+    await store.enqueue_message(queued("m2"))
+    await store.enqueue_message(queued("m3", "bulk"))
+    first = await store.next_queued("s")
+    assert first is not None and first.id == "m2"  # normal before bulk, then oldest first
+
+    _, created = await store.enqueue_message(queued("m4", key="k"))
+    assert created
+    again, created = await store.enqueue_message(queued("m5", key="k"))
+    assert not created and again.id == "m4"
+    assert await store.get_message("m5") is None
+
+    await store.update_message("m2", {"status": "sending"})
+    failed = await store.interrupt_sending(status_event)
+    assert [m.id for m in failed] == ["m2"]
+    m2 = await store.get_message("m2")
+    assert m2 is not None and (m2.status, m2.error) == ("failed", "interrupted")
+    (event,) = [e for e in await store.list_events("s") if e.event == "message_status_updated"]
+    assert '"error":"interrupted"' in event.body
+
+    inbound = MessageRecord(
+        id="in1",
+        session_id="s",
+        workspace_id="w",
+        direction="in",
+        chat_id="1@c.us",
+        type="text",
+        content="{}",
+        status="received",
+        provider_message_id="false_1@c.us_X",
+    )
+    assert await store.record_inbound(inbound, NewEvent("message_received", {})) is not None
+    copy = MessageRecord(**{**inbound.__dict__, "id": "in2"})
+    assert await store.record_inbound(copy, NewEvent("message_received", {})) is None
+    await store.close()
