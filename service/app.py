@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
 from service import __version__
-from service.api import messages, qr, sessions, system
+from service.api import messages, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
@@ -29,6 +29,8 @@ from service.sessions.state import StatusWriter
 from service.sessions.worker import WorkerContext
 from service.settings import Settings
 from service.store import SQLiteStore, Store
+from webhooks.broadcast import Broadcaster, PusherConfig
+from webhooks.dispatcher import Dispatcher, RetryPolicy
 
 MB = 1024 * 1024
 
@@ -84,6 +86,32 @@ def create_app(
         )
         context.inbound = messenger.on_bridge_event
         status.subscribe(messenger.on_status)
+    dispatcher = Dispatcher(
+        store,
+        http,
+        secret=settings.webhook_secret,
+        default_url=settings.webhook_url,
+        timeout=settings.webhook_timeout,
+        concurrency=settings.webhook_concurrency,
+        retry=RetryPolicy(
+            base=settings.webhook_retry_base_ms / 1000, cap=float(settings.webhook_retry_cap_s)
+        ),
+    )
+    store.subscribe(dispatcher.on_events)
+    broadcaster: Broadcaster | None = None
+    if settings.broadcast_driver != "none":
+        broadcaster = Broadcaster(
+            PusherConfig(
+                app_id=settings.pusher_app_id,
+                key=settings.pusher_app_key,
+                secret=settings.pusher_app_secret,
+                host=settings.pusher_host,
+                port=settings.pusher_port,
+                scheme=settings.pusher_scheme,
+            ),
+            http,
+        )
+        store.subscribe(broadcaster.on_events)
     manager = SessionManager(
         store,
         settings.sessions_dir,
@@ -97,6 +125,9 @@ def create_app(
         settings.sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         await store.open()
         try:
+            await dispatcher.start()
+            if broadcaster is not None:
+                await broadcaster.start()
             # Settle interrupted sends before any browser can report a connection.
             if messenger is not None:
                 await messenger.start()
@@ -109,11 +140,21 @@ def create_app(
                 await messenger.stop()
             if runtime is not None:
                 await runtime.shutdown()
+            if broadcaster is not None:
+                await broadcaster.stop()
+            # Deliveries in flight finish; the rest wait in the outbox for the next start.
+            await dispatcher.stop()
             await http.aclose()
             await store.close()
 
     app = Starlette(
-        routes=[*system.routes, *sessions.routes, *qr.routes, *messages.routes],
+        routes=[
+            *system.routes,
+            *sessions.routes,
+            *qr.routes,
+            *messages.routes,
+            *webhooks.routes,
+        ],
         middleware=[
             Middleware(
                 RequestGuard,
@@ -135,6 +176,8 @@ def create_app(
     app.state.runtime = runtime
     app.state.messenger = messenger
     app.state.media_links = links_media
+    app.state.dispatcher = dispatcher
+    app.state.broadcaster = broadcaster
     app.state.qr_links = links_qr
     app.state.openapi = build_openapi()
     return app

@@ -183,6 +183,24 @@ SCHEMAS: dict[str, Any] = {
             "updated_at": {"type": "string", "format": "date-time"},
         },
     },
+    "Delivery": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "description": "evt_..., also the X-Webhook-Id header"},
+            "event": {"type": "string"},
+            "workspace_id": _ID,
+            "session_id": _ID,
+            "status": {"enum": ["pending", "delivered", "dead"]},
+            "attempts": {"type": "integer"},
+            "url": {"type": ["string", "null"]},
+            "last_status_code": {"type": ["integer", "null"]},
+            "last_error": {"type": ["string", "null"]},
+            "created_at": {"type": "string", "format": "date-time"},
+            "next_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            "delivered_at": {"type": ["string", "null"], "format": "date-time"},
+            "payload": {"type": "object", "description": "the exact body delivered"},
+        },
+    },
     "SessionCreate": {
         "type": "object",
         "required": ["workspace_id"],
@@ -324,6 +342,45 @@ def build_openapi() -> dict[str, Any]:
                 params=[
                     _SESSION_ID_PARAM,
                     {"name": "message_id", "in": "path", "required": True, "schema": _ID},
+                ],
+            )
+        },
+        "/api/webhooks/deliveries": {
+            "get": _op(
+                "List webhook deliveries, oldest first",
+                {
+                    "200": _json(
+                        {"type": "object", "properties": {"data": {"items": _ref("Delivery")}}},
+                        "deliveries",
+                    ),
+                    **_errors(401, 422),
+                },
+                params=[
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": ["pending", "delivered", "dead"]},
+                    },
+                    {"name": "session_id", "in": "query", "schema": _ID},
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                    },
+                ],
+            )
+        },
+        "/api/webhooks/deliveries/{delivery_id}/retry": {
+            "post": _op(
+                "Replay a dead delivery (same X-Webhook-Id, a fresh 24 h retry window)",
+                {"202": _json(_ref("Delivery"), "queued again"), **_errors(401, 404, 409, 422)},
+                params=[
+                    {
+                        "name": "delivery_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^evt_"},
+                    }
                 ],
             )
         },

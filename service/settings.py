@@ -31,6 +31,10 @@ class Settings:
     webhook_secret: str = field(default="", repr=False)
     webhook_url: str = ""
     signature_tolerance: int = 300
+    webhook_timeout: int = 10
+    webhook_concurrency: int = 32
+    webhook_retry_base_ms: int = 1000
+    webhook_retry_cap_s: int = 600
     encryption_key: str = field(default="", repr=False)
     database_url: str = ""
     wa_web_url: str = "https://web.whatsapp.com"
@@ -110,6 +114,12 @@ class Settings:
         settings = cls(**parsed)  # type: ignore[arg-type]
         if settings.broadcast_driver not in ("none", "reverb", "pusher"):
             raise ConfigError("BROADCAST_DRIVER must be one of none, reverb, pusher")
+        if settings.broadcast_driver != "none" and not (
+            settings.pusher_app_id and settings.pusher_app_key and settings.pusher_app_secret
+        ):
+            raise ConfigError(
+                "BROADCAST_DRIVER needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET"
+            )
         if settings.max_sessions < 1 or settings.max_concurrent_launches < 1:
             raise ConfigError("MAX_SESSIONS and MAX_CONCURRENT_LAUNCHES must be at least 1")
         return settings
@@ -142,6 +152,10 @@ _ENV_NAMES: dict[str, str] = {
     "webhook_secret": "SIDECAR_WEBHOOK_SECRET",
     "webhook_url": "SIDECAR_WEBHOOK_URL",
     "signature_tolerance": "SIDECAR_SIGNATURE_TOLERANCE",
+    "webhook_timeout": "SIDECAR_WEBHOOK_TIMEOUT",
+    "webhook_concurrency": "SIDECAR_WEBHOOK_CONCURRENCY",
+    "webhook_retry_base_ms": "SIDECAR_WEBHOOK_RETRY_BASE_MS",
+    "webhook_retry_cap_s": "SIDECAR_WEBHOOK_RETRY_CAP_S",
     "encryption_key": "SIDECAR_ENCRYPTION_KEY",
     "database_url": "SIDECAR_DATABASE_URL",
     "wa_web_url": "WA_WEB_URL",

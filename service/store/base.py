@@ -90,6 +90,7 @@ class OutboxEvent:
     last_error: str | None = None
     last_status_code: int | None = None
     delivered_at: float | None = None
+    give_up_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,21 @@ class NewEvent:
 
     event: str
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AppendedEvent:
+    """An event as committed to the outbox, handed to listeners after the commit."""
+
+    id: str
+    workspace_id: str
+    session_id: str
+    event: NewEvent
+
+
+EventListener = Callable[[list[AppendedEvent]], None]
+# A webhook is retried for this long (from when it was written, or replayed) before it is dead.
+RETRY_WINDOW = 24 * 3600.0
 
 
 class Store(abc.ABC):
@@ -109,6 +125,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def subscribe(self, listener: EventListener) -> None:
+        """Call `listener(events)` after each commit that appended outbox events; an empty
+        list means the pending line changed without new events (a replay)."""
 
     @abc.abstractmethod
     async def ping(self) -> bool:
@@ -192,3 +213,25 @@ class Store(abc.ABC):
     async def list_events(
         self, session_id: str | None = None, status: str | None = None, limit: int = 100
     ) -> list[OutboxEvent]: ...
+
+    @abc.abstractmethod
+    async def due_events(self, now: float, busy: set[str], limit: int) -> list[OutboxEvent]:
+        """The oldest pending event of each session not in `busy`, when it is due.
+
+        A session whose oldest pending event waits for a retry delivers nothing newer.
+        """
+
+    @abc.abstractmethod
+    async def get_event(self, event_id: str) -> OutboxEvent | None: ...
+
+    @abc.abstractmethod
+    async def finish_attempt(self, event_id: str, changes: dict[str, Any]) -> None:
+        """Record a delivery attempt: delivered, a scheduled retry, or dead."""
+
+    @abc.abstractmethod
+    async def replay_event(self, event_id: str, now: float) -> OutboxEvent | None:
+        """Put a dead event back in line for delivery (a fresh 24 h window)."""
+
+    @abc.abstractmethod
+    async def outbox_stats(self) -> dict[str, Any]:
+        """Pending count and the age of the oldest pending event."""

@@ -75,4 +75,12 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX outbox_pending ON outbox (status, session_id, seq)",
         ],
     ),
+    (
+        2,
+        "outbox retry window",
+        [
+            "ALTER TABLE outbox ADD COLUMN give_up_at DOUBLE PRECISION",
+            "UPDATE outbox SET give_up_at = created_at + 86400",
+        ],
+    ),
 ]

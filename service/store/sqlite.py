@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import sqlite3
@@ -19,10 +20,21 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from service.errors import Conflict, SessionNotFound
-from service.store.base import MessageRecord, NewEvent, OutboxEvent, SessionRecord, Store
+from service.store.base import (
+    RETRY_WINDOW,
+    AppendedEvent,
+    EventListener,
+    MessageRecord,
+    NewEvent,
+    OutboxEvent,
+    SessionRecord,
+    Store,
+)
 from service.store.migrations import MIGRATIONS
 
 T = TypeVar("T")
+
+log = logging.getLogger("service.store")
 
 _SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
 _MESSAGE_COLUMNS = tuple(f.name for f in fields(MessageRecord))
@@ -41,6 +53,9 @@ class SQLiteStore(Store):
         self.path = path
         self._conn: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
+        self._listeners: list[EventListener] = []
+        # Filled by the transaction running on the worker thread, read after its commit.
+        self._appended: list[AppendedEvent] = []
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -104,16 +119,33 @@ class SQLiteStore(Store):
         except Exception:
             return False
 
-    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def _write(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[T, list[AppendedEvent]]:
+        """Run `fn` in one IMMEDIATE transaction; also return the outbox events it appended."""
         conn = self.conn
+        self._appended = []
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(conn)
         except BaseException:
             conn.execute("ROLLBACK")
+            self._appended = []
             raise
         conn.execute("COMMIT")
+        appended, self._appended = self._appended, []
+        return result, appended
+
+    async def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        result, appended = await self._run(lambda: self._write(fn))
+        if appended:
+            for listener in self._listeners:
+                try:
+                    listener(appended)
+                except Exception:
+                    log.exception("outbox listener failed")
         return result
+
+    def subscribe(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
 
     # sessions
 
@@ -135,7 +167,7 @@ class SQLiteStore(Store):
                 ) from None
             return SessionRecord(**row)
 
-        return await self._run(self._write, insert)
+        return await self._transaction(insert)
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         def get() -> SessionRecord | None:
@@ -191,10 +223,10 @@ class SQLiteStore(Store):
             ).fetchone()
             record = _session(row)
             for event in events or ():
-                _append_event(conn, record, event)
+                self._appended.append(_append_event(conn, record, event))
             return record
 
-        return await self._run(self._write, update)
+        return await self._transaction(update)
 
     async def delete_session(self, session_id: str) -> bool:
         def delete(conn: sqlite3.Connection) -> bool:
@@ -202,7 +234,7 @@ class SQLiteStore(Store):
             cursor = conn.execute("DELETE FROM sessions WHERE session_id = ?", (session_id,))
             return cursor.rowcount > 0
 
-        return await self._run(self._write, delete)
+        return await self._transaction(delete)
 
     # messages
 
@@ -217,7 +249,7 @@ class SQLiteStore(Store):
                     return _message(row), False
             return _insert_message(conn, message), True
 
-        return await self._run(self._write, enqueue)
+        return await self._transaction(enqueue)
 
     async def get_message(self, message_id: str) -> MessageRecord | None:
         def get() -> MessageRecord | None:
@@ -254,10 +286,10 @@ class SQLiteStore(Store):
                 raise LookupError(message_id)
             row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
             record = _message(row)
-            _append_session_events(conn, record.session_id, events or [])
+            self._appended += _append_session_events(conn, record.session_id, events or [])
             return record
 
-        return await self._run(self._write, update)
+        return await self._transaction(update)
 
     async def find_message(self, session_id: str, provider_message_id: str) -> MessageRecord | None:
         def find() -> MessageRecord | None:
@@ -278,10 +310,10 @@ class SQLiteStore(Store):
             if known:
                 return None
             stored = _insert_message(conn, message)
-            _append_session_events(conn, message.session_id, [event])
+            self._appended += _append_session_events(conn, message.session_id, [event])
             return stored
 
-        return await self._run(self._write, record)
+        return await self._transaction(record)
 
     async def interrupt_sending(
         self, event_for: Callable[[MessageRecord], NewEvent]
@@ -298,11 +330,13 @@ class SQLiteStore(Store):
                 )
                 row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
                 record = _message(row)
-                _append_session_events(conn, record.session_id, [event_for(record)])
+                self._appended += _append_session_events(
+                    conn, record.session_id, [event_for(record)]
+                )
                 failed.append(record)
             return failed
 
-        return await self._run(self._write, interrupt)
+        return await self._transaction(interrupt)
 
     async def count_messages(self, session_id: str, status: str) -> int:
         def count() -> int:
@@ -326,9 +360,72 @@ class SQLiteStore(Store):
             rows = self.conn.execute(
                 f"SELECT * FROM outbox{where} ORDER BY seq LIMIT ?", [*params, limit]
             )
-            return [OutboxEvent(**{c: r[c] for c in _OUTBOX_COLUMNS}) for r in rows]
+            return [_event(r) for r in rows]
 
         return await self._run(query)
+
+    async def due_events(self, now: float, busy: set[str], limit: int) -> list[OutboxEvent]:
+        def query() -> list[OutboxEvent]:
+            # The head of each session's line; only heads are ever delivered, which is what
+            # keeps each session's events in order.
+            rows = self.conn.execute(
+                "SELECT o.* FROM outbox o JOIN ("
+                " SELECT session_id, MIN(seq) AS head FROM outbox WHERE status = 'pending'"
+                " GROUP BY session_id) h ON o.seq = h.head"
+                " WHERE o.next_attempt_at <= ? ORDER BY o.next_attempt_at LIMIT ?",
+                (now, limit + len(busy)),
+            ).fetchall()
+            return [_event(r) for r in rows if r["session_id"] not in busy][:limit]
+
+        return await self._run(query)
+
+    async def get_event(self, event_id: str) -> OutboxEvent | None:
+        def get() -> OutboxEvent | None:
+            row = self.conn.execute("SELECT * FROM outbox WHERE id = ?", (event_id,)).fetchone()
+            return _event(row) if row else None
+
+        return await self._run(get)
+
+    async def finish_attempt(self, event_id: str, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - set(_OUTBOX_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown outbox columns: {sorted(unknown)}")
+
+        def update(conn: sqlite3.Connection) -> None:
+            assignments = ", ".join(f"{c} = ?" for c in changes)
+            conn.execute(
+                f"UPDATE outbox SET {assignments}, attempts = attempts + 1 WHERE id = ?",
+                [*changes.values(), event_id],
+            )
+
+        await self._transaction(update)
+
+    async def replay_event(self, event_id: str, now: float) -> OutboxEvent | None:
+        def replay(conn: sqlite3.Connection) -> OutboxEvent | None:
+            conn.execute(
+                "UPDATE outbox SET status = 'pending', next_attempt_at = ?, give_up_at = ?,"
+                " last_error = NULL WHERE id = ? AND status = 'dead'",
+                (now, now + RETRY_WINDOW, event_id),
+            )
+            row = conn.execute("SELECT * FROM outbox WHERE id = ?", (event_id,)).fetchone()
+            return _event(row) if row else None
+
+        event = await self._transaction(replay)
+        if event is not None and event.status == "pending":
+            # Nothing new was appended, but the line moved: an empty list says just that.
+            for listener in self._listeners:
+                listener([])
+        return event
+
+    async def outbox_stats(self) -> dict[str, Any]:
+        def stats() -> dict[str, Any]:
+            row = self.conn.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+            ).fetchone()
+            dead = self.conn.execute("SELECT COUNT(*) FROM outbox WHERE status = 'dead'").fetchone()
+            return {"pending": row[0], "oldest_pending_at": row[1], "dead": dead[0]}
+
+        return await self._run(stats)
 
 
 def _where(**filters: str | None) -> tuple[str, list[Any]]:
@@ -340,6 +437,10 @@ def _where(**filters: str | None) -> tuple[str, list[Any]]:
 
 def _session(row: sqlite3.Row) -> SessionRecord:
     return SessionRecord(**{c: row[c] for c in _SESSION_COLUMNS})
+
+
+def _event(row: sqlite3.Row) -> OutboxEvent:
+    return OutboxEvent(**{c: row[c] for c in _OUTBOX_COLUMNS})
 
 
 def _message(row: sqlite3.Row) -> MessageRecord:
@@ -359,19 +460,20 @@ def _insert_message(conn: sqlite3.Connection, message: MessageRecord) -> Message
 
 def _append_session_events(
     conn: sqlite3.Connection, session_id: str, events: list[NewEvent]
-) -> None:
+) -> list[AppendedEvent]:
     """Append events for a session read inside this transaction (a deleted one gets none)."""
     if not events:
-        return
+        return []
     row = conn.execute("SELECT * FROM sessions WHERE session_id = ?", (session_id,)).fetchone()
     if row is None:
-        return
+        return []
     session = _session(row)
-    for event in events:
-        _append_event(conn, session, event)
+    return [_append_event(conn, session, event) for event in events]
 
 
-def _append_event(conn: sqlite3.Connection, session: SessionRecord, event: NewEvent) -> str:
+def _append_event(
+    conn: sqlite3.Connection, session: SessionRecord, event: NewEvent
+) -> AppendedEvent:
     """Write one webhook event; its body is frozen now, so retries send the same bytes."""
     event_id = new_event_id()
     now = time.time()
@@ -389,7 +491,8 @@ def _append_event(conn: sqlite3.Connection, session: SessionRecord, event: NewEv
     )
     conn.execute(
         "INSERT INTO outbox (id, event, workspace_id, session_id, url, body, status, attempts,"
-        " next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
+        " next_attempt_at, give_up_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ?)",
         (
             event_id,
             event.event,
@@ -398,7 +501,8 @@ def _append_event(conn: sqlite3.Connection, session: SessionRecord, event: NewEv
             session.webhook_url,
             body,
             now,
+            now + RETRY_WINDOW,
             now,
         ),
     )
-    return event_id
+    return AppendedEvent(event_id, session.workspace_id, session.session_id, event)

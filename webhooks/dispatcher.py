@@ -1,0 +1,179 @@
+"""The webhook dispatcher: delivers the durable outbox to Laravel, in order per session.
+
+Each session's events form a line; only the head of a line is ever in flight, so Laravel sees
+a session's events in the order they were produced, while different sessions deliver in
+parallel. 2xx is done; 408, 425, 429, 5xx, timeouts and connection errors retry with
+exponential backoff and full jitter (base doubling to a cap) until the event is 24 h old;
+any other answer makes it dead at once. Dead events can be listed and replayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+
+from service.store import AppendedEvent, OutboxEvent, Store
+from webhooks.signing import webhook_headers
+
+log = logging.getLogger("webhooks")
+
+RETRYABLE = frozenset({408, 425, 429})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base: float = 1.0
+    cap: float = 600.0
+
+    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+        """Full jitter: uniform in [0, min(cap, base * 2**attempt)] (attempt counts from 0)."""
+        return rng() * min(self.cap, self.base * 2 ** min(attempt, 40))
+
+
+class Dispatcher:
+    """Delivers outbox events; one task per session line, at most `concurrency` at once."""
+
+    def __init__(
+        self,
+        store: Store,
+        client: httpx.AsyncClient,
+        *,
+        secret: str,
+        default_url: str,
+        timeout: float = 10.0,
+        concurrency: int = 32,
+        retry: RetryPolicy | None = None,
+        idle_poll: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.secret = secret
+        self.default_url = default_url
+        self.timeout = timeout
+        self.concurrency = concurrency
+        self.retry = retry or RetryPolicy()
+        self.idle_poll = idle_poll
+        self.delivered = 0
+        self._busy: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    def on_events(self, events: list[AppendedEvent]) -> None:
+        """Store listener: new events (or a replay) wake the loop."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop taking new work; let attempts in flight finish (bounded)."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        in_flight = list(self._busy.values())
+        if in_flight:
+            _, pending = await asyncio.wait(in_flight, timeout=timeout)
+            for task in pending:
+                task.cancel()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            free = self.concurrency - len(self._busy)
+            heads: list[OutboxEvent] = []
+            if free > 0:
+                try:
+                    heads = await self.store.due_events(time.time(), set(self._busy), free)
+                except Exception:
+                    log.exception("reading the outbox failed")
+            for event in heads:
+                self._launch(event)
+            if heads and len(heads) == free:
+                continue  # there may be more due right now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+
+    def _launch(self, event: OutboxEvent) -> None:
+        task = asyncio.create_task(self._deliver(event), name=f"webhook:{event.id}")
+        self._busy[event.session_id] = task
+        task.add_done_callback(lambda _task: self._done(event.session_id))
+
+    def _done(self, session_id: str) -> None:
+        self._busy.pop(session_id, None)
+        # The next event of that line may be due already.
+        self._wake.set()
+
+    async def _deliver(self, event: OutboxEvent) -> None:
+        url = event.url or self.default_url
+        now = time.time()
+        if not url:
+            await self._dead(event, None, "no webhook URL: set SIDECAR_WEBHOOK_URL or webhook_url")
+            return
+        body = event.body.encode()
+        headers = webhook_headers(self.secret, body, int(now), event.id, event.event)
+        try:
+            response = await self.client.post(
+                url, content=body, headers=headers, timeout=self.timeout, follow_redirects=False
+            )
+        except httpx.TimeoutException:
+            await self._retry(event, None, "timeout", None)
+            return
+        except httpx.HTTPError as exc:
+            await self._retry(event, None, f"connection error: {type(exc).__name__}", None)
+            return
+        except Exception as exc:  # a bug must not wedge the line
+            log.exception("delivering %s failed", event.id)
+            await self._retry(event, None, f"internal error: {type(exc).__name__}", None)
+            return
+        status = response.status_code
+        if 200 <= status < 300:
+            self.delivered += 1
+            await self.store.finish_attempt(
+                event.id,
+                {
+                    "status": "delivered",
+                    "delivered_at": time.time(),
+                    "last_status_code": status,
+                    "last_error": None,
+                },
+            )
+        elif status in RETRYABLE or status >= 500:
+            await self._retry(event, status, f"HTTP {status}", _retry_after(response))
+        else:
+            await self._dead(event, status, f"HTTP {status}")
+
+    async def _retry(
+        self, event: OutboxEvent, status: int | None, error: str, retry_after: float | None
+    ) -> None:
+        delay = self.retry.delay(event.attempts)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.retry.cap))
+        next_at = time.time() + delay
+        if event.give_up_at is not None and next_at > event.give_up_at:
+            await self._dead(event, status, f"{error}; gave up after the retry window")
+            return
+        log.info("webhook %s (%s) will retry in %.1f s: %s", event.id, event.event, delay, error)
+        await self.store.finish_attempt(
+            event.id, {"next_attempt_at": next_at, "last_status_code": status, "last_error": error}
+        )
+
+    async def _dead(self, event: OutboxEvent, status: int | None, error: str) -> None:
+        log.warning("webhook %s (%s) is dead: %s", event.id, event.event, error)
+        await self.store.finish_attempt(
+            event.id, {"status": "dead", "last_status_code": status, "last_error": error}
+        )
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
