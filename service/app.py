@@ -17,6 +17,7 @@ from service.api import messages, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from service.links import redact_access_log
 from service.messaging.media import MediaFetcher, media_links
 from service.messaging.messenger import Messenger
 from service.messaging.pacing import PacingPolicy
@@ -118,11 +119,13 @@ def create_app(
         max_sessions=settings.max_sessions,
         secretbox=secretbox,
         runtime=runtime,
+        forgetful=(messenger,) if messenger is not None else (),
     )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         settings.sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        redact_access_log()
         await store.open()
         try:
             await dispatcher.start()

@@ -6,6 +6,7 @@ signature over those exact bytes, and hands the same bytes to the route.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -17,6 +18,8 @@ from service.errors import error_body
 from service.signing import verify_request
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# ASCII digits only: str.isdigit() also accepts characters such as '²' that int() refuses.
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 
 
 class ReplayCache:
@@ -139,7 +142,7 @@ class RequestGuard:
         signature = headers.get("x-hmac-signature", "").strip()
         if not timestamp or not signature:
             return "invalid_signature", "X-Timestamp and X-HMAC-Signature headers are required"
-        if not timestamp.isdigit() or len(timestamp) > 12:
+        if not _TIMESTAMP.fullmatch(timestamp):
             return "invalid_signature", "X-Timestamp must be Unix seconds"
         now = self.clock()
         if abs(now - int(timestamp)) > self.tolerance:

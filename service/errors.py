@@ -7,13 +7,15 @@ Domain code raises these; `error_response` renders
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 log = logging.getLogger("service.errors")
+
+T = TypeVar("T")
 
 
 class ConfigError(Exception):
@@ -39,11 +41,6 @@ class ApiError(Exception):
 class MalformedJson(ApiError):
     status = 400
     code = "malformed_json"
-
-
-class Unauthorized(ApiError):
-    status = 401
-    code = "invalid_signature"
 
 
 class NotFound(ApiError):
@@ -79,14 +76,16 @@ class ValidationFailed(ApiError):
         self.field = field
 
 
-class RateLimited(ApiError):
-    status = 429
-    code = "rate_limited"
-
-
 class AtCapacity(ApiError):
     status = 503
     code = "at_capacity"
+
+
+def require_browsers(component: T | None) -> T:
+    """A browser-side component, or 409 on an instance built without browsers."""
+    if component is None:
+        raise Conflict("this instance runs no browsers", code="runtime_disabled")
+    return component
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
@@ -44,3 +46,24 @@ class SignedLinks:
         except BadSignature:
             return None
         return value if isinstance(value, str) else None
+
+
+_LINK_TOKEN = re.compile(r"(/(?:qr|media)/)[^\s/?\"]+")
+
+
+class RedactLinkTokens(logging.Filter):
+    """Keeps signed-link tokens out of access logs: while valid, a token is a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _LINK_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
+                for a in record.args
+            )
+        return True
+
+
+def redact_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactLinkTokens) for f in access.filters):
+        access.addFilter(RedactLinkTokens())

@@ -46,8 +46,18 @@ async def json_object(request: Request, *, allow_empty: bool = False) -> dict[st
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise MalformedJson(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise MalformedJson("request body is nested too deeply") from None
     if not isinstance(data, dict):
         raise ValidationFailed("body", "must be a JSON object")
+    try:
+        # JSON may escape lone UTF-16 surrogates (\ud800) that no UTF-8 store or response
+        # can hold: refuse them here rather than fail later.
+        json.dumps(data, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise MalformedJson("request body contains an unpaired UTF-16 surrogate") from None
+    except RecursionError:
+        raise MalformedJson("request body is nested too deeply") from None
     return data
 
 

@@ -333,3 +333,44 @@ def test_store_file_is_private(api: httpx.Client, settings: Settings) -> None:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     conn.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,  # deeper than Python's recursion limit
+        b'{"\\ud800": 1}',  # a lone surrogate as a key: the 422 would name it
+        b'{"workspace_id": "w", "webhook_url": "http://x.test/\\ud800"}',
+        b'{"workspace_id": "w", "start": false, "x": NaN}',
+    ],
+)
+def test_hostile_json_is_a_clean_4xx(api: httpx.Client, body: bytes) -> None:
+    response = api.post("/api/sessions", content=body, params={"n": hash(body)})
+    assert response.status_code in (400, 422), response.text
+    assert "Traceback" not in response.text
+
+
+def test_a_non_ascii_digit_timestamp_is_invalid_not_a_crash(raw: httpx.Client) -> None:
+    # '²' passes str.isdigit() but not int(); latin-1 header bytes make it reachable.
+    response = raw.get("/api/sessions", headers={"X-Timestamp": b"\xb2", "X-HMAC-Signature": "00"})
+    assert response.status_code == 401
+    assert error(response)["code"] == "invalid_signature"
+
+
+def test_access_log_never_shows_link_tokens() -> None:
+    import logging
+
+    from service.links import RedactLinkTokens
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/media/eyJtIjoibXNnXzEifQ.abc.def?x=1", "1.1", 200),
+        None,
+    )
+    RedactLinkTokens().filter(record)
+    assert "eyJtIjoi" not in record.getMessage()
+    assert "/media/[redacted]" in record.getMessage()

@@ -200,6 +200,13 @@ def test_idempotency_key_sends_once(car: Sidecar, phone: Phone) -> None:
     assert again.headers["Idempotent-Replayed"] == "true"
     wait_message(car, first.json()["id"], "sent")
     assert [s["text"] for s in phone.sent(ME)] == ["only once"]
+    # A retry whose first answer was lost still gets the first record, even once the
+    # session can no longer send.
+    car.api.post("/api/sessions/m1/stop")
+    car.wait_status("m1", "stopped")
+    late = send(car, {**body, "text": "retry after the answer was lost"})
+    assert late.status_code == 202 and late.json()["id"] == first.json()["id"]
+    assert late.json()["status"] == "sent"
 
 
 def test_two_hundred_messages_arrive_in_order(car: Sidecar, phone: Phone) -> None:

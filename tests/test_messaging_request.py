@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from service.errors import ValidationFailed
-from service.messaging.messenger import status_event
 from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import normalize_recipient, parse_send_request
+from service.messaging.status import status_event
 from service.store import MessageRecord, NewEvent, SessionRecord, SQLiteStore
 
 
@@ -70,6 +70,10 @@ def test_validation_names_each_problem() -> None:
     assert field_of({**ok, "type": "location", "location": {"latitude": "1", "longitude": 0}}) == (
         "location.latitude"
     )
+    huge = {"latitude": 10**400, "longitude": 0}
+    assert field_of({**ok, "type": "location", "location": huge}) == "location.latitude"
+    injected = {"base64": "data:text/html\r\nX-Injected: 1;base64,QUJD"}
+    assert field_of({**ok, "type": "document", "media": injected}) == "media.base64"
     assert field_of({**ok, "type": "text", "text": "x" * 65_537}) == "text"
     assert field_of({**ok, "type": "text", "text": "hi", "priority": "urgent"}) == "priority"
     assert (
@@ -190,4 +194,41 @@ async def test_queue_order_idempotency_and_interruption(tmp_path: Path) -> None:
     assert await store.record_inbound(inbound, NewEvent("message_received", {})) is not None
     copy = MessageRecord(**{**inbound.__dict__, "id": "in2"})
     assert await store.record_inbound(copy, NewEvent("message_received", {})) is None
+    await store.close()
+
+
+async def test_an_ack_that_beats_its_send_record_is_applied_after_it(tmp_path: Path) -> None:
+    from service.browser.bridge import BridgeEvent
+    from service.messaging.media import MediaFetcher, media_links
+    from service.messaging.messenger import Messenger
+    from service.messaging.status import change_status
+
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    session = await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    messenger = Messenger(
+        store,
+        None,
+        tmp_path,  # type: ignore[arg-type]  # acks never touch the runtime
+        fetcher=MediaFetcher(None, 1, 1),  # type: ignore[arg-type]
+        links=media_links("k", "http://x"),
+        pacing=PacingPolicy.off(),
+        max_media_bytes=1,
+    )
+    await store.enqueue_message(queued("m1"))
+    sending = await store.get_message("m1")
+    assert sending is not None
+    # The page reports "read" before the sender has written the provider id down.
+    ack = BridgeEvent("ack", {"ack": 3, "ids": ["true_1234567@c.us_ABC"], "chat": "1234567@c.us"})
+    await messenger.on_bridge_event(session, ack)
+    sent = await change_status(
+        store,
+        sending,
+        {"status": "sent", "provider": "webjs", "provider_message_id": "true_1234567@c.us_ABC"},
+    )
+    await messenger._apply_early_acks(sent)
+    final = await store.get_message("m1")
+    assert final is not None and final.status == "read"
+    statuses = [e.body for e in await store.list_events("s")]
+    assert '"status":"read"' in statuses[-1]
     await store.close()

@@ -199,3 +199,14 @@ def test_remote_unlink_and_disconnect_are_reported(sidecar: Sidecar, phone: Phon
     assert record["phone_number"] is None
     reasons = [e["data"].get("reason") for e in sidecar.events("u1", "session_status_changed")]
     assert "logged_out" in reasons
+
+
+def test_delete_during_launch_leaves_no_browser(sidecar: Sidecar, storage: Path) -> None:
+    for i in range(3):
+        create(sidecar, f"d{i}")
+        # Deleted while its Chromium is still starting, then re-created under the same id.
+        assert sidecar.api.delete(f"/api/sessions/d{i}").status_code == 204
+        assert not (storage / "sessions" / "acme" / f"d{i}").exists()
+    eventually(lambda: chromium_processes(storage) == [], 30, "no browser left")
+    create(sidecar, "d0")
+    sidecar.wait_status("d0", "qr_required")

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from service.errors import Conflict, NotFound
+from service.errors import NotFound, require_browsers
 from service.links import SignedLinks
 from service.messaging.messenger import Messenger
 from service.messaging.request import parse_send_request
@@ -18,9 +18,7 @@ from service.validation import check_id, json_object
 
 
 def _messenger(request: Request) -> Messenger:
-    messenger: Messenger | None = request.app.state.messenger
-    if messenger is None:
-        raise Conflict("this instance runs no browsers", code="runtime_disabled")
+    messenger: Messenger = require_browsers(request.app.state.messenger)
     return messenger
 
 

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import re
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.clock import iso
-from service.errors import Conflict, NotFound, ValidationFailed
+from service.errors import NotFound, ValidationFailed, require_browsers
 from service.links import SignedLinks
+from service.messaging.request import normalize_phone
 from service.qr import qr_png
 from service.sessions.runtime import SessionRuntime
 from service.store import Store
 from service.validation import check_id, json_object, reject_unknown, req_str
 
-_PHONE = re.compile(r"\+?[1-9][0-9]{6,14}")
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _runtime(request: Request) -> SessionRuntime:
-    runtime: SessionRuntime | None = request.app.state.runtime
-    if runtime is None:
-        raise Conflict("this instance runs no browsers", code="runtime_disabled")
+    runtime: SessionRuntime = require_browsers(request.app.state.runtime)
     return runtime
 
 
@@ -66,10 +62,10 @@ async def pairing_code(request: Request) -> Response:
     session_id = check_id(request.path_params["session_id"], "session_id")
     data = await json_object(request)
     reject_unknown(data, {"phone"})
-    phone = req_str(data, "phone", max_len=32).replace(" ", "").replace("-", "")
-    if not _PHONE.fullmatch(phone):
+    phone = normalize_phone(req_str(data, "phone", max_len=32))
+    if phone is None:
         raise ValidationFailed("phone", "must be an international number: digits, optional +")
-    code = await _runtime(request).pairing_code(session_id, phone.lstrip("+"))
+    code = await _runtime(request).pairing_code(session_id, phone)
     return JSONResponse({"code": code})
 
 

@@ -132,7 +132,8 @@ async def delete_session(request: Request) -> Response:
 
 async def _action(request: Request, action: str) -> Response:
     session_id = _session_id(request)
-    await json_object(request, allow_empty=True)
+    # No options yet: a body, if any, must be empty so a typo is not silently ignored.
+    reject_unknown(await json_object(request, allow_empty=True), set())
     manager = _manager(request)
     record = await getattr(manager, action)(session_id)
     return JSONResponse(session_view(record), status_code=202)

@@ -31,7 +31,25 @@ class BridgeEvent:
 
 
 class BridgeError(Exception):
-    """A call into the page failed (rejected promise, page gone, bad reply)."""
+    """A call into the page failed.
+
+    `ambiguous` is True when nobody can tell whether the call took effect in the page: it
+    timed out, or the page reloaded or closed under it. False means the page itself
+    rejected the call (a WPP error), so it did not happen.
+    """
+
+    def __init__(self, message: str, *, ambiguous: bool = False) -> None:
+        super().__init__(message)
+        self.ambiguous = ambiguous
+
+
+# Playwright's words for "the page went away under the call".
+_PAGE_GONE = (
+    "Execution context was destroyed",
+    "Target closed",
+    "has been closed",
+    "Target page, context or browser",
+)
 
 
 @cache
@@ -116,17 +134,13 @@ class PageBridge:
             )
         except PlaywrightError as exc:
             message = exc.message.splitlines()[0] if exc.message else "page call failed"
-            raise BridgeError(message.removeprefix("Error: ")) from None
+            gone = any(marker in message for marker in _PAGE_GONE)
+            raise BridgeError(message.removeprefix("Error: "), ambiguous=gone) from None
         except TimeoutError:
-            raise BridgeError(f"{method} did not answer within {timeout:.0f} s") from None
-
-    async def snapshot(self) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("snapshot")
-        return result
-
-    async def auth_code(self) -> dict[str, Any] | None:
-        result: dict[str, Any] | None = await self.call("authCode")
-        return result
+            # The page's promise may still complete after we stopped waiting.
+            raise BridgeError(
+                f"{method} did not answer within {timeout:.0f} s", ambiguous=True
+            ) from None
 
     async def refresh_qr(self) -> None:
         await self.call("refreshQR")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 from pathlib import Path
 
@@ -14,12 +13,10 @@ def profile_processes(profile: Path) -> list[psutil.Process]:
     """Every live process started with `--user-data-dir=<profile>` (browser and children)."""
     marker = f"--user-data-dir={profile.resolve()}"
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        try:
-            cmdline = proc.info["cmdline"] or []
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        if marker in cmdline and proc.status() != psutil.STATUS_ZOMBIE:
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        # Values were read once by process_iter: a process exiting mid-scan cannot raise.
+        cmdline = proc.info["cmdline"] or []
+        if marker in cmdline and proc.info["status"] != psutil.STATUS_ZOMBIE:
             found.append(proc)
     return found
 
@@ -66,17 +63,3 @@ def kill_processes(procs: list[psutil.Process], grace: float = 0.0) -> None:
         with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
             proc.send_signal(signal.SIGKILL)
     psutil.wait_procs(procs, timeout=5)
-
-
-def kill_tree(pid: int) -> None:
-    kill_processes(tree(pid))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE

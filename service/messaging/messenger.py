@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import dataclasses
 import json
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from service.messaging.media import MediaFetcher, guess_filename, write_media
 from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
+from service.messaging.status import change_status, status_event
 from service.sessions.layout import session_dir
 from service.sessions.runtime import SessionRuntime
 from service.store import STATUS_RANK, MessageRecord, NewEvent, SessionRecord, Store
@@ -48,23 +49,12 @@ INBOUND_TYPES = {
     "sticker": "sticker",
 }
 INBOUND_MEDIA = {"image", "video", "audio", "ptt", "document", "sticker"}
+EARLY_ACK_TTL = 120.0
+EARLY_ACKS_MAX = 10_000
 
 
 def new_message_id() -> str:
     return "msg_" + secrets.token_hex(12)
-
-
-def status_event(message: MessageRecord) -> NewEvent:
-    """`message_status_updated` as DESIGN.md §3 words it."""
-    data: dict[str, Any] = {
-        "message_id": message.id,
-        "provider_message_id": message.provider_message_id,
-        "status": message.status,
-        "provider": message.provider,
-    }
-    if message.error:
-        data["error"] = message.error
-    return NewEvent("message_status_updated", data)
 
 
 class Messenger:
@@ -90,6 +80,8 @@ class Messenger:
         self.max_media_bytes = max_media_bytes
         self.senders: dict[str, Sender] = {}
         self._closing = False
+        # Acks that came before their send's result was recorded: provider id -> ack.
+        self._early_acks: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
 
     # lifecycle
 
@@ -128,11 +120,17 @@ class Messenger:
                 bridge_for=self.runtime.bridge,
                 pacer=Pacer(self.pacing),
                 session_dir=lambda: self._session_dir(session_id),
-                status_event=status_event,
+                on_settled=self._apply_early_acks,
             )
             self.senders[session_id] = sender
             sender.start()
         sender.wake()
+
+    def forget(self, session_id: str) -> None:
+        """The session is being deleted: its sender ends after the message in flight."""
+        sender = self.senders.pop(session_id, None)
+        if sender is not None:
+            sender.stop()
 
     def on_status(self, session: SessionRecord) -> None:
         """Status listener: a session that (re)connects resumes its queue."""
@@ -146,6 +144,14 @@ class Messenger:
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFound(session_id)
+        if request.idempotency_key is not None:
+            # A retry of a request whose answer was lost gets the first record, whatever the
+            # session's state is now, and without fetching its media again.
+            existing = await self.store.find_idempotent(
+                session.workspace_id, request.idempotency_key
+            )
+            if existing is not None:
+                return existing, False
         if session.status != "connected":
             raise Conflict(
                 f"session is {session.status}, not connected: it cannot send now",
@@ -307,8 +313,14 @@ class Messenger:
             media["error"] = "download failed"
             return media
         name = guess_filename(message_id, mimetype)
-        directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
-        await asyncio.to_thread(write_media, directory / "media" / "in", name, data)
+        try:
+            directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
+            await asyncio.to_thread(write_media, directory / "media" / "in", name, data)
+        except (OSError, ValueError) as exc:
+            # The message itself is still recorded; only its file is missing.
+            log.error("session %s: saving inbound media failed: %s", session.session_id, exc)
+            media["error"] = "could not be saved"
+            return media
         media |= {"file": f"media/in/{name}", "size": len(data)}
         return media
 
@@ -320,15 +332,38 @@ class Messenger:
             if not isinstance(provider_id, str):
                 continue
             message = await self.store.find_message(session.session_id, provider_id)
-            if message is None or message.direction != "out":
+            if message is None:
+                self._remember_ack(session.session_id, provider_id, payload["ack"])
                 continue
-            if not _moves_forward(message.status, status):
-                continue  # duplicate or out-of-order ack: never move back
-            changes: dict[str, Any] = {"status": status}
-            if status == "failed":
-                changes["error"] = "rejected by WhatsApp (ack -1)"
-            final = dataclasses.replace(message, **changes)
-            await self.store.update_message(message.id, changes, [status_event(final)])
+            await self._apply_ack(message, status)
+
+    def _remember_ack(self, session_id: str, provider_id: str, ack: int) -> None:
+        """A fast ack can beat the record of its own send: keep it for a while."""
+        key = (session_id, provider_id)
+        previous = self._early_acks.pop(key, (ack, 0.0))[0]
+        self._early_acks[key] = (max(ack, previous), time.monotonic())
+        while len(self._early_acks) > EARLY_ACKS_MAX or (
+            self._early_acks
+            and next(iter(self._early_acks.values()))[1] < time.monotonic() - EARLY_ACK_TTL
+        ):
+            self._early_acks.popitem(last=False)
+
+    async def _apply_early_acks(self, message: MessageRecord) -> None:
+        """Sender hook, once a send is recorded: apply an ack that came before it."""
+        if message.provider_message_id is None:
+            return
+        early = self._early_acks.pop((message.session_id, message.provider_message_id), None)
+        status = ACK_STATUS.get(early[0]) if early else None
+        if status is not None:
+            await self._apply_ack(message, status)
+
+    async def _apply_ack(self, message: MessageRecord, status: str) -> None:
+        if message.direction != "out" or not _moves_forward(message.status, status):
+            return  # duplicate or out-of-order ack: never move back
+        changes: dict[str, Any] = {"status": status}
+        if status == "failed":
+            changes["error"] = "rejected by WhatsApp (ack -1)"
+        await change_status(self.store, message, changes)
 
     # views
 

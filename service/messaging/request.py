@@ -68,14 +68,19 @@ class OutgoingMessage:
     idempotency_key: str | None
 
 
+def normalize_phone(value: str) -> str | None:
+    """`+55 11 99999-0001` -> `5511999990001`; None when it is not an E.164 number."""
+    match = _PHONE.fullmatch(value.strip().replace(" ", "").replace("-", ""))
+    return match.group(1) if match else None
+
+
 def normalize_recipient(value: object) -> str:
     """`+5511...`, `5511...`, `5511...@c.us` or `<group>@g.us` -> a WhatsApp chat id."""
     if not isinstance(value, str) or not value.strip():
         raise ValidationFailed("to", "is required: a phone number, <digits>@c.us or <id>@g.us")
     raw = value.strip()
-    compact = raw.replace(" ", "").replace("-", "") if "@" not in raw else raw
-    if match := _PHONE.fullmatch(compact):
-        return f"{match.group(1)}@c.us"
+    if "@" not in raw and (phone := normalize_phone(raw)):
+        return f"{phone}@c.us"
     if _CONTACT.fullmatch(raw) or _GROUP.fullmatch(raw):
         return raw
     raise ValidationFailed(
@@ -137,11 +142,7 @@ def _media(data: dict[str, Any]) -> MediaInput:
     if media is None:
         raise ValidationFailed("media", "is required for image, document, audio and video")
     reject_unknown(media, {"url", "base64", "mimetype", "filename"}, prefix="media.")
-    mimetype = opt_str(media, "mimetype", max_len=191, prefix="media.")
-    if mimetype is not None:
-        mimetype = mimetype.strip().lower()
-        if not _MIMETYPE.fullmatch(mimetype):
-            raise ValidationFailed("media.mimetype", "is not a MIME type such as image/jpeg")
+    mimetype = _mimetype(opt_str(media, "mimetype", max_len=191, prefix="media."), "media.mimetype")
     filename = opt_str(media, "filename", max_len=255, prefix="media.")
     if filename is not None and (_FILENAME_UNSAFE.search(filename) or filename in (".", "..")):
         raise ValidationFailed("media.filename", "must be a plain file name")
@@ -157,7 +158,7 @@ def _media(data: dict[str, Any]) -> MediaInput:
     assert encoded is not None
     if encoded.startswith("data:") and "," in encoded:
         header, encoded = encoded.split(",", 1)
-        mimetype = mimetype or header[5:].split(";")[0].lower() or None
+        mimetype = mimetype or _mimetype(header[5:].split(";")[0] or None, "media.base64")
     try:
         payload = base64.b64decode("".join(encoded.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -167,6 +168,16 @@ def _media(data: dict[str, Any]) -> MediaInput:
     if mimetype is None:
         raise ValidationFailed("media.mimetype", "is required with base64 media")
     return MediaInput(mimetype=mimetype, filename=filename, data=payload)
+
+
+def _mimetype(value: str | None, field: str) -> str | None:
+    """A normalized MIME type, or None; anything else (header injection included) is 422."""
+    if value is None:
+        return None
+    value = value.strip().lower()
+    if not _MIMETYPE.fullmatch(value):
+        raise ValidationFailed(field, "is not a MIME type such as image/jpeg")
+    return value
 
 
 def _location(data: dict[str, Any]) -> Location:
@@ -179,7 +190,8 @@ def _location(data: dict[str, Any]) -> Location:
         value = location.get(field)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationFailed(f"location.{field}", "must be a number")
-        if not math.isfinite(value) or not -bound <= value <= bound:
+        # Compared before any float conversion: a 400-digit integer overflows a float.
+        if not -bound <= value <= bound or not math.isfinite(value):
             raise ValidationFailed(f"location.{field}", f"must be between -{bound:g} and {bound:g}")
         values.append(float(value))
     name = opt_str(location, "name", max_len=256, prefix="location.")

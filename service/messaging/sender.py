@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -14,11 +13,11 @@ from typing import Any
 from service.browser import BridgeError, PageBridge
 from service.messaging.media import StoredMedia
 from service.messaging.pacing import Pacer
-from service.store import MessageRecord, NewEvent, Store
+from service.messaging.status import change_status
+from service.store import MessageRecord, Store
 
 log = logging.getLogger("service.messaging")
 
-StatusEvent = Callable[[MessageRecord], NewEvent]
 BridgeLookup = Callable[[str], PageBridge | None]
 # How long a sender with queued messages sleeps before re-checking a session that is not
 # connected, when nothing wakes it earlier.
@@ -41,14 +40,14 @@ class Sender:
         bridge_for: BridgeLookup,
         pacer: Pacer,
         session_dir: Callable[[], Awaitable[Path | None]],
-        status_event: StatusEvent,
+        on_settled: Callable[[MessageRecord], Awaitable[None]] | None = None,
     ) -> None:
         self.session_id = session_id
         self.store = store
         self.bridge_for = bridge_for
         self.pacer = pacer
         self.session_dir = session_dir
-        self.status_event = status_event
+        self.on_settled = on_settled
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -81,6 +80,9 @@ class Sender:
             if session is None:
                 return
             bridge = self.bridge_for(self.session_id)
+            if session.status in ("stopped", "failed"):
+                await self._sleep(None)  # nothing to do until it connects (on_status wakes)
+                continue
             if bridge is None or session.status != "connected":
                 await self._sleep(IDLE_RECHECK)
                 continue
@@ -96,8 +98,10 @@ class Sender:
         try:
             result = await self._transmit(bridge, message)
         except BridgeError as exc:
-            # With the page gone mid-call nobody knows whether it left: say so.
-            error = "interrupted" if bridge.browser.closed.is_set() else str(exc)[:500]
+            # A timeout or a page that went away mid-call may still have sent it: say
+            # "interrupted" (delivery unknown) rather than a failure Laravel would resend.
+            ambiguous = exc.ambiguous or bridge.browser.closed.is_set()
+            error = "interrupted" if ambiguous else str(exc)[:500]
             changes = {"status": "failed", "error": error, "provider": "webjs"}
         except (OSError, ValueError) as exc:
             changes = {"status": "failed", "error": f"media unavailable: {exc}"[:500]}
@@ -109,9 +113,17 @@ class Sender:
                 "error": None,
             }
         self.pacer.record(message.chat_id)
-        # The status and its event commit together.
-        final = dataclasses.replace(message, **changes)
-        await self.store.update_message(message.id, changes, [self.status_event(final)])
+        final = await change_status(self.store, message, changes)
+        await self._drop_media(message)
+        if self.on_settled is not None:
+            await self.on_settled(final)
+
+    async def _drop_media(self, message: MessageRecord) -> None:
+        """An outgoing file is only needed until its message is settled."""
+        media = json.loads(message.content).get("media")
+        directory = await self.session_dir() if media else None
+        if media and directory is not None:
+            (directory / media["file"]).unlink(missing_ok=True)
 
     async def _transmit(self, bridge: PageBridge, message: MessageRecord) -> dict[str, Any]:
         content = json.loads(message.content)

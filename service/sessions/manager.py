@@ -30,7 +30,16 @@ class Runtime(Protocol):
         """Unlink the device and wipe the profile."""
 
     async def remove(self, session_id: str) -> None:
-        """Stop the session for good before its rows and directory are purged."""
+        """Stop the session for good, and keep it from starting, before the purge."""
+
+    def release(self, session_id: str) -> None:
+        """The purge is over: the id may be used again."""
+
+
+class Forgetful(Protocol):
+    """Something that keeps per-session state to drop when a session is deleted."""
+
+    def forget(self, session_id: str) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,12 +69,14 @@ class SessionManager:
         max_sessions: int,
         secretbox: SecretBox | None,
         runtime: Runtime | None = None,
+        forgetful: tuple[Forgetful, ...] = (),
     ) -> None:
         self.store = store
         self.sessions_root = sessions_root
         self.max_sessions = max_sessions
         self.secretbox = secretbox
         self.runtime = runtime
+        self.forgetful = forgetful
         # Capacity check and write happen under one lock so two creates cannot both pass.
         self._capacity = asyncio.Lock()
 
@@ -171,8 +182,14 @@ class SessionManager:
         record = await self.get(session_id)
         if self.runtime is not None:
             await self.runtime.remove(session_id)
-        await self.store.delete_session(session_id)
-        remove_tree(session_dir(self.sessions_root, record.workspace_id, session_id))
+        try:
+            for holder in self.forgetful:
+                holder.forget(session_id)
+            await self.store.delete_session(session_id)
+            remove_tree(session_dir(self.sessions_root, record.workspace_id, session_id))
+        finally:
+            if self.runtime is not None:
+                self.runtime.release(session_id)
 
     def meta_config(self, record: SessionRecord) -> MetaConfig | None:
         """The session's Meta credentials, opened; None when it has none."""

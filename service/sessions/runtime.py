@@ -8,6 +8,7 @@ import logging
 import time
 
 from service.browser import BridgeError, PageBridge
+from service.browser.process import kill_processes, profile_processes
 from service.errors import Conflict, SessionNotFound
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
@@ -28,6 +29,8 @@ class SessionRuntime:
         self.workers: dict[str, SessionWorker] = {}
         self._lock = asyncio.Lock()
         self._closing = False
+        # Sessions whose browser must not start now: a logout or delete is under way.
+        self._held: set[str] = set()
 
     @property
     def status(self) -> StatusWriter:
@@ -61,7 +64,7 @@ class SessionRuntime:
 
     async def reconcile(self, session_id: str) -> None:
         async with self._lock:
-            if self._closing:
+            if self._closing or session_id in self._held:
                 return
             record = await self.ctx.store.get_session(session_id)
             worker = self.workers.get(session_id)
@@ -89,13 +92,28 @@ class SessionRuntime:
         if self.workers.get(worker.session_id) is worker:
             del self.workers[worker.session_id]
 
-    async def _stop_and_wait(self, session_id: str, reason: str) -> None:
+    async def _hold_and_stop(self, session_id: str, reason: str) -> None:
+        """Keep the session from starting, and make sure no browser uses its profile."""
+        async with self._lock:
+            self._held.add(session_id)
         worker = self.workers.get(session_id)
-        if worker is None:
+        if worker is None or worker.task is None:
             return
         worker.stop(reason=reason)
-        if worker.task is not None:
-            await asyncio.wait([worker.task], timeout=STOP_TIMEOUT)
+        done, _ = await asyncio.wait([worker.task], timeout=STOP_TIMEOUT)
+        if not done:
+            # Stuck (a hung launch or page): end it the hard way before anyone touches the
+            # profile on disk.
+            log.warning("session %s did not stop in %.0f s; killing it", session_id, STOP_TIMEOUT)
+            worker.task.cancel()
+            record = await self.ctx.store.get_session(session_id)
+            if record is not None:
+                profile = profile_dir(self.ctx.sessions_root, record.workspace_id, session_id)
+                await asyncio.to_thread(kill_processes, profile_processes(profile))
+
+    def release(self, session_id: str) -> None:
+        """End a hold taken by `remove` once the session's rows and files are gone."""
+        self._held.discard(session_id)
 
     async def restart(self, session_id: str) -> None:
         worker = self.workers.get(session_id)
@@ -113,17 +131,19 @@ class SessionRuntime:
                 await worker.bridge.logout()
             except BridgeError as exc:
                 log.warning("session %s: in-page logout failed: %s", session_id, exc)
-        await self._stop_and_wait(session_id, "logout")
-        remove_tree(profile_dir(self.ctx.sessions_root, record.workspace_id, session_id))
-        record = await self._record(session_id)
-        await self.ctx.store.update_session(
-            session_id, {"phone_number": None, "qr": None, "qr_expires_at": None}
-        )
-        if record.desired_state == "running":
-            await self.reconcile(session_id)
+        try:
+            await self._hold_and_stop(session_id, "logout")
+            remove_tree(profile_dir(self.ctx.sessions_root, record.workspace_id, session_id))
+            await self.ctx.store.update_session(
+                session_id, {"phone_number": None, "qr": None, "qr_expires_at": None}
+            )
+        finally:
+            self.release(session_id)
+        await self.reconcile(session_id)
 
     async def remove(self, session_id: str) -> None:
-        await self._stop_and_wait(session_id, "deleted")
+        """Stop the session for good; it stays held until `release` (after the purge)."""
+        await self._hold_and_stop(session_id, "deleted")
 
     async def pairing_code(self, session_id: str, phone: str) -> str:
         """Ask WhatsApp for a link code for `phone`; recorded as pairing_code_generated."""
@@ -184,11 +204,3 @@ class SessionRuntime:
         """The page of a running session, or None while its browser is down."""
         worker = self.workers.get(session_id)
         return worker.bridge if worker is not None else None
-
-    def browser_memory(self) -> dict[str, int]:
-        """PSS in bytes of each running session's Chromium tree."""
-        return {
-            sid: w.bridge.browser.memory_bytes()
-            for sid, w in list(self.workers.items())
-            if w.bridge is not None
-        }

@@ -46,6 +46,16 @@ class WorkerContext:
     inbound: InboundHandler | None = None
 
 
+async def _first(*events: asyncio.Event, timeout: float) -> None:
+    """Wait until any of `events` is set, or `timeout` seconds."""
+    waiters = [asyncio.create_task(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Why one browser run ended: `stop`, `restart` (asked for), `memory` or `crash`."""
@@ -101,7 +111,14 @@ class SessionWorker:
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
-                outcome = await self._run_once()
+                try:
+                    outcome = await self._run_once()
+                except LookupError:
+                    raise
+                except Exception as exc:
+                    # Whatever went wrong, supervision goes on: it counts as a crash.
+                    log.exception("session %s: the browser run failed", self.session_id)
+                    outcome = Outcome("crash", f"internal error: {type(exc).__name__}")
                 if self._stop.is_set() or outcome.kind == "stop":
                     break
                 if outcome.kind == "restart":
@@ -129,8 +146,10 @@ class SessionWorker:
                     changes={"last_error": outcome.detail},
                 )
                 delay = min(self.ctx.backoff_base * 2 ** (failures - 1), self.ctx.backoff_max)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
+                # A restart asked for during the backoff only cuts the wait short; the
+                # failures keep counting, so a crash loop still ends in `failed`.
+                await _first(self._stop, self._restart, timeout=delay)
+                self._restart.clear()
             if self._stop.is_set():
                 final = ("stopped", self._stop_reason, {})
         except LookupError:
@@ -179,12 +198,16 @@ class SessionWorker:
         finally:
             for task in waits:
                 task.cancel()
-            self.bridge = None
-            await bridge.close()
-            # Events the page sent before it closed still count (inbound messages, acks).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._events.join(), 10)
-            consumer.cancel()
+            try:
+                # Events the page sent still count (inbound messages, acks); they are handled
+                # while the page is still there to download media from.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._events.join(), 10)
+                self.bridge = None
+                await bridge.close()
+            finally:
+                self.bridge = None
+                consumer.cancel()
 
     async def _watch_memory(self, bridge: PageBridge) -> None:
         """Returns when the browser's process tree exceeds the ceiling; never without one."""
@@ -202,7 +225,8 @@ class SessionWorker:
             try:
                 await self._handle(event)
             except LookupError:
-                pass
+                # The session was deleted: this worker has nothing left to run.
+                self.stop(silent=True)
             except Exception:
                 log.exception("session %s: handling %s failed", self.session_id, event.type)
             finally:

@@ -180,6 +180,10 @@ class Store(abc.ABC):
     async def get_message(self, message_id: str) -> MessageRecord | None: ...
 
     @abc.abstractmethod
+    async def find_idempotent(self, workspace_id: str, key: str) -> MessageRecord | None:
+        """The message a workspace already sent with this idempotency key."""
+
+    @abc.abstractmethod
     async def next_queued(self, session_id: str) -> MessageRecord | None:
         """The next message to send: `normal` before `bulk`, oldest first."""
 

@@ -241,12 +241,9 @@ class SQLiteStore(Store):
     async def enqueue_message(self, message: MessageRecord) -> tuple[MessageRecord, bool]:
         def enqueue(conn: sqlite3.Connection) -> tuple[MessageRecord, bool]:
             if message.idempotency_key is not None:
-                row = conn.execute(
-                    "SELECT * FROM messages WHERE workspace_id = ? AND idempotency_key = ?",
-                    (message.workspace_id, message.idempotency_key),
-                ).fetchone()
-                if row is not None:
-                    return _message(row), False
+                existing = _idempotent(conn, message.workspace_id, message.idempotency_key)
+                if existing is not None:
+                    return existing, False
             return _insert_message(conn, message), True
 
         return await self._transaction(enqueue)
@@ -257,6 +254,9 @@ class SQLiteStore(Store):
             return _message(row) if row else None
 
         return await self._run(get)
+
+    async def find_idempotent(self, workspace_id: str, key: str) -> MessageRecord | None:
+        return await self._run(lambda: _idempotent(self.conn, workspace_id, key))
 
     async def next_queued(self, session_id: str) -> MessageRecord | None:
         def next_one() -> MessageRecord | None:
@@ -445,6 +445,14 @@ def _event(row: sqlite3.Row) -> OutboxEvent:
 
 def _message(row: sqlite3.Row) -> MessageRecord:
     return MessageRecord(**{c: row[c] for c in _MESSAGE_COLUMNS})
+
+
+def _idempotent(conn: sqlite3.Connection, workspace_id: str, key: str) -> MessageRecord | None:
+    row = conn.execute(
+        "SELECT * FROM messages WHERE workspace_id = ? AND idempotency_key = ?",
+        (workspace_id, key),
+    ).fetchone()
+    return _message(row) if row else None
 
 
 def _insert_message(conn: sqlite3.Connection, message: MessageRecord) -> MessageRecord:
