@@ -12,8 +12,11 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
+from adapters.meta import MetaProvider
+from adapters.selector import ProviderSelector
+from adapters.webjs import WebJsProvider
 from service import __version__
-from service.api import messages, qr, sessions, system, webhooks
+from service.api import messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
@@ -56,6 +59,8 @@ def create_app(
     )
     runtime: SessionRuntime | None = None
     messenger: Messenger | None = None
+    selector: ProviderSelector | None = None
+    meta_provider: MetaProvider | None = None
     if with_browsers:
         wa_js = Path(settings.wa_js_path)
         status = StatusWriter(store)
@@ -71,9 +76,24 @@ def create_app(
             memory_limit_bytes=settings.session_memory_limit_mb * MB,
         )
         runtime = SessionRuntime(context)
+        meta_provider = MetaProvider(
+            http,
+            graph_url=settings.meta_graph_url,
+            version=settings.meta_graph_version,
+            sessions_root=settings.sessions_dir,
+            credentials=lambda record: manager.meta_config(record),
+        )
+        selector = ProviderSelector(
+            store,
+            WebJsProvider(runtime, settings.sessions_dir),
+            meta_provider,
+            failure_threshold=settings.failover_threshold,
+            cooldown=float(settings.failover_cooldown_s),
+        )
         messenger = Messenger(
             store,
             runtime,
+            selector,
             settings.sessions_dir,
             fetcher=MediaFetcher(http, settings.media_max_bytes, settings.media_fetch_timeout),
             links=links_media,
@@ -119,7 +139,7 @@ def create_app(
         max_sessions=settings.max_sessions,
         secretbox=secretbox,
         runtime=runtime,
-        forgetful=(messenger,) if messenger is not None else (),
+        forgetful=tuple(x for x in (messenger, selector) if x is not None),
     )
 
     @asynccontextmanager
@@ -157,6 +177,7 @@ def create_app(
             *qr.routes,
             *messages.routes,
             *webhooks.routes,
+            *meta.routes,
         ],
         middleware=[
             Middleware(
@@ -178,6 +199,8 @@ def create_app(
     app.state.sessions = manager
     app.state.runtime = runtime
     app.state.messenger = messenger
+    app.state.selector = selector
+    app.state.meta_provider = meta_provider
     app.state.media_links = links_media
     app.state.dispatcher = dispatcher
     app.state.broadcaster = broadcaster

@@ -123,7 +123,13 @@ SCHEMAS: dict[str, Any] = {
                 "description": "+<digits>, <digits>, <digits>@c.us or <id>@g.us",
                 "examples": ["+5511999990001"],
             },
-            "type": {"enum": ["text", "image", "document", "audio", "video", "location"]},
+            "type": {
+                "enum": ["text", "image", "document", "audio", "video", "location", "template"]
+            },
+            "template": {
+                "type": "object",
+                "description": "Cloud API only: {name, language: en_US | {code}, components?}",
+            },
             "text": {"type": "string", "description": "the text, or the caption of media"},
             "media": {
                 "type": "object",
@@ -406,6 +412,30 @@ def build_openapi() -> dict[str, Any]:
                 ],
                 signed=False,
             )
+        },
+        "/webhooks/meta": {
+            "get": _op(
+                "Meta's verify handshake: hub.challenge back when hub.verify_token matches",
+                {"200": {"description": "the challenge, as text"}, "403": {"description": "no"}},
+                params=[
+                    {"name": n, "in": "query", "schema": {"type": "string"}}
+                    for n in ("hub.mode", "hub.verify_token", "hub.challenge")
+                ],
+                signed=False,
+            ),
+            "post": _op(
+                "Cloud API events, verified by X-Hub-Signature-256 (the app secret)",
+                {"200": {"description": "recorded"}, **_errors(400, 401)},
+                params=[
+                    {
+                        "name": "X-Hub-Signature-256",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                    }
+                ],
+                signed=False,
+            ),
         },
         "/health": {
             "get": _op("Liveness", {"200": _json({"type": "object"}, "alive")}, signed=False)

@@ -58,6 +58,8 @@ class Settings:
     pusher_host: str = "127.0.0.1"
     pusher_port: int = 8080
     pusher_scheme: str = "http"
+    failover_threshold: int = 3
+    failover_cooldown_s: int = 30
     meta_graph_url: str = "https://graph.facebook.com"
     meta_graph_version: str = "v25.0"
     log_level: str = "info"
@@ -179,6 +181,8 @@ _ENV_NAMES: dict[str, str] = {
     "pusher_host": "PUSHER_HOST",
     "pusher_port": "PUSHER_PORT",
     "pusher_scheme": "PUSHER_SCHEME",
+    "failover_threshold": "SIDECAR_FAILOVER_THRESHOLD",
+    "failover_cooldown_s": "SIDECAR_FAILOVER_COOLDOWN",
     "meta_graph_url": "META_GRAPH_URL",
     "meta_graph_version": "META_GRAPH_VERSION",
     "log_level": "SIDECAR_LOG_LEVEL",

@@ -208,8 +208,9 @@ async def test_an_ack_that_beats_its_send_record_is_applied_after_it(tmp_path: P
     session = await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
     messenger = Messenger(
         store,
-        None,
-        tmp_path,  # type: ignore[arg-type]  # acks never touch the runtime
+        None,  # type: ignore[arg-type]  # acks touch neither the runtime...
+        None,  # type: ignore[arg-type]  # ...nor the selector
+        tmp_path,
         fetcher=MediaFetcher(None, 1, 1),  # type: ignore[arg-type]
         links=media_links("k", "http://x"),
         pacing=PacingPolicy.off(),

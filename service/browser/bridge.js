@@ -58,6 +58,13 @@
 
   const sent = (result) => ({ id: ser(result.id), ack: num(result.ack) });
 
+  // Keep a WPPError's code in the message, the only part that survives the trip to Python.
+  const coded = (promise) =>
+    promise.catch((e) => {
+      const code = e && e.code ? `[${e.code}] ` : '';
+      throw new Error(code + ((e && e.message) || String(e)));
+    });
+
   const snapshot = async () => {
     const authenticated = !!WPP.conn.isAuthenticated();
     const mainReady = !!WPP.conn.isMainReady();
@@ -128,10 +135,11 @@
     pairingCode: (phone) => WPP.conn.genLinkDeviceCodeForPhoneNumber(phone),
     logout: () => WPP.conn.logout(),
     sendText: async (to, text, options) =>
-      sent(await WPP.chat.sendTextMessage(to, text, options || {})),
+      sent(await coded(WPP.chat.sendTextMessage(to, text, options || {}))),
     sendFile: async (to, dataUrl, options) =>
-      sent(await WPP.chat.sendFileMessage(to, dataUrl, options)),
-    sendLocation: async (to, options) => sent(await WPP.chat.sendLocationMessage(to, options)),
+      sent(await coded(WPP.chat.sendFileMessage(to, dataUrl, options))),
+    sendLocation: async (to, options) =>
+      sent(await coded(WPP.chat.sendLocationMessage(to, options))),
     downloadMedia: async (id) => blobToBase64(await WPP.chat.downloadMedia(id)),
   };
 

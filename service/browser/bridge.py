@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -41,6 +42,9 @@ class BridgeError(Exception):
     def __init__(self, message: str, *, ambiguous: bool = False) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
+        # `[device_offline] ...`: the code of the WPPError the page threw, when it had one.
+        match = re.match(r"\[([a-z0-9_]+)\]", message)
+        self.code = match.group(1) if match else None
 
 
 # Playwright's words for "the page went away under the call".

@@ -10,9 +10,12 @@ import logging
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from adapters.base import ProviderError
+from adapters.selector import ProviderSelector
 from service.browser import BridgeError
 from service.browser.bridge import BridgeEvent
 from service.clock import iso
@@ -64,6 +67,7 @@ class Messenger:
         self,
         store: Store,
         runtime: SessionRuntime,
+        selector: ProviderSelector,
         sessions_root: Path,
         *,
         fetcher: MediaFetcher,
@@ -73,6 +77,7 @@ class Messenger:
     ) -> None:
         self.store = store
         self.runtime = runtime
+        self.selector = selector
         self.sessions_root = sessions_root
         self.fetcher = fetcher
         self.links = links
@@ -117,7 +122,7 @@ class Messenger:
             sender = Sender(
                 session_id,
                 store=self.store,
-                bridge_for=self.runtime.bridge,
+                selector=self.selector,
                 pacer=Pacer(self.pacing),
                 session_dir=lambda: self._session_dir(session_id),
                 on_settled=self._apply_early_acks,
@@ -133,9 +138,9 @@ class Messenger:
             sender.stop()
 
     def on_status(self, session: SessionRecord) -> None:
-        """Status listener: a session that (re)connects resumes its queue."""
-        if session.status == "connected":
-            self.wake(session.session_id)
+        """Status listener: any change of a session's state may let its queue move (or
+        move through another provider)."""
+        self.wake(session.session_id)
 
     # sending
 
@@ -152,9 +157,16 @@ class Messenger:
             )
             if existing is not None:
                 return existing, False
-        if session.status != "connected":
+        if request.type == "template" and (
+            session.provider_mode == "webjs" or session.meta_sealed is None
+        ):
+            raise ValidationFailed(
+                "type", "templates go through the Cloud API: give this session Meta credentials"
+            )
+        if not self.selector.can_accept(session):
             raise Conflict(
-                f"session is {session.status}, not connected: it cannot send now",
+                f"session is {session.status}, not connected, and no other provider can "
+                "deliver for it now",
                 code="session_not_connected",
                 details={"status": session.status},
             )
@@ -162,6 +174,8 @@ class Messenger:
         content: dict[str, Any] = {"text": request.text}
         if request.reply_to:
             content["reply_to"] = request.reply_to
+        if request.template is not None:
+            content["template"] = request.template
         if request.location is not None:
             loc = request.location
             content["location"] = {
@@ -219,6 +233,8 @@ class Messenger:
             "filename": media.filename,
             "size": len(data),
             "file": f"media/out/{name}",
+            # The Cloud API can fetch the original link itself instead of an upload.
+            "url": media.url,
         }, path
 
     async def get(self, session_id: str, message_id: str) -> MessageRecord:
@@ -251,12 +267,8 @@ class Messenger:
         provider_id = payload.get("id")
         if payload.get("from_me") or not isinstance(provider_id, str):
             return  # our own sends echo back as new messages
-        # The page delivers at least once; the first copy wins.
-        if await self.store.find_message(session.session_id, provider_id) is not None:
-            return
         raw_type = str(payload.get("type") or "unknown")
         kind = INBOUND_TYPES.get(raw_type, raw_type)
-        message_id = new_message_id()
         content: dict[str, Any] = {
             "text": payload.get("body") if kind == "text" else payload.get("caption"),
             "from": payload.get("from"),
@@ -272,47 +284,88 @@ class Messenger:
                 "longitude": payload.get("longitude"),
                 "name": payload.get("location_name"),
             }
+        media = None
         if raw_type in INBOUND_MEDIA:
-            content["media"] = await self._download(session, message_id, provider_id, payload)
+            media = {
+                "mimetype": str(payload.get("mimetype") or "application/octet-stream"),
+                "filename": payload.get("filename"),
+                "size": payload.get("size"),
+            }
+
+        async def load() -> bytes:
+            bridge = self.runtime.bridge(session.session_id)
+            if bridge is None:
+                raise ValueError("the browser closed before the media was downloaded")
+            return base64.b64decode(await bridge.download_media(provider_id), validate=True)
+
+        await self.record_inbound(
+            session,
+            provider="webjs",
+            provider_id=provider_id,
+            kind=kind,
+            chat_id=str(payload.get("from") or ""),
+            content=content,
+            media=media,
+            load_media=load,
+        )
+
+    async def record_inbound(
+        self,
+        session: SessionRecord,
+        *,
+        provider: str,
+        provider_id: str,
+        kind: str,
+        chat_id: str,
+        content: dict[str, Any],
+        media: dict[str, Any] | None = None,
+        load_media: Callable[[], Awaitable[bytes]] | None = None,
+    ) -> None:
+        """Store an inbound message from any provider and write its message_received event.
+
+        Providers deliver at least once; the first copy of a provider id wins.
+        """
+        if await self.store.find_message(session.session_id, provider_id) is not None:
+            return
+        message_id = new_message_id()
+        if media is not None:
+            content["media"] = await self._save_media(session, message_id, media, load_media)
+        now = time.time()
         record = MessageRecord(
             id=message_id,
             session_id=session.session_id,
             workspace_id=session.workspace_id,
             direction="in",
-            chat_id=str(payload.get("from") or ""),
+            chat_id=chat_id,
             type=kind,
             content=json.dumps(content, ensure_ascii=False),
             status="received",
-            provider="webjs",
+            provider=provider,
             provider_message_id=provider_id,
-            created_at=time.time(),
-            updated_at=time.time(),
+            created_at=now,
+            updated_at=now,
         )
         event = NewEvent("message_received", {"message": self.view(record)})
         await self.store.record_inbound(record, event)
 
-    async def _download(
-        self, session: SessionRecord, message_id: str, provider_id: str, payload: dict[str, Any]
+    async def _save_media(
+        self,
+        session: SessionRecord,
+        message_id: str,
+        media: dict[str, Any],
+        load: Callable[[], Awaitable[bytes]] | None,
     ) -> dict[str, Any]:
-        mimetype = str(payload.get("mimetype") or "application/octet-stream")
-        media: dict[str, Any] = {
-            "mimetype": mimetype,
-            "filename": payload.get("filename"),
-            "size": payload.get("size"),
-            "file": None,
-        }
-        bridge = self.runtime.bridge(session.session_id)
-        if bridge is None:
-            media["error"] = "the browser closed before the media was downloaded"
+        """Download and keep an inbound file; on failure the message keeps an `error`."""
+        media = {**media, "file": None}
+        if load is None:
             return media
         try:
-            encoded = await bridge.download_media(provider_id)
-            data = base64.b64decode(encoded, validate=True)
-        except (BridgeError, binascii.Error, ValueError) as exc:
+            data = await load()
+        except (BridgeError, ProviderError, binascii.Error, ValueError) as exc:
             log.warning("session %s: media download failed: %s", session.session_id, exc)
             media["error"] = "download failed"
             return media
-        name = guess_filename(message_id, mimetype)
+        name = guess_filename(message_id, media["mimetype"])
         try:
             directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
             await asyncio.to_thread(write_media, directory / "media" / "in", name, data)
@@ -323,6 +376,14 @@ class Messenger:
             return media
         media |= {"file": f"media/in/{name}", "size": len(data)}
         return media
+
+    async def apply_status(
+        self, session: SessionRecord, provider_id: str, status: str, error: str | None = None
+    ) -> None:
+        """A provider reported a status for a message we sent (forward-only)."""
+        message = await self.store.find_message(session.session_id, provider_id)
+        if message is not None:
+            await self._apply_ack(message, status, error)
 
     async def _ack(self, session: SessionRecord, payload: dict[str, Any]) -> None:
         status = ACK_STATUS.get(payload.get("ack"))  # type: ignore[arg-type]
@@ -357,12 +418,14 @@ class Messenger:
         if status is not None:
             await self._apply_ack(message, status)
 
-    async def _apply_ack(self, message: MessageRecord, status: str) -> None:
+    async def _apply_ack(
+        self, message: MessageRecord, status: str, error: str | None = None
+    ) -> None:
         if message.direction != "out" or not _moves_forward(message.status, status):
             return  # duplicate or out-of-order ack: never move back
         changes: dict[str, Any] = {"status": status}
         if status == "failed":
-            changes["error"] = "rejected by WhatsApp (ack -1)"
+            changes["error"] = error or "rejected by WhatsApp (ack -1)"
         await change_status(self.store, message, changes)
 
     # views

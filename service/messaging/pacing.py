@@ -40,13 +40,25 @@ class Pacer:
         self._last_send: float | None = None
         self._next_gap = 0.0
         self._recent: dict[str, deque[float]] = {}
+        self._blocked_until: dict[str, float] = {}
 
-    def delay(self, recipient: str) -> float:
-        """Seconds to wait from now before sending to `recipient` (0 when it may go now)."""
-        if not self.policy.enabled:
-            return 0.0
+    def block(self, recipient: str, seconds: float) -> None:
+        """Send nothing to `recipient` for `seconds` (a provider asked us to back off)."""
+        self._blocked_until[recipient] = self.clock() + seconds
+
+    def delay(self, recipient: str, *, paced: bool = True) -> float:
+        """Seconds to wait from now before sending to `recipient` (0 when it may go now).
+
+        `paced=False` skips the anti-ban pacing (a provider that needs none) but still
+        honours a block a provider asked for.
+        """
         now = self.clock()
-        wait = 0.0
+        blocked = self._blocked_until.get(recipient, 0.0) - now
+        if blocked <= 0:
+            self._blocked_until.pop(recipient, None)
+        if not (self.policy.enabled and paced):
+            return max(blocked, 0.0)
+        wait = max(blocked, 0.0)
         if self._last_send is not None:
             wait = max(wait, self._last_send + self._next_gap - now)
         limit = self.policy.per_recipient_per_minute

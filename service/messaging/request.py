@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from service.errors import ValidationFailed
 from service.validation import opt_choice, opt_object, opt_str, reject_unknown
 
-MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "location")
+MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "location", "template")
 MEDIA_TYPES = ("image", "document", "audio", "video")
 PRIORITIES = ("normal", "bulk")
 # WhatsApp's own ceiling for one text message.
@@ -26,6 +26,7 @@ _FIELDS = {
     "text",
     "media",
     "location",
+    "template",
     "reply_to",
     "priority",
     "idempotency_key",
@@ -66,6 +67,7 @@ class OutgoingMessage:
     reply_to: str | None
     priority: str
     idempotency_key: str | None
+    template: dict[str, Any] | None = None
 
 
 def normalize_phone(value: str) -> str | None:
@@ -97,13 +99,15 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
     if kind is None:
         raise ValidationFailed("type", f"is required: one of {', '.join(MESSAGE_TYPES)}")
     text = opt_str(data, "text", max_len=MAX_TEXT)
-    media = location = None
+    media = location = template = None
     if kind == "text":
         if text is None or not text.strip():
             raise ValidationFailed("text", "is required and must not be empty for a text message")
         for other in ("media", "location"):
             if data.get(other) is not None:
                 raise ValidationFailed(other, "is not allowed on a text message")
+    elif kind == "template":
+        template = _template(data)
     elif kind == "location":
         location = _location(data)
         if text:
@@ -134,6 +138,7 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         reply_to=opt_str(data, "reply_to", max_len=190),
         priority=opt_choice(data, "priority", PRIORITIES) or "normal",
         idempotency_key=key,
+        template=template,
     )
 
 
@@ -168,6 +173,29 @@ def _media(data: dict[str, Any]) -> MediaInput:
     if mimetype is None:
         raise ValidationFailed("media.mimetype", "is required with base64 media")
     return MediaInput(mimetype=mimetype, filename=filename, data=payload)
+
+
+def _template(data: dict[str, Any]) -> dict[str, Any]:
+    """A Cloud API template: `{name, language: "en_US" | {code}, components?}`."""
+    template = opt_object(data, "template")
+    if template is None:
+        raise ValidationFailed("template", "is required for a template message")
+    reject_unknown(template, {"name", "language", "components"}, prefix="template.")
+    name = opt_str(template, "name", max_len=512, prefix="template.")
+    if not name or not re.fullmatch(r"[a-z0-9_]+", name):
+        raise ValidationFailed("template.name", "must be a template name (a-z, 0-9, _)")
+    language = template.get("language")
+    if isinstance(language, dict):
+        language = language.get("code")
+    if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
+        raise ValidationFailed("template.language", "must be a language code such as en_US")
+    components = template.get("components")
+    if components is not None and not isinstance(components, list):
+        raise ValidationFailed("template.components", "must be a list")
+    result: dict[str, Any] = {"name": name, "language": {"code": language}}
+    if components:
+        result["components"] = components
+    return result
 
 
 def _mimetype(value: str | None, field: str) -> str | None:

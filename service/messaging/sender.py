@@ -1,4 +1,4 @@
-"""One sender per session: drains its queue in order, paced, through the session's page."""
+"""One sender per session: drains its queue in order, paced, through the provider selector."""
 
 from __future__ import annotations
 
@@ -10,24 +10,25 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from service.browser import BridgeError, PageBridge
-from service.messaging.media import StoredMedia
+from adapters.base import ErrorKind, Provider, ProviderError
+from adapters.selector import ProviderSelector
 from service.messaging.pacing import Pacer
 from service.messaging.status import change_status
-from service.store import MessageRecord, Store
+from service.store import MessageRecord, SessionRecord, Store
 
 log = logging.getLogger("service.messaging")
 
-BridgeLookup = Callable[[str], PageBridge | None]
-# How long a sender with queued messages sleeps before re-checking a session that is not
-# connected, when nothing wakes it earlier.
+# How long a sender with queued messages sleeps before re-checking a session that cannot
+# send now, when nothing wakes it earlier.
 IDLE_RECHECK = 5.0
+# Rounds in which every provider failed at the provider level before a message is failed.
+MAX_ROUNDS = 5
 
 
 class Sender:
     """Sends one session's queued messages one at a time, oldest first, `normal` before `bulk`.
 
-    A message is marked `sending` in the store before it goes to the page and `sent` (or
+    A message is marked `sending` in the store before it goes to a provider and `sent` (or
     `failed`) after: a crash in between leaves it `sending`, which the next boot turns into
     `failed/interrupted` instead of sending it again.
     """
@@ -37,20 +38,21 @@ class Sender:
         session_id: str,
         *,
         store: Store,
-        bridge_for: BridgeLookup,
+        selector: ProviderSelector,
         pacer: Pacer,
         session_dir: Callable[[], Awaitable[Path | None]],
         on_settled: Callable[[MessageRecord], Awaitable[None]] | None = None,
     ) -> None:
         self.session_id = session_id
         self.store = store
-        self.bridge_for = bridge_for
+        self.selector = selector
         self.pacer = pacer
         self.session_dir = session_dir
         self.on_settled = on_settled
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
+        self._rounds: dict[str, int] = {}
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name=f"sender:{self.session_id}")
@@ -79,44 +81,65 @@ class Sender:
             session = await self.store.get_session(self.session_id)
             if session is None:
                 return
-            bridge = self.bridge_for(self.session_id)
-            if session.status in ("stopped", "failed"):
-                await self._sleep(None)  # nothing to do until it connects (on_status wakes)
+            plan = self.selector.plan(session, message)
+            if not plan:
+                # Nothing can send now. A stopped web session without Meta only changes with
+                # a status change (which wakes us); anything else is worth a re-check.
+                idle = session.status in ("stopped", "failed") and session.meta_sealed is None
+                await self._sleep(None if idle else IDLE_RECHECK)
                 continue
-            if bridge is None or session.status != "connected":
-                await self._sleep(IDLE_RECHECK)
-                continue
-            delay = self.pacer.delay(message.chat_id)
+            # Pacing protects web accounts from bans; the Cloud API has its own limits.
+            delay = self.pacer.delay(message.chat_id, paced=plan[0].name == "webjs")
             if delay > 0:
                 await self._sleep(delay)
                 continue  # re-check: a more urgent message or a disconnect may have come
-            await self._send(bridge, message)
+            await self._send(message, session, plan)
 
-    async def _send(self, bridge: PageBridge, message: MessageRecord) -> None:
+    async def _send(
+        self, message: MessageRecord, session: SessionRecord, plan: list[Provider]
+    ) -> None:
         await self.store.update_message(message.id, {"status": "sending"})
         changes: dict[str, Any]
         try:
-            result = await self._transmit(bridge, message)
-        except BridgeError as exc:
-            # A timeout or a page that went away mid-call may still have sent it: say
-            # "interrupted" (delivery unknown) rather than a failure Laravel would resend.
-            ambiguous = exc.ambiguous or bridge.browser.closed.is_set()
-            error = "interrupted" if ambiguous else str(exc)[:500]
-            changes = {"status": "failed", "error": error, "provider": "webjs"}
-        except (OSError, ValueError) as exc:
-            changes = {"status": "failed", "error": f"media unavailable: {exc}"[:500]}
+            provider, result = await self.selector.send(session, message, plan)
+        except ProviderError as exc:
+            self.pacer.record(message.chat_id)
+            if exc.recipient_backoff:
+                self.pacer.block(message.chat_id, exc.recipient_backoff)
+            if exc.fails_over and await self._requeue(message, exc):
+                return
+            error = "interrupted" if exc.kind is ErrorKind.UNKNOWN_DELIVERY else exc.describe()
+            changes = {"status": "failed", "error": error[:500]}
         else:
+            self.pacer.record(message.chat_id)
             changes = {
                 "status": "sent",
-                "provider": "webjs",
-                "provider_message_id": result.get("id"),
+                "provider": provider,
+                "provider_message_id": result.provider_message_id,
                 "error": None,
             }
-        self.pacer.record(message.chat_id)
+        self._rounds.pop(message.id, None)
         final = await change_status(self.store, message, changes)
         await self._drop_media(message)
         if self.on_settled is not None:
             await self.on_settled(final)
+
+    async def _requeue(self, message: MessageRecord, exc: ProviderError) -> bool:
+        """Every provider failed at the provider level: keep the message queued and try
+        again later, unless that has happened too often already."""
+        rounds = self._rounds.get(message.id, 0) + 1
+        if rounds >= MAX_ROUNDS:
+            return False
+        self._rounds[message.id] = rounds
+        await self.store.update_message(message.id, {"status": "queued", "error": exc.describe()})
+        log.info(
+            "session %s: no provider delivered %s (%s); retrying",
+            self.session_id,
+            message.id,
+            exc.describe(),
+        )
+        await self._sleep(min(2.0 * rounds, IDLE_RECHECK))
+        return True
 
     async def _drop_media(self, message: MessageRecord) -> None:
         """An outgoing file is only needed until its message is settled."""
@@ -124,34 +147,3 @@ class Sender:
         directory = await self.session_dir() if media else None
         if media and directory is not None:
             (directory / media["file"]).unlink(missing_ok=True)
-
-    async def _transmit(self, bridge: PageBridge, message: MessageRecord) -> dict[str, Any]:
-        content = json.loads(message.content)
-        options: dict[str, Any] = {"createChat": True}
-        if content.get("reply_to"):
-            options["quotedMsg"] = content["reply_to"]
-        if message.type == "text":
-            return await bridge.send_text(message.chat_id, content["text"], options)
-        if message.type == "location":
-            loc = content["location"]
-            options |= {"lat": loc["latitude"], "lng": loc["longitude"]}
-            if loc.get("name"):
-                options["name"] = loc["name"]
-            return await bridge.send_location(message.chat_id, options)
-        media = content["media"]
-        directory = await self.session_dir()
-        if directory is None:
-            raise ValueError("the session directory is gone")
-        stored = StoredMedia(
-            path=directory / media["file"],
-            mimetype=media["mimetype"],
-            filename=media.get("filename"),
-            size=media["size"],
-        )
-        data_url = await asyncio.to_thread(stored.data_url)
-        options |= {"type": message.type, "mimetype": stored.mimetype}
-        if stored.filename:
-            options["filename"] = stored.filename
-        if content.get("text"):
-            options["caption"] = content["text"]
-        return await bridge.send_file(message.chat_id, data_url, options)

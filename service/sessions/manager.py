@@ -7,6 +7,7 @@ to make the observed status follow.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from service.errors import AtCapacity, SessionNotFound, ValidationFailed
 from service.secretbox import SecretBox
 from service.sessions.layout import ensure_session_dir, profile_dir, remove_tree, session_dir
 from service.store import SessionRecord, Store
+
+log = logging.getLogger("service.sessions")
 
 
 class Runtime(Protocol):
@@ -144,7 +147,10 @@ class SessionManager:
             raise ValidationFailed("meta", "is required when provider_mode is meta")
         if not changes:
             return record
-        return await self.store.update_session(session_id, changes)
+        updated = await self.store.update_session(session_id, changes)
+        if updated.provider_mode != record.provider_mode:
+            await self._reconcile(session_id)  # a browser may be needed now, or no longer
+        return updated
 
     async def start(self, session_id: str) -> SessionRecord:
         async with self._capacity:
@@ -195,7 +201,12 @@ class SessionManager:
         """The session's Meta credentials, opened; None when it has none."""
         if record.meta_sealed is None or self.secretbox is None:
             return None
-        return MetaConfig(**self.secretbox.open(record.meta_sealed, record.session_id))
+        try:
+            return MetaConfig(**self.secretbox.open(record.meta_sealed, record.session_id))
+        except (ValueError, TypeError):
+            # A changed SIDECAR_ENCRYPTION_KEY: the credentials must be given again.
+            log.error("session %s: Meta credentials do not open with this key", record.session_id)
+            return None
 
     async def _ensure_capacity(self) -> None:
         running = await self.store.list_sessions(desired_state="running")

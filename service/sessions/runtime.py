@@ -70,7 +70,16 @@ class SessionRuntime:
             worker = self.workers.get(session_id)
             if record is None:
                 return
-            if record.desired_state == "running":
+            if record.provider_mode == "meta":
+                # The Cloud API needs no browser: the session is as up as it is wanted.
+                if worker is not None and not worker.stopping:
+                    worker.stop(silent=True)
+                if record.desired_state != "running":
+                    await self.status.move(record, "stopped", reason="cloud_api")
+                elif record.status != "connected":
+                    record = await self.status.move(record, "initializing", reason="cloud_api")
+                    await self.status.move(record, "connected", reason="cloud_api")
+            elif record.desired_state == "running":
                 if worker is None or worker.stopping:
                     if worker is None:
                         # So the API's answer already shows the launch under way.

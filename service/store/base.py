@@ -149,6 +149,7 @@ class Store(abc.ABC):
         workspace_id: str | None = None,
         status: str | None = None,
         desired_state: str | None = None,
+        meta_phone_number_id: str | None = None,
     ) -> list[SessionRecord]: ...
 
     @abc.abstractmethod

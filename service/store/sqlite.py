@@ -183,9 +183,13 @@ class SQLiteStore(Store):
         workspace_id: str | None = None,
         status: str | None = None,
         desired_state: str | None = None,
+        meta_phone_number_id: str | None = None,
     ) -> list[SessionRecord]:
         where, params = _where(
-            workspace_id=workspace_id, status=status, desired_state=desired_state
+            workspace_id=workspace_id,
+            status=status,
+            desired_state=desired_state,
+            meta_phone_number_id=meta_phone_number_id,
         )
 
         def query() -> list[SessionRecord]:

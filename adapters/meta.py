@@ -1,0 +1,237 @@
+"""The Meta WhatsApp Cloud API provider: `POST {graph}/{version}/{phone_number_id}/messages`.
+
+Errors are classified by Graph error code (DESIGN.md §7 and the issue):
+- transient or throughput (1, 2, 131000, 131016, 130429, HTTP 5xx, timeouts): retried here a
+  few times, then reported TRANSIENT so the selector can fail over;
+- provider down (190, 0, 10, 200-299, 368, 131031, 131048): PROVIDER_DOWN opens the circuit;
+- recipient-level (131026, 131047, 131050, 131056): the message fails, no failover; 131056
+  (pair rate limit) also backs off that recipient;
+- request bugs (100, 131008, 131009, 132000-132016) and anything else: the message fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from adapters.base import ErrorKind, Provider, ProviderError, ProviderStatus, SendResult
+from service.sessions.layout import session_dir
+from service.sessions.manager import MetaConfig
+from service.store import MessageRecord, SessionRecord
+
+log = logging.getLogger("adapters.meta")
+
+TRANSIENT_CODES = frozenset({1, 2, 131000, 131016, 130429})
+DOWN_CODES = frozenset({190, 0, 10, 368, 131031, 131048, *range(200, 300)})
+RECIPIENT_CODES = frozenset({131026, 131047, 131050, 131056})
+REQUEST_CODES = frozenset({100, 131008, 131009, *range(132000, 132017)})
+# 131056: too many messages from this number to that one; Meta asks to slow down for it.
+PAIR_RATE_BACKOFF = 60.0
+
+
+def classify(code: int | None, http_status: int) -> ErrorKind:
+    """The kind of a Graph error, by its code first and its HTTP status second."""
+    if code in TRANSIENT_CODES:
+        return ErrorKind.TRANSIENT
+    if code in DOWN_CODES:
+        return ErrorKind.PROVIDER_DOWN
+    if code in RECIPIENT_CODES:
+        return ErrorKind.RECIPIENT
+    if code in REQUEST_CODES:
+        return ErrorKind.REQUEST
+    if http_status >= 500 or http_status == 429:
+        return ErrorKind.TRANSIENT
+    if http_status in (401, 403):
+        return ErrorKind.PROVIDER_DOWN
+    return ErrorKind.REQUEST
+
+
+class MetaProvider(Provider):
+    """Sends through the Cloud API with the session's own (sealed) credentials."""
+
+    name = "meta"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        graph_url: str,
+        version: str,
+        sessions_root: Path,
+        credentials: Callable[[SessionRecord], MetaConfig | None],
+        timeout: float = 15.0,
+        attempts: int = 3,
+        retry_base: float = 0.5,
+    ) -> None:
+        self.client = client
+        self.base = f"{graph_url.rstrip('/')}/{version}"
+        self.sessions_root = sessions_root
+        self.credentials = credentials
+        self.timeout = timeout
+        self.attempts = attempts
+        self.retry_base = retry_base
+
+    def status(self, session: SessionRecord) -> ProviderStatus:
+        if session.meta_sealed is None:
+            return ProviderStatus(False, "no Meta credentials configured")
+        return ProviderStatus(True)
+
+    async def send(self, session: SessionRecord, message: MessageRecord) -> SendResult:
+        config = self.credentials(session)
+        if config is None:
+            raise ProviderError(ErrorKind.PROVIDER_DOWN, "no Meta credentials configured")
+        payload = await self._payload(session, config, message)
+        last: ProviderError | None = None
+        for attempt in range(self.attempts):
+            try:
+                data = await self._request(
+                    config, "POST", f"{config.phone_number_id}/messages", json=payload
+                )
+            except ProviderError as exc:
+                if exc.kind is not ErrorKind.TRANSIENT:
+                    raise
+                last = exc
+                delay = exc.retry_after or self.retry_base * 2**attempt
+                log.info("Meta send transient error (%s); retry in %.1f s", exc.describe(), delay)
+                await asyncio.sleep(min(delay, 10.0))
+                continue
+            messages = data.get("messages")
+            if isinstance(messages, list) and messages and isinstance(messages[0], dict):
+                wamid = messages[0].get("id")
+                if isinstance(wamid, str):
+                    return SendResult(wamid)
+            raise ProviderError(ErrorKind.UNKNOWN_DELIVERY, "Meta answered without a message id")
+        assert last is not None
+        raise last
+
+    async def _payload(
+        self, session: SessionRecord, config: MetaConfig, message: MessageRecord
+    ) -> dict[str, Any]:
+        content = json.loads(message.content)
+        to = message.chat_id.split("@", 1)[0]
+        if message.chat_id.endswith("@g.us"):
+            raise ProviderError(ErrorKind.RECIPIENT, "the Cloud API cannot send to WhatsApp groups")
+        payload: dict[str, Any] = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": to,
+            "type": message.type,
+        }
+        if content.get("reply_to"):
+            payload["context"] = {"message_id": content["reply_to"]}
+        if message.type == "text":
+            payload["text"] = {"body": content["text"], "preview_url": False}
+        elif message.type == "location":
+            loc = content["location"]
+            payload["location"] = {
+                k: v
+                for k, v in (
+                    ("latitude", loc["latitude"]),
+                    ("longitude", loc["longitude"]),
+                    ("name", loc.get("name")),
+                )
+                if v is not None
+            }
+        elif message.type == "template":
+            payload["template"] = content["template"]
+        else:
+            payload[message.type] = await self._media(session, config, message.type, content)
+        return payload
+
+    async def _media(
+        self, session: SessionRecord, config: MetaConfig, kind: str, content: dict[str, Any]
+    ) -> dict[str, Any]:
+        media = content["media"]
+        if media.get("url"):
+            item: dict[str, Any] = {"link": media["url"]}
+        else:
+            item = {"id": await self._upload(session, config, media)}
+        if content.get("text") and kind != "audio":
+            item["caption"] = content["text"]
+        if kind == "document" and media.get("filename"):
+            item["filename"] = media["filename"]
+        return item
+
+    async def _upload(
+        self, session: SessionRecord, config: MetaConfig, media: dict[str, Any]
+    ) -> str:
+        """Upload an inline file to the Cloud API; its media id is what the message names."""
+        directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
+        try:
+            data = await asyncio.to_thread((directory / media["file"]).read_bytes)
+        except OSError as exc:
+            raise ProviderError(ErrorKind.REQUEST, f"media unavailable: {exc}") from None
+        files = {"file": (media.get("filename") or "file", data, media["mimetype"])}
+        form = {"messaging_product": "whatsapp", "type": media["mimetype"]}
+        result = await self._request(
+            config, "POST", f"{config.phone_number_id}/media", data=form, files=files
+        )
+        media_id = result.get("id")
+        if not isinstance(media_id, str):
+            raise ProviderError(ErrorKind.TRANSIENT, "Meta answered the upload without an id")
+        return media_id
+
+    async def _request(
+        self, config: MetaConfig, method: str, path: str, **kwargs: Any
+    ) -> dict[str, Any]:
+        headers = {"Authorization": f"Bearer {config.access_token}"}
+        try:
+            response = await self.client.request(
+                method, f"{self.base}/{path}", headers=headers, timeout=self.timeout, **kwargs
+            )
+        except httpx.TimeoutException:
+            raise ProviderError(ErrorKind.TRANSIENT, "the Cloud API timed out") from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                ErrorKind.TRANSIENT, f"the Cloud API is unreachable: {type(exc).__name__}"
+            ) from None
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code < 300 and isinstance(data, dict):
+            return data
+        raise _graph_error(response, data)
+
+    async def download(self, config: MetaConfig, media_id: str) -> tuple[bytes, str | None]:
+        """An inbound message's media: its URL from the Graph API, then the bytes."""
+        info = await self._request(config, "GET", media_id)
+        url = info.get("url")
+        if not isinstance(url, str):
+            raise ProviderError(ErrorKind.REQUEST, "Meta gave no URL for this media")
+        try:
+            response = await self.client.get(
+                url,
+                headers={"Authorization": f"Bearer {config.access_token}"},
+                timeout=self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise ProviderError(ErrorKind.TRANSIENT, f"media download failed: {exc}") from None
+        if response.status_code != 200:
+            raise ProviderError(ErrorKind.TRANSIENT, f"media download: HTTP {response.status_code}")
+        mime = info.get("mime_type")
+        return response.content, mime if isinstance(mime, str) else None
+
+
+def _graph_error(response: httpx.Response, data: Any) -> ProviderError:
+    error = data.get("error") if isinstance(data, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code") if isinstance(error.get("code"), int) else None
+    details = error.get("error_data", {})
+    detail = details.get("details") if isinstance(details, dict) else None
+    message = str(detail or error.get("message") or f"HTTP {response.status_code}")[:500]
+    kind = classify(code, response.status_code)
+    retry_after = response.headers.get("retry-after", "")
+    return ProviderError(
+        kind,
+        message,
+        code=code,
+        retry_after=float(retry_after) if retry_after.isdigit() else None,
+        recipient_backoff=PAIR_RATE_BACKOFF if code == 131056 else None,
+    )

@@ -1,0 +1,154 @@
+"""Inbound Meta Cloud API webhooks: signature verification and the payload, parsed.
+
+Meta signs each POST with `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body,
+keyed with the app secret>`. The payload names the receiving number
+(`entry[].changes[].value.metadata.phone_number_id`), which is how the session, and so the
+app secret to verify with, is found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def verify_signature(body: bytes, header: str | None, secrets: Iterable[str]) -> bool:
+    """True when `header` is `sha256=<hex>` of `body` under one of `secrets` (constant time,
+    every secret tried)."""
+    if not header or not header.startswith("sha256="):
+        return False
+    given = header[len("sha256=") :].strip().lower().encode()
+    ok = False
+    for secret in secrets:
+        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
+        ok |= hmac.compare_digest(expected, given)
+    return ok
+
+
+@dataclass(frozen=True)
+class MetaMessage:
+    """One inbound message, already in the API's vocabulary."""
+
+    phone_number_id: str
+    wamid: str
+    sender: str  # wa_id, digits
+    kind: str
+    timestamp: int | None
+    text: str | None
+    notify_name: str | None
+    reply_to: str | None
+    media_id: str | None = None
+    media: dict[str, Any] | None = None
+    location: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MetaStatus:
+    phone_number_id: str
+    wamid: str
+    status: str
+    error: str | None = None
+
+
+@dataclass
+class MetaBatch:
+    messages: list[MetaMessage] = field(default_factory=list)
+    statuses: list[MetaStatus] = field(default_factory=list)
+
+
+MEDIA_KINDS = ("image", "document", "audio", "video", "sticker")
+STATUS_MAP = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"}
+
+
+def phone_number_ids(payload: Any) -> set[str]:
+    return {value["metadata"]["phone_number_id"] for value in _values(payload)}
+
+
+def parse(payload: Any) -> MetaBatch:
+    """The messages and statuses of a `whatsapp_business_account` payload; others are empty."""
+    batch = MetaBatch()
+    for value in _values(payload):
+        pnid = value["metadata"]["phone_number_id"]
+        names = {
+            c.get("wa_id"): (c.get("profile") or {}).get("name")
+            for c in value.get("contacts") or []
+            if isinstance(c, dict)
+        }
+        for msg in value.get("messages") or []:
+            if isinstance(msg, dict) and isinstance(msg.get("id"), str):
+                batch.messages.append(_message(pnid, msg, names))
+        for st in value.get("statuses") or []:
+            if isinstance(st, dict) and isinstance(st.get("id"), str):
+                status = STATUS_MAP.get(str(st.get("status")))
+                if status is not None:
+                    batch.statuses.append(MetaStatus(pnid, st["id"], status, _status_error(st)))
+    return batch
+
+
+def _values(payload: Any) -> Iterator[dict[str, Any]]:
+    if not isinstance(payload, dict) or payload.get("object") != "whatsapp_business_account":
+        return
+    for entry in payload.get("entry") or []:
+        for change in (entry or {}).get("changes") or []:
+            value = (change or {}).get("value")
+            if not isinstance(value, dict):
+                continue
+            metadata = value.get("metadata")
+            if isinstance(metadata, dict) and isinstance(metadata.get("phone_number_id"), str):
+                yield value
+
+
+def _message(pnid: str, msg: dict[str, Any], names: dict[Any, Any]) -> MetaMessage:
+    kind = str(msg.get("type") or "unknown")
+    found = msg.get(kind)
+    body: dict[str, Any] = found if isinstance(found, dict) else {}
+    sender = str(msg.get("from") or "")
+    text = None
+    if kind == "text":
+        text = body.get("body")
+    elif kind in MEDIA_KINDS:
+        text = body.get("caption")
+    elif kind in ("button", "interactive", "reaction"):
+        text = body.get("text") or body.get("emoji") or str(body)[:1000]
+    media = None
+    if kind in MEDIA_KINDS:
+        media = {
+            "mimetype": body.get("mime_type") or "application/octet-stream",
+            "filename": body.get("filename"),
+            "size": None,
+        }
+    location = None
+    if kind == "location":
+        location = {
+            "latitude": body.get("latitude"),
+            "longitude": body.get("longitude"),
+            "name": body.get("name"),
+        }
+    timestamp = msg.get("timestamp")
+    found_context = msg.get("context")
+    context: dict[str, Any] = found_context if isinstance(found_context, dict) else {}
+    return MetaMessage(
+        phone_number_id=pnid,
+        wamid=msg["id"],
+        sender=sender,
+        kind=kind,
+        timestamp=int(timestamp) if isinstance(timestamp, str) and timestamp.isdigit() else None,
+        text=text if isinstance(text, str) else None,
+        notify_name=names.get(sender),
+        reply_to=context.get("id") if isinstance(context.get("id"), str) else None,
+        media_id=body.get("id") if kind in MEDIA_KINDS else None,
+        media=media,
+        location=location,
+    )
+
+
+def _status_error(status: dict[str, Any]) -> str | None:
+    errors = status.get("errors")
+    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
+        return None
+    first = errors[0]
+    title = first.get("title") or first.get("message") or "failed"
+    return f"{first.get('code')}: {title}"[:500]
