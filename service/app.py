@@ -24,6 +24,7 @@ from service.links import redact_access_log
 from service.messaging.media import MediaFetcher, media_links
 from service.messaging.messenger import Messenger
 from service.messaging.pacing import PacingPolicy
+from service.metrics import Metrics
 from service.openapi import build_openapi
 from service.qr import qr_links
 from service.secretbox import SecretBox, parse_key
@@ -49,6 +50,8 @@ def create_app(
     settings.require_secrets()
     store = store or SQLiteStore(settings.sqlite_path)
     secretbox = SecretBox(parse_key(settings.encryption_key)) if settings.encryption_key else None
+    metrics = Metrics()
+    store.subscribe(metrics.on_events)
     links_qr = qr_links(settings.api_secrets[0], settings.base_url)
     links_media = media_links(settings.api_secrets[0], settings.base_url)
     # One shared client for outbound fetches: bounded pool, no cookies carried between hosts.
@@ -104,6 +107,9 @@ def create_app(
                 per_recipient_per_minute=settings.pacing_per_recipient,
             ),
             max_media_bytes=settings.media_max_bytes,
+            observe_send=lambda provider, seconds: metrics.send_seconds.labels(provider).observe(
+                seconds
+            ),
         )
         context.inbound = messenger.on_bridge_event
         status.subscribe(messenger.on_status)
@@ -117,6 +123,7 @@ def create_app(
         retry=RetryPolicy(
             base=settings.webhook_retry_base_ms / 1000, cap=float(settings.webhook_retry_cap_s)
         ),
+        on_result=lambda result: metrics.deliveries.labels(result).inc(),
     )
     store.subscribe(dispatcher.on_events)
     broadcaster: Broadcaster | None = None
@@ -156,6 +163,7 @@ def create_app(
                 await messenger.start()
             if runtime is not None:
                 await runtime.start()
+                metrics.start_memory_sampler(runtime.memory_sample)
             yield
         finally:
             # Senders finish their message in flight while the browsers are still up.
@@ -163,6 +171,7 @@ def create_app(
                 await messenger.stop()
             if runtime is not None:
                 await runtime.shutdown()
+            await metrics.stop()
             if broadcaster is not None:
                 await broadcaster.stop()
             # Deliveries in flight finish; the rest wait in the outbox for the next start.
@@ -206,4 +215,5 @@ def create_app(
     app.state.broadcaster = broadcaster
     app.state.qr_links = links_qr
     app.state.openapi = build_openapi()
+    app.state.metrics = metrics
     return app

@@ -1,4 +1,4 @@
-"""`python -m service serve|keygen|sign ...`: the operator's entry points."""
+"""`python -m service serve|keygen|sign|sessions|doctor|demo`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import signal
 import sys
 import time
 
+from service import admin, demo, doctor, logs
 from service.errors import ConfigError
 from service.settings import Settings
 from service.signing import sign_request
@@ -27,6 +28,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"wa-sidecar: {exc}", file=sys.stderr)
         return 2
+    log_config = logs.configure(settings.log_level)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
     # handler that was there before it; make that handler a clean exit 0 for supervisord.
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -36,6 +38,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host or settings.host,
         port=args.port or settings.port,
         log_level=settings.log_level,
+        log_config=log_config,
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=30,
@@ -97,11 +100,17 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("path", help="path plus ?query exactly as it will be sent")
     sign.add_argument("body", nargs="?", help="the exact raw body")
     sign.set_defaults(func=cmd_sign)
+    admin.add_parser(sub)
+    doctor.add_parser(sub)
+    demo.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args = build_parser().parse_args(argv)
+    # The service logs JSON lines (set up in serve); the operator commands print their own
+    # lines, and httpx's per-request INFO lines would only bury them.
+    if args.command != "serve":
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
     result: int = args.func(args)
     return result

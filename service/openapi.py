@@ -442,11 +442,18 @@ def build_openapi() -> dict[str, Any]:
         },
         "/ready": {
             "get": _op(
-                "Readiness: the store answers",
+                "Readiness: the store answers and Chromium is available",
                 {
                     "200": _json({"type": "object"}, "ready"),
                     "503": _json({"type": "object"}, "not ready"),
                 },
+                signed=False,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {"200": {"description": "text exposition format"}},
                 signed=False,
             )
         },

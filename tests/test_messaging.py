@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,3 +366,32 @@ def test_kill_9_with_a_full_queue_loses_nothing_and_sends_nothing_twice(
     assert len(texts) - len(sent) <= len(failed)
     # And the order held across the crash.
     assert texts == sorted(texts, key=lambda t: int(t[1:]))
+
+
+def test_metrics_ready_and_logs_tell_the_truth_without_bodies(car: Sidecar, phone: Phone) -> None:
+    secret_text = "the body of a private message 4242"
+    record = send(car, {"to": FRIEND, "type": "text", "text": secret_text}).json()
+    wait_message(car, record["id"], "sent")
+    phone.inbound(to=ME, **{"from": FRIEND}, text="another private body 9191")
+    eventually(lambda: car.events("m1", "message_received"), 30, "the inbound message")
+
+    ready = httpx.get(f"{car.base}/ready")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"store": True, "chromium": True}
+
+    def scrape() -> str | None:
+        body = httpx.get(f"{car.base}/metrics").text
+        return body if 'wa_messages_received_total{provider="webjs"} 1.0' in body else None
+
+    text = eventually(scrape, 30, "the inbound message in /metrics")
+    assert 'wa_sessions{status="connected"} 1.0' in text
+    assert 'wa_messages_total{provider="webjs",status="sent"} 1.0' in text
+    assert 'wa_send_seconds_count{provider="webjs"} 1.0' in text
+    assert "wa_webhook_queue_depth" in text and "wa_webhook_oldest_pending_seconds" in text
+    assert 'wa_webhook_deliveries_total{result="dead"}' in text  # no URL configured here
+
+    log = car.log.read_text()
+    assert secret_text not in log and "another private body" not in log
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]
+    assert lines and all({"ts", "level", "logger", "msg"} <= set(line) for line in lines)
+    assert any(line["logger"] == "uvicorn.access" for line in lines)

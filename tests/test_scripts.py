@@ -1,4 +1,4 @@
-"""The two commands: ./scripts/run starts a server that answers /health."""
+"""The two commands: ./scripts/run runs the service under supervisord and answers /health."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import base_env
+from tests.support.sandbox import eventually
 from tests.support.server import ROOT, free_port, wait_http
 
 
-def test_scripts_run_serves_health(tmp_path: Path) -> None:
-    port = free_port()
-    env = {**os.environ, **base_env(tmp_path / "storage"), "SIDECAR_PORT": str(port)}
+def test_scripts_run_sandbox_mode_under_supervisord(tmp_path: Path) -> None:
+    port, sandbox_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        **base_env(tmp_path / "storage"),
+        "SIDECAR_PORT": str(port),
+        "SIDECAR_SANDBOX_PORT": str(sandbox_port),
+    }
     proc = subprocess.Popen(
-        [str(ROOT / "scripts" / "run")],
+        [str(ROOT / "scripts" / "run"), "--sandbox"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -29,9 +35,26 @@ def test_scripts_run_serves_health(tmp_path: Path) -> None:
         response = httpx.get(f"http://127.0.0.1:{port}/health")
         assert response.status_code == 200
         assert response.json()["status"] == "ok"
+        wait_http(f"http://127.0.0.1:{sandbox_port}/control/devices", timeout=60, proc=proc)
+
+        def status() -> str:
+            return subprocess.run(
+                [
+                    str(ROOT / ".venv" / "bin" / "supervisorctl"),
+                    "-c",
+                    str(ROOT / "supervisord.conf"),
+                    "status",
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=60,
+            ).stdout
+
+        eventually(lambda: status().count("RUNNING") == 2, 30, "sidecar and sandbox RUNNING")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        assert proc.wait(timeout=120) == 0
         assert proc.stderr is not None
         proc.stderr.close()
 

@@ -51,6 +51,7 @@ class Dispatcher:
         concurrency: int = 32,
         retry: RetryPolicy | None = None,
         idle_poll: float = 1.0,
+        on_result: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -60,6 +61,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self.retry = retry or RetryPolicy()
         self.idle_poll = idle_poll
+        self.on_result = on_result
         self.delivered = 0
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
@@ -73,8 +75,14 @@ class Dispatcher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop taking new work; let attempts in flight finish (bounded)."""
+    async def stop(self, drain: float = 5.0, timeout: float = 5.0) -> None:
+        """Deliver what is due for up to `drain` seconds, then stop taking new work and let
+        attempts in flight finish (bounded). What is left waits in the outbox."""
+        deadline = time.monotonic() + drain
+        while time.monotonic() < deadline and self._task is not None and not self._task.done():
+            if not self._busy and not await self.store.due_events(time.time(), set(), 1):
+                break
+            await asyncio.sleep(0.05)
         self._stopping = True
         self._wake.set()
         if self._task is not None:
@@ -102,6 +110,10 @@ class Dispatcher:
                 continue  # there may be more due right now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+
+    def _count(self, result: str) -> None:
+        if self.on_result is not None:
+            self.on_result(result)
 
     def _launch(self, event: OutboxEvent) -> None:
         task = asyncio.create_task(self._deliver(event), name=f"webhook:{event.id}")
@@ -138,6 +150,7 @@ class Dispatcher:
         status = response.status_code
         if 200 <= status < 300:
             self.delivered += 1
+            self._count("delivered")
             await self.store.finish_attempt(
                 event.id,
                 {
@@ -163,12 +176,14 @@ class Dispatcher:
             await self._dead(event, status, f"{error}; gave up after the retry window")
             return
         log.info("webhook %s (%s) will retry in %.1f s: %s", event.id, event.event, delay, error)
+        self._count("retry")
         await self.store.finish_attempt(
             event.id, {"next_attempt_at": next_at, "last_status_code": status, "last_error": error}
         )
 
     async def _dead(self, event: OutboxEvent, status: int | None, error: str) -> None:
         log.warning("webhook %s (%s) is dead: %s", event.id, event.event, error)
+        self._count("dead")
         await self.store.finish_attempt(
             event.id, {"status": "dead", "last_status_code": status, "last_error": error}
         )

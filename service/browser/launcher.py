@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import subprocess
 from collections.abc import Awaitable, Callable
@@ -101,6 +102,9 @@ class ChromiumLauncher:
     async def start(self) -> None:
         self._user_agent = await asyncio.to_thread(_user_agent, self.chromium_path)
         self._playwright = await async_playwright().start()
+
+    def ready(self) -> bool:
+        return self._playwright is not None and os.access(self.chromium_path, os.X_OK)
 
     async def stop(self) -> None:
         if self._playwright is not None:

@@ -74,6 +74,7 @@ class Messenger:
         links: SignedLinks,
         pacing: PacingPolicy,
         max_media_bytes: int,
+        observe_send: Callable[[str, float], None] | None = None,
     ) -> None:
         self.store = store
         self.runtime = runtime
@@ -83,6 +84,7 @@ class Messenger:
         self.links = links
         self.pacing = pacing
         self.max_media_bytes = max_media_bytes
+        self.observe_send = observe_send
         self.senders: dict[str, Sender] = {}
         self._closing = False
         # Acks that came before their send's result was recorded: provider id -> ack.
@@ -126,6 +128,7 @@ class Messenger:
                 pacer=Pacer(self.pacing),
                 session_dir=lambda: self._session_dir(session_id),
                 on_settled=self._apply_early_acks,
+                observe=self.observe_send,
             )
             self.senders[session_id] = sender
             sender.start()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,17 @@ class Sender:
         pacer: Pacer,
         session_dir: Callable[[], Awaitable[Path | None]],
         on_settled: Callable[[MessageRecord], Awaitable[None]] | None = None,
+        observe: Callable[[str, float], None] | None = None,
     ) -> None:
         self.session_id = session_id
+        # Every line this session logs carries its id (a field of the JSON log line).
+        self.log = logging.LoggerAdapter(log, {"session_id": session_id})
         self.store = store
         self.selector = selector
         self.pacer = pacer
         self.session_dir = session_dir
         self.on_settled = on_settled
+        self.observe = observe
         self.task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -100,6 +105,7 @@ class Sender:
     ) -> None:
         await self.store.update_message(message.id, {"status": "sending"})
         changes: dict[str, Any]
+        started = time.monotonic()
         try:
             provider, result = await self.selector.send(session, message, plan)
         except ProviderError as exc:
@@ -111,6 +117,8 @@ class Sender:
             error = "interrupted" if exc.kind is ErrorKind.UNKNOWN_DELIVERY else exc.describe()
             changes = {"status": "failed", "error": error[:500]}
         else:
+            if self.observe is not None:
+                self.observe(provider, time.monotonic() - started)
             self.pacer.record(message.chat_id)
             changes = {
                 "status": "sent",
@@ -132,7 +140,7 @@ class Sender:
             return False
         self._rounds[message.id] = rounds
         await self.store.update_message(message.id, {"status": "queued", "error": exc.describe()})
-        log.info(
+        self.log.info(
             "session %s: no provider delivered %s (%s); retrying",
             self.session_id,
             message.id,

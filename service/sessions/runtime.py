@@ -209,6 +209,18 @@ class SessionRuntime:
             raise SessionNotFound(session_id)
         return record
 
+    def memory_sample(self) -> dict[str, int]:
+        """PSS in bytes of each running session's Chromium tree (slow: call in a thread)."""
+        return {
+            sid: w.bridge.browser.memory_bytes()
+            for sid, w in list(self.workers.items())
+            if w.bridge is not None
+        }
+
+    def ready(self) -> bool:
+        """The browser driver is up and Chromium is where the settings say."""
+        return self.ctx.launcher.ready()
+
     def bridge(self, session_id: str) -> PageBridge | None:
         """The page of a running session, or None while its browser is down."""
         worker = self.workers.get(session_id)

@@ -69,6 +69,8 @@ class SessionWorker:
 
     def __init__(self, session_id: str, ctx: WorkerContext) -> None:
         self.session_id = session_id
+        # Every line this session logs carries its id (a field of the JSON log line).
+        self.log = logging.LoggerAdapter(log, {"session_id": session_id})
         self.ctx = ctx
         self.bridge: PageBridge | None = None
         self.task: asyncio.Task[None] | None = None
@@ -117,7 +119,7 @@ class SessionWorker:
                     raise
                 except Exception as exc:
                     # Whatever went wrong, supervision goes on: it counts as a crash.
-                    log.exception("session %s: the browser run failed", self.session_id)
+                    self.log.exception("session %s: the browser run failed", self.session_id)
                     outcome = Outcome("crash", f"internal error: {type(exc).__name__}")
                 if self._stop.is_set() or outcome.kind == "stop":
                     break
@@ -125,13 +127,15 @@ class SessionWorker:
                     failures = 0
                     continue
                 if outcome.kind == "memory":
-                    log.warning("session %s over its memory ceiling; restarting", self.session_id)
+                    self.log.warning(
+                        "session %s over its memory ceiling; restarting", self.session_id
+                    )
                     await self.move("initializing", reason="memory_limit")
                     continue
                 if time.monotonic() - started > self.ctx.stable_after:
                     failures = 0
                 failures += 1
-                log.warning(
+                self.log.warning(
                     "session %s browser ended (%s), failure %d",
                     self.session_id,
                     outcome.detail,
@@ -228,7 +232,7 @@ class SessionWorker:
                 # The session was deleted: this worker has nothing left to run.
                 self.stop(silent=True)
             except Exception:
-                log.exception("session %s: handling %s failed", self.session_id, event.type)
+                self.log.exception("session %s: handling %s failed", self.session_id, event.type)
             finally:
                 self._events.task_done()
 
@@ -274,9 +278,9 @@ class SessionWorker:
                 if self.ctx.inbound is not None:
                     await self.ctx.inbound(record, event)
             case "bridge_error":
-                log.warning("session %s bridge error: %s", self.session_id, payload)
+                self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:
-                log.debug("session %s: unknown bridge event %s", self.session_id, event.type)
+                self.log.debug("session %s: unknown bridge event %s", self.session_id, event.type)
 
     async def _qr(self, record: SessionRecord, code: dict[str, Any]) -> None:
         full = code.get("full_code")

@@ -1,0 +1,464 @@
+"""`python -m service doctor`: check this host and configuration before (or while) serving.
+
+Each check is a small function that returns a `Check`: `ok`, `warn` and `info` never fail the
+run; one `fail` makes the exit code 1. A failing check says what to do, never a stack trace,
+and no check prints a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from service import __version__
+from service.errors import ConfigError
+from service.secretbox import parse_key
+from service.settings import Settings
+
+OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
+MIN_SECRET_LENGTH = 32
+LOW_DISK_BYTES = 1024**3
+LAUNCH_TIMEOUT = 60.0
+NETWORK_TIMEOUT = 5.0
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+WA_JS_PACKAGE = "@wppconnect/wa-js"
+
+
+@dataclass(frozen=True)
+class Check:
+    """The outcome of one check: `status` is ok, warn, FAIL or info; `detail` is one line."""
+
+    name: str
+    status: str
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+    def line(self) -> str:
+        return f"{self.name:<16} {self.status}: {self.detail}"
+
+
+# --- Chromium ------------------------------------------------------------------------------
+
+
+def check_chromium(settings: Settings) -> Check:
+    """CHROMIUM_PATH names an executable file, and it reports a version."""
+    path = settings.chromium_path
+    resolved = shutil.which(path)
+    if resolved is None:
+        return Check(
+            "chromium",
+            FAIL,
+            f"no executable at {path}: install it (apt-get install chromium) "
+            "or set CHROMIUM_PATH to Chromium's path",
+        )
+    try:
+        out = subprocess.run(
+            [resolved, "--version"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return Check("chromium", FAIL, f"{path} does not run ({exc}): reinstall chromium")
+    return Check("chromium", OK, f"{path} ({out or 'version unknown'})")
+
+
+def check_chromium_launch(settings: Settings, timeout: float = LAUNCH_TIMEOUT) -> Check:
+    """Launch Chromium headless the way sessions do, open about:blank, close it."""
+    if shutil.which(settings.chromium_path) is None:
+        return Check("chromium launch", FAIL, "skipped: fix the chromium check first")
+    profile = Path(tempfile.mkdtemp(prefix="wa-sidecar-doctor-"))
+    try:
+        error = asyncio.run(_launch_once(settings.chromium_path, profile / "profile", timeout))
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    if error is None:
+        return Check("chromium launch", OK, "started headless, opened about:blank, closed")
+    return Check(
+        "chromium launch",
+        FAIL,
+        f"{error}: run `{settings.chromium_path} --headless --dump-dom about:blank` "
+        "(as root add --no-sandbox) to see Chromium's own error",
+    )
+
+
+async def _launch_once(chromium_path: str, profile: Path, timeout: float) -> str | None:
+    """None when a browser came up and went away cleanly; else what went wrong."""
+    # The browser layer owns every Playwright call; the doctor uses it like a session does.
+    from service.browser.launcher import ChromiumLauncher, LaunchError
+    from service.browser.process import kill_processes, profile_processes
+
+    launcher = ChromiumLauncher(chromium_path)
+
+    async def ignore(payload: str) -> None:
+        return None
+
+    async def attempt() -> None:
+        await launcher.start()
+        session = await launcher.launch(
+            profile, init_script="", binding="__waSidecarDoctor", emit=ignore
+        )
+        try:
+            await session.goto("about:blank", timeout=timeout)
+        finally:
+            await session.close()
+
+    try:
+        await asyncio.wait_for(attempt(), timeout)
+        return None
+    except TimeoutError:
+        return f"Chromium did not start and open a page within {timeout:.0f} s"
+    except LaunchError as exc:
+        return str(exc)
+    except Exception as exc:  # the driver's own failures: report, never a traceback
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    finally:
+        await launcher.stop()
+        leftovers = profile_processes(profile)
+        if leftovers:
+            await asyncio.to_thread(kill_processes, leftovers)
+
+
+# --- wa-js ---------------------------------------------------------------------------------
+
+
+def check_wa_js(settings: Settings, project_root: Path | None = None) -> Check:
+    """The wa-js bundle is at WA_JS_PATH and its version is the one package.json pins."""
+    bundle = Path(settings.wa_js_path)
+    if not bundle.is_file():
+        return Check(
+            "wa-js",
+            FAIL,
+            f"no file at {bundle}: run `npm ci` in the project directory "
+            "(./scripts/run does it), or set WA_JS_PATH",
+        )
+    installed = _installed_wa_js_version(bundle)
+    pinned = _pinned_wa_js_version(project_root)
+    if pinned is None:
+        return Check("wa-js", OK, f"{installed or 'version unknown'} at {bundle} (no pin found)")
+    if installed != pinned:
+        return Check(
+            "wa-js",
+            FAIL,
+            f"{installed or 'an unknown version'} at {bundle}, but package.json pins {pinned}: "
+            "run `npm ci` in the project directory",
+        )
+    return Check("wa-js", OK, f"{installed} at {bundle} (the pinned version)")
+
+
+def _installed_wa_js_version(bundle: Path) -> str | None:
+    for directory in list(bundle.resolve().parents)[:4]:
+        manifest = _read_json(directory / "package.json")
+        if manifest is not None and manifest.get("name") == WA_JS_PACKAGE:
+            version = manifest.get("version")
+            return str(version) if version else None
+    return None
+
+
+def _pinned_wa_js_version(project_root: Path | None) -> str | None:
+    roots = [project_root] if project_root is not None else [Path.cwd(), PROJECT_ROOT]
+    for root in roots:
+        manifest = _read_json(root / "package.json")
+        if manifest is None:
+            continue
+        dependencies = manifest.get("dependencies")
+        pin = dependencies.get(WA_JS_PACKAGE) if isinstance(dependencies, dict) else None
+        if pin:
+            return str(pin).lstrip("^~=v ")
+    return None
+
+
+def _read_json(path: Path) -> dict[str, object] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+# --- secrets -------------------------------------------------------------------------------
+
+
+def check_api_secret(settings: Settings) -> Check:
+    """SIDECAR_API_SECRET is set, each secret long enough; never shows them."""
+    secrets = settings.api_secrets
+    if not secrets:
+        return Check("api secret", FAIL, _unset("SIDECAR_API_SECRET"))
+    short = [i + 1 for i, s in enumerate(secrets) if len(s) < MIN_SECRET_LENGTH]
+    count = f"{len(secrets)} secrets, rotating" if len(secrets) > 1 else "1 secret"
+    if short:
+        which = "it is" if len(secrets) == 1 else f"secret {', '.join(map(str, short))} is"
+        return Check(
+            "api secret",
+            WARN,
+            f"set ({count}) but {which} shorter than {MIN_SECRET_LENGTH} characters: "
+            "replace it with one from `python -m service keygen`",
+        )
+    return Check("api secret", OK, f"set ({count})")
+
+
+def check_webhook_secret(settings: Settings) -> Check:
+    """SIDECAR_WEBHOOK_SECRET is set and long enough; never shows it."""
+    secret = settings.webhook_secret
+    if not secret:
+        return Check("webhook secret", FAIL, _unset("SIDECAR_WEBHOOK_SECRET"))
+    if len(secret) < MIN_SECRET_LENGTH:
+        return Check(
+            "webhook secret",
+            WARN,
+            f"set but shorter than {MIN_SECRET_LENGTH} characters: replace it with one from "
+            "`python -m service keygen` (and give Laravel the same)",
+        )
+    return Check("webhook secret", OK, "set")
+
+
+def check_encryption_key(settings: Settings) -> Check:
+    """SIDECAR_ENCRYPTION_KEY: optional, but the service refuses to start on a malformed one."""
+    if not settings.encryption_key:
+        return Check(
+            "encryption key",
+            WARN,
+            "SIDECAR_ENCRYPTION_KEY is not set: sessions cannot be given Meta credentials "
+            "(`python -m service keygen` prints one)",
+        )
+    try:
+        parse_key(settings.encryption_key)
+    except ConfigError:
+        return Check(
+            "encryption key",
+            FAIL,
+            "SIDECAR_ENCRYPTION_KEY is not 32 bytes in base64 or hex, and the service will not "
+            "start with it: replace it with the one `python -m service keygen` prints (keep the "
+            "old key if Meta credentials were sealed with it)",
+        )
+    return Check("encryption key", OK, "set, 32 bytes")
+
+
+def _unset(name: str) -> str:
+    return (
+        f"{name} is not set and the service will not start: run `python -m service keygen` "
+        "and put its lines in .env (or the environment)"
+    )
+
+
+# --- storage and database ------------------------------------------------------------------
+
+
+def check_storage(settings: Settings) -> Check:
+    """The storage dir takes a new file (created and deleted); reports the free space."""
+    storage = settings.storage_dir
+    if not storage.exists():
+        parent = storage.absolute().parent
+        if not parent.is_dir():
+            return Check(
+                "storage",
+                FAIL,
+                f"{storage} does not exist and neither does its parent {parent}: create it "
+                f"(mkdir -p {storage}), owned by the service's user, or fix SIDECAR_STORAGE_DIR",
+            )
+        if not os.access(parent, os.W_OK | os.X_OK):
+            return Check(
+                "storage",
+                FAIL,
+                f"{storage} does not exist and {parent} is not writable: create it "
+                f"(mkdir -p {storage}) and give it to the service's user",
+            )
+        return Check(
+            "storage",
+            OK,
+            f"{storage} does not exist yet; the service creates it ({_free(parent)} free)",
+        )
+    if not storage.is_dir():
+        return Check("storage", FAIL, f"{storage} is not a directory: fix SIDECAR_STORAGE_DIR")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".doctor-", dir=storage)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        return Check(
+            "storage",
+            FAIL,
+            f"cannot create a file in {storage} ({exc.strerror}): make it writable by the "
+            f"service's user (chown -R <user> {storage})",
+        )
+    free = shutil.disk_usage(storage).free
+    if free < LOW_DISK_BYTES:
+        return Check(
+            "storage",
+            WARN,
+            f"{storage} is writable but only {_free(storage)} is free: each session's profile "
+            "grows to tens of MB; free some space",
+        )
+    return Check("storage", OK, f"{storage} is writable, {_free(storage)} free")
+
+
+def _free(path: Path) -> str:
+    free = shutil.disk_usage(path).free
+    return f"{free / 1024**3:.1f} GiB"
+
+
+def check_database(settings: Settings) -> Check:
+    """The SQLite file opens (read-only) and answers a query."""
+    if settings.database_url and not settings.database_url.startswith("sqlite:///"):
+        scheme = settings.database_url.split(":", 1)[0]
+        return Check("database", INFO, f"{scheme} database not checked by the doctor")
+    path = settings.sqlite_path
+    if not path.exists():
+        return Check("database", OK, f"{path} does not exist yet; the service creates it")
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            if "sessions" not in tables:
+                return Check("database", OK, f"{path} opens (not migrated yet)")
+            (sessions,) = conn.execute("SELECT count(*) FROM sessions").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return Check(
+            "database",
+            FAIL,
+            f"{path} does not open ({exc}): check its owner and permissions, or restore it "
+            "from a backup",
+        )
+    return Check("database", OK, f"{path} opens ({sessions} sessions)")
+
+
+# --- network -------------------------------------------------------------------------------
+
+
+def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> Check:
+    """SIDECAR_WEBHOOK_URL answers HTTP at all (any status: a GET on a POST route is 405)."""
+    url = settings.webhook_url
+    if not url:
+        return Check(
+            "webhook url",
+            WARN,
+            "SIDECAR_WEBHOOK_URL is not set: events of sessions without their own webhook_url "
+            "go straight to dead; set it to your Laravel webhook route",
+        )
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return Check(
+            "webhook url", FAIL, "SIDECAR_WEBHOOK_URL is not an http(s) URL: fix it in .env"
+        )
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    where = f"{parts.hostname}:{port}"
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=False)
+    except httpx.ConnectError as exc:
+        reason = _connect_reason(exc)
+        todo = (
+            "check the host name in SIDECAR_WEBHOOK_URL and this host's DNS"
+            if reason == "unknown host"
+            else "start Laravel's web server there, or fix SIDECAR_WEBHOOK_URL"
+        )
+        return Check("webhook url", FAIL, f"cannot connect to {where} ({reason}): {todo}")
+    except httpx.TimeoutException:
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{where} did not answer within {timeout:.0f} s: check the host, firewall and "
+            "SIDECAR_WEBHOOK_URL",
+        )
+    except httpx.HTTPError as exc:
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{where} failed ({type(exc).__name__}): check the URL and its TLS certificate",
+        )
+    return Check("webhook url", OK, f"{where} answers (HTTP {response.status_code} to a GET)")
+
+
+def _connect_reason(exc: httpx.ConnectError) -> str:
+    text = str(exc).lower()
+    if "refused" in text:
+        return "connection refused"
+    if "name or service" in text or "nodename" in text or "resolution" in text:
+        return "unknown host"
+    if "unreachable" in text:
+        return "network unreachable"
+    return "connect failed"
+
+
+def check_service(settings: Settings, timeout: float = 3.0) -> Check:
+    """Info only: whether a sidecar answers /health at its configured address."""
+    url = f"{settings.base_url}/health"
+    try:
+        response = httpx.get(url, timeout=timeout)
+        data = response.json()
+    except (httpx.HTTPError, ValueError):
+        return Check("service", INFO, f"nothing answers {url} (not running, or elsewhere)")
+    if response.status_code == 200 and isinstance(data, dict) and data.get("status") == "ok":
+        return Check(
+            "service", INFO, f"answers at {settings.base_url} (version {data.get('version')})"
+        )
+    return Check("service", INFO, f"{url} answers HTTP {response.status_code}, not a wa-sidecar")
+
+
+# --- the command ---------------------------------------------------------------------------
+
+
+def run_checks(settings: Settings, launch_timeout: float = LAUNCH_TIMEOUT) -> list[Check]:
+    """Every check, in the order a person fixes things."""
+    checks: list[Callable[[], Check]] = [
+        lambda: check_chromium(settings),
+        lambda: check_chromium_launch(settings, launch_timeout),
+        lambda: check_wa_js(settings),
+        lambda: check_api_secret(settings),
+        lambda: check_webhook_secret(settings),
+        lambda: check_encryption_key(settings),
+        lambda: check_storage(settings),
+        lambda: check_database(settings),
+        lambda: check_webhook_url(settings),
+        lambda: check_service(settings),
+    ]
+    return [check() for check in checks]
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Print one line per check; 0 when none failed."""
+    env_file = Path(".env")
+    source = (
+        f"{env_file.resolve()} and the environment"
+        if env_file.is_file()
+        else "the environment (no .env here)"
+    )
+    print(f"wa-sidecar {__version__} doctor, settings from {source}")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(Check("settings", FAIL, f"{exc}: fix it in .env or the environment").line())
+        return 1
+    results = []
+    for result in run_checks(settings, args.timeout):
+        print(result.line(), flush=True)
+        results.append(result)
+    failed = sum(r.failed for r in results)
+    print(f"{failed} check{'s' if failed != 1 else ''} failed" if failed else "all checks ok")
+    return 1 if failed else 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `doctor` on the CLI's subparsers."""
+    doctor = sub.add_parser("doctor", help="check Chromium, wa-js, secrets, storage, webhooks")
+    doctor.add_argument(
+        "--timeout",
+        type=float,
+        default=LAUNCH_TIMEOUT,
+        help=f"seconds Chromium may take to start (default {LAUNCH_TIMEOUT:.0f})",
+    )
+    doctor.set_defaults(func=cmd_doctor)
