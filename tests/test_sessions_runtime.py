@@ -208,5 +208,9 @@ def test_delete_during_launch_leaves_no_browser(sidecar: Sidecar, storage: Path)
         assert sidecar.api.delete(f"/api/sessions/d{i}").status_code == 204
         assert not (storage / "sessions" / "acme" / f"d{i}").exists()
     eventually(lambda: chromium_processes(storage) == [], 30, "no browser left")
-    create(sidecar, "d0")
+    # The id is free again (a body of its own: the first create's bytes would be a replay).
+    again = sidecar.api.post(
+        "/api/sessions", json={"workspace_id": "acme", "session_id": "d0", "start": True}
+    )
+    assert again.status_code == 201, again.text
     sidecar.wait_status("d0", "qr_required")

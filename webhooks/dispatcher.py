@@ -25,6 +25,7 @@ from webhooks.signing import webhook_headers
 log = logging.getLogger("webhooks")
 
 RETRYABLE = frozenset({408, 425, 429})
+SCAN_INTERVAL = 0.02
 
 
 @dataclass(frozen=True)
@@ -106,31 +107,44 @@ class Dispatcher:
                     log.exception("reading the outbox failed")
             for event in heads:
                 self._launch(event)
-            if heads and len(heads) == free:
-                continue  # there may be more due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+            if not (heads and len(heads) == free):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.idle_poll)
+            # Busy lines fetch their own next events; a scan only finds new lines, so a burst
+            # of commits needs no more than one scan per short interval.
+            await asyncio.sleep(SCAN_INTERVAL)
 
     def _count(self, result: str) -> None:
         if self.on_result is not None:
             self.on_result(result)
 
     def _launch(self, event: OutboxEvent) -> None:
-        task = asyncio.create_task(self._deliver(event), name=f"webhook:{event.id}")
+        task = asyncio.create_task(self._line(event), name=f"webhook-line:{event.session_id}")
         self._busy[event.session_id] = task
         task.add_done_callback(lambda _task: self._done(event.session_id))
 
     def _done(self, session_id: str) -> None:
         self._busy.pop(session_id, None)
-        # The next event of that line may be due already.
+        # A line that stopped early (a retry is scheduled) may be due again later.
         self._wake.set()
 
-    async def _deliver(self, event: OutboxEvent) -> None:
+    async def _line(self, event: OutboxEvent | None) -> None:
+        """Deliver a session's events one after another while they are due: the next head
+        is one indexed lookup, not another scan of every line."""
+        while event is not None and not self._stopping:
+            if not await self._deliver(event):
+                return  # the head waits for a retry; the line waits with it
+            event = await self.store.next_pending(event.session_id)
+            if event is not None and event.next_attempt_at > time.time():
+                return
+
+    async def _deliver(self, event: OutboxEvent) -> bool:
+        """One attempt; True when the event left the line (delivered or dead)."""
         url = event.url or self.default_url
         now = time.time()
         if not url:
             await self._dead(event, None, "no webhook URL: set SIDECAR_WEBHOOK_URL or webhook_url")
-            return
+            return True
         body = event.body.encode()
         headers = webhook_headers(self.secret, body, int(now), event.id, event.event)
         try:
@@ -138,15 +152,12 @@ class Dispatcher:
                 url, content=body, headers=headers, timeout=self.timeout, follow_redirects=False
             )
         except httpx.TimeoutException:
-            await self._retry(event, None, "timeout", None)
-            return
+            return await self._retry(event, None, "timeout", None)
         except httpx.HTTPError as exc:
-            await self._retry(event, None, f"connection error: {type(exc).__name__}", None)
-            return
+            return await self._retry(event, None, f"connection error: {type(exc).__name__}", None)
         except Exception as exc:  # a bug must not wedge the line
             log.exception("delivering %s failed", event.id)
-            await self._retry(event, None, f"internal error: {type(exc).__name__}", None)
-            return
+            return await self._retry(event, None, f"internal error: {type(exc).__name__}", None)
         status = response.status_code
         if 200 <= status < 300:
             self.delivered += 1
@@ -160,26 +171,29 @@ class Dispatcher:
                     "last_error": None,
                 },
             )
-        elif status in RETRYABLE or status >= 500:
-            await self._retry(event, status, f"HTTP {status}", _retry_after(response))
-        else:
-            await self._dead(event, status, f"HTTP {status}")
+            return True
+        if status in RETRYABLE or status >= 500:
+            return await self._retry(event, status, f"HTTP {status}", _retry_after(response))
+        await self._dead(event, status, f"HTTP {status}")
+        return True
 
     async def _retry(
         self, event: OutboxEvent, status: int | None, error: str, retry_after: float | None
-    ) -> None:
+    ) -> bool:
+        """Schedule another attempt (False), or give up after the window (True: dead)."""
         delay = self.retry.delay(event.attempts)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.retry.cap))
         next_at = time.time() + delay
         if event.give_up_at is not None and next_at > event.give_up_at:
             await self._dead(event, status, f"{error}; gave up after the retry window")
-            return
+            return True
         log.info("webhook %s (%s) will retry in %.1f s: %s", event.id, event.event, delay, error)
         self._count("retry")
         await self.store.finish_attempt(
             event.id, {"next_attempt_at": next_at, "last_status_code": status, "last_error": error}
         )
+        return False
 
     async def _dead(self, event: OutboxEvent, status: int | None, error: str) -> None:
         log.warning("webhook %s (%s) is dead: %s", event.id, event.event, error)

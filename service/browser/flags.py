@@ -23,6 +23,38 @@ QUIET = [
     "--disable-breakpad",
 ]
 
+# Chromium honours only the LAST --disable-features switch, and Playwright passes its own list
+# first: so ours must repeat Playwright's (keeping Google preconnects, AI-mode checks, network
+# time queries off) and add what we want gone. One list, one switch.
+DISABLED_FEATURES = [
+    # Playwright's own list (its chromiumSwitches), kept in force.
+    "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose",
+    "HttpsUpgrades",
+    "HttpsFirstBalancedModeAutoEnable",
+    "LensOverlay",
+    "MediaRouter",
+    "PaintHolding",
+    "ThirdPartyStoragePartitioning",
+    "AvoidCorsURLLoaderRestartOnRedirect",
+    "OptimizationHints",
+    "NetworkTimeServiceQuerying",
+    "AimEnabled",
+    "PreconnectToSearch",
+    # Ours: no browser UI renderer nobody sees (headless Chromium still preloads the
+    # omnibox popup WebUI, a whole renderer per session), nothing that phones home.
+    "WebUIOmniboxPopup",
+    "WebUIOmniboxAimPopup",
+    "PreloadTopChromeWebUI",
+    "Translate",
+    "BackForwardCache",
+    "AutofillServerCommunication",
+    "CertificateTransparencyComponentUpdater",
+    "InterestFeedContentSuggestions",
+    "SpareRendererForSitePerProcess",
+    "DialMediaRouteProvider",
+]
+
 # Fewer processes and smaller ones: no GPU process work, no extensions, one renderer per site,
 # no spare renderer kept warm, audio muted, small caches.
 LEAN = [
@@ -33,9 +65,7 @@ LEAN = [
     "--mute-audio",
     "--process-per-site",
     "--renderer-process-limit=2",
-    "--disable-features=Translate,MediaRouter,OptimizationHints,BackForwardCache,"
-    "AutofillServerCommunication,CertificateTransparencyComponentUpdater,"
-    "InterestFeedContentSuggestions,SpareRendererForSitePerProcess,DialMediaRouteProvider",
+    "--disable-features=" + ",".join(DISABLED_FEATURES),
     "--disk-cache-size=33554432",
     "--media-cache-size=1",
     "--js-flags=--max-old-space-size=512",

@@ -230,6 +230,10 @@ class Store(abc.ABC):
     async def get_event(self, event_id: str) -> OutboxEvent | None: ...
 
     @abc.abstractmethod
+    async def next_pending(self, session_id: str) -> OutboxEvent | None:
+        """The oldest pending event of one session (the head of its line)."""
+
+    @abc.abstractmethod
     async def finish_attempt(self, event_id: str, changes: dict[str, Any]) -> None:
         """Record a delivery attempt: delivered, a scheduled retry, or dead."""
 

@@ -383,6 +383,17 @@ class SQLiteStore(Store):
 
         return await self._run(query)
 
+    async def next_pending(self, session_id: str) -> OutboxEvent | None:
+        def head() -> OutboxEvent | None:
+            row = self.conn.execute(
+                "SELECT * FROM outbox WHERE status = 'pending' AND session_id = ?"
+                " ORDER BY seq LIMIT 1",
+                (session_id,),
+            ).fetchone()
+            return _event(row) if row else None
+
+        return await self._run(head)
+
     async def get_event(self, event_id: str) -> OutboxEvent | None:
         def get() -> OutboxEvent | None:
             row = self.conn.execute("SELECT * FROM outbox WHERE id = ?", (event_id,)).fetchone()

@@ -1,0 +1,421 @@
+"""wa-sidecar benchmarks on the sandbox (DESIGN.md §9). Everything talks to 127.0.0.1 only
+and every scenario is bounded in time.
+
+    ./scripts/bench            the full run (a few minutes), table + JSON
+    ./scripts/bench --quick    a one-minute smoke run (what the test suite executes)
+    ./scripts/bench --json F   also write the results to F
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+import psutil  # noqa: E402
+
+from service.signing import sign_request  # noqa: E402
+from tests.conftest import API_SECRET, WEBHOOK_SECRET  # noqa: E402
+from tests.support.receivers import python_receiver  # noqa: E402
+from tests.support.sandbox import Phone, sandbox_process  # noqa: E402
+from tests.support.server import free_port, wait_http  # noqa: E402
+from tests.support.sidecar import Sidecar, chromium_processes  # noqa: E402
+
+
+@dataclass
+class Plan:
+    qr_sessions: int
+    accept_clients: int
+    accept_per_client: int
+    throughput_sessions: int
+    throughput_per_session: int
+    webhook_events: int
+    memory_levels: tuple[int, ...]
+    deadline: float  # seconds any single wait may take
+
+
+FULL = Plan(10, 50, 20, 10, 300, 5000, (1, 5, 10, 20), 180.0)
+QUICK = Plan(2, 10, 5, 2, 20, 300, (1, 2), 60.0)
+
+
+@dataclass
+class Results:
+    scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add(self, name: str, **values: Any) -> None:
+        self.scenarios[name] = values
+        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        print(f"  {name:<14} {shown}", flush=True)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+def wait_until(check: Callable[[], bool], deadline: float, what: str) -> None:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"benchmark gave up waiting for {what}")
+
+
+def tree_pss(pid: int) -> int:
+    total = 0
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    for proc in procs:
+        try:
+            total += proc.memory_full_info().pss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def db_count(car: Sidecar, sql: str, *args: Any) -> int:
+    conn = sqlite3.connect(f"file:{car.storage / 'sidecar.sqlite3'}?mode=ro", uri=True)
+    try:
+        return int(conn.execute(sql, args).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def connect(car: Sidecar, phone: Phone, session_id: str, number: str, deadline: float) -> None:
+    response = car.api.post(
+        "/api/sessions", json={"workspace_id": "bench", "session_id": session_id}
+    )
+    response.raise_for_status()
+    car.wait_status(session_id, "qr_required", timeout=deadline)
+    qr = car.api.get(f"/api/sessions/{session_id}/qr").json()["qr"]
+    phone.scan(qr, number).raise_for_status()
+    car.wait_status(session_id, "connected", timeout=deadline)
+
+
+# Scenarios ---------------------------------------------------------------------------------
+
+
+def qr_ready(car: Sidecar, receiver: Any, plan: Plan, results: Results) -> None:
+    """create -> the first qr_code_generated delivered to a local receiver, cold sessions."""
+    latencies = []
+    for i in range(plan.qr_sessions):
+        sid = f"qr{i}"
+        t0 = time.monotonic()
+        car.api.post(
+            "/api/sessions", json={"workspace_id": "bench", "session_id": sid}
+        ).raise_for_status()
+        wait_until(
+            lambda sid=sid: any(
+                r["json"].get("session_id") == sid and r["json"].get("event") == "qr_code_generated"
+                for r in list(receiver.requests)
+            ),
+            plan.deadline,
+            f"the QR webhook of {sid}",
+        )
+        latencies.append(time.monotonic() - t0)
+        car.api.delete(f"/api/sessions/{sid}")
+    results.add(
+        "qr_ready",
+        n=len(latencies),
+        p50_s=pct(latencies, 0.5),
+        p95_s=pct(latencies, 0.95),
+        budget_s=1.5,
+    )
+
+
+def send_accept(car: Sidecar, plan: Plan, results: Results) -> None:
+    """p50/p99 of signed send requests, `accept_clients` concurrent clients."""
+
+    async def run() -> list[float]:
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=plan.accept_clients)
+        async with httpx.AsyncClient(base_url=car.base, limits=limits, timeout=60) as client:
+
+            async def one_client(c: int) -> None:
+                for i in range(plan.accept_per_client):
+                    body = json.dumps(
+                        {
+                            "to": "5511988880002",
+                            "type": "text",
+                            "text": f"a{c}-{i}",
+                            "idempotency_key": f"accept-{c}-{i}",
+                        }
+                    ).encode()
+                    path = "/api/sessions/t0/messages"
+                    ts = str(int(time.time()))
+                    headers = {
+                        "X-Timestamp": ts,
+                        "Content-Type": "application/json",
+                        "X-HMAC-Signature": sign_request(API_SECRET, ts, "POST", path, body),
+                    }
+                    t0 = time.perf_counter()
+                    response = await client.post(path, content=body, headers=headers)
+                    latencies.append(time.perf_counter() - t0)
+                    assert response.status_code == 202, response.text
+
+            await asyncio.gather(*(one_client(c) for c in range(plan.accept_clients)))
+        return latencies
+
+    latencies = asyncio.run(run())
+    results.add(
+        "send_accept",
+        n=len(latencies),
+        clients=plan.accept_clients,
+        p50_ms=pct(latencies, 0.5) * 1000,
+        p99_ms=pct(latencies, 0.99) * 1000,
+        budget_p99_ms=20.0,
+    )
+
+
+def throughput(car: Sidecar, plan: Plan, results: Results, sessions: list[str]) -> None:
+    """Sustained msg/min across sessions, pacing off, until every message is sent (acked)."""
+    before = db_count(car, "SELECT COUNT(*) FROM messages WHERE status = 'sent'")
+    queued_before = db_count(car, "SELECT COUNT(*) FROM messages WHERE direction = 'out'")
+    total = plan.throughput_per_session * len(sessions)
+    t0 = time.monotonic()
+
+    def feed(sid: str) -> None:
+        with httpx.Client(base_url=car.base, auth=car.api.auth, timeout=60) as client:
+            for i in range(plan.throughput_per_session):
+                client.post(
+                    f"/api/sessions/{sid}/messages",
+                    json={
+                        "to": "5511988880002",
+                        "type": "text",
+                        "text": f"{sid}-{i}",
+                        "idempotency_key": f"tp-{sid}-{i}",
+                    },
+                ).raise_for_status()
+
+    threads = [threading.Thread(target=feed, args=(sid,)) for sid in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Everything queued before this scenario must settle too.
+    target = before + total + (queued_before - before)
+    wait_until(
+        lambda: db_count(car, "SELECT COUNT(*) FROM messages WHERE status = 'sent'") >= target,
+        plan.deadline * 3,
+        "every message sent",
+    )
+    elapsed = time.monotonic() - t0
+    failed = db_count(car, "SELECT COUNT(*) FROM messages WHERE status = 'failed'")
+    results.add(
+        "throughput",
+        sessions=len(sessions),
+        messages=total,
+        seconds=elapsed,
+        msg_per_min=round(total / elapsed * 60),
+        failed=failed,
+        budget_msg_per_min=6000,
+    )
+
+
+def memory(car: Sidecar, phone: Phone, plan: Plan, results: Results) -> list[str]:
+    """PSS of the sidecar + Chromium at each level of connected sessions."""
+    assert car.proc is not None
+    levels: dict[int, float] = {}
+    connected: list[str] = []
+    for level in plan.memory_levels:
+        while len(connected) < level:
+            sid = f"t{len(connected)}"
+            connect(car, phone, sid, f"55119{len(connected):08d}", plan.deadline)
+            connected.append(sid)
+        time.sleep(5 if plan is FULL else 2)  # let pages settle after their logins
+        levels[level] = tree_pss(car.proc.pid) / 2**20
+    lo, hi = min(levels), max(levels)
+    marginal = (levels[hi] - levels[lo]) / (hi - lo) if hi > lo else float("nan")
+    results.add(
+        "memory",
+        **{f"pss_mb_at_{k}": round(v) for k, v in levels.items()},
+        marginal_mb=round(marginal, 1),
+        budget_marginal_mb=120,
+    )
+    return connected
+
+
+def recovery(car: Sidecar, plan: Plan, results: Results, sessions: list[str]) -> None:
+    """kill -9 of the service with sessions connected -> seconds until all are connected."""
+    car.kill9()
+    t0 = time.monotonic()
+    car.start()
+    wait_until(
+        lambda: (
+            db_count(car, "SELECT COUNT(*) FROM sessions WHERE status = 'connected'")
+            >= len(sessions)
+        ),
+        plan.deadline * 2,
+        "every session connected again",
+    )
+    results.add("recovery", sessions=len(sessions), seconds=time.monotonic() - t0, budget_s=30.0)
+
+
+def webhook_rate(plan: Plan, results: Results, tmp: Path) -> None:
+    """Events/s from the outbox to a receiver in its own process (the dispatcher alone)."""
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, __file__, "--serve-receiver", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/count", proc=receiver)
+        rate, count = asyncio.run(_dispatch(plan, tmp, f"http://127.0.0.1:{port}"))
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+    results.add("webhook_rate", events=count, events_per_s=round(rate), budget_per_s=1000)
+
+
+async def _dispatch(plan: Plan, tmp: Path, base: str) -> tuple[float, int]:
+    from service.store import NewEvent, SessionRecord, SQLiteStore
+    from webhooks.dispatcher import Dispatcher
+
+    store = SQLiteStore(tmp / "webhooks.sqlite3")
+    await store.open()
+    sessions = 50
+    for s in range(sessions):
+        await store.create_session(SessionRecord(session_id=f"w{s}", workspace_id="bench"))
+        events = [NewEvent("bench_event", {"n": i}) for i in range(plan.webhook_events // sessions)]
+        await store.update_session(f"w{s}", {}, events)
+    total = sessions * (plan.webhook_events // sessions)
+    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100)) as client:
+        dispatcher = Dispatcher(
+            store, client, secret=WEBHOOK_SECRET, default_url=f"{base}/hook", concurrency=32
+        )
+        t0 = time.monotonic()
+        await dispatcher.start()
+        end = t0 + plan.deadline
+        while dispatcher.delivered < total and time.monotonic() < end:
+            await asyncio.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        await dispatcher.stop(drain=0)
+    await store.close()
+    return dispatcher.delivered / elapsed, dispatcher.delivered
+
+
+def serve_receiver(port: int) -> None:
+    """A minimal webhook receiver in its own process (so it does not share our GIL)."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    count = 0
+
+    async def hook(request: Request) -> Response:
+        nonlocal count
+        await request.body()
+        count += 1
+        return Response(b"{}", media_type="application/json")
+
+    async def counter(request: Request) -> Response:
+        return JSONResponse({"count": count})
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/count", counter)])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# Main -------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    chromium = subprocess.run(["/usr/bin/chromium", "--version"], capture_output=True, text=True)
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "chromium": chromium.stdout.strip(),
+    }
+
+
+def run(plan: Plan) -> Results:
+    results = Results()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="wa-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        webhook_rate(plan, results, tmp)
+        with (
+            sandbox_process(qr_interval=20, qr_max_rotations=50) as phone,
+            python_receiver() as receiver,
+        ):
+            car = Sidecar(
+                tmp / "storage",
+                WA_WEB_URL=phone.base + "/",
+                SIDECAR_PACING="off",
+                SIDECAR_WEBHOOK_URL=receiver.url,
+                MAX_SESSIONS="100",
+                SIDECAR_LOG_LEVEL="warning",
+            ).start()
+            try:
+                qr_ready(car, receiver, plan, results)
+                sessions = memory(car, phone, plan, results)
+                send_accept(car, plan, results)
+                throughput(car, plan, results, sessions[: plan.throughput_sessions])
+                recovery(car, plan, results, sessions)
+            finally:
+                car.close()
+                for proc in chromium_processes(tmp / "storage"):
+                    proc.kill()
+    results.scenarios["_run"] = {
+        "seconds": round(time.monotonic() - started, 1),
+        "mode": "quick" if plan is QUICK else "full",
+        **machine(),
+    }
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--serve-receiver", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_receiver:
+        serve_receiver(args.serve_receiver)
+        return 0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    plan = QUICK if args.quick else FULL
+    print(
+        f"wa-sidecar benchmarks ({'quick' if args.quick else 'full'}), on 127.0.0.1 only",
+        flush=True,
+    )
+    results = run(plan)
+    text = json.dumps(results.scenarios, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""./scripts/bench --quick completes and yields a number for every scenario (never timings)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.support.server import ROOT
+
+pytestmark = pytest.mark.browser
+
+SCENARIOS = {
+    "qr_ready": ("p50_s", "p95_s"),
+    "send_accept": ("p50_ms", "p99_ms"),
+    "throughput": ("msg_per_min",),
+    "webhook_rate": ("events_per_s",),
+    "memory": ("pss_mb_at_1", "pss_mb_at_2", "marginal_mb"),
+    "recovery": ("seconds",),
+}
+
+
+def test_quick_bench_completes_with_numbers(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "bench"), "--quick", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    data = json.loads(out.read_text())
+    for scenario, keys in SCENARIOS.items():
+        for key in keys:
+            value = data[scenario][key]
+            assert isinstance(value, int | float) and value > 0, (scenario, key, value)
+    assert data["throughput"]["failed"] == 0
+    assert data["_run"]["mode"] == "quick"
