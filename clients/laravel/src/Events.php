@@ -1,0 +1,63 @@
+<?php
+
+namespace WaSidecar\Laravel;
+
+/**
+ * Names the sidecar uses on the wire: webhook events (the `event` field and the
+ * X-Webhook-Event header), broadcast events and their private channel.
+ */
+final class Events
+{
+    // Webhooks (DESIGN.md §3), with what `data` holds.
+
+    /** {status, previous, reason?, phone_number?} */
+    public const SESSION_STATUS_CHANGED = 'session_status_changed';
+
+    /** {qr, expires_at, image_url} */
+    public const QR_CODE_GENERATED = 'qr_code_generated';
+
+    /** {code} */
+    public const PAIRING_CODE_GENERATED = 'pairing_code_generated';
+
+    /** {message}: the message record, direction "in" */
+    public const MESSAGE_RECEIVED = 'message_received';
+
+    /** {message_id, provider_message_id, status, provider, error?} */
+    public const MESSAGE_STATUS_UPDATED = 'message_status_updated';
+
+    /** {from, to, reason} */
+    public const PROVIDER_FAILOVER = 'provider_failover';
+
+    public const WEBHOOKS = [
+        self::SESSION_STATUS_CHANGED,
+        self::QR_CODE_GENERATED,
+        self::PAIRING_CODE_GENERATED,
+        self::MESSAGE_RECEIVED,
+        self::MESSAGE_STATUS_UPDATED,
+        self::PROVIDER_FAILOVER,
+    ];
+
+    // Broadcasts (DESIGN.md §4) on Reverb or Pusher. Echo listens with a leading dot,
+    // `.listen('.qr-code-generated', ...)`, because the names carry no PHP namespace.
+
+    /** {session_id, qr, expires_at, image_url} */
+    public const BROADCAST_QR_CODE_GENERATED = 'qr-code-generated';
+
+    /** {session_id, status} */
+    public const BROADCAST_SESSION_STATUS_CHANGED = 'session-status-changed';
+
+    /** The channel pattern to authorise in routes/channels.php. */
+    public const CHANNEL_PATTERN = 'workspace.{id}';
+
+    /** The name Echo subscribes to: Echo.private('workspace.acme'). */
+    public static function channel(string $workspaceId): string
+    {
+        return 'workspace.' . $workspaceId;
+    }
+
+    /** The name on the wire, as the sidecar publishes: private-workspace.acme. */
+    public static function privateChannel(string $workspaceId): string
+    {
+        return 'private-' . self::channel($workspaceId);
+    }
+}

@@ -1,0 +1,345 @@
+<?php
+
+namespace WaSidecar\Laravel;
+
+use GuzzleHttp\Exception\TransferException;
+use Illuminate\Http\Client\ConnectionException as HttpConnectionException;
+use Illuminate\Http\Client\Factory as HttpFactory;
+use Illuminate\Http\Client\Response;
+use InvalidArgumentException;
+use WaSidecar\Laravel\Exceptions\AuthenticationException;
+use WaSidecar\Laravel\Exceptions\CapacityException;
+use WaSidecar\Laravel\Exceptions\ConflictException;
+use WaSidecar\Laravel\Exceptions\ConnectionException;
+use WaSidecar\Laravel\Exceptions\NotFoundException;
+use WaSidecar\Laravel\Exceptions\PayloadTooLargeException;
+use WaSidecar\Laravel\Exceptions\RateLimitedException;
+use WaSidecar\Laravel\Exceptions\SidecarException;
+use WaSidecar\Laravel\Exceptions\ValidationException;
+
+/**
+ * The sidecar's REST API over Laravel's HTTP client (the factory behind the Http facade),
+ * every request signed as DESIGN.md §2 says.
+ *
+ * The body is encoded once and those exact bytes are both signed and sent; the query
+ * string is built here too, so the signed path is the path on the wire. Errors become
+ * typed exceptions (all of them SidecarException). Arrays in, decoded JSON out.
+ */
+class SidecarClient
+{
+    private const WRITES = ['POST', 'PUT', 'PATCH', 'DELETE'];
+
+    private string $baseUrl;
+
+    private RequestSigner $signer;
+
+    public function __construct(
+        private HttpFactory $http,
+        string $baseUrl,
+        string $apiSecret,
+        private float $timeout = 30.0,
+        private float $connectTimeout = 5.0,
+    ) {
+        $baseUrl = rtrim($baseUrl, '/');
+        if (!preg_match('{^https?://[^/?#]+(/[^?#]*)?$}', $baseUrl)) {
+            throw new InvalidArgumentException("wa-sidecar: SIDECAR_URL must be http(s)://host[:port], not {$baseUrl}");
+        }
+        $this->baseUrl = $baseUrl;
+        $this->signer = new RequestSigner($apiSecret);
+    }
+
+    /**
+     * @param array<string, mixed> $config the `wa-sidecar` config array
+     */
+    public static function fromConfig(HttpFactory $http, array $config): self
+    {
+        return new self(
+            $http,
+            (string) ($config['url'] ?? 'http://127.0.0.1:3000'),
+            (string) ($config['api_secret'] ?? ''),
+            (float) ($config['timeout'] ?? 30),
+            (float) ($config['connect_timeout'] ?? 5),
+        );
+    }
+
+    // Sessions
+
+    /**
+     * Create a session (201). $options: provider_mode, start, webhook_url, meta.
+     *
+     * @param array<string, mixed> $options
+     * @return array<string, mixed> the session record
+     */
+    public function createSession(string $workspaceId, ?string $sessionId = null, array $options = []): array
+    {
+        $payload = ['workspace_id' => $workspaceId];
+        if ($sessionId !== null) {
+            $payload['session_id'] = $sessionId;
+        }
+
+        return $this->json('POST', '/api/sessions', payload: $payload + $options);
+    }
+
+    /**
+     * @return list<array<string, mixed>> session records
+     */
+    public function listSessions(?string $workspaceId = null, ?string $status = null): array
+    {
+        $query = ['workspace_id' => $workspaceId, 'status' => $status];
+
+        return $this->json('GET', '/api/sessions', $query)['data'] ?? [];
+    }
+
+    /** @return array<string, mixed> */
+    public function getSession(string $sessionId): array
+    {
+        return $this->json('GET', $this->sessionPath($sessionId));
+    }
+
+    /**
+     * Change provider_mode, webhook_url or meta.
+     *
+     * @param array<string, mixed> $changes
+     * @return array<string, mixed>
+     */
+    public function updateSession(string $sessionId, array $changes): array
+    {
+        return $this->json('PATCH', $this->sessionPath($sessionId), payload: $changes);
+    }
+
+    /** Stop the session and remove its rows and its profile directory (204). */
+    public function deleteSession(string $sessionId): void
+    {
+        $this->request('DELETE', $this->sessionPath($sessionId));
+    }
+
+    /** @return array<string, mixed> */
+    public function startSession(string $sessionId): array
+    {
+        return $this->json('POST', $this->sessionPath($sessionId, '/start'));
+    }
+
+    /** Stop the browser; the login is kept. @return array<string, mixed> */
+    public function stopSession(string $sessionId): array
+    {
+        return $this->json('POST', $this->sessionPath($sessionId, '/stop'));
+    }
+
+    /** @return array<string, mixed> */
+    public function restartSession(string $sessionId): array
+    {
+        return $this->json('POST', $this->sessionPath($sessionId, '/restart'));
+    }
+
+    /** Unlink the device from WhatsApp and wipe the profile. @return array<string, mixed> */
+    public function logoutSession(string $sessionId): array
+    {
+        return $this->json('POST', $this->sessionPath($sessionId, '/logout'));
+    }
+
+    // Linking a phone
+
+    /**
+     * The current QR: {qr, expires_at, image_url}. 409 no_qr unless the session is qr_required.
+     *
+     * @return array{qr: string, expires_at: string, image_url: string}
+     */
+    public function qr(string $sessionId): array
+    {
+        return $this->json('GET', $this->sessionPath($sessionId, '/qr'));
+    }
+
+    /** The current QR as PNG bytes. */
+    public function qrPng(string $sessionId): string
+    {
+        return $this->request('GET', $this->sessionPath($sessionId, '/qr'), accept: 'image/png')->body();
+    }
+
+    /** A code to type on the phone instead of scanning (the session must be qr_required). */
+    public function pairingCode(string $sessionId, string $phone): string
+    {
+        $answer = $this->json('POST', $this->sessionPath($sessionId, '/pairing-code'), payload: ['phone' => $phone]);
+
+        return (string) ($answer['code'] ?? '');
+    }
+
+    // Messages
+
+    /**
+     * Queue a message (202). $message: to, type, text, media, location, reply_to, priority.
+     * With an idempotency key, a repeat returns the first record and sends nothing
+     * (SentMessage::$replayed is then true): pass a key you can derive again, e.g.
+     * "order-77-shipped", so a retry after a timeout cannot send twice.
+     *
+     * @param array<string, mixed> $message
+     */
+    public function sendMessage(string $sessionId, array $message, ?string $idempotencyKey = null): SentMessage
+    {
+        $headers = $idempotencyKey === null ? [] : ['Idempotency-Key' => $idempotencyKey];
+        $response = $this->request('POST', $this->sessionPath($sessionId, '/messages'), payload: $message, headers: $headers);
+        $record = $response->json();
+
+        return new SentMessage(
+            is_array($record) ? $record : [],
+            strtolower((string) $response->header('Idempotent-Replayed')) === 'true',
+        );
+    }
+
+    public function sendText(string $sessionId, string $to, string $text, ?string $idempotencyKey = null): SentMessage
+    {
+        return $this->sendMessage($sessionId, ['to' => $to, 'type' => 'text', 'text' => $text], $idempotencyKey);
+    }
+
+    /** One message and its status. @return array<string, mixed> */
+    public function getMessage(string $sessionId, string $messageId): array
+    {
+        return $this->json('GET', $this->sessionPath($sessionId, '/messages/' . rawurlencode($messageId)));
+    }
+
+    // Webhook deliveries
+
+    /**
+     * Webhook deliveries, oldest first; $status is pending, delivered or dead.
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function deliveries(?string $status = null, ?string $sessionId = null, ?int $limit = null): array
+    {
+        $query = ['status' => $status, 'session_id' => $sessionId, 'limit' => $limit];
+
+        return $this->json('GET', '/api/webhooks/deliveries', $query)['data'] ?? [];
+    }
+
+    /** Deliver a dead event again (202); anything but dead is 409 delivery_not_dead. */
+    public function retryDelivery(string $deliveryId): array
+    {
+        return $this->json('POST', '/api/webhooks/deliveries/' . rawurlencode($deliveryId) . '/retry');
+    }
+
+    // The wire
+
+    /**
+     * One signed request; any non-2xx answer is thrown as a SidecarException.
+     *
+     * @param array<string, scalar|null> $query null values are left out
+     * @param array<string, mixed>|null $payload encoded once with json_encode; null: no body
+     * @param array<string, string> $headers
+     */
+    public function request(
+        string $method,
+        string $path,
+        array $query = [],
+        ?array $payload = null,
+        array $headers = [],
+        string $accept = 'application/json',
+    ): Response {
+        $method = strtoupper($method);
+        $query = array_filter($query, static fn ($value) => $value !== null);
+        $target = $path . ($query ? '?' . http_build_query($query, '', '&', PHP_QUERY_RFC3986) : '');
+        $body = $payload === null ? '' : json_encode($payload, JSON_THROW_ON_ERROR);
+        $headers = ['Accept' => $accept] + $headers;
+
+        [$response, $timestamp] = $this->attempt($method, $target, $body, $headers);
+        if (in_array($method, self::WRITES, true) && $this->errorCodeOf($response) === 'replayed_request') {
+            // Two byte-identical writes in one second carry the same signature, and the second
+            // looks like a replay. Sign again in the next second and try once more.
+            $this->sleepPast($timestamp);
+            [$response] = $this->attempt($method, $target, $body, $headers);
+        }
+        if (!$response->successful()) {
+            throw $this->exceptionFor($response);
+        }
+
+        return $response;
+    }
+
+    /**
+     * @param array<string, scalar|null> $query
+     * @param array<string, mixed>|null $payload
+     * @return array<string, mixed>
+     */
+    private function json(string $method, string $path, array $query = [], ?array $payload = null): array
+    {
+        $decoded = $this->request($method, $path, $query, $payload)->json();
+
+        return is_array($decoded) ? $decoded : [];
+    }
+
+    /**
+     * @param array<string, string> $headers
+     * @return array{0: Response, 1: int}
+     */
+    private function attempt(string $method, string $target, string $body, array $headers): array
+    {
+        $timestamp = time();
+        $pending = $this->http
+            ->withHeaders($headers + $this->signer->headers($timestamp, $method, $target, $body))
+            ->withOptions(['timeout' => $this->timeout, 'connect_timeout' => $this->connectTimeout]);
+        $options = [];
+        if ($body !== '') {
+            // withBody: these bytes go out untouched (no re-encoding), as they were signed.
+            $pending = $pending->withBody($body, 'application/json');
+            $options['body'] = $body;
+        }
+        try {
+            return [$pending->send($method, $this->baseUrl . $target, $options), $timestamp];
+        } catch (HttpConnectionException|TransferException $e) {
+            throw new ConnectionException(
+                "wa-sidecar: no answer from {$this->baseUrl}: " . $e->getMessage(),
+                'connection_failed',
+                0,
+                [],
+                $e,
+            );
+        }
+    }
+
+    private function sleepPast(int $timestamp): void
+    {
+        while (($wait = $timestamp + 1 - microtime(true)) > 0) {
+            usleep((int) ceil($wait * 1_000_000) + 1_000);
+        }
+    }
+
+    private function errorCodeOf(Response $response): ?string
+    {
+        if ($response->status() !== 401) {
+            return null;
+        }
+        $code = $response->json('error.code');
+
+        return is_string($code) ? $code : null;
+    }
+
+    private function exceptionFor(Response $response): SidecarException
+    {
+        $status = $response->status();
+        $decoded = json_decode($response->body(), true);
+        $error = is_array($decoded) && is_array($decoded['error'] ?? null) ? $decoded['error'] : [];
+        $code = is_string($error['code'] ?? null) ? $error['code'] : 'http_' . $status;
+        $message = is_string($error['message'] ?? null) ? $error['message'] : "HTTP {$status} from the sidecar";
+        $details = is_array($error['details'] ?? null) ? $error['details'] : [];
+
+        if ($status === 429) {
+            $retryAfter = $response->header('Retry-After');
+
+            return new RateLimitedException($message, $code, $status, $details, null, ctype_digit($retryAfter) ? (int) $retryAfter : null);
+        }
+        $class = match (true) {
+            $status === 401 => AuthenticationException::class,
+            $status === 404 => NotFoundException::class,
+            $status === 409 => ConflictException::class,
+            $status === 413 => PayloadTooLargeException::class,
+            $status === 422 => ValidationException::class,
+            $status === 503 && $code === 'at_capacity' => CapacityException::class,
+            default => SidecarException::class,
+        };
+
+        return new $class($message, $code, $status, $details);
+    }
+
+    private function sessionPath(string $sessionId, string $suffix = ''): string
+    {
+        return '/api/sessions/' . rawurlencode($sessionId) . $suffix;
+    }
+}

@@ -1,0 +1,431 @@
+"""The Laravel kit (clients/laravel) on Debian's Laravel framework, against the real thing.
+
+PHP scripts under tests/php/laravel boot a Foundation Application with the kit's service
+provider (config from the kit's config file and SIDECAR_* variables, the Http facade's
+factory over Guzzle): client.php runs SidecarClient calls against a live sidecar on the
+sandbox, and receiver.php is a Laravel-routed webhook endpoint behind the kit's middleware,
+under `php -S`, set as the sidecar's SIDECAR_WEBHOOK_URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import API_SECRET, WEBHOOK_SECRET
+from tests.support.sandbox import Phone, eventually, sandbox_process
+from tests.support.server import free_port, wait_http
+from tests.support.sidecar import Sidecar
+
+PHP = shutil.which("php")
+SCRIPTS = Path(__file__).parent / "php" / "laravel"
+
+pytestmark = pytest.mark.php
+
+ME = "5511999990001"
+HOOKS_PHONE = "5511999990003"
+FRIEND = "5511988880002"
+
+
+@functools.cache
+def require_php() -> str:
+    """php-cli, with Debian's Laravel framework and Guzzle (its HTTP client's transport)."""
+    assert PHP is not None, "php-cli is required (scripts/test installs it)"
+    probe = "exit(stream_resolve_include_path('{}') ? 0 : 1);"
+    for path, package in (
+        ("Illuminate/autoload.php", "php-laravel-framework"),
+        ("GuzzleHttp/autoload.php", "php-guzzlehttp-guzzle"),
+    ):
+        found = subprocess.run([PHP, "-r", probe.format(path)], check=False).returncode == 0
+        assert found, f"{package} is required: apt-get install {package}"
+    return PHP
+
+
+def run_kit(base: str, *ops: dict[str, Any], secret: str = API_SECRET) -> dict[str, Any]:
+    """client.php: each op is a SidecarClient call with named args; returns what happened."""
+    env = {**os.environ, "SIDECAR_URL": base, "SIDECAR_API_SECRET": secret}
+    result = subprocess.run(
+        [require_php(), str(SCRIPTS / "client.php"), json.dumps({"ops": list(ops)})],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    output: dict[str, Any] = json.loads(result.stdout)
+    return output
+
+
+def call(name: str, **args: Any) -> dict[str, Any]:
+    return {"call": name, "args": args}
+
+
+def values(output: dict[str, Any], *ok: bool) -> list[Any]:
+    """The value of each call, or its error (class, code, status, details, ...), after
+    checking which calls succeeded (`ok`, one flag per call; all of them when omitted)."""
+    results = output["results"]
+    assert [r["ok"] for r in results] == list(ok or [True] * len(results)), results
+    return [r["value"] if r["ok"] else r["error"] for r in results]
+
+
+class LaravelReceiver:
+    """receiver.php under `php -S`: what its controller handled, and a way to post to it."""
+
+    def __init__(self, base: str, directory: Path) -> None:
+        self.url = f"{base}/webhooks/whatsapp"
+        self.dir = directory
+        self.http = httpx.Client(timeout=30)
+
+    def handled(self, session_id: str | None = None) -> list[dict[str, Any]]:
+        log = self.dir / "handled.jsonl"
+        lines = [json.loads(x) for x in log.read_text().splitlines() if x] if log.exists() else []
+        return [x for x in lines if session_id is None or x["session_id"] == session_id]
+
+    def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post(
+            self.url, content=body, headers={"Content-Type": "application/json", **headers}
+        )
+
+
+@contextmanager
+def laravel_receiver(directory: Path) -> Iterator[LaravelReceiver]:
+    directory.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "SIDECAR_WEBHOOK_SECRET": WEBHOOK_SECRET, "RECEIVER_DIR": str(directory)}
+    proc = subprocess.Popen(
+        [require_php(), "-S", f"127.0.0.1:{port}", str(SCRIPTS / "receiver.php")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(directory / "php-server.log").open("wb"),
+    )
+    receiver = LaravelReceiver(f"http://127.0.0.1:{port}", directory)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", proc=proc)
+        yield receiver
+    finally:
+        receiver.http.close()
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def webhook(event_id: str, data: dict[str, Any] | None = None, session_id: str = "py") -> bytes:
+    """A body shaped like the sidecar's, escaped as PHP would not (the bytes are what count)."""
+    body = {
+        "id": event_id,
+        "event": "session_status_changed",
+        "timestamp": int(time.time()),
+        "workspace_id": "acme",
+        "session_id": session_id,
+        "data": data or {"status": "connected", "previous": "authenticating"},
+    }
+    return json.dumps(body).encode()
+
+
+def signed(
+    body: bytes, event_id: str, timestamp: int | None = None, spatie: bool = True
+) -> dict[str, str]:
+    """The headers the sidecar sends (DESIGN.md §3), signed with the webhook secret."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    key = WEBHOOK_SECRET.encode()
+    headers = {
+        "X-Timestamp": ts,
+        "X-HMAC-Signature": hmac.new(key, ts.encode() + body, hashlib.sha256).hexdigest(),
+        "X-Webhook-Id": event_id,
+        "X-Webhook-Event": "session_status_changed",
+    }
+    if spatie:
+        headers["Signature"] = hmac.new(key, body, hashlib.sha256).hexdigest()
+    return headers
+
+
+@pytest.fixture(scope="module")
+def receiver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LaravelReceiver]:
+    with laravel_receiver(tmp_path_factory.mktemp("laravel-receiver")) as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def phone() -> Iterator[Phone]:
+    with sandbox_process() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def car(
+    tmp_path_factory: pytest.TempPathFactory, phone: Phone, receiver: LaravelReceiver
+) -> Iterator[Sidecar]:
+    sidecar = Sidecar(
+        tmp_path_factory.mktemp("laravel-sidecar") / "storage",
+        WA_WEB_URL=phone.base + "/",
+        SIDECAR_PACING="off",
+        SIDECAR_WEBHOOK_URL=receiver.url,
+        SIDECAR_WEBHOOK_RETRY_BASE_MS="100",
+        SIDECAR_WEBHOOK_RETRY_CAP_S="1",
+    ).start()
+    try:
+        yield sidecar
+    finally:
+        sidecar.close()
+
+
+def test_middleware_rejects_forgeries_and_handles_each_event_once(
+    receiver: LaravelReceiver,
+) -> None:
+    now = int(time.time())
+
+    # A correctly signed event is handled, once; the Signature header is optional.
+    body = webhook("evt_py_ok")
+    first = receiver.post(body, signed(body, "evt_py_ok"))
+    assert first.status_code == 200, first.text
+    assert first.json() == {"ok": True, "handled": "evt_py_ok"}
+    again = receiver.post(body, signed(body, "evt_py_ok", spatie=False))
+    assert again.status_code == 200
+    assert again.json()["duplicate"] is True
+    assert [h["id"] for h in receiver.handled("py")] == ["evt_py_ok"]
+
+    def rejected(body: bytes, headers: dict[str, str]) -> str:
+        response = receiver.post(body, headers)
+        assert response.status_code == 401, response.text
+        code: str = response.json()["error"]["code"]
+        return code
+
+    fresh = webhook("evt_py_forged")
+    good = signed(fresh, "evt_py_forged")
+    tampered = fresh.replace(b"connected", b"connectex")
+    assert rejected(tampered, good) == "invalid_signature"
+    assert rejected(fresh, signed(fresh, "evt_py_forged", now - 301)) == "stale_timestamp"
+    assert rejected(fresh, signed(fresh, "evt_py_forged", now + 301)) == "stale_timestamp"
+    assert rejected(fresh, {**good, "Signature": "0" * 64}) == "invalid_signature"
+    upper = {**good, "X-HMAC-Signature": good["X-HMAC-Signature"].upper()}
+    assert rejected(fresh, upper) == "invalid_signature"
+    no_ts = {k: v for k, v in good.items() if k != "X-Timestamp"}
+    assert rejected(fresh, no_ts) == "stale_timestamp"
+    no_sig = {k: v for k, v in good.items() if k != "X-HMAC-Signature"}
+    assert rejected(fresh, no_sig) == "invalid_signature"
+    # X-Webhook-Id is not signed: it must name the signed body's id, or a replay with a new
+    # header would slip past the dedupe.
+    relabelled = {**signed(body, "evt_py_ok"), "X-Webhook-Id": "evt_other"}
+    assert rejected(body, relabelled) == "invalid_signature"
+    assert [h["id"] for h in receiver.handled("py")] == ["evt_py_ok"]
+
+    # Still within the window, the untampered event goes through.
+    assert receiver.post(fresh, good).status_code == 200
+
+    # A handler that fails does not burn the id: the sidecar's retry is handled.
+    flaky = webhook("evt_py_flaky", {"status": "connected", "fail_once": True})
+    headers = signed(flaky, "evt_py_flaky")
+    assert receiver.post(flaky, headers).status_code == 500
+    assert receiver.post(flaky, headers).json() == {"ok": True, "handled": "evt_py_flaky"}
+    assert receiver.post(flaky, headers).json()["duplicate"] is True
+    assert [h["id"] for h in receiver.handled("py")] == [
+        "evt_py_ok",
+        "evt_py_forged",
+        "evt_py_flaky",
+    ]
+
+
+@pytest.mark.browser
+def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -> None:
+    cafe = "https://crm.example.test/hooks/wa?tenant=café"
+    setup = run_kit(
+        car.base,
+        call("createSession", workspaceId="acme", sessionId="kit-1"),
+        # Byte-identical to the first: in the same second the kit re-signs it; then 409.
+        call("createSession", workspaceId="acme", sessionId="kit-1"),
+        call("getSession", sessionId="nope"),
+        call(
+            "createSession",
+            workspaceId="acme",
+            sessionId="kit-draft",
+            options={"start": False, "webhook_url": cafe},
+        ),
+        call("updateSession", sessionId="kit-draft", changes={"provider_mode": "webjs"}),
+        call("listSessions", workspaceId="acme", status="stopped"),
+        call("listSessions", workspaceId="other"),
+        call("deleteSession", sessionId="kit-draft"),
+        call("getSession", sessionId="kit-draft"),
+    )
+    assert setup["bootstrap"] == {
+        "singleton": True,
+        "middleware": "WaSidecar\\Laravel\\Http\\Middleware\\VerifySidecarWebhook",
+        "url": car.base,
+        "tolerance": 300,
+    }
+    created, dup, unknown, draft, updated, stopped, other, deleted, gone = values(
+        setup, True, False, False, True, True, True, True, True, False
+    )
+    assert (created["session_id"], created["workspace_id"]) == ("kit-1", "acme")
+    assert (dup["class"], dup["code"], dup["status"]) == (
+        "ConflictException",
+        "session_exists",
+        409,
+    )
+    assert (unknown["class"], unknown["code"], unknown["status"]) == (
+        "NotFoundException",
+        "session_not_found",
+        404,
+    )
+    assert draft["webhook_url"] == cafe  # json_encode's \/ and \u00e9 were signed as sent
+    assert updated["provider_mode"] == "webjs"
+    assert [s["session_id"] for s in stopped] == ["kit-draft"]  # a signed ?query
+    assert other == []
+    assert deleted is None
+    assert gone["class"] == "NotFoundException"
+
+    car.wait_status("kit-1", "qr_required")
+    linking = run_kit(
+        car.base,
+        call("qr", sessionId="kit-1"),
+        call("qrPng", sessionId="kit-1"),
+        call("sendText", sessionId="kit-1", to=FRIEND, text="too early"),
+    )
+    qr, png, early = values(linking, True, True, False)
+    assert set(qr) == {"qr", "expires_at", "image_url"}
+    assert base64.b64decode(png["base64"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert (early["class"], early["code"], early["session_status"]) == (
+        "ConflictException",
+        "session_not_connected",
+        "qr_required",
+    )
+
+    assert phone.scan(qr["qr"], ME).status_code == 200
+
+    def kit_status() -> dict[str, Any] | None:
+        (record,) = values(run_kit(car.base, call("getSession", sessionId="kit-1")), True)
+        return record if record["status"] == "connected" else None
+
+    connected = eventually(kit_status, 60, "the kit to see kit-1 connected")
+    assert connected["phone_number"] == ME
+
+    key = "order-77-shipped"
+    sending = run_kit(
+        car.base,
+        {"call": "alignSecond"},
+        call("sendText", sessionId="kit-1", to=FRIEND, text="shipped", idempotencyKey=key),
+        call("sendText", sessionId="kit-1", to=FRIEND, text="shipped", idempotencyKey=key),
+        call("sendText", sessionId="kit-1", to="not a number", text="x"),
+    )
+    _, first, second, invalid = values(sending, True, True, True, False)
+    assert first["id"] and first["id"] == second["id"]
+    assert (first["replayed"], second["replayed"]) == (False, True)
+    assert (invalid["class"], invalid["field"], invalid["status"]) == (
+        "ValidationException",
+        "to",
+        422,
+    )
+    # The second send was byte-identical in the same second: the sidecar took it for a
+    # replay, and the kit signed it again in the next second.
+    posts = [w for w in sending["wire"] if w["url"].endswith("/api/sessions/kit-1/messages")]
+    assert [(w["status"], w["code"]) for w in posts] == [
+        (202, None),
+        (401, "replayed_request"),
+        (202, None),
+        (422, "validation_failed"),
+    ]
+    assert posts[0]["timestamp"] == posts[1]["timestamp"] < posts[2]["timestamp"]
+
+    def sent_status() -> dict[str, Any] | None:
+        (record,) = values(
+            run_kit(car.base, call("getMessage", sessionId="kit-1", messageId=first["id"]))
+        )
+        return record if record["status"] == "sent" else None
+
+    eventually(sent_status, 60, "the message to be sent")
+    assert [m["text"] for m in phone.sent(ME)] == ["shipped"]
+
+    wrong = run_kit(car.base, call("getSession", sessionId="kit-1"), secret="not-the-secret")
+    (denied,) = values(wrong, False)
+    assert (denied["class"], denied["code"], denied["status"]) == (
+        "AuthenticationException",
+        "invalid_signature",
+        401,
+    )
+    (down,) = values(run_kit(f"http://127.0.0.1:{free_port()}", call("listSessions")), False)
+    assert (down["class"], down["status"]) == ("ConnectionException", 0)
+
+    # Every webhook so far reached the Laravel receiver and was accepted there.
+    delivered = eventually(
+        lambda: values(
+            run_kit(car.base, call("deliveries", status="delivered", sessionId="kit-1"))
+        )[0],
+        30,
+        "delivered webhooks",
+    )
+    (dead, replay, stopped_now) = values(
+        run_kit(
+            car.base,
+            call("deliveries", status="dead"),
+            call("retryDelivery", deliveryId=delivered[0]["id"]),
+            call("stopSession", sessionId="kit-1"),
+        ),
+        True,
+        False,
+        True,
+    )
+    assert dead == []
+    assert (replay["code"], replay["session_status"]) == ("delivery_not_dead", "delivered")
+    assert stopped_now["desired_state"] == "stopped"  # a signed POST with no body
+
+
+@pytest.mark.browser
+def test_middleware_accepts_the_sidecars_real_webhooks(
+    car: Sidecar, phone: Phone, receiver: LaravelReceiver
+) -> None:
+    created = car.api.post("/api/sessions", json={"workspace_id": "acme", "session_id": "hooks"})
+    assert created.status_code == 201, created.text
+    car.wait_status("hooks", "qr_required")
+    qr = car.api.get("/api/sessions/hooks/qr").json()["qr"]
+    assert phone.scan(qr, HOOKS_PHONE).status_code == 200
+    car.wait_status("hooks", "connected")
+    assert phone.inbound(to=HOOKS_PHONE, **{"from": FRIEND}, text="hi Laravel").status_code == 200
+    sent = car.api.post(
+        "/api/sessions/hooks/messages", json={"to": FRIEND, "type": "text", "text": "hello"}
+    )
+    assert sent.status_code == 202, sent.text
+
+    def kinds() -> set[str]:
+        return {e["event"] for e in car.events("hooks")}
+
+    eventually(
+        lambda: {"message_received", "message_status_updated"} <= kinds(), 60, "inbound and ack"
+    )
+    outbox = [e["id"] for e in car.events("hooks")]
+    eventually(
+        lambda: set(outbox) <= {h["id"] for h in receiver.handled("hooks")},
+        60,
+        "every webhook handled by the Laravel receiver",
+    )
+    handled = receiver.handled("hooks")
+    ids = [h["id"] for h in handled]
+    assert ids[: len(outbox)] == outbox  # in order, each once
+    assert len(set(ids)) == len(ids)
+    labels = [h["handled_as"] for h in handled]
+    assert "unknown" not in labels  # Events:: names every event the sidecar sent
+    for label in ("status:qr_required", "qr", "status:connected", "inbound:hi Laravel", "ack:sent"):
+        assert label in labels
+    assert all(h["headers"]["X-Webhook-Id"] == h["id"] for h in handled)
+
+    # The sidecar's own bytes, replayed as they were (within the window): 200, not handled.
+    real = next(h for h in handled if h["handled_as"] == "status:connected")
+    body = real["body"].encode()
+    headers = {k: v for k, v in real["headers"].items() if v is not None}
+    replay = receiver.post(body, headers)
+    assert replay.status_code == 200
+    assert replay.json() == {"ok": True, "duplicate": True, "id": real["id"]}
+    tampered = receiver.post(body.replace(b'"connected"', b'"failed"'), headers)
+    assert tampered.status_code == 401
+    assert [h["id"] for h in receiver.handled("hooks")].count(real["id"]) == 1
