@@ -22,6 +22,12 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _list_of(schema: str, description: str) -> dict[str, Any]:
+    """A `{"data": [...]}` answer, the shape every list endpoint returns."""
+    data = {"type": "array", "items": _ref(schema)}
+    return _json({"type": "object", "properties": {"data": data}}, description)
+
+
 def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
 
@@ -255,10 +261,7 @@ def build_openapi() -> dict[str, Any]:
             "get": _op(
                 "List sessions",
                 {
-                    "200": _json(
-                        {"type": "object", "properties": {"data": {"items": _ref("Session")}}},
-                        "sessions",
-                    ),
+                    "200": _list_of("Session", "sessions"),
                     **_errors(401, 422),
                 },
                 params=[
@@ -355,10 +358,7 @@ def build_openapi() -> dict[str, Any]:
             "get": _op(
                 "List webhook deliveries, oldest first",
                 {
-                    "200": _json(
-                        {"type": "object", "properties": {"data": {"items": _ref("Delivery")}}},
-                        "deliveries",
-                    ),
+                    "200": _list_of("Delivery", "deliveries"),
                     **_errors(401, 422),
                 },
                 params=[
