@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import hashlib
-import hmac
 import json
 import os
 import secrets
@@ -43,6 +41,7 @@ from service.admin import ApiFailure, SidecarClient, Unreachable
 from service.browser.process import kill_processes
 from service.errors import ConfigError
 from service.settings import Settings
+from service.signing import hmac_matches
 
 T = TypeVar("T")
 
@@ -89,7 +88,7 @@ class WebhookRecorder:
     """What a Laravel app does with our webhooks, in miniature: verify, record, answer."""
 
     def __init__(self, secret: str) -> None:
-        self._key = secret.encode()
+        self._secret = secret
         self._lock = threading.Lock()
         self._received: list[Webhook] = []
 
@@ -97,9 +96,8 @@ class WebhookRecorder:
         """X-HMAC-Signature = HMAC(ts + body), Signature = HMAC(body), ts within 300 s."""
         if not timestamp.isdigit() or abs(time.time() - int(timestamp)) > WEBHOOK_TOLERANCE:
             return False
-        with_ts = hmac.new(self._key, timestamp.encode() + body, hashlib.sha256).hexdigest()
-        plain = hmac.new(self._key, body, hashlib.sha256).hexdigest()
-        return hmac.compare_digest(with_ts, signature) & hmac.compare_digest(plain, plain_signature)
+        with_ts = hmac_matches([self._secret], timestamp.encode() + body, signature)
+        return with_ts & hmac_matches([self._secret], body, plain_signature)
 
     async def receive(self, request: Request) -> Response:
         body = await request.body()

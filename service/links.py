@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import re
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from service.signing import hmac_hex
 
 
 class SignedLinks:
@@ -27,9 +27,7 @@ class SignedLinks:
     ) -> None:
         # A key per purpose, derived from the API secret: a QR token never opens media, and
         # no token is a signature that means anything elsewhere.
-        key = hmac.new(
-            api_secret.encode(), f"wa-sidecar {purpose} link".encode(), hashlib.sha256
-        ).hexdigest()
+        key = hmac_hex(api_secret, f"wa-sidecar {purpose} link".encode())
         self._serializer = URLSafeTimedSerializer(key, salt=purpose)
         self.base_url = base_url
         self.prefix = prefix

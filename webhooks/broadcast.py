@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import time
@@ -21,6 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from service.signing import hmac_hex
 from service.store import AppendedEvent
 
 log = logging.getLogger("webhooks.broadcast")
@@ -53,9 +53,7 @@ def sign_query(config: PusherConfig, path: str, body: bytes, timestamp: int) -> 
     }
     query = "&".join(f"{k}={params[k]}" for k in sorted(params))
     to_sign = f"POST\n{path}\n{query}"
-    params["auth_signature"] = hmac.new(
-        config.secret.encode(), to_sign.encode(), hashlib.sha256
-    ).hexdigest()
+    params["auth_signature"] = hmac_hex(config.secret, to_sign.encode())
     return params
 
 

@@ -8,11 +8,11 @@ app secret to verify with, is found.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from service.signing import hmac_matches
 
 
 def verify_signature(body: bytes, header: str | None, secrets: Iterable[str]) -> bool:
@@ -20,12 +20,7 @@ def verify_signature(body: bytes, header: str | None, secrets: Iterable[str]) ->
     every secret tried)."""
     if not header or not header.startswith("sha256="):
         return False
-    given = header[len("sha256=") :].strip().lower().encode()
-    ok = False
-    for secret in secrets:
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest().encode()
-        ok |= hmac.compare_digest(expected, given)
-    return ok
+    return hmac_matches(secrets, body, header[len("sha256=") :])
 
 
 @dataclass(frozen=True)

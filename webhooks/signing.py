@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from service import __version__
+from service.signing import hmac_hex
 
 USER_AGENT = f"wa-sidecar/{__version__}"
 
@@ -19,14 +17,13 @@ def webhook_headers(
     `hash_hmac('sha256', $timestamp.$request->getContent(), $secret)` computes.
     Signature = hex HMAC-SHA256(secret, body): what spatie/laravel-webhook-client checks.
     """
-    key = secret.encode()
     ts = str(timestamp)
     return {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-Timestamp": ts,
-        "X-HMAC-Signature": hmac.new(key, ts.encode() + body, hashlib.sha256).hexdigest(),
-        "Signature": hmac.new(key, body, hashlib.sha256).hexdigest(),
+        "X-HMAC-Signature": hmac_hex(secret, ts.encode() + body),
+        "Signature": hmac_hex(secret, body),
         "X-Webhook-Id": event_id,
         "X-Webhook-Event": event,
     }
