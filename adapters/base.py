@@ -1,17 +1,25 @@
-"""The provider interface: what every way of delivering a WhatsApp message offers.
+"""The engine interface: what every way of running a WhatsApp account offers.
 
-A provider reports whether it can deliver for a session now (`status`) and sends one stored
-message (`send`). Errors carry a kind that decides what happens next: only provider-level
-kinds fail over to another provider; recipient and request errors fail the message, and an
-unknown delivery is never retried anywhere (it may have gone out).
+An engine runs a session (`start`, `stop`, `logout`), links it (`qr`, `pairing_code`), says
+whether it can deliver now (`status`), sends one stored message (`send`) and fetches inbound
+media (`download_media`). Each engine turns its provider's own shapes (WhatsApp Web payloads,
+wa-js ACK values, Graph API JSON) into the neutral records below and hands them to an
+`InboundSink`; messaging only ever sees those records.
+
+Send errors carry a kind that decides what happens next: only provider-level kinds fail over
+to another engine; recipient and request errors fail the message, and an unknown delivery is
+never retried anywhere (it may have gone out).
 """
 
 from __future__ import annotations
 
 import abc
 import enum
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
+from service.errors import Conflict
 from service.store import MessageRecord, SessionRecord
 
 
@@ -59,18 +67,124 @@ class ProviderStatus:
 
 @dataclass(frozen=True)
 class SendResult:
+    """What an engine reports once a message is in its hands.
+
+    `ref` is the key later status updates name the message by. `pending` means the provider
+    took the message but has not confirmed it yet: it stays `sending` until a StatusUpdate
+    settles it, and it is never handed to another engine.
+    """
+
     provider_message_id: str
+    ref: str
+    pending: bool = False
 
 
-class Provider(abc.ABC):
-    """One way to deliver messages for a session."""
+@dataclass(frozen=True)
+class QrCode:
+    """The QR a session shows now: its text and when it stops being scannable (unix s)."""
+
+    qr: str
+    expires_at: float | None
+
+
+@dataclass(frozen=True)
+class InboundMedia:
+    mimetype: str
+    filename: str | None = None
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    """A message someone sent to a session, in the API's vocabulary.
+
+    `chat_id` is where to answer (`@c.us`, `@g.us` or `@lid`); `sender` is who wrote it
+    (the author in a group); the `*_phone` fields carry the phone number behind an `@lid`
+    id when the provider knows it. `reply_to_ref` is the ref of the message it answers.
+    """
+
+    provider: str
+    provider_message_id: str
+    ref: str
+    chat_id: str
+    kind: str
+    text: str | None = None
+    sender: str | None = None
+    sender_phone: str | None = None
+    chat_phone: str | None = None
+    notify_name: str | None = None
+    timestamp: int | None = None
+    reply_to_ref: str | None = None
+    reply_to_provider_id: str | None = None
+    location: dict[str, Any] | None = None
+    media: InboundMedia | None = None
+    load_media: Callable[[], Awaitable[bytes]] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    """A provider's news about a message a session sent: `sent`, `delivered`, `read`,
+    `played` or `failed` (with `error`)."""
+
+    provider: str
+    ref: str
+    status: str
+    error: str | None = None
+
+
+class InboundSink(Protocol):
+    """Where engines hand what their provider reports (messaging implements it)."""
+
+    async def on_inbound(self, session: SessionRecord, message: InboundMessage) -> None: ...
+
+    async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None: ...
+
+
+def not_supported(engine: str, what: str) -> Conflict:
+    return Conflict(
+        f"the {engine} provider has no {what}",
+        code="not_supported",
+        details={"provider": engine},
+    )
+
+
+class Engine(abc.ABC):
+    """One way to run a session and deliver its messages."""
 
     name: str
 
     @abc.abstractmethod
+    async def start(self, session: SessionRecord) -> None:
+        """Bring the session up (its desired_state is already `running`)."""
+
+    @abc.abstractmethod
+    async def stop(self, session: SessionRecord, *, handover: bool = False) -> None:
+        """Take it down. `handover`: another engine takes the session over, so leave its
+        status to that engine."""
+
+    @abc.abstractmethod
     def status(self, session: SessionRecord) -> ProviderStatus:
-        """Whether this provider can deliver for `session` right now, and why not."""
+        """Whether this engine can deliver for `session` right now, and why not."""
 
     @abc.abstractmethod
     async def send(self, session: SessionRecord, message: MessageRecord) -> SendResult:
         """Deliver one stored message; raises ProviderError."""
+
+    async def restart(self, session: SessionRecord) -> None:
+        await self.stop(session)
+        await self.start(session)
+
+    async def qr(self, session: SessionRecord) -> QrCode:
+        """The QR to scan now (Conflict when there is none)."""
+        raise not_supported(self.name, "QR code")
+
+    async def pairing_code(self, session: SessionRecord, phone: str) -> str:
+        """A code to type on the phone instead of scanning."""
+        raise not_supported(self.name, "pairing code")
+
+    async def logout(self, session: SessionRecord) -> None:  # noqa: B027 (nothing by default)
+        """Unlink the account from this engine and forget its login."""
+
+    async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
+        """The media of an inbound message."""
+        raise not_supported(self.name, "media download")

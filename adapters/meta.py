@@ -15,14 +15,26 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
-from adapters.base import ErrorKind, Provider, ProviderError, ProviderStatus, SendResult
+from adapters.base import (
+    Engine,
+    ErrorKind,
+    InboundMedia,
+    InboundMessage,
+    InboundSink,
+    ProviderError,
+    ProviderStatus,
+    SendResult,
+    StatusUpdate,
+)
+from adapters.meta_inbound import MetaBatch, MetaMessage
+from service.errors import Conflict
 from service.sessions.layout import session_dir
-from service.sessions.manager import MetaConfig
 from service.store import MessageRecord, SessionRecord
 
 log = logging.getLogger("adapters.meta")
@@ -33,6 +45,27 @@ RECIPIENT_CODES = frozenset({131026, 131047, 131050, 131056})
 REQUEST_CODES = frozenset({100, 131008, 131009, *range(132000, 132017)})
 # 131056: too many messages from this number to that one; Meta asks to slow down for it.
 PAIR_RATE_BACKOFF = 60.0
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    """Meta Cloud API credentials of one session (sealed at rest)."""
+
+    phone_number_id: str
+    access_token: str
+    app_secret: str | None = None
+    verify_token: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class StatusSetter(Protocol):
+    """Moves a session's status (service.sessions.state.StatusWriter)."""
+
+    async def move(
+        self, record: SessionRecord, status: str, *, reason: str | None = None
+    ) -> SessionRecord: ...
 
 
 def classify(code: int | None, http_status: int) -> ErrorKind:
@@ -52,8 +85,9 @@ def classify(code: int | None, http_status: int) -> ErrorKind:
     return ErrorKind.REQUEST
 
 
-class MetaProvider(Provider):
-    """Sends through the Cloud API with the session's own (sealed) credentials."""
+class MetaEngine(Engine):
+    """Runs a session on the Cloud API with its own (sealed) credentials: no browser, no QR;
+    the session is up whenever it is wanted."""
 
     name = "meta"
 
@@ -68,6 +102,7 @@ class MetaProvider(Provider):
         timeout: float = 15.0,
         attempts: int = 3,
         retry_base: float = 0.5,
+        statuses: StatusSetter | None = None,
     ) -> None:
         self.client = client
         self.base = f"{graph_url.rstrip('/')}/{version}"
@@ -76,6 +111,76 @@ class MetaProvider(Provider):
         self.timeout = timeout
         self.attempts = attempts
         self.retry_base = retry_base
+        self.statuses = statuses
+        self.sink: InboundSink | None = None
+
+    async def start(self, session: SessionRecord) -> None:
+        if self.statuses is None or session.status == "connected":
+            return
+        record = await self.statuses.move(session, "initializing", reason="cloud_api")
+        await self.statuses.move(record, "connected", reason="cloud_api")
+
+    async def stop(self, session: SessionRecord, *, handover: bool = False) -> None:
+        if self.statuses is not None and not handover:
+            await self.statuses.move(session, "stopped", reason="cloud_api")
+
+    async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
+        config = self.credentials(session)
+        if config is None:
+            raise Conflict("the session has no Meta credentials", code="meta_not_configured")
+        try:
+            data, _ = await self.download(config, provider_message_id)
+        except ProviderError as exc:
+            raise Conflict(
+                f"the Cloud API gave no media: {exc.describe()}", code="media_unavailable"
+            ) from None
+        return data
+
+    async def receive(self, session: SessionRecord, batch: MetaBatch) -> None:
+        """Hand what one webhook reported for this session to messaging."""
+        if self.sink is None:
+            return
+        for message in batch.messages:
+            await self.sink.on_inbound(session, self.inbound(session, message))
+        for status in batch.statuses:
+            await self.sink.on_status(
+                session, StatusUpdate(self.name, status.wamid, status.status, status.error)
+            )
+
+    def inbound(self, session: SessionRecord, message: MetaMessage) -> InboundMessage:
+        """A Cloud API message as an InboundMessage (wa_id is the sender's phone)."""
+        chat_id = f"{message.sender}@c.us"
+        media_id = message.media_id
+        media = None
+        if message.media is not None:
+            media = InboundMedia(
+                mimetype=str(message.media.get("mimetype") or "application/octet-stream"),
+                filename=message.media.get("filename"),
+                size=message.media.get("size"),
+            )
+
+        async def load() -> bytes:
+            assert media_id is not None
+            return await self.download_media(session, media_id)
+
+        return InboundMessage(
+            provider=self.name,
+            provider_message_id=message.wamid,
+            ref=message.wamid,
+            chat_id=chat_id,
+            kind=message.kind,
+            text=message.text,
+            sender=chat_id,
+            sender_phone=message.sender,
+            chat_phone=message.sender,
+            notify_name=message.notify_name,
+            timestamp=message.timestamp,
+            reply_to_ref=message.reply_to,
+            reply_to_provider_id=message.reply_to,
+            location=message.location,
+            media=media,
+            load_media=load if media_id else None,
+        )
 
     def status(self, session: SessionRecord) -> ProviderStatus:
         if session.meta_sealed is None:
@@ -105,7 +210,7 @@ class MetaProvider(Provider):
             if isinstance(messages, list) and messages and isinstance(messages[0], dict):
                 wamid = messages[0].get("id")
                 if isinstance(wamid, str):
-                    return SendResult(wamid)
+                    return SendResult(wamid, wamid)
             raise ProviderError(ErrorKind.UNKNOWN_DELIVERY, "Meta answered without a message id")
         assert last is not None
         raise last
@@ -123,8 +228,9 @@ class MetaProvider(Provider):
             "to": to,
             "type": message.type,
         }
-        if content.get("reply_to"):
-            payload["context"] = {"message_id": content["reply_to"]}
+        quoted = content.get("reply_to_provider_id")
+        if quoted and content.get("reply_to_provider") in (None, self.name):
+            payload["context"] = {"message_id": quoted}
         if message.type == "text":
             payload["text"] = {"body": content["text"], "preview_url": False}
         elif message.type == "location":

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from adapters.base import ErrorKind, Provider, ProviderError, SendResult
+from adapters.base import Engine, ErrorKind, ProviderError, SendResult
 from service.store import MessageRecord, NewEvent, SessionRecord, Store
 
 log = logging.getLogger("adapters.selector")
@@ -41,8 +41,8 @@ class ProviderSelector:
     def __init__(
         self,
         store: Store,
-        webjs: Provider,
-        meta: Provider,
+        webjs: Engine,
+        meta: Engine,
         *,
         failure_threshold: int = 3,
         cooldown: float = 30.0,
@@ -57,7 +57,7 @@ class ProviderSelector:
         # The provider that last delivered for a session, to notice a change of provider.
         self._current: dict[str, str] = {}
 
-    def plan(self, session: SessionRecord, message: MessageRecord | None = None) -> list[Provider]:
+    def plan(self, session: SessionRecord, message: MessageRecord | None = None) -> list[Engine]:
         """The providers to try, in order, for this session's next message (maybe none)."""
         if session.provider_mode in self.providers:
             names = [session.provider_mode]
@@ -73,6 +73,10 @@ class ProviderSelector:
             and self._circuit(session.session_id, name).allows(now, self.cooldown)
         ]
 
+    def engine(self, session: SessionRecord) -> Engine:
+        """The engine that runs the session: its browser, or the Cloud API alone."""
+        return self.providers["meta" if session.provider_mode == "meta" else "webjs"]
+
     def can_accept(self, session: SessionRecord) -> bool:
         """Whether a message accepted now has a provider that could deliver it."""
         if session.provider_mode in self.providers:
@@ -80,7 +84,7 @@ class ProviderSelector:
         return any(p.status(session).available for p in self.providers.values())
 
     async def send(
-        self, session: SessionRecord, message: MessageRecord, plan: list[Provider]
+        self, session: SessionRecord, message: MessageRecord, plan: list[Engine]
     ) -> tuple[str, SendResult]:
         """Send through the first provider of `plan` that takes it.
 

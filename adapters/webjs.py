@@ -1,99 +1,382 @@
-"""The WhatsApp Web provider: sends through the session's Chromium page (the page bridge)."""
+"""The WhatsApp Web engine: a session's Chromium page, driven through wa-js (the page bridge).
+
+Everything WhatsApp Web says arrives here as page-bridge events and leaves as neutral records:
+this module alone knows wa-js's message fields, its ACK values and its error codes.
+
+Health comes from the connection state wa-js reports (stream mode, online), checked before a
+message is handed to the page. Once handed, a message belongs to WhatsApp Web: a send made
+while WhatsApp is offline stays pending inside wa-js (no timeout) and may still go out on
+reconnect, so it is never failed over; it stays `sending` until wa-js settles it, and
+becomes `failed` ("interrupted") only if its page goes away first.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
-import re
+import logging
+from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from adapters.base import ErrorKind, Provider, ProviderError, ProviderStatus, SendResult
+from adapters.base import (
+    Engine,
+    ErrorKind,
+    InboundMedia,
+    InboundMessage,
+    InboundSink,
+    ProviderError,
+    ProviderStatus,
+    QrCode,
+    SendResult,
+    StatusUpdate,
+)
 from service.browser import BridgeError, PageBridge
-from service.messaging.media import StoredMedia
+from service.browser.bridge import BridgeEvent
+from service.errors import Conflict
 from service.sessions.layout import session_dir
-from service.sessions.runtime import SessionRuntime
 from service.store import MessageRecord, SessionRecord
 
-# WPPError codes (the page's) that say the web session cannot send now, whoever the
-# recipient: a reason to use another provider.
-DOWN_CODES = frozenset({"device_offline", "not_authenticated", "not_ready", "disconnected"})
-RECIPIENT_CODES = frozenset({"invalid_chat_id", "chat_not_found", "not_on_whatsapp"})
+log = logging.getLogger("adapters.webjs")
+
+# wa-js's ACK enum (dist/whatsapp/enums/ACK.d.ts). 0 is CLOCK (not sent yet); every
+# negative value is a failure that wa-js never announces as an event, only in the send's
+# own result; 5 (PEER) is not a receipt.
+ACK_NAMES = {
+    -7: "MD_DOWNGRADE",
+    -6: "INACTIVE",
+    -5: "CONTENT_UNUPLOADABLE",
+    -4: "CONTENT_TOO_BIG",
+    -3: "CONTENT_GONE",
+    -2: "EXPIRED",
+    -1: "FAILED",
+    0: "CLOCK",
+    1: "SENT",
+    2: "RECEIVED",
+    3: "READ",
+    4: "PLAYED",
+    5: "PEER",
+}
+ACK_STATUS = {1: "sent", 2: "delivered", 3: "read", 4: "played"}
+
+# WPPError codes of the pinned bundle that mean "this recipient cannot get it"; any other
+# code means the request itself was refused. wa-js has no code for "not connected": health
+# is read from the connection state before sending, not from errors.
+RECIPIENT_CODES = frozenset({"invalid_wid", "chat_not_found", "not_a_lid_chat"})
+REQUEST_CODES = frozenset(
+    {
+        "msg_not_found",
+        "invalid_quoted_msg",
+        "quoted_msg_can_not_reply",
+        "file_too_large",
+        "can_not_send_message_to_this_groupType",
+        "type_not_valid_for_newsletter",
+        "message_key_is_not_from_me",
+        "message_key_remote_id_is_not_same_of_chat",
+        "mentioned_list_is_not_array",
+        "mentioned_is_not_user",
+        "invalid_data_url",
+    }
+)
+CLASSIFIED_CODES = RECIPIENT_CODES | REQUEST_CODES
+
+# WhatsApp message types that are something a person sent; the rest of MSG_TYPE (e2e and
+# group notifications, call logs, protocol messages such as revokes, ciphertext) are not
+# messages for Laravel.
+USER_TYPES = {
+    "chat": "text",
+    "image": "image",
+    "video": "video",
+    "ptv": "video",
+    "audio": "audio",
+    "ptt": "audio",
+    "document": "document",
+    "sticker": "sticker",
+    "location": "location",
+    "vcard": "vcard",
+    "multi_vcard": "vcard",
+    "poll_creation": "poll",
+    "list": "list",
+    "list_response": "list_response",
+    "buttons_response": "buttons_response",
+    "template_button_reply": "buttons_response",
+    "interactive": "interactive",
+    "product": "product",
+    "order": "order",
+    "event_creation": "event",
+}
+MEDIA_TYPES = {"image", "video", "ptv", "audio", "ptt", "document", "sticker"}
+# How long a send may wait in the page before the sender moves on and wa-js settles it later.
+HANDOFF_TIMEOUT = 20.0
 
 
-class WebJsProvider(Provider):
-    """Wraps the session runtime: a session's page is its sending channel."""
+class PageRuntime(Protocol):
+    """What this engine needs from the browser runtime (service.sessions.runtime)."""
+
+    async def reconcile(self, session_id: str) -> None: ...
+
+    async def detach(self, session_id: str) -> None: ...
+
+    async def restart(self, session_id: str) -> None: ...
+
+    async def logout(self, session_id: str) -> None: ...
+
+    async def current_qr(self, session_id: str) -> SessionRecord: ...
+
+    async def pairing_code(self, session_id: str, phone: str) -> str: ...
+
+    def usable(self, session_id: str) -> bool: ...
+
+    def bridge(self, session_id: str) -> PageBridge | None: ...
+
+
+class WebJsEngine(Engine):
+    """A session's page is its sending channel; its events become neutral records."""
 
     name = "webjs"
 
-    def __init__(self, runtime: SessionRuntime, sessions_root: Path) -> None:
+    def __init__(
+        self,
+        runtime: PageRuntime,
+        sessions_root: Path,
+        *,
+        link_previews: bool = False,
+        handoff: float = HANDOFF_TIMEOUT,
+    ) -> None:
         self.runtime = runtime
         self.sessions_root = sessions_root
+        self.link_previews = link_previews
+        self.handoff = handoff
+        self.sink: InboundSink | None = None
+        # Refs of sends wa-js still holds, per session: settled by send_result or acks.
+        self._pending: defaultdict[str, set[str]] = defaultdict(set)
+
+    # lifecycle
+
+    async def start(self, session: SessionRecord) -> None:
+        await self.runtime.reconcile(session.session_id)
+
+    async def stop(self, session: SessionRecord, *, handover: bool = False) -> None:
+        if handover:
+            await self.runtime.detach(session.session_id)
+        else:
+            await self.runtime.reconcile(session.session_id)
+
+    async def restart(self, session: SessionRecord) -> None:
+        await self.runtime.restart(session.session_id)
+
+    async def qr(self, session: SessionRecord) -> QrCode:
+        record = await self.runtime.current_qr(session.session_id)
+        assert record.qr is not None
+        return QrCode(record.qr, record.qr_expires_at)
+
+    async def pairing_code(self, session: SessionRecord, phone: str) -> str:
+        return await self.runtime.pairing_code(session.session_id, phone)
+
+    async def logout(self, session: SessionRecord) -> None:
+        await self.runtime.logout(session.session_id)
+
+    async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
+        bridge = self.runtime.bridge(session.session_id)
+        if bridge is None:
+            raise Conflict("the session's browser is not running", code="session_not_connected")
+        try:
+            return base64.b64decode(await bridge.download_media(provider_message_id), validate=True)
+        except (BridgeError, ValueError) as exc:
+            raise Conflict(f"WhatsApp Web gave no media: {exc}", code="media_unavailable") from None
+
+    # sending
 
     def status(self, session: SessionRecord) -> ProviderStatus:
         if session.status != "connected":
             return ProviderStatus(False, f"web session is {session.status}")
         if self.runtime.bridge(session.session_id) is None:
             return ProviderStatus(False, "web session has no browser")
+        if not self.runtime.usable(session.session_id):
+            return ProviderStatus(False, "WhatsApp Web is not connected")
         return ProviderStatus(True)
 
     async def send(self, session: SessionRecord, message: MessageRecord) -> SendResult:
         bridge = self.runtime.bridge(session.session_id)
-        if bridge is None:
-            raise ProviderError(ErrorKind.PROVIDER_DOWN, "web session has no browser")
+        if bridge is None or not self.runtime.usable(session.session_id):
+            # Nothing was handed over: another provider may take it.
+            raise ProviderError(ErrorKind.PROVIDER_DOWN, "WhatsApp Web is not connected")
         try:
-            result = await self._transmit(bridge, session, message)
+            method, args = await self._call(session, message)
+            answer = await bridge.send(method, *args, handoff=self.handoff)
         except BridgeError as exc:
-            if exc.ambiguous or bridge.browser.closed.is_set():
-                # A timeout, or a page that went away mid-call, may still have sent it.
-                raise ProviderError(ErrorKind.UNKNOWN_DELIVERY, "interrupted") from None
-            raise _classify(exc) from None
+            # The page went away or stopped answering mid-call: it may have sent it.
+            log.warning("session %s: send interrupted: %s", session.session_id, exc)
+            raise ProviderError(ErrorKind.UNKNOWN_DELIVERY, "interrupted") from None
         except (OSError, ValueError) as exc:
             raise ProviderError(ErrorKind.REQUEST, f"media unavailable: {exc}") from None
-        provider_id = result.get("id")
-        if not isinstance(provider_id, str):
+        if not answer.get("ok"):
+            raise send_error(answer)
+        provider_id, ref = answer.get("id"), answer.get("ref")
+        if not isinstance(provider_id, str) or not isinstance(ref, str):
             raise ProviderError(ErrorKind.UNKNOWN_DELIVERY, "the page returned no message id")
-        return SendResult(provider_id)
+        if answer.get("pending"):
+            self._pending[session.session_id].add(ref)
+            return SendResult(provider_id, ref, pending=True)
+        failure = result_failure(answer)
+        if failure is not None:
+            raise failure
+        return SendResult(provider_id, ref)
 
-    async def _transmit(
-        self, bridge: PageBridge, session: SessionRecord, message: MessageRecord
-    ) -> dict[str, Any]:
+    async def _call(self, session: SessionRecord, message: MessageRecord) -> tuple[str, list[Any]]:
         content = json.loads(message.content)
-        options: dict[str, Any] = {"createChat": True}
-        if content.get("reply_to"):
-            options["quotedMsg"] = content["reply_to"]
+        options: dict[str, Any] = {}
+        quoted = content.get("reply_to_provider_id")
+        if quoted and content.get("reply_to_provider") in (None, self.name):
+            options["quotedMsg"] = quoted
         if message.type == "text":
-            return await bridge.send_text(message.chat_id, content["text"], options)
+            # Link previews are fetched through third-party servers unless the operator
+            # names their own (WA_LINK_PREVIEW_SERVERS).
+            options["linkPreview"] = self.link_previews
+            return "sendText", [message.chat_id, content["text"], options]
         if message.type == "location":
             loc = content["location"]
             options |= {"lat": loc["latitude"], "lng": loc["longitude"]}
             if loc.get("name"):
                 options["name"] = loc["name"]
-            return await bridge.send_location(message.chat_id, options)
+            return "sendLocation", [message.chat_id, options]
         if message.type == "template":
             raise ProviderError(ErrorKind.REQUEST, "templates are sent through the Cloud API only")
         media = content["media"]
         directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
-        stored = StoredMedia(
-            path=directory / media["file"],
-            mimetype=media["mimetype"],
-            filename=media.get("filename"),
-            size=media["size"],
-        )
-        data_url = await asyncio.to_thread(stored.data_url)
-        options |= {"type": message.type, "mimetype": stored.mimetype}
-        if stored.filename:
-            options["filename"] = stored.filename
+        data = await asyncio.to_thread((directory / media["file"]).read_bytes)
+        data_url = f"data:{media['mimetype']};base64,{base64.b64encode(data).decode()}"
+        options |= {"type": message.type, "mimetype": media["mimetype"]}
+        if media.get("filename"):
+            options["filename"] = media["filename"]
         if content.get("text"):
             options["caption"] = content["text"]
-        return await bridge.send_file(message.chat_id, data_url, options)
+        return "sendFile", [message.chat_id, data_url, options]
+
+    # what the page reports
+
+    async def on_bridge_event(self, session: SessionRecord, event: BridgeEvent) -> None:
+        """Worker hook: `message`, `ack` and `send_result` events of a session's page."""
+        if self.sink is None:
+            return
+        payload = event.payload or {}
+        if event.type == "message":
+            message = self.inbound(session, payload)
+            if message is not None:
+                await self.sink.on_inbound(session, message)
+        elif event.type == "ack":
+            status = ACK_STATUS.get(payload.get("ack"))  # type: ignore[arg-type]
+            for ref in payload.get("refs") or []:
+                if isinstance(ref, str) and status is not None:
+                    self._pending[session.session_id].discard(ref)
+                    await self.sink.on_status(session, StatusUpdate(self.name, ref, status))
+        elif event.type == "send_result":
+            ref = payload.get("ref")
+            if not isinstance(ref, str):
+                return
+            self._pending[session.session_id].discard(ref)
+            if not payload.get("ok"):
+                error = send_error(payload)
+                update = StatusUpdate(self.name, ref, "failed", error.describe())
+            elif (failure := result_failure(payload)) is not None:
+                update = StatusUpdate(self.name, ref, "failed", failure.describe())
+            else:
+                update = StatusUpdate(self.name, ref, ACK_STATUS.get(payload.get("ack"), "sent"))  # type: ignore[arg-type]
+            await self.sink.on_status(session, update)
+
+    async def on_page_closed(self, session: SessionRecord) -> None:
+        """Sends wa-js still held die with the page: nobody can tell whether they went out."""
+        pending = self._pending.pop(session.session_id, set())
+        if self.sink is None:
+            return
+        for ref in pending:
+            await self.sink.on_status(
+                session, StatusUpdate(self.name, ref, "failed", "interrupted")
+            )
+
+    def inbound(self, session: SessionRecord, payload: dict[str, Any]) -> InboundMessage | None:
+        """A `chat.new_message` as an InboundMessage; None for our own and system messages."""
+        provider_id, ref = payload.get("id"), payload.get("ref")
+        if payload.get("from_me") or not isinstance(provider_id, str) or not isinstance(ref, str):
+            return None  # sent by this page or from the phone
+        raw_type = str(payload.get("type") or "")
+        kind = USER_TYPES.get(raw_type)
+        if kind is None:
+            log.debug("session %s: skipping a %s message", session.session_id, raw_type)
+            return None
+        chat_id = str(payload.get("from") or "")
+        author = payload.get("author")
+        location = None
+        if raw_type == "location":
+            location = {
+                "latitude": payload.get("latitude"),
+                "longitude": payload.get("longitude"),
+                "name": payload.get("location_name"),
+            }
+        media = None
+        if raw_type in MEDIA_TYPES:
+            media = InboundMedia(
+                mimetype=str(payload.get("mimetype") or "application/octet-stream"),
+                filename=payload.get("filename"),
+                size=payload.get("size"),
+            )
+
+        async def load() -> bytes:
+            return await self.download_media(session, provider_id)
+
+        return InboundMessage(
+            provider=self.name,
+            provider_message_id=provider_id,
+            ref=ref,
+            chat_id=chat_id,
+            kind=kind,
+            text=payload.get("body") if raw_type == "chat" else payload.get("caption"),
+            sender=author or chat_id,
+            sender_phone=_phone(author, payload.get("author_phone"))
+            if author
+            else _phone(chat_id, payload.get("from_phone")),
+            chat_phone=_phone(chat_id, payload.get("from_phone")),
+            notify_name=payload.get("notify_name"),
+            timestamp=payload.get("timestamp"),
+            reply_to_ref=payload.get("quoted_ref"),
+            reply_to_provider_id=payload.get("quoted_id"),
+            location=location,
+            media=media,
+            load_media=load if media is not None else None,
+        )
 
 
-def _classify(exc: BridgeError) -> ProviderError:
-    # The code travels separately (describe() puts it first); drop the page's "[code] ".
-    text = re.sub(r"^\[[a-z0-9_]+\]\s*", "", str(exc))[:500]
-    if exc.code in DOWN_CODES:
-        return ProviderError(ErrorKind.PROVIDER_DOWN, text, code=exc.code)
-    if exc.code in RECIPIENT_CODES:
-        return ProviderError(ErrorKind.RECIPIENT, text, code=exc.code)
-    return ProviderError(ErrorKind.REQUEST, text, code=exc.code)
+def _phone(wid: object, resolved: object) -> str | None:
+    """The phone number of a chat id: its digits for @c.us, what wa-js resolved for @lid."""
+    if isinstance(wid, str) and wid.endswith("@c.us"):
+        return wid.split("@", 1)[0]
+    return resolved if isinstance(resolved, str) and resolved.isdigit() else None
+
+
+def send_error(answer: dict[str, Any]) -> ProviderError:
+    """A send the page refused. Not handed to wa-js: a plain error may go elsewhere; once
+    handed, nothing is sent again."""
+    code = answer.get("code") if isinstance(answer.get("code"), str) else None
+    text = str(answer.get("message") or "WhatsApp Web refused the message")[:500]
+    if code in RECIPIENT_CODES:
+        return ProviderError(ErrorKind.RECIPIENT, text, code=code)
+    if code is not None or answer.get("handed"):
+        return ProviderError(ErrorKind.REQUEST, text, code=code)
+    return ProviderError(ErrorKind.TRANSIENT, text)
+
+
+def result_failure(answer: dict[str, Any]) -> ProviderError | None:
+    """A send wa-js finished but WhatsApp did not accept: a negative ack or a send result
+    other than OK (wa-js reports these only here, never as an ack event)."""
+    ack = answer.get("ack")
+    result = answer.get("result")
+    if isinstance(ack, int) and ack < 0:
+        return ProviderError(
+            ErrorKind.REQUEST,
+            f"WhatsApp did not accept the message ({result or 'no result'})",
+            code=ACK_NAMES.get(ack, str(ack)),
+        )
+    if isinstance(result, str) and result != "OK":
+        return ProviderError(ErrorKind.REQUEST, "WhatsApp did not accept the message", code=result)
+    return None

@@ -11,13 +11,20 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox.errors import Invalid
 from sandbox.network import Network, serialize_devices
-from sandbox.payloads import optional_dict, optional_str, read_json, required
+from sandbox.payloads import (
+    optional_bool,
+    optional_dict,
+    optional_int,
+    optional_str,
+    read_json,
+    required,
+)
 from sandbox.wids import normalize_phone
 
 
 class ControlApi:
-    """Scan a QR, confirm a pairing code, deliver inbound messages, raise acks, cut or
-    unlink devices, and list what a device sent."""
+    """Scan a QR, confirm a pairing code, deliver inbound messages, raise acks, cut, stall
+    or unlink devices, make sends fail, tell LIDs, and list what a device sent."""
 
     def __init__(self, network: Network) -> None:
         self.network = network
@@ -33,6 +40,9 @@ class ControlApi:
             Route("/control/devices/{target}/disconnect", self.disconnect, methods=["POST"]),
             Route("/control/devices/{target}/reconnect", self.reconnect, methods=["POST"]),
             Route("/control/devices/{target}/logout", self.logout, methods=["POST"]),
+            Route("/control/devices/{target}/stall", self.stall, methods=["POST"]),
+            Route("/control/devices/{target}/fail-sends", self.fail_sends, methods=["POST"]),
+            Route("/control/lid", self.lid, methods=["GET"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
         ]
@@ -51,7 +61,8 @@ class ControlApi:
 
     async def inbound(self, request: Request) -> Response:
         """`{to, from, text?, media?: {mimetype, data, filename?, caption?, type?},
-        location?: {lat, lng, name?, address?}, notify_name?, group?}` -> `{message_id}`."""
+        location?: {lat, lng, name?, address?}, notify_name?, group?, ciphertext?, lid?,
+        reply_to?, from_me?, system?}` -> `{message_id, id, queued}`."""
         body = await read_json(request)
         answer = self.network.inbound(
             required(body, "to"),
@@ -61,13 +72,21 @@ class ControlApi:
             location=optional_dict(body, "location"),
             notify_name=optional_str(body, "notify_name", 256),
             group=optional_str(body, "group", 128),
+            ciphertext=optional_bool(body, "ciphertext"),
+            lid=optional_bool(body, "lid"),
+            reply_to=optional_str(body, "reply_to", 256),
+            from_me=optional_bool(body, "from_me"),
+            system=optional_str(body, "system", 64),
         )
         return JSONResponse(answer)
 
     async def ack(self, request: Request) -> Response:
-        """`{message_id, ack}`: the recipient's phone raised an ack on a sent message."""
+        """`{message_id, ack, lid?}`: the recipient's phone raised a receipt on a sent
+        message; with `lid` it comes from the recipient's LID, as WhatsApp now sends them."""
         body = await read_json(request)
-        record = self.network.ack(required(body, "message_id"), required(body, "ack"))
+        record = self.network.ack(
+            required(body, "message_id"), required(body, "ack"), lid=optional_bool(body, "lid")
+        )
         return JSONResponse({"ok": True, "message_id": record.message_id, "ack": record.ack})
 
     async def devices(self, request: Request) -> Response:
@@ -88,6 +107,25 @@ class ControlApi:
         """Unlink them, as "Log out" in the phone's Linked devices screen does."""
         devices = self.network.unlink(request.path_params["target"])
         return JSONResponse({"ok": True, "devices": serialize_devices(devices)})
+
+    async def stall(self, request: Request) -> Response:
+        """Stop answering their sends while they stay online; `/reconnect` ends it."""
+        devices = self.network.stall(request.path_params["target"])
+        return JSONResponse({"ok": True, "devices": serialize_devices(devices)})
+
+    async def fail_sends(self, request: Request) -> Response:
+        """`{count?: 1, ack?: -1, result?: 'ERROR_UNKNOWN'}`: the phone's next sends fail."""
+        body = await read_json(request)
+        count = optional_int(body, "count", 1, 1, 10_000)
+        ack = optional_int(body, "ack", -1, -1_000, 1_000)
+        result = optional_str(body, "result", 64) or "ERROR_UNKNOWN"
+        devices = self.network.fail_sends(request.path_params["target"], count, ack, result)
+        return JSONResponse({"ok": True, "devices": serialize_devices(devices), "count": count})
+
+    async def lid(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, lid: '<digits>@lid'}`, the phone's stable LID."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "lid": self.network.lid_wid(phone)})
 
     async def sent(self, request: Request) -> Response:
         """`?phone=` or `?device=` -> `{messages: [...]}`, oldest first."""

@@ -1,8 +1,10 @@
-"""The sandbox's "WhatsApp servers": devices, QR refs, pairing codes, messages, event logs.
+"""The sandbox's "WhatsApp servers": devices, QR refs, pairing codes, LIDs, messages,
+event logs.
 
 Everything lives in memory on one `Network` instance owned by the app. Handlers call it
 from the event loop only, so no locks are needed; publishing an event wakes the page's
-Server-Sent Events stream through an `asyncio.Event`.
+Server-Sent Events stream through an `asyncio.Event`. A send the network does not answer
+yet (device offline or stalled) is an `asyncio.Future` the page's request awaits.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.errors import Conflict, Invalid, NotFound, Unauthorized
+from sandbox.errors import Conflict, Invalid, NotFound, SandboxError, Unauthorized
 from sandbox.payloads import (
     base64_bytes,
     coordinate,
@@ -29,6 +31,7 @@ from sandbox.wids import (
     is_device_id,
     message_id_part,
     new_device_id,
+    new_lid,
     new_message_id,
     new_pairing_code,
     new_ref,
@@ -37,14 +40,28 @@ from sandbox.wids import (
     normalize_phone,
 )
 
-MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "location")
-MEDIA_TYPES = ("image", "document", "audio", "video")
+MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "sticker", "location")
+MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
 PAIRING_CODE_TTL = 180.0
 # A page that stops rotating (closed, crashed) leaves its last ref valid this much longer.
 QR_GRACE = 2.0
-ACK_MIN, ACK_MAX = -1, 4
+# Receipts a recipient can raise: RECEIVED 2, READ 3, PLAYED 4, and SENT 1, which wa-js's
+# receipt path drops (`if(e.ack<2...)return`). 0 and below never reach a wa-js event.
+ACK_MIN, ACK_MAX = 1, 4
+# wa-js's negative ACK values (MD_DOWNGRADE -7 .. FAILED -1) and SendMsgResult errors.
+FAILED_ACK_MIN, FAILED_ACK_MAX = -7, -1
+SEND_ERRORS = ("ERROR_NETWORK", "ERROR_EXPIRED", "ERROR_CANCELLED", "ERROR_UPLOAD", "ERROR_UNKNOWN")
+# System message types (wa-js MSG_TYPE) and the subtype each one carries here. wa-js does
+# not fix subtypes; these avoid the protocol subtypes it reacts to (revoke, message_edit).
+SYSTEM_SUBTYPES = {
+    "e2e_notification": "encrypt",
+    "notification_template": "change_number",
+    "gp2": "add",
+    "call_log": "miss",
+    "protocol": "ephemeral_setting",
+}
 
 
 @dataclass
@@ -75,6 +92,12 @@ class SentMessage:
     to: str
     type: str
     timestamp: int
+    # The phone behind `to` (null for groups and for a LID the network never gave out).
+    to_phone: str | None = None
+    # The sender as the key's participant: our LID for groups, as wa-js's generateMessageID.
+    participant: str | None = None
+    sender: str = ""
+    quoted: str | None = None
     text: str | None = None
     caption: str | None = None
     filename: str | None = None
@@ -86,11 +109,12 @@ class SentMessage:
     name: str | None = None
     address: str | None = None
     ack: int = 1
+    result: str = "OK"
 
     @property
     def message_id(self) -> str:
-        """The serialized key, `true_<chat>_<ID>`, as wa-js returns it from a send."""
-        return f"true_{self.to}_{self.id}"
+        """The serialized key, `true_<chat>_<ID>[_<participant>]`, as wa-js returns it."""
+        return f"true_{self.to}_{self.id}" + (f"_{self.participant}" if self.participant else "")
 
     def to_json(self) -> dict[str, Any]:
         """The record for the control API."""
@@ -100,7 +124,9 @@ class SentMessage:
             "device_id": self.device_id,
             "from": self.phone,
             "to": self.to,
+            "to_phone": self.to_phone,
             "type": self.type,
+            "quoted": self.quoted,
             "text": self.text,
             "caption": self.caption,
             "filename": self.filename,
@@ -113,7 +139,29 @@ class SentMessage:
             "address": self.address,
             "timestamp": self.timestamp,
             "ack": self.ack,
+            "result": self.result,
         }
+
+
+@dataclass
+class KnownMessage:
+    """A message a device sent or received, for quotes, replies and media lookups."""
+
+    key: str  # the serialized MsgKey, as the device's page knows it
+    remote: str  # the chat
+    sender: str  # who wrote it (our own wid for our messages)
+    from_me: bool
+    has_media: bool
+
+
+@dataclass
+class HeldSend:
+    """A send the network has not answered yet; `future` settles when it does."""
+
+    record: SentMessage
+    media: Media | None
+    wanted_id: bool
+    future: asyncio.Future[SentMessage]
 
 
 @dataclass
@@ -136,6 +184,8 @@ class Device:
     phone: str | None = None
     token: str | None = None
     online: bool = True
+    # Stalled: online as far as the page can tell, but sends get no answer.
+    stalled: bool = False
     ref: str | None = None
     ref_issued_at: float = 0.0
     ref_active: bool = False
@@ -145,6 +195,8 @@ class Device:
     log: list[Event] = field(default_factory=list)
     # Messages and acks wait here while the device is disconnected, as on the real network.
     held: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # Sends waiting for the network to answer, oldest first.
+    held_sends: list[HeldSend] = field(default_factory=list)
     signal: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -175,7 +227,7 @@ class Device:
         self.signal.set()
         self.signal = asyncio.Event()
 
-    def to_json(self, now: float, qr_valid_for: float) -> dict[str, Any]:
+    def to_json(self, now: float, qr_valid_for: float, lid: str | None) -> dict[str, Any]:
         """The device as `GET /control/devices` lists it."""
         qr_valid = (
             self.ref is not None
@@ -186,19 +238,22 @@ class Device:
         return {
             "device_id": self.device_id,
             "phone": self.phone,
+            "lid": lid,
             "linked": self.linked,
             "online": self.online,
+            "stalled": self.stalled,
             "connected": self.streams > 0,
             "qr": self.ref if qr_valid else None,
             "pairing_code": self.pairing_code,
             "pending_events": len(self.held),
+            "held_sends": len(self.held_sends),
             "created_at": int(self.created_at),
         }
 
 
 class Network:
-    """The in-memory network: who holds which QR ref, who is linked as which phone, and
-    what every device sent and is owed."""
+    """The in-memory network: who holds which QR ref, who is linked as which phone, which
+    LID every phone has, and what every device sent and is owed."""
 
     def __init__(
         self,
@@ -217,14 +272,21 @@ class Network:
         self._sent: list[SentMessage] = []
         self._sent_index: dict[str, SentMessage] = {}
         self._media: dict[tuple[str, str], Media] = {}
+        # (device id, bare message id) -> what that device sent or received.
+        self._known: dict[tuple[str, str], KnownMessage] = {}
+        self._lids: dict[str, str] = {}  # phone -> LID user part
+        self._lid_phones: dict[str, str] = {}  # LID user part -> phone
+        # phone -> (ack, result) for its next sends, set by `fail_sends`.
+        self._failures: dict[str, list[tuple[int, str]]] = {}
         self.closed = False
 
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """End every event stream, so the HTTP server can stop without waiting on them."""
+        """End every event stream and every held send, so the HTTP server can stop."""
         self.closed = True
         for device in self.devices.values():
+            self._drop_held_sends(device, Conflict("closed", "the sandbox is shutting down"))
             device.wake()
 
     @property
@@ -239,6 +301,38 @@ class Network:
     @property
     def _qr_valid_for(self) -> float:
         return self.qr_interval + QR_GRACE
+
+    # -- LIDs ------------------------------------------------------------------------
+
+    def lid_of(self, phone: str) -> str:
+        """The phone's LID user part: random the first time it is asked for, then kept."""
+        lid = self._lids.get(phone)
+        if lid is None:
+            lid = new_lid()
+            while lid in self._lid_phones:
+                lid = new_lid()
+            self._lids[phone] = lid
+            self._lid_phones[lid] = phone
+        return lid
+
+    def lid_wid(self, phone: str) -> str:
+        """`<lid>@lid` for a phone."""
+        return f"{self.lid_of(phone)}@lid"
+
+    def phone_behind(self, chat: str) -> str | None:
+        """The phone of a user chat id, `None` for groups and LIDs the network never gave."""
+        user, _, server = chat.partition("@")
+        if server == "c.us":
+            return user
+        if server == "lid":
+            return self._lid_phones.get(user)
+        return None
+
+    def _me(self, phone: str, chat: str) -> str:
+        # Our own wid in a chat: the LID in groups and LID chats, as wa-js's prepareRawMessage.
+        if chat.endswith("@g.us") or chat.endswith("@lid"):
+            return self.lid_wid(phone)
+        return f"{phone}@c.us"
 
     # -- the page's side -------------------------------------------------------------
 
@@ -266,10 +360,12 @@ class Network:
             if device.linked:
                 # The page lost its stored identity: the link is gone for good.
                 self._unlink(device, notify=False)
+        phone = device.phone if status == "authenticated" else None
         return {
             "status": status,
             "device_id": device.device_id,
-            "phone": device.phone if status == "authenticated" else None,
+            "phone": phone,
+            "lid": self.lid_wid(phone) if phone else None,
             "online": device.online,
             "event_seq": device.seq,
             "config": self.page_config,
@@ -330,12 +426,25 @@ class Network:
         device.ref_active = False
         return code
 
-    def send(self, device_id: object, token: object, payload: dict[str, Any]) -> SentMessage:
-        """Accept a message from a linked, online device (idempotent on a caller's id)."""
+    async def send(self, device_id: object, token: object, payload: dict[str, Any]) -> SentMessage:
+        """Take a message from a linked device (idempotent on a caller's id).
+
+        Checked at once; while the device is offline or stalled the answer waits, as a
+        real socket would, until `reconnect`. Held sends are then taken in order.
+        """
         device = self.authenticate(device_id, token)
+        record, media, wanted_id = self._draft(device, payload)
+        if device.online and not device.stalled and not device.held_sends:
+            return self._accept(device, record, media, wanted_id)
+        future: asyncio.Future[SentMessage] = asyncio.get_running_loop().create_future()
+        device.held_sends.append(HeldSend(record, media, wanted_id, future))
+        return await future
+
+    def _draft(
+        self, device: Device, payload: dict[str, Any]
+    ) -> tuple[SentMessage, Media | None, bool]:
+        """Check a send and build its record; nothing is recorded yet."""
         assert device.phone is not None
-        if not device.online:
-            raise Conflict("device_offline", "the device is disconnected")
         to = chat_id(payload.get("to"))
         kind = payload.get("type")
         if kind not in MESSAGE_TYPES:
@@ -343,17 +452,12 @@ class Network:
                 "validation_error", f"type must be one of {', '.join(MESSAGE_TYPES)}", field="type"
             )
         wanted = payload.get("message_id")
-        if wanted is not None:
-            msg_id = message_id_part(wanted)
-            existing = self._sent_index.get(msg_id)
-            if existing is not None:
-                if existing.device_id == device.device_id and existing.to == to:
-                    return existing
-                raise Conflict("duplicate_message_id", "that message id is taken")
-        else:
-            msg_id = new_message_id()
-            while msg_id in self._sent_index:
-                msg_id = new_message_id()
+        msg_id = message_id_part(wanted) if wanted is not None else new_message_id()
+        quoted = payload.get("quoted")
+        if quoted is not None:
+            quoted = message_id_part(quoted, "quoted")
+            if (device.device_id, quoted) not in self._known:
+                raise NotFound("unknown_message", "this device never sent or received quoted")
         record = SentMessage(
             id=msg_id,
             device_id=device.device_id,
@@ -361,7 +465,12 @@ class Network:
             to=to,
             type=str(kind),
             timestamp=int(self._clock()),
+            to_phone=self.phone_behind(to),
+            participant=self.lid_wid(device.phone) if to.endswith("@g.us") else None,
+            sender=self._me(device.phone, to),
+            quoted=quoted,
         )
+        media: Media | None = None
         if kind == "text":
             record.text = required_str(payload, "text")
         elif kind == "location":
@@ -376,10 +485,61 @@ class Network:
             record.filename = optional_str(payload, "filename", 1024)
             record.size = len(data)
             record.sha256 = hashlib.sha256(data).hexdigest()
-            self._media[(device.device_id, msg_id)] = Media(record.mimetype, data, record.filename)
+            media = Media(record.mimetype, data, record.filename)
+        return record, media, wanted is not None
+
+    def _accept(
+        self, device: Device, record: SentMessage, media: Media | None, wanted_id: bool
+    ) -> SentMessage:
+        """Record a send (or find the one it repeats) and decide its outcome."""
+        existing = self._sent_index.get(record.id)
+        if existing is not None:
+            if not wanted_id:
+                while record.id in self._sent_index:
+                    record.id = new_message_id()
+            elif existing.device_id == device.device_id and existing.to == record.to:
+                return existing
+            else:
+                raise Conflict("duplicate_message_id", "that message id is taken")
+        failures = self._failures.get(record.phone)
+        if failures:
+            record.ack, record.result = failures.pop(0)
+        record.timestamp = int(self._clock())
         self._sent.append(record)
-        self._sent_index[msg_id] = record
+        self._sent_index[record.id] = record
+        self._known[(device.device_id, record.id)] = KnownMessage(
+            record.message_id, record.to, record.sender, True, media is not None
+        )
+        if media is not None:
+            self._media[(device.device_id, record.id)] = media
         return record
+
+    def _flush_sends(self, device: Device) -> None:
+        """Answer the held sends of a device that is reachable again, oldest first."""
+        held, device.held_sends = device.held_sends, []
+        for send in held:
+            if send.future.done():  # the request was cancelled
+                continue
+            try:
+                send.future.set_result(
+                    self._accept(device, send.record, send.media, send.wanted_id)
+                )
+            except SandboxError as exc:
+                send.future.set_exception(exc)
+
+    def _drop_held_sends(self, device: Device, error: SandboxError) -> None:
+        held, device.held_sends = device.held_sends, []
+        for send in held:
+            if not send.future.done():
+                send.future.set_exception(error)
+
+    def lookup(self, device_id: object, token: object, key: object) -> KnownMessage:
+        """A message this device sent or received, by its serialized key."""
+        device = self.authenticate(device_id, token)
+        found = self._known.get((device.device_id, message_id_part(key, "id")))
+        if found is None or (isinstance(key, str) and "_" in key and found.key != key):
+            raise NotFound("msg_not_found", "this device has no such message")
+        return found
 
     def page_logout(self, device_id: object, token: object) -> int:
         """The page logs itself out; returns the event seq it should continue from."""
@@ -390,10 +550,14 @@ class Network:
     def media(self, device_id: object, token: object, message_id: object) -> Media:
         """The bytes of a media message this device sent or received."""
         device = self.authenticate(device_id, token)
-        found = self._media.get((device.device_id, message_id_part(message_id, "id")))
-        if found is None:
-            raise NotFound("msg_not_found", "no media for that message")
-        return found
+        msg_id = message_id_part(message_id, "id")
+        found = self._media.get((device.device_id, msg_id))
+        if found is not None:
+            return found
+        known = self._known.get((device.device_id, msg_id))
+        if known is not None and not known.has_media:
+            raise Invalid("message_not_contains_media", "that message has no media")
+        raise NotFound("msg_not_found", "this device has no such message")
 
     # -- the phone's side (control API) ----------------------------------------------
 
@@ -448,8 +612,14 @@ class Network:
         location: dict[str, Any] | None,
         notify_name: str | None,
         group: str | None,
+        ciphertext: bool = False,
+        lid: bool = False,
+        reply_to: str | None = None,
+        from_me: bool = False,
+        system: str | None = None,
     ) -> dict[str, Any]:
-        """Deliver a message from `sender` to every device linked as `to`."""
+        """Deliver a message to every device linked as `to`: from `sender`, or, with
+        `from_me`, one the phone `to` itself sent to `sender` from the phone app."""
         to_phone = normalize_phone(to, "to")
         from_phone = normalize_phone(sender, "from")
         if group is not None and not group.endswith("@g.us"):
@@ -458,25 +628,54 @@ class Network:
             chat_id(group, "group")
         if media is not None and location is not None:
             raise Invalid("validation_error", "send media or location, not both", field="media")
-        if text is None and media is None and location is None:
+        if system is not None:
+            if system not in SYSTEM_SUBTYPES:
+                raise Invalid(
+                    "validation_error",
+                    f"system must be one of {', '.join(SYSTEM_SUBTYPES)}",
+                    field="system",
+                )
+            if text is not None or media is not None or location is not None:
+                raise Invalid("validation_error", "a system message has no content")
+            if from_me:
+                raise Invalid("validation_error", "system messages come from the network")
+            if system == "gp2" and group is None:
+                raise Invalid("validation_error", "gp2 is a group notification", field="group")
+        elif text is None and media is None and location is None:
             raise Invalid("validation_error", "one of text, media, location is required")
         msg_id = new_message_id()
-        sender_wid = f"{from_phone}@c.us"
-        remote = group or sender_wid
-        serialized = f"false_{remote}_{msg_id}" + (f"_{sender_wid}" if group else "")
+        peer_pn = f"{from_phone}@c.us"
+        # With `lid`, the other party is addressed by its LID, and so are we.
+        peer = self.lid_wid(from_phone) if lid else peer_pn
+        remote = group or peer
+        me = self.lid_wid(to_phone) if lid or (from_me and group) else f"{to_phone}@c.us"
+        if from_me:
+            author = None
+            writer = me
+            serialized = f"true_{remote}_{msg_id}" + (f"_{me}" if group else "")
+        else:
+            author = peer if group else None
+            writer = peer
+            serialized = f"false_{remote}_{msg_id}" + (f"_{peer}" if group else "")
         data: dict[str, Any] = {
             "id": msg_id,
             "serialized": serialized,
-            "from": remote,
-            "to": f"{to_phone}@c.us",
-            "author": sender_wid if group else None,
+            "from_me": from_me,
+            "from": me if from_me else remote,
+            "to": remote if from_me else me,
+            "author": author,
             "t": int(self._clock()),
             "notify_name": notify_name if notify_name is not None else from_phone,
             "type": "chat",
             "body": text or "",
+            "ciphertext": ciphertext,
+            # LID -> phone pairs the page may cache, as WhatsApp sends them along.
+            "lid_pn": [{"lid": peer, "pn": peer_pn}] if lid else [],
         }
         content: Media | None = None
-        if media is not None:
+        if system is not None:
+            data.update(type=system, subtype=SYSTEM_SUBTYPES[system], body="")
+        elif media is not None:
             raw = base64_bytes(media.get("data"), "media.data")
             mime = mimetype(media.get("mimetype"), "media.mimetype")
             kind = media.get("type")
@@ -503,44 +702,79 @@ class Network:
                 body="",
                 lat=coordinate(location, "lat", 90.0),
                 lng=coordinate(location, "lng", 180.0),
-                loc=optional_str(location, "name", 1024),
+                name=optional_str(location, "name", 1024),
                 address=optional_str(location, "address", 1024),
             )
         # Checked last, so bad input is a 422 whether or not the phone is linked.
         targets = self._linked(to_phone)
         if not targets:
             raise NotFound("unknown_phone", "no device is linked as that phone")
+        if reply_to is not None:
+            data["quoted"] = self._quote(targets, message_id_part(reply_to, "reply_to"))
         queued = True
         for device in targets:
             if content is not None:
                 self._media[(device.device_id, msg_id)] = content
+            self._known[(device.device_id, msg_id)] = KnownMessage(
+                serialized, remote, writer, from_me, content is not None
+            )
             device.publish("message", data, hold_offline=True)
             if device.online and device.streams > 0:
                 queued = False
         return {"message_id": serialized, "id": msg_id, "queued": queued}
 
-    def ack(self, message_id: object, ack: object) -> SentMessage:
-        """Raise an ack on a sent message and tell the device that sent it."""
+    def _quote(self, devices: list[Device], msg_id: str) -> dict[str, Any]:
+        # The quoted message's context, as WhatsApp sends it with a reply.
+        for device in devices:
+            known = self._known.get((device.device_id, msg_id))
+            if known is not None:
+                return {
+                    "id": msg_id,
+                    "key": known.key,
+                    "participant": known.sender,
+                    "remote": known.remote,
+                }
+        raise NotFound("unknown_message", "no device of that phone sent or received reply_to")
+
+    def ack(self, message_id: object, ack: object, *, lid: bool = False) -> SentMessage:
+        """Raise a receipt on a sent message and tell the device that sent it."""
         msg_id = message_id_part(message_id)
-        if isinstance(ack, bool) or not isinstance(ack, int) or not ACK_MIN <= ack <= ACK_MAX:
+        if isinstance(ack, bool) or not isinstance(ack, int):
+            raise Invalid("validation_error", "ack must be an integer", field="ack")
+        if ack < ACK_MIN:
+            raise Invalid(
+                "validation_error",
+                "wa-js emits no chat.msg_ack_change for an ack of 0 or below;"
+                " make a send fail with fail-sends instead",
+                field="ack",
+            )
+        if ack > ACK_MAX:
             raise Invalid(
                 "validation_error", f"ack must be an integer {ACK_MIN}..{ACK_MAX}", field="ack"
             )
         record = self._sent_index.get(msg_id)
         if record is None:
             raise NotFound("unknown_message", "no device sent that message")
+        if record.ack < 0:
+            raise Conflict("send_failed", "that message failed to send; no receipt follows")
+        chat = record.to
+        if lid:
+            if record.to_phone is None and not record.to.endswith("@lid"):
+                raise Invalid("validation_error", "lid receipts are for user chats", field="lid")
+            if record.to_phone is not None:
+                chat = self.lid_wid(record.to_phone)
         record.ack = ack
         device = self.devices[record.device_id]
         if device.linked and device.phone == record.phone:
             device.publish(
                 "ack",
-                {"ack": ack, "ids": [msg_id], "chat": record.to, "from": record.phone},
+                {"ack": ack, "ids": [msg_id], "chat": chat, "from": record.phone},
                 hold_offline=True,
             )
         return record
 
     def disconnect(self, target: str) -> list[Device]:
-        """Take devices offline: the page emits `conn.online` false and sends fail."""
+        """Take devices offline: the page emits `conn.online` false; sends wait."""
         devices = self._targets(target)
         for device in devices:
             if device.online:
@@ -548,16 +782,48 @@ class Network:
                 device.publish("disconnect", {})
         return devices
 
-    def reconnect(self, target: str) -> list[Device]:
-        """Bring devices back; what was held for them while offline follows."""
+    def stall(self, target: str) -> list[Device]:
+        """Stop answering the devices' sends, with nothing the page could notice."""
         devices = self._targets(target)
         for device in devices:
-            if not device.online:
+            device.stalled = True
+        return devices
+
+    def reconnect(self, target: str) -> list[Device]:
+        """Bring devices back (or end a stall); held sends complete in order, then what was
+        held for the devices follows."""
+        devices = self._targets(target)
+        for device in devices:
+            device.stalled = False
+            offline = not device.online
+            if offline:
                 device.online = True
                 device.publish("reconnect", {})
+            self._flush_sends(device)
+            if offline:
                 held, device.held = device.held, []
                 for kind, data in held:
                     device.publish(kind, data)
+                device.publish("caught_up", {})
+        return devices
+
+    def fail_sends(self, target: str, count: int, ack: int, result: str) -> list[Device]:
+        """Make the next `count` sends of the target's phone fail with (ack, result)."""
+        if not FAILED_ACK_MIN <= ack <= FAILED_ACK_MAX:
+            raise Invalid(
+                "validation_error",
+                f"ack must be one of wa-js's failed acks {FAILED_ACK_MIN}..{FAILED_ACK_MAX}",
+                field="ack",
+            )
+        if result not in SEND_ERRORS:
+            raise Invalid(
+                "validation_error",
+                f"result must be one of {', '.join(SEND_ERRORS)}",
+                field="result",
+            )
+        devices = self._targets(target)
+        for phone in {d.phone for d in devices if d.phone is not None}:
+            self._failures.setdefault(phone, []).extend([(ack, result)] * count)
         return devices
 
     def unlink(self, target: str) -> list[Device]:
@@ -579,7 +845,10 @@ class Network:
     def list_devices(self) -> list[dict[str, Any]]:
         """Every device the network knows, for `GET /control/devices`."""
         now = self._clock()
-        return [d.to_json(now, self._qr_valid_for) for d in self.devices.values()]
+        return [
+            d.to_json(now, self._qr_valid_for, self.lid_wid(d.phone) if d.phone else None)
+            for d in self.devices.values()
+        ]
 
     def current_qr(self, device_id: object) -> dict[str, Any]:
         """The QR a device shows now, with the full code when the page shared its keys."""
@@ -612,21 +881,29 @@ class Network:
         device.token = new_token()
         device.phone = phone
         device.online = True
+        device.stalled = False
         device.ref_active = False
         if device.pairing_code is not None:
             self._codes.pop(device.pairing_code, None)
             device.pairing_code = None
-        device.publish("linked", {"token": device.token, "phone": phone, "via": via})
+        device.publish(
+            "linked",
+            {"token": device.token, "phone": phone, "lid": self.lid_wid(phone), "via": via},
+        )
 
     def _unlink(self, device: Device, *, notify: bool) -> None:
         device.token = None
         device.phone = None
         device.online = True
+        device.stalled = False
         device.held.clear()
+        self._drop_held_sends(device, Unauthorized("not_authenticated", "the device was unlinked"))
         # Nothing of the old session may reach the next one.
         device.log.clear()
         for key in [k for k in self._media if k[0] == device.device_id]:
             del self._media[key]
+        for key in [k for k in self._known if k[0] == device.device_id]:
+            del self._known[key]
         if notify:
             device.publish("logout", {})
 

@@ -38,6 +38,7 @@ class PageSite:
             Route("/net/qr/idle", self.qr_idle, methods=["POST"]),
             Route("/net/pairing", self.pairing, methods=["POST"]),
             Route("/net/send", self.send, methods=["POST"]),
+            Route("/net/message", self.message, methods=["POST"]),
             Route("/net/logout", self.logout, methods=["POST"]),
             Route("/net/media", self.media, methods=["GET"]),
             Route("/net/events", self.events, methods=["GET"]),
@@ -79,10 +80,33 @@ class PageSite:
         return JSONResponse({"code": code})
 
     async def send(self, request: Request) -> Response:
-        """`{device_id, token, to, type, ...}` -> `{id, t, ack}`."""
+        """`{device_id, token, to, type, message_id?, quoted?, ...}` ->
+        `{id, message_id, t, ack, result}`; waits while the device is offline or stalled."""
         body = await read_json(request)
-        record = self.network.send(body.get("device_id"), body.get("token"), body)
-        return JSONResponse({"id": record.id, "t": record.timestamp, "ack": 1})
+        record = await self.network.send(body.get("device_id"), body.get("token"), body)
+        return JSONResponse(
+            {
+                "id": record.id,
+                "message_id": record.message_id,
+                "t": record.timestamp,
+                "ack": record.ack,
+                "result": record.result,
+            }
+        )
+
+    async def message(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> a message this device sent or received (the page's
+        "local database" outlives a reload here, as WhatsApp's does)."""
+        body = await read_json(request)
+        found = self.network.lookup(body.get("device_id"), body.get("token"), body.get("id"))
+        return JSONResponse(
+            {
+                "key": found.key,
+                "remote": found.remote,
+                "sender": found.sender,
+                "from_me": found.from_me,
+            }
+        )
 
     async def logout(self, request: Request) -> Response:
         """`{device_id, token}`: the page unlinks itself."""

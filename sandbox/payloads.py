@@ -69,6 +69,26 @@ def required_str(data: dict[str, Any], field: str, max_len: int = 65536) -> str:
     return value
 
 
+def optional_bool(data: dict[str, Any], field: str) -> bool:
+    """A boolean flag that may be missing or null (false then)."""
+    value = data.get(field)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise Invalid("validation_error", f"{field} must be true or false", field=field)
+    return value
+
+
+def optional_int(data: dict[str, Any], field: str, default: int, low: int, high: int) -> int:
+    """An integer field within [low, high], `default` when missing or null."""
+    value = data.get(field)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Invalid("validation_error", f"{field} must be an integer {low}..{high}", field=field)
+    return value
+
+
 def optional_dict(data: dict[str, Any], field: str) -> dict[str, Any] | None:
     """A nested object that may be missing or null."""
     value = data.get(field)

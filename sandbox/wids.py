@@ -11,6 +11,8 @@ from sandbox.errors import Invalid
 _PHONE = re.compile(r"^[0-9]{6,15}$")
 _USER_CHAT = re.compile(r"^[0-9]{6,15}@c\.us$")
 _GROUP_CHAT = re.compile(r"^[0-9]{6,20}(-[0-9]{1,20})?@g\.us$")
+# A LID ("linked id") carries no phone number; WhatsApp's are 14-15 digits in practice.
+_LID_CHAT = re.compile(r"^[0-9]{1,20}@lid$")
 _MSG_ID = re.compile(r"^[0-9A-Za-z]{4,64}$")
 _DEVICE_ID = re.compile(r"^dev_[0-9a-f]{16,32}$")
 # WhatsApp leaves out look-alike characters (0/O, 1/I, U) from linking codes.
@@ -31,12 +33,21 @@ def normalize_phone(value: object, field: str = "phone") -> str:
 
 
 def chat_id(value: object, field: str = "to") -> str:
-    """Validate a chat id: `<digits>@c.us` or `<id>@g.us`."""
-    if not isinstance(value, str) or not (_USER_CHAT.match(value) or _GROUP_CHAT.match(value)):
+    """Validate a chat id: `<digits>@c.us`, `<digits>@lid` or `<id>@g.us`."""
+    if not isinstance(value, str) or not (
+        _USER_CHAT.match(value) or _GROUP_CHAT.match(value) or _LID_CHAT.match(value)
+    ):
         raise Invalid(
-            "invalid_chat_id", f"{field} must look like <digits>@c.us or <id>@g.us", field=field
+            "invalid_chat_id",
+            f"{field} must look like <digits>@c.us, <digits>@lid or <id>@g.us",
+            field=field,
         )
     return value
+
+
+def new_lid() -> str:
+    """A LID user part: 15 digits, random, not starting with 0."""
+    return secrets.choice("123456789") + "".join(secrets.choice("0123456789") for _ in range(14))
 
 
 def new_message_id() -> str:

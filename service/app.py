@@ -12,13 +12,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 
-from adapters.meta import MetaProvider
+from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
-from adapters.webjs import WebJsProvider
+from adapters.webjs import WebJsEngine
 from service import __version__
 from service.api import messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
+from service.browser.bridge import WaJsConfig
 from service.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
 from service.links import redact_access_log
 from service.messaging.media import MediaFetcher, media_links
@@ -63,7 +64,7 @@ def create_app(
     runtime: SessionRuntime | None = None
     messenger: Messenger | None = None
     selector: ProviderSelector | None = None
-    meta_provider: MetaProvider | None = None
+    meta_provider: MetaEngine | None = None
     if with_browsers:
         wa_js = Path(settings.wa_js_path)
         status = StatusWriter(store)
@@ -77,25 +78,36 @@ def create_app(
             wa_web_url=settings.wa_web_url,
             wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
             memory_limit_bytes=settings.session_memory_limit_mb * MB,
+            load_timeout=float(settings.wa_load_timeout),
+            wa_js_config=WaJsConfig(
+                device_name=settings.wa_device_name,
+                link_preview_servers=settings.link_preview_servers,
+            ),
         )
         runtime = SessionRuntime(context)
-        meta_provider = MetaProvider(
+        webjs = WebJsEngine(
+            runtime,
+            settings.sessions_dir,
+            link_previews=bool(settings.link_preview_servers),
+            handoff=float(settings.send_handoff_timeout),
+        )
+        meta_provider = MetaEngine(
             http,
             graph_url=settings.meta_graph_url,
             version=settings.meta_graph_version,
             sessions_root=settings.sessions_dir,
             credentials=lambda record: manager.meta_config(record),
+            statuses=status,
         )
         selector = ProviderSelector(
             store,
-            WebJsProvider(runtime, settings.sessions_dir),
+            webjs,
             meta_provider,
             failure_threshold=settings.failover_threshold,
             cooldown=float(settings.failover_cooldown_s),
         )
         messenger = Messenger(
             store,
-            runtime,
             selector,
             settings.sessions_dir,
             fetcher=MediaFetcher(http, settings.media_max_bytes, settings.media_fetch_timeout),
@@ -111,8 +123,9 @@ def create_app(
                 seconds
             ),
         )
-        context.inbound = messenger.on_bridge_event
-        status.subscribe(messenger.on_status)
+        context.pages = webjs
+        webjs.sink = meta_provider.sink = messenger
+        status.subscribe(messenger.on_session_status)
     dispatcher = Dispatcher(
         store,
         http,
@@ -146,6 +159,7 @@ def create_app(
         max_sessions=settings.max_sessions,
         secretbox=secretbox,
         runtime=runtime,
+        engines=selector,
         forgetful=tuple(x for x in (messenger, selector) if x is not None),
     )
 
@@ -163,6 +177,7 @@ def create_app(
                 await messenger.start()
             if runtime is not None:
                 await runtime.start()
+                await manager.restore()
                 metrics.start_memory_sampler(runtime.memory_sample)
             yield
         finally:

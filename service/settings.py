@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
@@ -40,6 +41,10 @@ class Settings:
     wa_web_url: str = "https://web.whatsapp.com"
     chromium_path: str = "/usr/bin/chromium"
     wa_js_path: str = "node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
+    wa_load_timeout: int = 90
+    wa_device_name: str = "wa-sidecar"
+    link_preview_servers: tuple[str, ...] = ()
+    send_handoff_timeout: int = 20
     max_sessions: int = 50
     max_concurrent_launches: int = 2
     session_memory_limit_mb: int = 0
@@ -122,6 +127,8 @@ class Settings:
             raise ConfigError(
                 "BROADCAST_DRIVER needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET"
             )
+        if settings.wa_load_timeout < 1 or settings.send_handoff_timeout < 1:
+            raise ConfigError("WA_LOAD_TIMEOUT and SIDECAR_SEND_HANDOFF_TIMEOUT must be at least 1")
         if settings.max_sessions < 1 or settings.max_concurrent_launches < 1:
             raise ConfigError("MAX_SESSIONS and MAX_CONCURRENT_LAUNCHES must be at least 1")
         return settings
@@ -130,6 +137,13 @@ class Settings:
 def _parse(name: str, raw: str, default: object) -> object:
     if name == "SIDECAR_API_SECRET":
         return _split_secrets(raw)
+    if name == "WA_LINK_PREVIEW_SERVERS":
+        servers = tuple(s.strip().rstrip("/") for s in raw.split(",") if s.strip())
+        for server in servers:
+            parts = urlsplit(server)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigError(f"WA_LINK_PREVIEW_SERVERS: {server!r} is not an http(s) URL")
+        return servers
     if name == "SIDECAR_PACING":
         if raw.lower() not in ("on", "off", "true", "false", "1", "0"):
             raise ConfigError("SIDECAR_PACING must be on or off")
@@ -163,6 +177,10 @@ _ENV_NAMES: dict[str, str] = {
     "wa_web_url": "WA_WEB_URL",
     "chromium_path": "CHROMIUM_PATH",
     "wa_js_path": "WA_JS_PATH",
+    "wa_load_timeout": "WA_LOAD_TIMEOUT",
+    "wa_device_name": "WA_DEVICE_NAME",
+    "link_preview_servers": "WA_LINK_PREVIEW_SERVERS",
+    "send_handoff_timeout": "SIDECAR_SEND_HANDOFF_TIMEOUT",
     "max_sessions": "MAX_SESSIONS",
     "max_concurrent_launches": "MAX_CONCURRENT_LAUNCHES",
     "session_memory_limit_mb": "SESSION_MEMORY_LIMIT_MB",

@@ -24,6 +24,8 @@ from service.store import MessageRecord, NewEvent, SessionRecord, SQLiteStore
         ("5511999990001@c.us", "5511999990001@c.us"),
         ("120363025246125486@g.us", "120363025246125486@g.us"),
         ("5511999990001-1596491234@g.us", "5511999990001-1596491234@g.us"),
+        # Current WhatsApp names many chats by a linked id (LID) instead of a phone number.
+        ("190256482017342@lid", "190256482017342@lid"),
     ],
 )
 def test_recipients_normalize_to_chat_ids(raw: str, chat: str) -> None:
@@ -32,7 +34,18 @@ def test_recipients_normalize_to_chat_ids(raw: str, chat: str) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["", "abc", "123", "+0511999990001", "5511999990001@s.whatsapp.net", "x@g.us", 5511, None],
+    [
+        "",
+        "abc",
+        "123",
+        "+0511999990001",
+        "5511999990001@s.whatsapp.net",
+        "x@g.us",
+        "x@lid",
+        "../1@lid",
+        5511,
+        None,
+    ],
 )
 def test_bad_recipients_name_the_field(raw: object) -> None:
     with pytest.raises(ValidationFailed) as info:
@@ -190,6 +203,7 @@ async def test_queue_order_idempotency_and_interruption(tmp_path: Path) -> None:
         content="{}",
         status="received",
         provider_message_id="false_1@c.us_X",
+        provider_ref="X",
     )
     assert await store.record_inbound(inbound, NewEvent("message_received", {})) is not None
     copy = MessageRecord(**{**inbound.__dict__, "id": "in2"})
@@ -198,7 +212,7 @@ async def test_queue_order_idempotency_and_interruption(tmp_path: Path) -> None:
 
 
 async def test_an_ack_that_beats_its_send_record_is_applied_after_it(tmp_path: Path) -> None:
-    from service.browser.bridge import BridgeEvent
+    from adapters.base import StatusUpdate
     from service.messaging.media import MediaFetcher, media_links
     from service.messaging.messenger import Messenger
     from service.messaging.status import change_status
@@ -208,8 +222,7 @@ async def test_an_ack_that_beats_its_send_record_is_applied_after_it(tmp_path: P
     session = await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
     messenger = Messenger(
         store,
-        None,  # type: ignore[arg-type]  # acks touch neither the runtime...
-        None,  # type: ignore[arg-type]  # ...nor the selector
+        None,  # type: ignore[arg-type]  # acks do not touch the selector
         tmp_path,
         fetcher=MediaFetcher(None, 1, 1),  # type: ignore[arg-type]
         links=media_links("k", "http://x"),
@@ -219,17 +232,78 @@ async def test_an_ack_that_beats_its_send_record_is_applied_after_it(tmp_path: P
     await store.enqueue_message(queued("m1"))
     sending = await store.get_message("m1")
     assert sending is not None
-    # The page reports "read" before the sender has written the provider id down.
-    ack = BridgeEvent("ack", {"ack": 3, "ids": ["true_1234567@c.us_ABC"], "chat": "1234567@c.us"})
-    await messenger.on_bridge_event(session, ack)
+    # The provider reports "read" before the sender has written the provider ref down.
+    await messenger.on_status(session, StatusUpdate("webjs", "ABC", "read"))
     sent = await change_status(
         store,
         sending,
-        {"status": "sent", "provider": "webjs", "provider_message_id": "true_1234567@c.us_ABC"},
+        {
+            "status": "sent",
+            "provider": "webjs",
+            "provider_message_id": "true_1234567@c.us_ABC",
+            "provider_ref": "ABC",
+        },
     )
-    await messenger._apply_early_acks(sent)
+    await messenger._apply_early(sent)
     final = await store.get_message("m1")
     assert final is not None and final.status == "read"
     statuses = [e.body for e in await store.list_events("s")]
     assert '"status":"read"' in statuses[-1]
     await store.close()
+
+
+async def test_a_sender_that_hits_a_bug_fails_that_message_and_goes_on(tmp_path: Path) -> None:
+    import asyncio
+
+    from adapters.base import SendResult
+    from service.messaging.pacing import Pacer
+    from service.messaging.sender import Sender
+
+    class Engine:
+        name = "webjs"
+
+    class Selector:
+        """Raises a bug on the first message, delivers the second."""
+
+        def plan(self, session: SessionRecord, message: MessageRecord) -> list[Engine]:
+            return [Engine()]
+
+        async def send(
+            self, session: SessionRecord, message: MessageRecord, plan: list[Engine]
+        ) -> tuple[str, SendResult]:
+            if message.id == "m1":
+                raise KeyError("a bug")
+            return "webjs", SendResult(f"true_1234567@c.us_{message.id}", message.id)
+
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await store.enqueue_message(queued("m1"))
+    await store.enqueue_message(queued("m2"))
+
+    async def no_dir() -> Path | None:
+        return None
+
+    sender = Sender(
+        "s",
+        store=store,
+        selector=Selector(),  # type: ignore[arg-type]
+        pacer=Pacer(PacingPolicy.off()),
+        session_dir=no_dir,
+    )
+    sender.start()
+    try:
+        for _ in range(200):
+            m2 = await store.get_message("m2")
+            if m2 is not None and m2.status == "sent":
+                break
+            await asyncio.sleep(0.02)
+        m1, m2 = await store.get_message("m1"), await store.get_message("m2")
+        assert m1 is not None and (m1.status, m1.error) == ("failed", "internal error: KeyError")
+        assert m2 is not None and (m2.status, m2.provider_ref) == ("sent", "m2")
+        assert sender.task is not None and not sender.task.done()
+    finally:
+        sender.stop()
+        assert sender.task is not None
+        await asyncio.wait_for(sender.task, 5)
+        await store.close()

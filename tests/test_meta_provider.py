@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from adapters.base import ErrorKind, ProviderError
-from adapters.meta import MetaProvider, classify
-from service.sessions.manager import MetaConfig
+from adapters.meta import MetaConfig, MetaEngine, classify
 from service.store import MessageRecord, SessionRecord
 from tests.support.graph import GraphStandIn, graph_standin
 
@@ -29,9 +28,9 @@ def graph() -> Iterator[GraphStandIn]:
 
 
 @pytest.fixture
-async def provider(graph: GraphStandIn, tmp_path: Path) -> AsyncIterator[MetaProvider]:
+async def provider(graph: GraphStandIn, tmp_path: Path) -> AsyncIterator[MetaEngine]:
     async with httpx.AsyncClient() as client:
-        yield MetaProvider(
+        yield MetaEngine(
             client,
             graph_url=graph.base,
             version="v25.0",
@@ -55,13 +54,13 @@ def message(kind: str, **content: Any) -> MessageRecord:
 
 
 async def test_each_type_has_the_documented_shape(
-    provider: MetaProvider, graph: GraphStandIn, tmp_path: Path
+    provider: MetaEngine, graph: GraphStandIn, tmp_path: Path
 ) -> None:
     media_dir = tmp_path / "acme" / "m1" / "media" / "out"
     media_dir.mkdir(parents=True)
     (media_dir / "a.png").write_bytes(b"\x89PNG-bytes")
     sends = [
-        message("text", text="hello", reply_to="wamid.prev"),
+        message("text", text="hello", reply_to="wamid.prev", reply_to_provider_id="wamid.prev"),
         message(
             "image",
             text="pic",
@@ -122,7 +121,7 @@ async def test_each_type_has_the_documented_shape(
     ],
 )
 async def test_error_classes_by_code(
-    provider: MetaProvider, graph: GraphStandIn, code: int, status: int, kind: ErrorKind
+    provider: MetaEngine, graph: GraphStandIn, code: int, status: int, kind: ErrorKind
 ) -> None:
     assert classify(code, status) is kind
     graph.fail_all(code, status)
@@ -136,7 +135,7 @@ async def test_error_classes_by_code(
 
 
 async def test_a_transient_error_that_clears_is_retried_to_success(
-    provider: MetaProvider, graph: GraphStandIn
+    provider: MetaEngine, graph: GraphStandIn
 ) -> None:
     graph.fail_next(131000, 500, count=2)
     result = await provider.send(SESSION, message("text", text="x"))
@@ -145,7 +144,7 @@ async def test_a_transient_error_that_clears_is_retried_to_success(
 
 async def test_unreachable_graph_and_http_status_fallbacks(tmp_path: Path) -> None:
     async with httpx.AsyncClient() as client:
-        dead = MetaProvider(
+        dead = MetaEngine(
             client,
             graph_url="http://127.0.0.1:9",
             version="v25.0",
@@ -161,7 +160,7 @@ async def test_unreachable_graph_and_http_status_fallbacks(tmp_path: Path) -> No
     assert classify(999999, 400) is ErrorKind.REQUEST
 
 
-async def test_groups_are_a_recipient_error(provider: MetaProvider, graph: GraphStandIn) -> None:
+async def test_groups_are_a_recipient_error(provider: MetaEngine, graph: GraphStandIn) -> None:
     group = MessageRecord(
         id="g",
         session_id="m1",

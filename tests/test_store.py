@@ -94,3 +94,65 @@ async def test_filters_and_delete(tmp_path: Path) -> None:
     assert await store.count_sessions() == 2
     assert await store.ping()
     await store.close()
+
+
+async def test_a_status_write_on_a_stale_record_never_overwrites_a_newer_stop(
+    tmp_path: Path,
+) -> None:
+    from service.sessions.state import StatusWriter
+    from service.store import StaleStatus
+
+    store = await open_store(tmp_path / "s.sqlite3")
+    await store.create_session(
+        SessionRecord(session_id="a", workspace_id="w", status="authenticating")
+    )
+    seen = await store.get_session("a")
+    assert seen is not None
+    # The operator stops the session while a page event about it is being handled.
+    await store.update_session("a", {"status": "stopped"})
+    with pytest.raises(StaleStatus) as stale:
+        await store.update_session("a", {"status": "connected"}, expect_status="authenticating")
+    assert stale.value.current.status == "stopped"
+
+    writer = StatusWriter(store)
+    after = await writer.move(seen, "connected", changes={"phone_number": "5511999990001"})
+    assert after.status == "stopped"
+    events = [e.event for e in await store.list_events("a")]
+    assert "session_status_changed" not in events
+    # A move the current status allows still goes through on the fresh record.
+    restarted = await writer.move(seen, "initializing")
+    assert restarted.status == "initializing"
+    await store.close()
+
+
+async def test_migration_3_gives_old_messages_their_provider_ref(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY,"
+        " name TEXT NOT NULL, applied_at REAL NOT NULL)"
+    )
+    for version, name, statements in MIGRATIONS[:2]:
+        for statement in statements:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+    rows = [
+        ("m1", "webjs", "true_5511988880002@c.us_3EB0AA11"),
+        ("m2", "webjs", "false_120363000000000001@g.us_3EB0BB22_5511977770003@c.us"),
+        ("m3", "meta", "wamid.HBgL_x"),
+    ]
+    for message_id, provider, provider_id in rows:
+        conn.execute(
+            "INSERT INTO messages (id, session_id, workspace_id, direction, chat_id, type,"
+            " content, status, provider, provider_message_id, created_at, updated_at)"
+            " VALUES (?, 's', 'w', 'out', 'c', 'text', '{}', 'sent', ?, ?, 0, 0)",
+            (message_id, provider, provider_id),
+        )
+    conn.commit()
+    conn.close()
+    store = await open_store(db)
+    refs = {m: (await store.get_message(m)).provider_ref for m in ("m1", "m2", "m3")}  # type: ignore[union-attr]
+    assert refs == {"m1": "3EB0AA11", "m2": "3EB0BB22", "m3": "wamid.HBgL_x"}
+    found = await store.find_message("s", "3EB0BB22")
+    assert found is not None and found.id == "m2"
+    await store.close()

@@ -133,3 +133,56 @@ async def test_every_name_the_sandbox_page_defines_is_declared(tmp_path: Path) -
     assert "conn.getAuthCode" in defined and "chat.sendTextMessage" in defined
     undeclared = sorted(n for n in defined if not is_declared(n))
     assert undeclared == [], f"the sandbox defines WPP names wa-js does not declare: {undeclared}"
+
+
+BUNDLE = DIST / "wppconnect-wa.js"
+SANDBOX_PAGE = ROOT / "sandbox" / "static" / "wpp.js"
+
+
+@cache
+def bundle_error_codes() -> set[str]:
+    """Every error code the pinned bundle can throw: WPPError codes (constructed directly or
+    by the assert* error classes), plus the two non-WPPError codes it uses."""
+    text = BUNDLE.read_text()
+    codes = set(re.findall(r'WPPError\("([A-Za-z_]+)"', text))
+    codes |= set(re.findall(r'super\("([a-z_]+)"', text))
+    # `throw "invalid_data_url"` (a bare string) and downloadMedia's plain error object.
+    codes |= {c for c in ("invalid_data_url", "media_not_found") if f'"{c}"' in text}
+    return codes
+
+
+def sandbox_thrown_codes() -> set[str]:
+    text = SANDBOX_PAGE.read_text()
+    return set(re.findall(r"WPPError\(\s*['\"]([A-Za-z_]+)['\"]", text))
+
+
+def sandbox_emitted_events() -> set[str]:
+    text = SANDBOX_PAGE.read_text()
+    return set(re.findall(r"\bemit\(\s*['\"]([a-z_]+\.[a-z_]+)['\"]", text))
+
+
+def test_the_code_checker_knows_real_codes_from_invented_ones() -> None:
+    codes = bundle_error_codes()
+    assert {"invalid_wid", "chat_not_found", "msg_not_found", "invalid_data_url"} <= codes
+    assert not {"device_offline", "not_authenticated", "not_on_whatsapp"} & codes
+
+
+def test_the_adapter_classifies_only_codes_the_bundle_throws() -> None:
+    from adapters.webjs import CLASSIFIED_CODES
+
+    invented = sorted(CLASSIFIED_CODES - bundle_error_codes())
+    assert invented == [], f"adapters/webjs.py classifies codes wa-js never throws: {invented}"
+
+
+def test_the_sandbox_throws_only_codes_the_bundle_throws() -> None:
+    thrown = sandbox_thrown_codes()
+    assert thrown, "found no WPPError in the sandbox page: is the pattern still right?"
+    invented = sorted(thrown - bundle_error_codes())
+    assert invented == [], f"the sandbox throws codes wa-js does not have: {invented}"
+
+
+def test_the_sandbox_emits_only_declared_events() -> None:
+    emitted = sandbox_emitted_events()
+    assert {"conn.main_ready", "chat.new_message"} <= emitted
+    undeclared = sorted(emitted - declared_events())
+    assert undeclared == [], f"the sandbox emits events wa-js does not declare: {undeclared}"

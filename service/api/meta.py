@@ -1,7 +1,8 @@
 """`/webhooks/meta`: the Cloud API's verify handshake and its inbound events.
 
-Inbound messages and statuses become the same `message_received` and
-`message_status_updated` events a web session produces, so Laravel handles one shape.
+The Meta engine turns inbound messages and statuses into the same neutral records a web
+session produces, so Laravel gets one shape of `message_received` and
+`message_status_updated`.
 """
 
 from __future__ import annotations
@@ -9,18 +10,16 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from adapters.meta import MetaProvider
+from adapters.meta import MetaConfig, MetaEngine
+from adapters.meta_inbound import MetaBatch, parse, phone_number_ids, verify_signature
 from service.errors import error_body
-from service.messaging.messenger import Messenger
-from service.sessions.manager import MetaConfig, SessionManager
+from service.sessions.manager import SessionManager
 from service.store import SessionRecord, Store
-from webhooks.meta_inbound import MetaMessage, parse, phone_number_ids, verify_signature
 
 log = logging.getLogger("service.meta")
 
@@ -66,59 +65,19 @@ async def inbound(request: Request) -> Response:
     if not verify_signature(body, request.headers.get("x-hub-signature-256"), secrets):
         # Nothing is stored from a request that does not verify.
         return _forbidden("invalid_signature", "X-Hub-Signature-256 does not verify", 401)
-    messenger: Messenger | None = request.app.state.messenger
-    provider: MetaProvider | None = request.app.state.meta_provider
-    if messenger is None or provider is None:
+    engine: MetaEngine | None = request.app.state.meta_provider
+    if engine is None:
         return _forbidden("runtime_disabled", "this instance runs no providers", 409)
     batch = parse(payload)
-    for message in batch.messages:
-        if message.phone_number_id in sessions:
-            session, config = sessions[message.phone_number_id]
-            await _record(messenger, provider, session, config, message)
-    for status in batch.statuses:
-        if status.phone_number_id in sessions:
-            session, _ = sessions[status.phone_number_id]
-            await messenger.apply_status(session, status.wamid, status.status, status.error)
+    for pnid, (session, _) in sessions.items():
+        await engine.receive(
+            session,
+            MetaBatch(
+                messages=[m for m in batch.messages if m.phone_number_id == pnid],
+                statuses=[s for s in batch.statuses if s.phone_number_id == pnid],
+            ),
+        )
     return JSONResponse({"ok": True})
-
-
-async def _record(
-    messenger: Messenger,
-    provider: MetaProvider,
-    session: SessionRecord,
-    config: MetaConfig,
-    message: MetaMessage,
-) -> None:
-    chat_id = f"{message.sender}@c.us"
-    content: dict[str, Any] = {
-        "text": message.text,
-        "from": chat_id,
-        "author": None,
-        "notify_name": message.notify_name,
-        "timestamp": message.timestamp,
-    }
-    if message.reply_to:
-        content["reply_to"] = message.reply_to
-    if message.location is not None:
-        content["location"] = message.location
-    media_id = message.media_id
-
-    async def load() -> bytes:
-        if media_id is None:
-            raise ValueError("no media id")
-        data, _ = await provider.download(config, media_id)
-        return data
-
-    await messenger.record_inbound(
-        session,
-        provider="meta",
-        provider_id=message.wamid,
-        kind=message.kind,
-        chat_id=chat_id,
-        content=content,
-        media=message.media,
-        load_media=load if media_id else None,
-    )
 
 
 routes = [

@@ -7,20 +7,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.clock import iso
-from service.errors import NotFound, ValidationFailed, require_browsers
+from service.errors import NotFound, ValidationFailed
 from service.links import SignedLinks
 from service.messaging.request import normalize_phone
 from service.qr import qr_png
-from service.sessions.runtime import SessionRuntime
+from service.sessions.manager import SessionManager
 from service.store import Store
 from service.validation import check_id, json_object, reject_unknown, req_str
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
-def _runtime(request: Request) -> SessionRuntime:
-    runtime: SessionRuntime = require_browsers(request.app.state.runtime)
-    return runtime
+def _sessions(request: Request) -> SessionManager:
+    manager: SessionManager = request.app.state.sessions
+    return manager
 
 
 def _wants_png(request: Request) -> bool:
@@ -30,15 +30,14 @@ def _wants_png(request: Request) -> bool:
 
 async def get_qr(request: Request) -> Response:
     session_id = check_id(request.path_params["session_id"], "session_id")
-    record = await _runtime(request).current_qr(session_id)
-    assert record.qr is not None
+    code = await _sessions(request).qr(session_id)
     if _wants_png(request):
-        return Response(qr_png(record.qr), media_type="image/png", headers=_NO_STORE)
+        return Response(qr_png(code.qr), media_type="image/png", headers=_NO_STORE)
     tokens: SignedLinks = request.app.state.qr_links
     return JSONResponse(
         {
-            "qr": record.qr,
-            "expires_at": iso(record.qr_expires_at),
+            "qr": code.qr,
+            "expires_at": iso(code.expires_at),
             "image_url": tokens.url(session_id),
         },
         headers=_NO_STORE,
@@ -65,7 +64,7 @@ async def pairing_code(request: Request) -> Response:
     phone = normalize_phone(req_str(data, "phone", max_len=32))
     if phone is None:
         raise ValidationFailed("phone", "must be an international number: digits, optional +")
-    code = await _runtime(request).pairing_code(session_id, phone)
+    code = await _sessions(request).pairing_code(session_id, phone)
     return JSONResponse({"code": code})
 
 

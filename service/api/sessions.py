@@ -8,9 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.meta import MetaConfig
 from service.clock import iso
 from service.errors import ValidationFailed
-from service.sessions.manager import MetaConfig, SessionManager
+from service.sessions.manager import SessionManager
 from service.store import PROVIDER_MODES, SESSION_STATUSES, SessionRecord
 from service.validation import (
     check_id,

@@ -1,12 +1,16 @@
 // wa-sidecar page bridge: the only code that knows WhatsApp Web internals.
 //
-// Injected as an init script before navigation. It speaks the WPP API of @wppconnect/wa-js:
-// when the page has no WPP (the real web.whatsapp.com) it asks Python to evaluate the pinned
-// wa-js bundle, then subscribes to WPP events and forwards them, serialised to plain JSON,
-// through one exposed binding. Python calls back through window.__waSidecar.
+// Installed as an init script before navigation, right after the pinned wa-js bundle. It
+// waits for `WPP.isReady`, follows wa-js's conn.* events and getters, and forwards what it
+// sees, serialised to plain JSON, through one exposed binding. Python calls back through
+// window.__waSidecar. What wa-js really does is written down with its sources in the
+// project's docs (docs/wa-js.md); the comments below name the facts they rely on.
 (() => {
   if (window.top !== window || window.__waSidecar) return;
   const BINDING = '__waSidecarEmit';
+  // How long a send may take before Python is told it is pending (see sendWith).
+  const DEFAULT_HANDOFF_MS = 20000;
+  const SEEN_LIMIT = 5000;
 
   const send = (type, payload) => {
     try {
@@ -23,6 +27,15 @@
     return value._serialized || String(value);
   };
   const num = (value) => (typeof value === 'number' && isFinite(value) ? value : null);
+  // The bare message id of a MsgKey: receipts rebuild keys with another `remote` (a LID
+  // for a message sent to @c.us), so only this part identifies a message.
+  const bareId = (key) => {
+    if (!key) return null;
+    if (typeof key === 'object' && typeof key.id === 'string') return key.id;
+    const parts = String(ser(key)).split('_');
+    return parts.length >= 3 ? parts[2] : parts[0];
+  };
+  const isLid = (wid) => /@lid$/.test(ser(wid) || '');
 
   const authCode = (code) => (code ? { ref: code.ref, full_code: code.fullCode } : null);
 
@@ -36,84 +49,177 @@
     }
   };
 
-  const message = (m) => ({
-    id: ser(m.id),
-    from_me: !!(m.id && m.id.fromMe),
-    from: ser(m.from),
-    to: ser(m.to),
-    author: ser(m.author),
-    type: m.type,
-    body: m.type === 'chat' ? m.body || '' : null,
-    caption: m.caption || null,
-    filename: m.filename || null,
-    mimetype: m.mimetype || null,
-    size: num(m.size),
-    timestamp: num(m.t),
-    notify_name: m.notifyName || null,
-    latitude: num(m.lat),
-    longitude: num(m.lng),
-    location_name: m.type === 'location' ? m.loc || m.name || null : null,
-    quoted_id: m.quotedStanzaID || null,
-  });
+  // ------------------------------------------------------------------ connection state
+  //
+  // conn.main_ready fires once, on the QR screen too, and isMainReady() never resets; so
+  // "logged in and usable" is isAuthenticated() with stream mode MAIN, and every later
+  // change shows in conn.stream_mode_changed / stream_info_changed / online. There is no
+  // "disconnected" event.
+  const conn = { mode: null, info: null, online: null };
 
-  const sent = (result) => ({ id: ser(result.id), ack: num(result.ack) });
-
-  // Keep a WPPError's code in the message, the only part that survives the trip to Python.
-  const coded = (promise) =>
-    promise.catch((e) => {
-      const code = e && e.code ? `[${e.code}] ` : '';
-      throw new Error(code + ((e && e.message) || String(e)));
-    });
-
-  const snapshot = async () => {
-    const authenticated = !!WPP.conn.isAuthenticated();
-    const mainReady = !!WPP.conn.isMainReady();
-    let code = null;
-    if (!authenticated) {
-      try {
-        code = authCode(await WPP.conn.getAuthCode());
-      } catch (e) {
-        code = null;
+  const readConn = () => {
+    try {
+      const data = WPP.conn.getStreamData();
+      if (data) {
+        conn.mode = data.mode === undefined ? conn.mode : data.mode;
+        conn.info = data.info === undefined ? conn.info : data.info;
       }
+    } catch (e) {
+      // getStreamData needs WA's Stream module; keep what the events said
+    }
+    try {
+      conn.online = !!WPP.conn.isOnline();
+    } catch (e) {
+      conn.online = conn.online === null ? true : conn.online;
+    }
+  };
+
+  const connState = () => {
+    let authenticated = false;
+    try {
+      authenticated = !!WPP.conn.isAuthenticated();
+    } catch (e) {
+      authenticated = false;
     }
     return {
       authenticated,
-      main_ready: mainReady,
-      online: !!WPP.conn.isOnline(),
-      auth_code: code,
-      me: mainReady ? me() : null,
+      mode: conn.mode || null,
+      info: conn.info || null,
+      online: conn.online !== false,
+      me: authenticated ? me() : null,
     };
   };
 
-  let attached = false;
-  const attach = () => {
-    if (attached) return;
-    attached = true;
-    WPP.on('conn.auth_code_change', (code) => send('auth_code', authCode(code)));
-    WPP.on('conn.qrcode_idle', () => send('qr_idle'));
-    WPP.on('conn.authenticated', () => send('authenticated'));
-    WPP.on('conn.main_ready', () => send('main_ready', { me: me() }));
-    WPP.on('conn.logout', () => send('logout'));
-    WPP.on('conn.online', (online) => send('online', { online: !!online }));
-    WPP.on('chat.new_message', (msg) => {
-      try {
-        send('message', message(msg));
-      } catch (e) {
-        send('bridge_error', { where: 'chat.new_message', error: String(e) });
-      }
-    });
-    WPP.on('chat.msg_ack_change', (event) =>
-      send('ack', { ack: event.ack, ids: (event.ids || []).map(ser), chat: ser(event.chat) }),
-    );
-    snapshot().then(
-      (state) => send('ready', state),
-      (e) => send('bridge_error', { where: 'snapshot', error: String(e) }),
-    );
+  let lastState = '';
+  const pushState = () => {
+    const state = connState();
+    const text = JSON.stringify(state);
+    if (text === lastState) return;
+    lastState = text;
+    send('state', state);
   };
 
-  const whenReady = () => {
-    if (WPP.isReady) attach();
-    else WPP.loader.onReady(attach);
+  // ------------------------------------------------------------------ messages
+
+  const phoneOf = async (wid) => {
+    if (!wid || !isLid(wid)) return null;
+    try {
+      const entry = await WPP.contact.getPnLidEntry(ser(wid));
+      const phone = entry && entry.phoneNumber;
+      return phone ? ser(phone).split('@')[0] : null;
+    } catch (e) {
+      return null;
+    }
+  };
+
+  // quotedMsgId is a getter that throws on a message that is not a reply: ask
+  // quotedStanzaID first.
+  const quoted = (m) => {
+    if (!m.quotedStanzaID) return null;
+    let key = null;
+    try {
+      key = m.quotedMsgId;
+    } catch (e) {
+      key = null;
+    }
+    return { id: key ? ser(key) : null, ref: key ? bareId(key) : String(m.quotedStanzaID) };
+  };
+
+  const message = async (m) => {
+    const from = ser(m.from);
+    const author = ser(m.author);
+    const reply = quoted(m);
+    return {
+      id: ser(m.id),
+      ref: bareId(m.id),
+      from_me: !!(m.id && m.id.fromMe),
+      from,
+      to: ser(m.to),
+      author,
+      from_phone: await phoneOf(m.from),
+      author_phone: await phoneOf(m.author),
+      type: m.type,
+      subtype: m.subtype || null,
+      body: m.type === 'chat' ? m.body || '' : null,
+      caption: m.caption || null,
+      filename: m.filename || null,
+      mimetype: m.mimetype || null,
+      size: num(m.size),
+      timestamp: num(m.t),
+      notify_name: m.notifyName || null,
+      latitude: num(m.lat),
+      longitude: num(m.lng),
+      location_name: m.type === 'location' ? m.loc || null : null,
+      quoted_id: reply ? reply.id : null,
+      quoted_ref: reply ? reply.ref : null,
+    };
+  };
+
+  // chat.new_message fires for an undecrypted message with type 'ciphertext', then again
+  // for the same object once it is decrypted: hold the first back, forward each id once.
+  const seen = new Set();
+  const remember = (id) => {
+    seen.add(id);
+    if (seen.size > SEEN_LIMIT) seen.delete(seen.values().next().value);
+  };
+  const onMessage = async (m) => {
+    try {
+      if (!m || m.type === 'ciphertext') return;
+      const id = ser(m.id);
+      if (!id || seen.has(id)) return;
+      remember(id);
+      send('message', await message(m));
+    } catch (e) {
+      send('bridge_error', { where: 'chat.new_message', error: String(e) });
+    }
+  };
+
+  // ------------------------------------------------------------------ sending
+
+  const errorInfo = (e) => ({
+    // WPPError keeps its code as an own property; some wa-js failures are plain errors,
+    // and one is a bare string ("invalid_data_url").
+    code: e && typeof e === 'object' && typeof e.code === 'string' ? e.code : typeof e === 'string' ? e : null,
+    message: String((e && e.message) || e),
+  });
+
+  const outcome = (result) => ({
+    ok: true,
+    id: ser(result && result.id),
+    ack: num(result && result.ack),
+    result:
+      result && result.sendMsgResult
+        ? typeof result.sendMsgResult === 'string'
+          ? result.sendMsgResult
+          : result.sendMsgResult.messageSendResult || null
+        : null,
+  });
+
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  // The message id is made first (on the chat wa-js finds, which may be an @lid chat), so
+  // Python knows it before the message is handed over. Once handed, the call may stay
+  // pending for as long as WhatsApp is offline (waitForAck has no timeout) and WhatsApp may
+  // still deliver it later: after `handoffMs` Python hears "pending", and the final outcome
+  // follows as a `send_result` event.
+  const sendWith = async (to, handoffMs, call) => {
+    let key;
+    let chat;
+    try {
+      chat = await WPP.chat.find(to);
+      key = await WPP.chat.generateMessageID(chat);
+    } catch (e) {
+      return Object.assign({ ok: false, handed: false }, errorInfo(e));
+    }
+    const id = ser(key);
+    const ref = bareId(key);
+    const settled = Promise.resolve()
+      .then(() => call(chat.id, key))
+      .then(outcome, (e) => Object.assign({ ok: false, handed: true, id }, errorInfo(e)));
+    const first = await Promise.race([settled, sleep(handoffMs).then(() => null)]);
+    if (first) return Object.assign({ ref }, first, { id: first.id || id });
+    settled.then((late) => send('send_result', Object.assign({ ref }, late, { id: late.id || id })));
+    return { ok: true, pending: true, id, ref, ack: 0, result: null };
   };
 
   const blobToBase64 = (blob) =>
@@ -124,9 +230,95 @@
       reader.readAsDataURL(blob);
     });
 
+  // ------------------------------------------------------------------ wiring
+
+  let attached = false;
+  const attach = () => {
+    if (attached) return;
+    attached = true;
+    WPP.on('conn.auth_code_change', (code) => send('auth_code', authCode(code)));
+    WPP.on('conn.qrcode_idle', () => send('qr_idle'));
+    // Fires for a new link only, never for a restored session.
+    WPP.on('conn.authenticated', () => {
+      send('authenticated');
+      pushState();
+    });
+    WPP.on('conn.logout', () => {
+      send('logout');
+      pushState();
+    });
+    WPP.on('conn.stream_mode_changed', (mode) => {
+      conn.mode = mode;
+      pushState();
+    });
+    WPP.on('conn.stream_info_changed', (info) => {
+      conn.info = info;
+      pushState();
+    });
+    WPP.on('conn.online', (online) => {
+      conn.online = !!online;
+      pushState();
+    });
+    WPP.on('conn.main_ready', pushState);
+    WPP.on('chat.new_message', onMessage);
+    // Fired for ack 1 (SENT) and for receipts (2+); never for 0 or failures.
+    WPP.on('chat.msg_ack_change', (event) =>
+      send('ack', {
+        ack: num(event.ack),
+        refs: (event.ids || []).map(bareId),
+        ids: (event.ids || []).map(ser),
+        chat: ser(event.chat),
+      }),
+    );
+    readConn();
+    snapshot().then(
+      (state) => {
+        lastState = JSON.stringify(state.conn);
+        send('ready', state);
+      },
+      (e) => send('bridge_error', { where: 'snapshot', error: String(e) }),
+    );
+  };
+
+  const snapshot = async () => {
+    readConn();
+    const state = connState();
+    let code = null;
+    if (!state.authenticated) {
+      try {
+        code = authCode(await WPP.conn.getAuthCode());
+      } catch (e) {
+        code = null;
+      }
+    }
+    return { conn: state, auth_code: code };
+  };
+
+  // WPP.loader.onReady only subscribes: if `ready` already fired it never runs, so look
+  // at the live getter first.
+  const whenReady = () => {
+    if (WPP.isReady) attach();
+    else WPP.loader.onReady(attach);
+  };
+
+  const handoff = (options) => {
+    const ms = options && options.handoffMs;
+    return typeof ms === 'number' && ms > 0 ? ms : DEFAULT_HANDOFF_MS;
+  };
+  const wppOptions = (options, key) => {
+    const copy = Object.assign({}, options || {});
+    delete copy.handoffMs;
+    copy.messageId = key;
+    return copy;
+  };
+
   window.__waSidecar = {
-    boot: whenReady,
     snapshot,
+    probe: () => ({
+      wpp: !!window.WPP,
+      injected: !!(window.WPP && window.WPP.isInjected),
+      ready: !!(window.WPP && window.WPP.isReady),
+    }),
     authCode: async () => authCode(await WPP.conn.getAuthCode()),
     refreshQR: async () => {
       await WPP.conn.refreshQR();
@@ -134,19 +326,27 @@
     },
     pairingCode: (phone) => WPP.conn.genLinkDeviceCodeForPhoneNumber(phone),
     logout: () => WPP.conn.logout(),
-    sendText: async (to, text, options) =>
-      sent(await coded(WPP.chat.sendTextMessage(to, text, options || {}))),
-    sendFile: async (to, dataUrl, options) =>
-      sent(await coded(WPP.chat.sendFileMessage(to, dataUrl, options))),
-    sendLocation: async (to, options) =>
-      sent(await coded(WPP.chat.sendLocationMessage(to, options))),
+    sendText: (to, text, options) =>
+      sendWith(to, handoff(options), (chat, key) =>
+        WPP.chat.sendTextMessage(chat, text, wppOptions(options, key)),
+      ),
+    sendFile: (to, dataUrl, options) =>
+      sendWith(to, handoff(options), (chat, key) =>
+        WPP.chat.sendFileMessage(chat, dataUrl, wppOptions(options, key)),
+      ),
+    sendLocation: (to, options) =>
+      sendWith(to, handoff(options), (chat, key) =>
+        WPP.chat.sendLocationMessage(chat, wppOptions(options, key)),
+      ),
     downloadMedia: async (id) => blobToBase64(await WPP.chat.downloadMedia(id)),
   };
 
   const boot = () => {
+    // Without WPP (no bundle configured) nothing happens: Python's load deadline reports it.
     if (window.WPP) whenReady();
-    else send('need_wa_js');
   };
+  // A page may replace window.WPP from its own <head> script, so look once the document is
+  // parsed, not now.
   if (document.readyState === 'loading') {
     document.addEventListener('DOMContentLoaded', boot, { once: true });
   } else {

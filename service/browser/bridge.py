@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -24,8 +23,8 @@ BINDING = "__waSidecarEmit"
 
 @dataclass(frozen=True)
 class BridgeEvent:
-    """One event from the page: `ready`, `auth_code`, `qr_idle`, `authenticated`,
-    `main_ready`, `logout`, `online`, `message`, `ack` or `bridge_error`."""
+    """One event from the page: `ready`, `state`, `auth_code`, `qr_idle`, `authenticated`,
+    `logout`, `message`, `ack`, `send_result` or `bridge_error`."""
 
     type: str
     payload: dict[str, Any] | None
@@ -42,9 +41,6 @@ class BridgeError(Exception):
     def __init__(self, message: str, *, ambiguous: bool = False) -> None:
         super().__init__(message)
         self.ambiguous = ambiguous
-        # `[device_offline] ...`: the code of the WPPError the page threw, when it had one.
-        match = re.match(r"\[([a-z0-9_]+)\]", message)
-        self.code = match.group(1) if match else None
 
 
 # Playwright's words for "the page went away under the call".
@@ -66,6 +62,45 @@ def _read(path: str) -> str:
     return Path(path).read_text()
 
 
+@dataclass(frozen=True)
+class WaJsConfig:
+    """`window.WPPConfig`, read once when the wa-js bundle is evaluated.
+
+    wa-js phones home by default: a Google Analytics tracker, and link previews fetched
+    through third-party servers. Analytics is always off here; link previews go only through
+    servers the operator names (none: no previews).
+    """
+
+    device_name: str = "wa-sidecar"
+    link_preview_servers: tuple[str, ...] = ()
+
+    def as_js(self) -> dict[str, Any]:
+        return {
+            "deviceName": self.device_name,
+            "disableGoogleAnalytics": True,
+            "googleAnalyticsId": None,
+            "linkPreviewApiServers": list(self.link_preview_servers),
+        }
+
+
+def init_script(wa_js_path: str | None, config: WaJsConfig) -> str:
+    """What runs in the top frame before any page script: WPPConfig, the pinned wa-js
+    bundle, then the bridge. The bundle waits for WhatsApp's own loader by itself."""
+    parts = []
+    if wa_js_path:
+        bundle = _read(wa_js_path)
+        # Evaluated once per document, top frame only: nothing in the bundle guards a second
+        # evaluation, and frames have no WhatsApp to hook.
+        parts.append(
+            "if (window.top === window && !window.WPP) {\n"
+            f"window.WPPConfig = {json.dumps(config.as_js())};\n"
+            f"(function () {{\n{bundle}\n}}).call(window);\n"
+            "}\n"
+        )
+    parts.append(bridge_script())
+    return "\n;\n".join(parts)
+
+
 OnEvent = Callable[[BridgeEvent], Awaitable[None]]
 
 
@@ -74,7 +109,6 @@ class PageBridge:
 
     def __init__(self, browser: BrowserSession) -> None:
         self.browser = browser
-        self._background: set[asyncio.Task[None]] = set()
 
     @classmethod
     async def open(
@@ -84,10 +118,10 @@ class PageBridge:
         url: str,
         *,
         wa_js_path: str | None,
+        config: WaJsConfig,
         on_event: OnEvent,
     ) -> PageBridge:
-        """Launch Chromium on `profile`, install the bridge and navigate to `url`."""
-        holder: dict[str, PageBridge] = {}
+        """Launch Chromium on `profile`, install wa-js and the bridge, navigate to `url`."""
 
         async def emit(raw: str) -> None:
             try:
@@ -96,36 +130,17 @@ class PageBridge:
             except (ValueError, KeyError, TypeError):
                 log.warning("dropping a malformed bridge message")
                 return
-            if event.type == "need_wa_js":
-                # Not awaited here: the page is waiting on this very binding call.
-                bridge = holder["bridge"]
-                task = asyncio.create_task(bridge._inject_wa_js(wa_js_path))
-                bridge._background.add(task)
-                task.add_done_callback(bridge._background.discard)
-                return
             await on_event(event)
 
-        browser = await launcher.launch(
-            profile, init_script=bridge_script(), binding=BINDING, emit=emit
-        )
-        bridge = holder["bridge"] = cls(browser)
+        script = await asyncio.to_thread(init_script, wa_js_path, config)
+        browser = await launcher.launch(profile, init_script=script, binding=BINDING, emit=emit)
+        bridge = cls(browser)
         try:
             await browser.goto(url)
         except BaseException:
             await browser.close()
             raise
         return bridge
-
-    async def _inject_wa_js(self, wa_js_path: str | None) -> None:
-        if not wa_js_path or not Path(wa_js_path).is_file():
-            log.error("the page has no WPP and WA_JS_PATH %r is not a file", wa_js_path)
-            return
-        try:
-            source = await asyncio.to_thread(_read, wa_js_path)
-            await self.browser.evaluate(source)
-            await self.browser.evaluate("window.__waSidecar.boot()")
-        except PlaywrightError as exc:
-            log.error("injecting wa-js failed: %s", exc.message.splitlines()[0])
 
     async def call(self, method: str, *args: Any, timeout: float = 60.0) -> Any:
         """Call `window.__waSidecar[method](...args)` in the page and return its JSON value."""
@@ -146,6 +161,11 @@ class PageBridge:
                 f"{method} did not answer within {timeout:.0f} s", ambiguous=True
             ) from None
 
+    async def probe(self) -> dict[str, Any]:
+        """`{wpp, injected, ready}`: how far wa-js got in the page."""
+        result: dict[str, Any] = await self.call("probe", timeout=10.0)
+        return result
+
     async def refresh_qr(self) -> None:
         await self.call("refreshQR")
 
@@ -155,16 +175,17 @@ class PageBridge:
     async def logout(self) -> None:
         await self.call("logout")
 
-    async def send_text(self, to: str, text: str, options: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("sendText", to, text, options)
-        return result
+    async def send(self, method: str, *args: Any, handoff: float) -> dict[str, Any]:
+        """Hand a message to wa-js (`sendText`, `sendFile` or `sendLocation`).
 
-    async def send_file(self, to: str, data_url: str, options: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("sendFile", to, data_url, options)
-        return result
-
-    async def send_location(self, to: str, options: dict[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = await self.call("sendLocation", to, options)
+        The page answers `{ok, id, ref, ack, result, pending}` or `{ok: false, code,
+        message, handed}` within about `handoff` seconds; a send still pending then is
+        settled later by a `send_result` event.
+        """
+        options = dict(args[-1]) | {"handoffMs": int(handoff * 1000)}
+        result: dict[str, Any] = await self.call(
+            method, *args[:-1], options, timeout=handoff + 30.0
+        )
         return result
 
     async def download_media(self, message_id: str) -> str:

@@ -6,10 +6,8 @@ caller's 422 rather than a failure found minutes later; the bytes wait on disk, 
 
 from __future__ import annotations
 
-import base64
 import mimetypes
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,20 +16,6 @@ from service.errors import PayloadTooLarge, ValidationFailed
 from service.links import SignedLinks
 
 MEDIA_LINK_MAX_AGE = 3600
-
-
-@dataclass(frozen=True)
-class StoredMedia:
-    """A media file on disk with what a message record says about it."""
-
-    path: Path
-    mimetype: str
-    filename: str | None
-    size: int
-
-    def data_url(self) -> str:
-        encoded = base64.b64encode(self.path.read_bytes()).decode()
-        return f"data:{self.mimetype};base64,{encoded}"
 
 
 class MediaFetcher:

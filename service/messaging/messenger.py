@@ -1,25 +1,26 @@
-"""Messaging: accept sends into a durable queue, run the senders, record inbound and acks."""
+"""Messaging: accept sends into a durable queue, run the senders, record inbound and acks.
+
+Engines hand over neutral records (adapters.base): an InboundMessage, a StatusUpdate. Nothing
+here knows a provider's payloads.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import ProviderError
+from adapters.base import InboundMessage, StatusUpdate
 from adapters.selector import ProviderSelector
-from service.browser import BridgeError
-from service.browser.bridge import BridgeEvent
 from service.clock import iso
 from service.errors import (
+    ApiError,
     Conflict,
     NotFound,
     PayloadTooLarge,
@@ -31,27 +32,12 @@ from service.messaging.media import MediaFetcher, guess_filename, write_media
 from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
-from service.messaging.status import change_status, status_event
+from service.messaging.status import apply_status, status_event
 from service.sessions.layout import session_dir
-from service.sessions.runtime import SessionRuntime
-from service.store import STATUS_RANK, MessageRecord, NewEvent, SessionRecord, Store
+from service.store import MessageRecord, NewEvent, SessionRecord, Store
 
 log = logging.getLogger("service.messaging")
 
-# WhatsApp ack levels (wa-js ACK enum) -> message status.
-ACK_STATUS = {-1: "failed", 1: "sent", 2: "delivered", 3: "read", 4: "played"}
-# Inbound WhatsApp types -> the API's types; media ones are downloaded.
-INBOUND_TYPES = {
-    "chat": "text",
-    "image": "image",
-    "video": "video",
-    "audio": "audio",
-    "ptt": "audio",
-    "document": "document",
-    "location": "location",
-    "sticker": "sticker",
-}
-INBOUND_MEDIA = {"image", "video", "audio", "ptt", "document", "sticker"}
 EARLY_ACK_TTL = 120.0
 EARLY_ACKS_MAX = 10_000
 
@@ -66,7 +52,6 @@ class Messenger:
     def __init__(
         self,
         store: Store,
-        runtime: SessionRuntime,
         selector: ProviderSelector,
         sessions_root: Path,
         *,
@@ -77,7 +62,6 @@ class Messenger:
         observe_send: Callable[[str, float], None] | None = None,
     ) -> None:
         self.store = store
-        self.runtime = runtime
         self.selector = selector
         self.sessions_root = sessions_root
         self.fetcher = fetcher
@@ -87,8 +71,9 @@ class Messenger:
         self.observe_send = observe_send
         self.senders: dict[str, Sender] = {}
         self._closing = False
-        # Acks that came before their send's result was recorded: provider id -> ack.
-        self._early_acks: OrderedDict[tuple[str, str], tuple[int, float]] = OrderedDict()
+        # Reports that came before their send's result was recorded: (session, ref) ->
+        # (update, when).
+        self._early: OrderedDict[tuple[str, str], tuple[StatusUpdate, float]] = OrderedDict()
 
     # lifecycle
 
@@ -127,7 +112,7 @@ class Messenger:
                 selector=self.selector,
                 pacer=Pacer(self.pacing),
                 session_dir=lambda: self._session_dir(session_id),
-                on_settled=self._apply_early_acks,
+                on_settled=self._apply_early,
                 observe=self.observe_send,
             )
             self.senders[session_id] = sender
@@ -140,7 +125,7 @@ class Messenger:
         if sender is not None:
             sender.stop()
 
-    def on_status(self, session: SessionRecord) -> None:
+    def on_session_status(self, session: SessionRecord) -> None:
         """Status listener: any change of a session's state may let its queue move (or
         move through another provider)."""
         self.wake(session.session_id)
@@ -166,6 +151,10 @@ class Messenger:
             raise ValidationFailed(
                 "type", "templates go through the Cloud API: give this session Meta credentials"
             )
+        if request.reply_to and request.reply_to.startswith("msg_"):
+            quoted = await self.store.get_message(request.reply_to)
+            if quoted is None or quoted.session_id != session_id:
+                raise ValidationFailed("reply_to", "names no message of this session")
         if not self.selector.can_accept(session):
             raise Conflict(
                 f"session is {session.status}, not connected, and no other provider can "
@@ -176,6 +165,7 @@ class Messenger:
         message_id = new_message_id()
         content: dict[str, Any] = {"text": request.text}
         if request.reply_to:
+            # Our `msg_...` id or a provider's; the sender resolves it when it sends.
             content["reply_to"] = request.reply_to
         if request.template is not None:
             content["template"] = request.template
@@ -256,115 +246,99 @@ class Messenger:
             return None
         return session_dir(self.sessions_root, session.workspace_id, session_id)
 
-    # what the page reports
+    # what the engines report
 
-    async def on_bridge_event(self, session: SessionRecord, event: BridgeEvent) -> None:
-        """Worker hook for `message` and `ack` events from the page."""
-        payload = event.payload or {}
-        if event.type == "message":
-            await self._inbound(session, payload)
-        elif event.type == "ack":
-            await self._ack(session, payload)
+    async def on_inbound(self, session: SessionRecord, message: InboundMessage) -> None:
+        """Store a message someone sent and write its message_received event.
 
-    async def _inbound(self, session: SessionRecord, payload: dict[str, Any]) -> None:
-        provider_id = payload.get("id")
-        if payload.get("from_me") or not isinstance(provider_id, str):
-            return  # our own sends echo back as new messages
-        raw_type = str(payload.get("type") or "unknown")
-        kind = INBOUND_TYPES.get(raw_type, raw_type)
-        content: dict[str, Any] = {
-            "text": payload.get("body") if kind == "text" else payload.get("caption"),
-            "from": payload.get("from"),
-            "author": payload.get("author"),
-            "notify_name": payload.get("notify_name"),
-            "timestamp": payload.get("timestamp"),
-        }
-        if payload.get("quoted_id"):
-            content["reply_to"] = payload["quoted_id"]
-        if kind == "location":
-            content["location"] = {
-                "latitude": payload.get("latitude"),
-                "longitude": payload.get("longitude"),
-                "name": payload.get("location_name"),
-            }
-        media = None
-        if raw_type in INBOUND_MEDIA:
-            media = {
-                "mimetype": str(payload.get("mimetype") or "application/octet-stream"),
-                "filename": payload.get("filename"),
-                "size": payload.get("size"),
-            }
-
-        async def load() -> bytes:
-            bridge = self.runtime.bridge(session.session_id)
-            if bridge is None:
-                raise ValueError("the browser closed before the media was downloaded")
-            return base64.b64decode(await bridge.download_media(provider_id), validate=True)
-
-        await self.record_inbound(
-            session,
-            provider="webjs",
-            provider_id=provider_id,
-            kind=kind,
-            chat_id=str(payload.get("from") or ""),
-            content=content,
-            media=media,
-            load_media=load,
-        )
-
-    async def record_inbound(
-        self,
-        session: SessionRecord,
-        *,
-        provider: str,
-        provider_id: str,
-        kind: str,
-        chat_id: str,
-        content: dict[str, Any],
-        media: dict[str, Any] | None = None,
-        load_media: Callable[[], Awaitable[bytes]] | None = None,
-    ) -> None:
-        """Store an inbound message from any provider and write its message_received event.
-
-        Providers deliver at least once; the first copy of a provider id wins.
+        Providers deliver at least once; the first copy of a provider ref wins.
         """
-        if await self.store.find_message(session.session_id, provider_id) is not None:
+        if await self.store.find_message(session.session_id, message.ref) is not None:
             return
         message_id = new_message_id()
-        if media is not None:
-            content["media"] = await self._save_media(session, message_id, media, load_media)
+        content: dict[str, Any] = {
+            "text": message.text,
+            "from": message.chat_id,
+            "author": message.sender if message.sender != message.chat_id else None,
+            "from_phone": message.sender_phone,
+            "chat_phone": message.chat_phone,
+            "notify_name": message.notify_name,
+            "timestamp": message.timestamp,
+        }
+        if message.reply_to_ref:
+            quoted = await self.store.find_message(session.session_id, message.reply_to_ref)
+            # Name the answered message by our id when we know it, else by the provider's,
+            # so either can be passed back as `reply_to`.
+            content["reply_to"] = (
+                quoted.id if quoted is not None else message.reply_to_provider_id
+            ) or message.reply_to_ref
+        if message.location is not None:
+            content["location"] = message.location
+        if message.media is not None:
+            content["media"] = await self._save_media(session, message_id, message)
         now = time.time()
         record = MessageRecord(
             id=message_id,
             session_id=session.session_id,
             workspace_id=session.workspace_id,
             direction="in",
-            chat_id=chat_id,
-            type=kind,
+            chat_id=message.chat_id,
+            type=message.kind,
             content=json.dumps(content, ensure_ascii=False),
             status="received",
-            provider=provider,
-            provider_message_id=provider_id,
+            provider=message.provider,
+            provider_message_id=message.provider_message_id,
+            provider_ref=message.ref,
             created_at=now,
             updated_at=now,
         )
         event = NewEvent("message_received", {"message": self.view(record)})
         await self.store.record_inbound(record, event)
 
+    async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None:
+        """A provider's news about a message we sent (forward-only)."""
+        message = await self.store.find_message(session.session_id, update.ref)
+        if message is None:
+            self._remember(session.session_id, update)
+            return
+        await apply_status(self.store, message, update.status, update.error)
+
+    def _remember(self, session_id: str, update: StatusUpdate) -> None:
+        """A fast report can beat the record of its own send: keep it for a while."""
+        key = (session_id, update.ref)
+        previous = self._early.pop(key, None)
+        if previous is not None and previous[0].status == "failed":
+            update = previous[0]
+        self._early[key] = (update, time.monotonic())
+        while len(self._early) > EARLY_ACKS_MAX or (
+            self._early and next(iter(self._early.values()))[1] < time.monotonic() - EARLY_ACK_TTL
+        ):
+            self._early.popitem(last=False)
+
+    async def _apply_early(self, message: MessageRecord) -> None:
+        """Sender hook, once a send is recorded: apply a report that came before it."""
+        if message.provider_ref is None:
+            return
+        early = self._early.pop((message.session_id, message.provider_ref), None)
+        if early is not None:
+            await apply_status(self.store, message, early[0].status, early[0].error)
+
     async def _save_media(
-        self,
-        session: SessionRecord,
-        message_id: str,
-        media: dict[str, Any],
-        load: Callable[[], Awaitable[bytes]] | None,
+        self, session: SessionRecord, message_id: str, message: InboundMessage
     ) -> dict[str, Any]:
         """Download and keep an inbound file; on failure the message keeps an `error`."""
-        media = {**media, "file": None}
-        if load is None:
+        assert message.media is not None
+        media: dict[str, Any] = {
+            "mimetype": message.media.mimetype,
+            "filename": message.media.filename,
+            "size": message.media.size,
+            "file": None,
+        }
+        if message.load_media is None:
             return media
         try:
-            data = await load()
-        except (BridgeError, ProviderError, binascii.Error, ValueError) as exc:
+            data = await message.load_media()
+        except (ApiError, ValueError, OSError) as exc:
             log.warning("session %s: media download failed: %s", session.session_id, exc)
             media["error"] = "download failed"
             return media
@@ -379,57 +353,6 @@ class Messenger:
             return media
         media |= {"file": f"media/in/{name}", "size": len(data)}
         return media
-
-    async def apply_status(
-        self, session: SessionRecord, provider_id: str, status: str, error: str | None = None
-    ) -> None:
-        """A provider reported a status for a message we sent (forward-only)."""
-        message = await self.store.find_message(session.session_id, provider_id)
-        if message is not None:
-            await self._apply_ack(message, status, error)
-
-    async def _ack(self, session: SessionRecord, payload: dict[str, Any]) -> None:
-        status = ACK_STATUS.get(payload.get("ack"))  # type: ignore[arg-type]
-        if status is None:
-            return
-        for provider_id in payload.get("ids") or []:
-            if not isinstance(provider_id, str):
-                continue
-            message = await self.store.find_message(session.session_id, provider_id)
-            if message is None:
-                self._remember_ack(session.session_id, provider_id, payload["ack"])
-                continue
-            await self._apply_ack(message, status)
-
-    def _remember_ack(self, session_id: str, provider_id: str, ack: int) -> None:
-        """A fast ack can beat the record of its own send: keep it for a while."""
-        key = (session_id, provider_id)
-        previous = self._early_acks.pop(key, (ack, 0.0))[0]
-        self._early_acks[key] = (max(ack, previous), time.monotonic())
-        while len(self._early_acks) > EARLY_ACKS_MAX or (
-            self._early_acks
-            and next(iter(self._early_acks.values()))[1] < time.monotonic() - EARLY_ACK_TTL
-        ):
-            self._early_acks.popitem(last=False)
-
-    async def _apply_early_acks(self, message: MessageRecord) -> None:
-        """Sender hook, once a send is recorded: apply an ack that came before it."""
-        if message.provider_message_id is None:
-            return
-        early = self._early_acks.pop((message.session_id, message.provider_message_id), None)
-        status = ACK_STATUS.get(early[0]) if early else None
-        if status is not None:
-            await self._apply_ack(message, status)
-
-    async def _apply_ack(
-        self, message: MessageRecord, status: str, error: str | None = None
-    ) -> None:
-        if message.direction != "out" or not _moves_forward(message.status, status):
-            return  # duplicate or out-of-order ack: never move back
-        changes: dict[str, Any] = {"status": status}
-        if status == "failed":
-            changes["error"] = error or "rejected by WhatsApp (ack -1)"
-        await change_status(self.store, message, changes)
 
     # views
 
@@ -474,14 +397,10 @@ class Messenger:
             view["to"] = record.chat_id
         else:
             view["from"] = content.get("author") or content.get("from")
+            # The phone number behind the sender (and the chat), when the provider knows it:
+            # `@lid` ids carry none.
+            view["from_phone"] = content.get("from_phone")
+            view["chat_phone"] = content.get("chat_phone")
             view["notify_name"] = content.get("notify_name")
             view["timestamp"] = content.get("timestamp")
         return view
-
-
-def _moves_forward(current: str, new: str) -> bool:
-    if current == "failed":
-        return False
-    if new == "failed":
-        return current in ("sending", "sent")
-    return STATUS_RANK.get(new, -1) > STATUS_RANK.get(current, -1)

@@ -34,6 +34,8 @@ _FIELDS = {
 _PHONE = re.compile(r"\+?([1-9][0-9]{6,14})")
 _CONTACT = re.compile(r"([1-9][0-9]{6,14})@c\.us")
 _GROUP = re.compile(r"([0-9]{6,20}(?:-[0-9]{6,20})?)@g\.us")
+# A linked id: current WhatsApp names many chats by one instead of a phone number.
+_LID = re.compile(r"[1-9][0-9]{5,24}@lid")
 _MIMETYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _FILENAME_UNSAFE = re.compile(r"[\x00-\x1f/\\]")
 
@@ -59,7 +61,7 @@ class Location:
 class OutgoingMessage:
     """A validated send request."""
 
-    to: str  # a chat id: <digits>@c.us or <id>@g.us
+    to: str  # a chat id: <digits>@c.us, <id>@g.us or <digits>@lid
     type: str
     text: str | None
     media: MediaInput | None
@@ -77,18 +79,20 @@ def normalize_phone(value: str) -> str | None:
 
 
 def normalize_recipient(value: object) -> str:
-    """`+5511...`, `5511...`, `5511...@c.us` or `<group>@g.us` -> a WhatsApp chat id."""
+    """`+5511...`, `5511...`, `5511...@c.us`, `<group>@g.us` or `<lid>@lid` -> a chat id."""
     if not isinstance(value, str) or not value.strip():
-        raise ValidationFailed("to", "is required: a phone number, <digits>@c.us or <id>@g.us")
+        raise ValidationFailed(
+            "to", "is required: a phone number, <digits>@c.us, <id>@g.us or <digits>@lid"
+        )
     raw = value.strip()
     if "@" not in raw and (phone := normalize_phone(raw)):
         return f"{phone}@c.us"
-    if _CONTACT.fullmatch(raw) or _GROUP.fullmatch(raw):
+    if _CONTACT.fullmatch(raw) or _GROUP.fullmatch(raw) or _LID.fullmatch(raw):
         return raw
     raise ValidationFailed(
         "to",
         "is not a valid recipient: use an international phone number (7-15 digits, optional +), "
-        "<digits>@c.us or <id>@g.us",
+        "<digits>@c.us, <id>@g.us or <digits>@lid",
     )
 
 

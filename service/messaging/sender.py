@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from adapters.base import ErrorKind, Provider, ProviderError
+from adapters.base import Engine, ErrorKind, ProviderError
 from adapters.selector import ProviderSelector
 from service.messaging.pacing import Pacer
 from service.messaging.status import change_status
@@ -98,16 +99,34 @@ class Sender:
             if delay > 0:
                 await self._sleep(delay)
                 continue  # re-check: a more urgent message or a disconnect may have come
-            await self._send(message, session, plan)
+            try:
+                await self._send(message, session, plan)
+            except Exception as exc:
+                # A bug must not stop the queue, nor leave the message `sending` until a
+                # reboot: it fails, with the error named, and the next one goes.
+                self.log.exception("session %s: sending %s failed", self.session_id, message.id)
+                await self._fail_unexpectedly(message, exc)
+
+    async def _fail_unexpectedly(self, message: MessageRecord, exc: Exception) -> None:
+        self._rounds.pop(message.id, None)
+        with contextlib.suppress(Exception):
+            current = await self.store.get_message(message.id)
+            if current is not None and current.status in ("queued", "sending"):
+                await change_status(
+                    self.store,
+                    current,
+                    {"status": "failed", "error": f"internal error: {type(exc).__name__}"},
+                )
 
     async def _send(
-        self, message: MessageRecord, session: SessionRecord, plan: list[Provider]
+        self, message: MessageRecord, session: SessionRecord, plan: list[Engine]
     ) -> None:
         await self.store.update_message(message.id, {"status": "sending"})
         changes: dict[str, Any]
         started = time.monotonic()
         try:
-            provider, result = await self.selector.send(session, message, plan)
+            outgoing = await self._resolve_reply(message)
+            provider, result = await self.selector.send(session, outgoing, plan)
         except ProviderError as exc:
             self.pacer.record(message.chat_id)
             if exc.recipient_backoff:
@@ -121,16 +140,40 @@ class Sender:
                 self.observe(provider, time.monotonic() - started)
             self.pacer.record(message.chat_id)
             changes = {
-                "status": "sent",
+                # Pending: the provider holds it and will report how it ends.
+                "status": "sending" if result.pending else "sent",
                 "provider": provider,
                 "provider_message_id": result.provider_message_id,
+                "provider_ref": result.ref,
                 "error": None,
             }
         self._rounds.pop(message.id, None)
-        final = await change_status(self.store, message, changes)
+        if changes["status"] == "sending":
+            final = await self.store.update_message(message.id, changes)
+        else:
+            final = await change_status(self.store, message, changes)
         await self._drop_media(message)
         if self.on_settled is not None:
             await self.on_settled(final)
+
+    async def _resolve_reply(self, message: MessageRecord) -> MessageRecord:
+        """`reply_to` names our message id or a provider's: give the engine the provider id
+        of the message answered, and which provider it belongs to."""
+        content = json.loads(message.content)
+        reply_to = content.get("reply_to")
+        if not reply_to:
+            return message
+        quoted = None
+        if reply_to.startswith("msg_"):
+            quoted = await self.store.get_message(reply_to)
+            if quoted is None or quoted.session_id != message.session_id:
+                quoted = None
+        if quoted is not None:
+            content["reply_to_provider_id"] = quoted.provider_message_id
+            content["reply_to_provider"] = quoted.provider
+        elif not reply_to.startswith("msg_"):
+            content["reply_to_provider_id"] = reply_to
+        return dataclasses.replace(message, content=json.dumps(content, ensure_ascii=False))
 
     async def _requeue(self, message: MessageRecord, exc: ProviderError) -> bool:
         """Every provider failed at the provider level: keep the message queued and try

@@ -1,7 +1,8 @@
 """The session manager: what the API asks of sessions, persisted in the store.
 
-It records what the operator wants (desired_state) and asks the runtime, when there is one,
-to make the observed status follow.
+It records what the operator wants (desired_state) and asks the session's engine (the
+browser for web sessions, the Cloud API for `meta` ones), when there are engines, to make the
+observed status follow.
 """
 
 from __future__ import annotations
@@ -9,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from service.errors import AtCapacity, SessionNotFound, ValidationFailed
+from adapters.base import Engine, QrCode
+from adapters.meta import MetaConfig
+from service.errors import AtCapacity, SessionNotFound, ValidationFailed, require_browsers
 from service.secretbox import SecretBox
 from service.sessions.layout import ensure_session_dir, profile_dir, remove_tree, session_dir
 from service.store import SessionRecord, Store
@@ -21,16 +23,14 @@ from service.store import SessionRecord, Store
 log = logging.getLogger("service.sessions")
 
 
+class Engines(Protocol):
+    """Which engine runs a session (adapters.selector.ProviderSelector)."""
+
+    def engine(self, session: SessionRecord) -> Engine: ...
+
+
 class Runtime(Protocol):
-    """What the manager needs from the browser runtime."""
-
-    async def reconcile(self, session_id: str) -> None:
-        """Bring the session's observed status towards its desired_state."""
-
-    async def restart(self, session_id: str) -> None: ...
-
-    async def logout(self, session_id: str) -> None:
-        """Unlink the device and wipe the profile."""
+    """What the manager needs from the browser runtime: keep a session's profile free."""
 
     async def remove(self, session_id: str) -> None:
         """Stop the session for good, and keep it from starting, before the purge."""
@@ -43,19 +43,6 @@ class Forgetful(Protocol):
     """Something that keeps per-session state to drop when a session is deleted."""
 
     def forget(self, session_id: str) -> None: ...
-
-
-@dataclass(frozen=True)
-class MetaConfig:
-    """Meta Cloud API credentials of one session (sealed at rest)."""
-
-    phone_number_id: str
-    access_token: str
-    app_secret: str | None = None
-    verify_token: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 _UNSET: Any = object()
@@ -72,6 +59,7 @@ class SessionManager:
         max_sessions: int,
         secretbox: SecretBox | None,
         runtime: Runtime | None = None,
+        engines: Engines | None = None,
         forgetful: tuple[Forgetful, ...] = (),
     ) -> None:
         self.store = store
@@ -79,6 +67,7 @@ class SessionManager:
         self.max_sessions = max_sessions
         self.secretbox = secretbox
         self.runtime = runtime
+        self.engines = engines
         self.forgetful = forgetful
         # Capacity check and write happen under one lock so two creates cannot both pass.
         self._capacity = asyncio.Lock()
@@ -148,9 +137,13 @@ class SessionManager:
         if not changes:
             return record
         updated = await self.store.update_session(session_id, changes)
-        if updated.provider_mode != record.provider_mode:
-            await self._reconcile(session_id)  # a browser may be needed now, or no longer
-        return updated
+        if updated.provider_mode != record.provider_mode and self.engines is not None:
+            before, after = self.engines.engine(record), self.engines.engine(updated)
+            if before is not after:
+                # A browser may be needed now, or no longer: the new engine takes over.
+                await before.stop(updated, handover=True)
+                await self._reconcile(session_id)
+        return await self.get(session_id)
 
     async def start(self, session_id: str) -> SessionRecord:
         async with self._capacity:
@@ -171,14 +164,14 @@ class SessionManager:
         record = await self.get(session_id)
         if record.desired_state != "running":
             return await self.start(session_id)
-        if self.runtime is not None:
-            await self.runtime.restart(session_id)
+        if self.engines is not None:
+            await self.engines.engine(record).restart(record)
         return await self.get(session_id)
 
     async def logout(self, session_id: str) -> SessionRecord:
         record = await self.get(session_id)
-        if self.runtime is not None:
-            await self.runtime.logout(session_id)
+        if self.engines is not None:
+            await self.engines.engine(record).logout(record)
         else:
             remove_tree(profile_dir(self.sessions_root, record.workspace_id, session_id))
             await self.store.update_session(session_id, {"phone_number": None})
@@ -216,9 +209,31 @@ class SessionManager:
                 details={"max_sessions": self.max_sessions},
             )
 
+    async def restore(self) -> None:
+        """At boot: every session goes where its desired_state says."""
+        for record in await self.store.list_sessions():
+            await self._reconcile(record.session_id)
+
+    async def qr(self, session_id: str) -> QrCode:
+        record = await self.get(session_id)
+        return await self._engine(record).qr(record)
+
+    async def pairing_code(self, session_id: str, phone: str) -> str:
+        record = await self.get(session_id)
+        return await self._engine(record).pairing_code(record, phone)
+
+    def _engine(self, record: SessionRecord) -> Engine:
+        return require_browsers(self.engines).engine(record)
+
     async def _reconcile(self, session_id: str) -> None:
-        if self.runtime is not None:
-            await self.runtime.reconcile(session_id)
+        if self.engines is None:
+            return
+        record = await self.get(session_id)
+        engine = self.engines.engine(record)
+        if record.desired_state == "running":
+            await engine.start(record)
+        else:
+            await engine.stop(record)
 
     def _seal(self, meta: MetaConfig | None, session_id: str) -> str | None:
         if meta is None:

@@ -37,19 +37,8 @@ class SessionRuntime:
         return self.ctx.status
 
     async def start(self) -> None:
-        """Start the driver and restore every session whose desired_state is running."""
+        """Start the browser driver (the engines restore the sessions)."""
         await self.ctx.launcher.start()
-        for record in await self.ctx.store.list_sessions():
-            if record.desired_state == "running":
-                await self.reconcile(record.session_id)
-            elif record.status != "stopped":
-                # Left behind by a crash: nothing runs this session now.
-                await self.status.move(
-                    record,
-                    "stopped",
-                    reason="restored",
-                    changes={"qr": None, "qr_expires_at": None},
-                )
 
     async def shutdown(self, timeout: float = STOP_TIMEOUT) -> None:
         """Close every browser cleanly; statuses stay as they are for the next boot."""
@@ -70,16 +59,7 @@ class SessionRuntime:
             worker = self.workers.get(session_id)
             if record is None:
                 return
-            if record.provider_mode == "meta":
-                # The Cloud API needs no browser: the session is as up as it is wanted.
-                if worker is not None and not worker.stopping:
-                    worker.stop(silent=True)
-                if record.desired_state != "running":
-                    await self.status.move(record, "stopped", reason="cloud_api")
-                elif record.status != "connected":
-                    record = await self.status.move(record, "initializing", reason="cloud_api")
-                    await self.status.move(record, "connected", reason="cloud_api")
-            elif record.desired_state == "running":
+            if record.desired_state == "running":
                 if worker is None or worker.stopping:
                     if worker is None:
                         # So the API's answer already shows the launch under way.
@@ -89,6 +69,13 @@ class SessionRuntime:
                 worker.stop()
             elif worker is None and record.status != "stopped":
                 await self.status.move(record, "stopped")
+
+    async def detach(self, session_id: str) -> None:
+        """Close the session's browser and leave its status to whoever takes it over."""
+        async with self._lock:
+            worker = self.workers.get(session_id)
+            if worker is not None and not worker.stopping:
+                worker.stop(silent=True)
 
     def _spawn(self, session_id: str, after: SessionWorker | None) -> None:
         worker = SessionWorker(session_id, self.ctx)
@@ -220,6 +207,11 @@ class SessionRuntime:
     def ready(self) -> bool:
         """The browser driver is up and Chromium is where the settings say."""
         return self.ctx.launcher.ready()
+
+    def usable(self, session_id: str) -> bool:
+        """Whether the session's page is logged in and online, as wa-js reports it now."""
+        worker = self.workers.get(session_id)
+        return worker is not None and worker.usable()
 
     def bridge(self, session_id: str) -> PageBridge | None:
         """The page of a running session, or None while its browser is down."""

@@ -1,7 +1,9 @@
 """The session state machine: named states, the allowed moves, and the one place that moves.
 
 Every status change is written together with its `session_status_changed` outbox event in a
-single transaction, so Laravel hears of each change exactly as the store records it.
+single transaction, so Laravel hears of each change exactly as the store records it. Writes
+are compare-and-set on the status the caller saw: a move decided on a stale record (an event
+that arrives after an operator's stop) is decided again on the current one.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from service.store import NewEvent, SessionRecord, Store
+from service.store import NewEvent, SessionRecord, StaleStatus, Store
 
 log = logging.getLogger("service.sessions")
 
@@ -59,6 +61,21 @@ class StatusWriter:
         A move the machine does not allow is skipped (logged), but `changes` and `events`
         that come with it are still written; a move to the same status writes no status event.
         """
+        for _ in range(5):
+            try:
+                return await self._move(record, status, reason, changes, events)
+            except StaleStatus as stale:
+                record = stale.current
+        return await self._move(record, status, reason, changes, events)
+
+    async def _move(
+        self,
+        record: SessionRecord,
+        status: str,
+        reason: str | None,
+        changes: dict[str, Any] | None,
+        events: list[NewEvent] | None,
+    ) -> SessionRecord:
         changes = dict(changes or {})
         events = list(events or [])
         if status != record.status:
@@ -75,7 +92,9 @@ class StatusWriter:
                 log.debug("ignoring move %s -> %s", record.status, status)
         if not changes and not events:
             return record
-        updated = await self.store.update_session(record.session_id, changes, events)
+        updated = await self.store.update_session(
+            record.session_id, changes, events, expect_status=record.status
+        )
         if updated.status != record.status:
             for listener in self._listeners:
                 try:

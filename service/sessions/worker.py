@@ -6,13 +6,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from service.browser import BridgeError, ChromiumLauncher, LaunchError, PageBridge
-from service.browser.bridge import BridgeEvent
+from service.browser.bridge import BridgeEvent, WaJsConfig
 from service.clock import iso
 from service.links import SignedLinks
 from service.sessions.layout import profile_dir
@@ -21,7 +20,24 @@ from service.store import NewEvent, SessionRecord, Store
 
 log = logging.getLogger("service.sessions")
 
-InboundHandler = Callable[[SessionRecord, BridgeEvent], Awaitable[None]]
+# Bridge events that are about messages, not the session: handed to the engine.
+MESSAGE_EVENTS = frozenset({"message", "ack", "send_result"})
+
+
+class PageListener(Protocol):
+    """Who hears a page's message events and its end (the WhatsApp Web engine)."""
+
+    async def on_bridge_event(self, session: SessionRecord, event: BridgeEvent) -> None: ...
+
+    async def on_page_closed(self, session: SessionRecord) -> None: ...
+
+
+def usable(conn: dict[str, Any] | None) -> bool:
+    """Logged in and able to send, as wa-js reports it: authenticated, stream mode MAIN,
+    online. (Not isMainReady: that latches on the QR screen and never resets.)"""
+    return bool(
+        conn and conn.get("authenticated") and conn.get("mode") == "MAIN" and conn.get("online")
+    )
 
 
 @dataclass
@@ -43,7 +59,10 @@ class WorkerContext:
     backoff_max: float = 60.0
     stable_after: float = 120.0
     memory_check_interval: float = 15.0
-    inbound: InboundHandler | None = None
+    # From navigation to wa-js's `ready`; past it the run counts as a failed start.
+    load_timeout: float = 90.0
+    wa_js_config: WaJsConfig = field(default_factory=WaJsConfig)
+    pages: PageListener | None = None
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -80,6 +99,9 @@ class SessionWorker:
         self._stop = asyncio.Event()
         self._restart = asyncio.Event()
         self._events: asyncio.Queue[BridgeEvent] = asyncio.Queue()
+        self._loaded = asyncio.Event()
+        # The connection as wa-js last reported it (see `usable`); None while no page runs.
+        self.conn: dict[str, Any] | None = None
 
     def start(self, after: asyncio.Task[None] | None = None) -> None:
         """Begin supervising, once `after` (a previous worker of this session) is done."""
@@ -174,12 +196,15 @@ class SessionWorker:
         async with self.ctx.launch_slots:
             if self._stop.is_set():
                 return Outcome("stop")
+            self._loaded.clear()
+            self.conn = None
             try:
                 bridge = await PageBridge.open(
                     self.ctx.launcher,
                     profile,
                     self.ctx.wa_web_url,
                     wa_js_path=self.ctx.wa_js_path,
+                    config=self.ctx.wa_js_config,
                     on_event=self._events.put,
                 )
             except LaunchError as exc:
@@ -187,18 +212,18 @@ class SessionWorker:
         self.bridge = bridge
         consumer = asyncio.create_task(self._consume())
         waits = {
-            asyncio.create_task(bridge.browser.closed.wait()): "crash",
-            asyncio.create_task(self._stop.wait()): "stop",
-            asyncio.create_task(self._restart.wait()): "restart",
+            asyncio.create_task(self._crashed(bridge)): "crash",
+            asyncio.create_task(self._wait(self._stop)): "stop",
+            asyncio.create_task(self._wait(self._restart)): "restart",
             asyncio.create_task(self._watch_memory(bridge)): "memory",
+            asyncio.create_task(self._load_deadline(bridge)): "crash",
         }
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            kinds = {waits[t] for t in done}
-            kind = next(k for k in ("stop", "restart", "memory", "crash") if k in kinds)
-            detail = bridge.browser.close_reason or "" if kind == "crash" else ""
+            finished = {waits[t]: t.result() or "" for t in done}
+            kind = next(k for k in ("stop", "restart", "memory", "crash") if k in finished)
             self._restart.clear()
-            return Outcome(kind, detail)
+            return Outcome(kind, finished[kind] if kind == "crash" else "")
         finally:
             for task in waits:
                 task.cancel()
@@ -208,10 +233,46 @@ class SessionWorker:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._events.join(), 10)
                 self.bridge = None
+                self.conn = None
                 await bridge.close()
             finally:
                 self.bridge = None
+                self.conn = None
                 consumer.cancel()
+                await self._page_closed()
+
+    async def _page_closed(self) -> None:
+        if self.ctx.pages is None:
+            return
+        try:
+            await self.ctx.pages.on_page_closed(await self.record())
+        except LookupError:
+            pass
+        except Exception:
+            self.log.exception("session %s: closing the page's sends failed", self.session_id)
+
+    @staticmethod
+    async def _wait(event: asyncio.Event) -> str:
+        await event.wait()
+        return ""
+
+    @staticmethod
+    async def _crashed(bridge: PageBridge) -> str:
+        await bridge.browser.closed.wait()
+        return bridge.browser.close_reason or ""
+
+    async def _load_deadline(self, bridge: PageBridge) -> str:
+        """Returns (ending the run) when wa-js does not get ready in time; never otherwise."""
+        try:
+            await asyncio.wait_for(self._loaded.wait(), self.ctx.load_timeout)
+        except TimeoutError:
+            try:
+                probe = await bridge.probe()
+            except BridgeError:
+                probe = {}
+            return load_failure(probe, self.ctx.load_timeout, self.ctx.wa_web_url)
+        await asyncio.Event().wait()
+        return ""
 
     async def _watch_memory(self, bridge: PageBridge) -> None:
         """Returns when the browser's process tree exceeds the ceiling; never without one."""
@@ -241,14 +302,14 @@ class SessionWorker:
         record = await self.record()
         match event.type:
             case "ready":
-                if payload.get("main_ready"):
-                    record = await self._connected(record, payload.get("me"))
-                    if payload.get("online") is False:
-                        await self.ctx.status.move(record, "disconnected", reason="offline")
-                elif payload.get("authenticated"):
-                    await self.ctx.status.move(record, "authenticating")
-                elif payload.get("auth_code"):
+                self._loaded.set()
+                conn = payload.get("conn")
+                if isinstance(conn, dict):
+                    record = await self._follow(record, conn)
+                if payload.get("auth_code") and not usable(self.conn):
                     await self._qr(record, payload["auth_code"])
+            case "state":
+                await self._follow(record, payload)
             case "auth_code":
                 if payload:
                     await self._qr(record, payload)
@@ -257,30 +318,44 @@ class SessionWorker:
                     record, record.status, changes={"qr": None, "qr_expires_at": None}
                 )
             case "authenticated":
+                # A new link was scanned; wa-js never says this for a restored session.
                 await self.ctx.status.move(
                     record, "authenticating", changes={"qr": None, "qr_expires_at": None}
                 )
-            case "main_ready":
-                await self._connected(record, payload.get("me"))
             case "logout":
-                await self.ctx.status.move(
-                    record,
-                    "qr_required",
-                    reason="logged_out",
-                    changes={"phone_number": None, "qr": None, "qr_expires_at": None},
-                )
-            case "online":
-                if payload.get("online") and record.status == "disconnected":
-                    await self.ctx.status.move(record, "connected", reason="online")
-                elif not payload.get("online") and record.status == "connected":
-                    await self.ctx.status.move(record, "disconnected", reason="offline")
-            case "message" | "ack":
-                if self.ctx.inbound is not None:
-                    await self.ctx.inbound(record, event)
+                await self._logged_out(record)
+            case _ if event.type in MESSAGE_EVENTS:
+                if self.ctx.pages is not None:
+                    await self.ctx.pages.on_bridge_event(record, event)
             case "bridge_error":
                 self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:
                 self.log.debug("session %s: unknown bridge event %s", self.session_id, event.type)
+
+    async def _follow(self, record: SessionRecord, conn: dict[str, Any]) -> SessionRecord:
+        """Move the session to what wa-js's connection state says."""
+        self.conn = conn
+        if not conn.get("authenticated"):
+            if record.status in ("connected", "disconnected", "authenticating"):
+                return await self._logged_out(record)
+            return record  # the QR flow (auth codes) drives the status
+        if usable(conn):
+            return await self._connected(record, conn.get("me"))
+        if conn.get("mode") == "MAIN" or record.status in ("connected", "disconnected"):
+            # Was usable, or is logged in but cut off: offline, CONFLICT, TOS_BLOCK, ...
+            reason = "offline" if conn.get("mode") == "MAIN" else str(conn.get("mode")).lower()
+            return await self.ctx.status.move(record, "disconnected", reason=reason)
+        return await self.ctx.status.move(
+            record, "authenticating", changes={"qr": None, "qr_expires_at": None}
+        )
+
+    async def _logged_out(self, record: SessionRecord) -> SessionRecord:
+        return await self.ctx.status.move(
+            record,
+            "qr_required",
+            reason="logged_out",
+            changes={"phone_number": None, "qr": None, "qr_expires_at": None},
+        )
 
     async def _qr(self, record: SessionRecord, code: dict[str, Any]) -> None:
         full = code.get("full_code")
@@ -307,7 +382,21 @@ class SessionWorker:
             changes={"phone_number": phone, "qr": None, "qr_expires_at": None, "last_error": None},
         )
 
+    def usable(self) -> bool:
+        """Whether the page is logged in and online right now (wa-js's own report)."""
+        return self.bridge is not None and usable(self.conn)
+
     async def pairing_code(self, phone: str) -> str:
         if self.bridge is None:
             raise BridgeError("the browser is not running")
         return await self.bridge.pairing_code(phone)
+
+
+def load_failure(probe: dict[str, Any], timeout: float, url: str) -> str:
+    """The `last_error` of a page where wa-js never got ready."""
+    head = f"WhatsApp Web did not load within {timeout:.0f} s at {url}"
+    if not probe.get("wpp"):
+        return f"{head}: window.WPP never appeared (is WA_JS_PATH the wa-js bundle?)"
+    if not probe.get("ready"):
+        return f"{head}: wa-js is injected but WhatsApp's own loader never appeared"
+    return f"{head}: the page bridge never reported"

@@ -11,6 +11,7 @@ from service.store.base import (
     NewEvent,
     OutboxEvent,
     SessionRecord,
+    StaleStatus,
     Store,
 )
 from service.store.sqlite import SQLiteStore
@@ -27,5 +28,6 @@ __all__ = [
     "OutboxEvent",
     "SQLiteStore",
     "SessionRecord",
+    "StaleStatus",
     "Store",
 ]

@@ -70,6 +70,17 @@ class MessageRecord:
     created_at: float = 0.0
     updated_at: float = 0.0
     seq: int = 0
+    # The key a provider's later reports name the message by (its engine decides: the bare
+    # WhatsApp Web id, the Cloud API wamid).
+    provider_ref: str | None = None
+
+
+class StaleStatus(Exception):
+    """A compare-and-set on a session's status lost: someone moved it first."""
+
+    def __init__(self, current: SessionRecord) -> None:
+        super().__init__(current.status)
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -157,11 +168,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def update_session(
-        self, session_id: str, changes: dict[str, Any], events: list[NewEvent] | None = None
+        self,
+        session_id: str,
+        changes: dict[str, Any],
+        events: list[NewEvent] | None = None,
+        *,
+        expect_status: str | None = None,
     ) -> SessionRecord:
         """Apply `changes` and append `events` to the outbox in one transaction.
 
-        Raises `SessionNotFound` when the session is gone.
+        With `expect_status` it is a compare-and-set: when the stored status differs, nothing
+        is written and `StaleStatus` (carrying the current record) is raised. Raises
+        `SessionNotFound` when the session is gone.
         """
 
     @abc.abstractmethod
@@ -195,13 +213,12 @@ class Store(abc.ABC):
         """Apply `changes` and append `events` for the message's session, atomically."""
 
     @abc.abstractmethod
-    async def find_message(
-        self, session_id: str, provider_message_id: str
-    ) -> MessageRecord | None: ...
+    async def find_message(self, session_id: str, provider_ref: str) -> MessageRecord | None:
+        """The session's message with this provider ref."""
 
     @abc.abstractmethod
     async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
-        """Store an inbound message and its event; None when that provider id is known."""
+        """Store an inbound message and its event; None when its provider ref is known."""
 
     @abc.abstractmethod
     async def interrupt_sending(

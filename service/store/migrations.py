@@ -83,4 +83,30 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "UPDATE outbox SET give_up_at = created_at + 86400",
         ],
     ),
+    (
+        3,
+        "provider refs: the key acks and receipts name a message by",
+        [
+            "ALTER TABLE messages ADD COLUMN provider_ref VARCHAR(190)",
+            # WhatsApp Web ids `<fromMe>_<chat>_<id>[_<participant>]`: the ref is `<id>`
+            # (chats and participants hold no underscore); Cloud API wamids are their own ref.
+            """
+            UPDATE messages SET provider_ref = CASE
+                WHEN provider = 'webjs' AND provider_message_id LIKE '%!_%!_%' ESCAPE '!' THEN
+                    substr(
+                        substr(provider_message_id, instr(provider_message_id, '_') + 1),
+                        instr(substr(provider_message_id, instr(provider_message_id, '_') + 1), '_')
+                            + 1
+                    )
+                ELSE provider_message_id
+            END
+            WHERE provider_message_id IS NOT NULL
+            """,
+            """
+            UPDATE messages SET provider_ref = substr(provider_ref, 1, instr(provider_ref, '_') - 1)
+            WHERE provider = 'webjs' AND instr(provider_ref, '_') > 0
+            """,
+            "CREATE INDEX messages_provider_ref ON messages (session_id, provider_ref)",
+        ],
+    ),
 ]

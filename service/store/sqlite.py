@@ -28,6 +28,7 @@ from service.store.base import (
     NewEvent,
     OutboxEvent,
     SessionRecord,
+    StaleStatus,
     Store,
 )
 from service.store.migrations import MIGRATIONS
@@ -207,7 +208,12 @@ class SQLiteStore(Store):
         return await self._run(count)
 
     async def update_session(
-        self, session_id: str, changes: dict[str, Any], events: list[NewEvent] | None = None
+        self,
+        session_id: str,
+        changes: dict[str, Any],
+        events: list[NewEvent] | None = None,
+        *,
+        expect_status: str | None = None,
     ) -> SessionRecord:
         unknown = set(changes) - set(_SESSION_COLUMNS)
         if unknown:
@@ -216,12 +222,19 @@ class SQLiteStore(Store):
         def update(conn: sqlite3.Connection) -> SessionRecord:
             values = changes | {"updated_at": time.time()}
             assignments = ", ".join(f"{c} = ?" for c in values)
+            guard, params = "", [*values.values(), session_id]
+            if expect_status is not None:
+                guard, params = " AND status = ?", [*params, expect_status]
             cursor = conn.execute(
-                f"UPDATE sessions SET {assignments} WHERE session_id = ?",
-                [*values.values(), session_id],
+                f"UPDATE sessions SET {assignments} WHERE session_id = ?{guard}", params
             )
             if cursor.rowcount == 0:
-                raise SessionNotFound(session_id)
+                current = conn.execute(
+                    "SELECT * FROM sessions WHERE session_id = ?", (session_id,)
+                ).fetchone()
+                if current is None:
+                    raise SessionNotFound(session_id)
+                raise StaleStatus(_session(current))
             row = conn.execute(
                 "SELECT * FROM sessions WHERE session_id = ?", (session_id,)
             ).fetchone()
@@ -295,11 +308,11 @@ class SQLiteStore(Store):
 
         return await self._transaction(update)
 
-    async def find_message(self, session_id: str, provider_message_id: str) -> MessageRecord | None:
+    async def find_message(self, session_id: str, provider_ref: str) -> MessageRecord | None:
         def find() -> MessageRecord | None:
             row = self.conn.execute(
-                "SELECT * FROM messages WHERE provider_message_id = ? AND session_id = ?",
-                (provider_message_id, session_id),
+                "SELECT * FROM messages WHERE session_id = ? AND provider_ref = ?",
+                (session_id, provider_ref),
             ).fetchone()
             return _message(row) if row else None
 
@@ -308,8 +321,8 @@ class SQLiteStore(Store):
     async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
         def record(conn: sqlite3.Connection) -> MessageRecord | None:
             known = conn.execute(
-                "SELECT 1 FROM messages WHERE provider_message_id = ? AND session_id = ?",
-                (message.provider_message_id, message.session_id),
+                "SELECT 1 FROM messages WHERE session_id = ? AND provider_ref = ?",
+                (message.session_id, message.provider_ref),
             ).fetchone()
             if known:
                 return None

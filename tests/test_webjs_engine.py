@@ -1,0 +1,204 @@
+"""The WhatsApp Web engine's translation of wa-js into neutral records, without a browser.
+
+The page is replaced by recorded bridge payloads shaped as bridge.js sends them; the
+browser paths are covered end to end in test_fidelity.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.base import ErrorKind, InboundMessage, StatusUpdate
+from adapters.webjs import WebJsEngine, result_failure, send_error
+from service.browser.bridge import BridgeEvent
+from service.store import MessageRecord, SessionRecord
+
+SESSION = SessionRecord(session_id="s1", workspace_id="w", status="connected")
+
+
+class Runtime:
+    """The parts of the session runtime the engine reads."""
+
+    def __init__(self, usable: bool = True) -> None:
+        self._usable = usable
+        self.page: object | None = object()
+
+    def usable(self, session_id: str) -> bool:
+        return self._usable
+
+    def bridge(self, session_id: str) -> Any:
+        return self.page
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.inbound: list[InboundMessage] = []
+        self.updates: list[StatusUpdate] = []
+
+    async def on_inbound(self, session: SessionRecord, message: InboundMessage) -> None:
+        self.inbound.append(message)
+
+    async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None:
+        self.updates.append(update)
+
+
+def engine(runtime: Runtime | None = None) -> tuple[WebJsEngine, Sink]:
+    web = WebJsEngine(runtime or Runtime(), Path("/nonexistent"))  # type: ignore[arg-type]
+    sink = Sink()
+    web.sink = sink
+    return web, sink
+
+
+def payload(**fields: Any) -> dict[str, Any]:
+    """A `message` event as bridge.js builds it from a MsgModel."""
+    base = {
+        "id": "false_5511988880002@c.us_3EB0AAA",
+        "ref": "3EB0AAA",
+        "from_me": False,
+        "from": "5511988880002@c.us",
+        "to": "5511999990001@c.us",
+        "author": None,
+        "from_phone": None,
+        "author_phone": None,
+        "type": "chat",
+        "subtype": None,
+        "body": "hi",
+        "caption": None,
+        "timestamp": 1700000000,
+        "notify_name": "Ana",
+        "quoted_id": None,
+        "quoted_ref": None,
+    }
+    return base | fields
+
+
+def test_a_text_becomes_a_neutral_message() -> None:
+    web, _ = engine()
+    message = web.inbound(SESSION, payload())
+    assert message is not None
+    assert (message.kind, message.text, message.chat_id, message.ref) == (
+        "text",
+        "hi",
+        "5511988880002@c.us",
+        "3EB0AAA",
+    )
+    assert message.sender_phone == message.chat_phone == "5511988880002"
+
+
+@pytest.mark.parametrize(
+    "kind", ["e2e_notification", "notification_template", "gp2", "call_log", "protocol", "revoked"]
+)
+def test_system_messages_are_not_messages(kind: str) -> None:
+    web, _ = engine()
+    assert web.inbound(SESSION, payload(type=kind, body=None, subtype="x")) is None
+
+
+def test_own_messages_are_not_inbound() -> None:
+    web, _ = engine()
+    assert web.inbound(SESSION, payload(from_me=True)) is None
+
+
+def test_a_lid_chat_carries_the_phone_wa_js_resolved() -> None:
+    web, _ = engine()
+    message = web.inbound(
+        SESSION, payload(**{"from": "123456789012345@lid", "from_phone": "5511988880002"})
+    )
+    assert message is not None
+    assert message.chat_id == "123456789012345@lid"
+    assert message.chat_phone == message.sender_phone == "5511988880002"
+    unknown = web.inbound(SESSION, payload(**{"from": "123456789012345@lid"}))
+    assert unknown is not None and unknown.chat_phone is None
+
+
+def test_a_group_message_names_its_author_and_the_reply() -> None:
+    web, _ = engine()
+    message = web.inbound(
+        SESSION,
+        payload(
+            **{"from": "120363000000000001@g.us"},
+            author="98765432101234@lid",
+            author_phone="5511977770003",
+            quoted_id="true_120363000000000001@g.us_3EB0BBB",
+            quoted_ref="3EB0BBB",
+        ),
+    )
+    assert message is not None
+    assert (message.chat_id, message.sender, message.sender_phone) == (
+        "120363000000000001@g.us",
+        "98765432101234@lid",
+        "5511977770003",
+    )
+    assert message.chat_phone is None
+    assert (message.reply_to_ref, message.reply_to_provider_id) == (
+        "3EB0BBB",
+        "true_120363000000000001@g.us_3EB0BBB",
+    )
+
+
+async def test_acks_become_status_updates_by_bare_id() -> None:
+    web, sink = engine()
+    ack = {"ack": 2, "refs": ["3EB0CCC"], "ids": ["true_123@lid_3EB0CCC"], "chat": "123@lid"}
+    await web.on_bridge_event(SESSION, BridgeEvent("ack", ack))
+    for level in (0, -1, 5):  # wa-js never sends these; ignore them if it ever did
+        await web.on_bridge_event(SESSION, BridgeEvent("ack", ack | {"ack": level}))
+    assert sink.updates == [StatusUpdate("webjs", "3EB0CCC", "delivered")]
+
+
+async def test_a_late_send_result_settles_the_message() -> None:
+    web, sink = engine()
+    ok = {"ok": True, "id": "true_1@c.us_A1", "ref": "A1", "ack": 1, "result": "OK"}
+    failed = {"ok": True, "id": "true_1@c.us_A2", "ref": "A2", "ack": -1, "result": "ERROR_UNKNOWN"}
+    thrown = {"ok": False, "handed": True, "ref": "A3", "code": None, "message": "boom"}
+    for result in (ok, failed, thrown):
+        await web.on_bridge_event(SESSION, BridgeEvent("send_result", result))
+    assert [(u.ref, u.status) for u in sink.updates] == [
+        ("A1", "sent"),
+        ("A2", "failed"),
+        ("A3", "failed"),
+    ]
+    assert sink.updates[1].error == "FAILED: WhatsApp did not accept the message (ERROR_UNKNOWN)"
+
+
+async def test_sends_still_held_by_a_closed_page_are_interrupted() -> None:
+    web, sink = engine()
+    web._pending["s1"] |= {"P1", "P2"}
+    await web.on_page_closed(SESSION)
+    assert sorted((u.ref, u.status, u.error) for u in sink.updates) == [
+        ("P1", "failed", "interrupted"),
+        ("P2", "failed", "interrupted"),
+    ]
+    await web.on_page_closed(SESSION)
+    assert len(sink.updates) == 2
+
+
+def test_failures_are_read_from_the_send_result() -> None:
+    for ack in range(-7, 0):
+        failure = result_failure({"ack": ack, "result": "ERROR_UNKNOWN"})
+        assert failure is not None and failure.kind is ErrorKind.REQUEST
+    assert result_failure({"ack": 0, "result": "ERROR_NETWORK"}) is not None
+    assert result_failure({"ack": 1, "result": "OK"}) is None
+    assert result_failure({"ack": 0, "result": None}) is None  # waitForAck off: no verdict
+
+
+def test_send_errors_fail_over_only_when_nothing_was_handed() -> None:
+    assert send_error({"code": "invalid_wid", "handed": False}).kind is ErrorKind.RECIPIENT
+    assert send_error({"code": "msg_not_found", "handed": True}).kind is ErrorKind.REQUEST
+    before = send_error({"code": None, "handed": False, "message": "Failed to find chat"})
+    assert before.fails_over
+    after = send_error({"code": None, "handed": True, "message": "rejected"})
+    assert not after.fails_over and after.kind is ErrorKind.REQUEST
+
+
+async def test_an_offline_page_is_down_before_anything_is_handed() -> None:
+    web, _ = engine(Runtime(usable=False))
+    assert not web.status(SESSION).available
+    message = MessageRecord(
+        id="m", session_id="s1", workspace_id="w", direction="out", chat_id="1@c.us",
+        type="text", content='{"text": "x"}', status="sending",
+    )  # fmt: skip
+    with pytest.raises(Exception) as caught:
+        await web.send(SESSION, message)
+    assert getattr(caught.value, "kind", None) is ErrorKind.PROVIDER_DOWN
