@@ -115,7 +115,7 @@ class ControlApi:
 
     async def fail_sends(self, request: Request) -> Response:
         """`{count?: 1, ack?: -1, result?: 'ERROR_UNKNOWN'}`: the phone's next sends fail."""
-        body = await read_json(request)
+        body = await read_json(request, empty_ok=True)
         count = optional_int(body, "count", 1, 1, 10_000)
         ack = optional_int(body, "ack", -1, -1_000, 1_000)
         result = optional_str(body, "result", 64) or "ERROR_UNKNOWN"

@@ -17,8 +17,11 @@ from sandbox.errors import BadRequest, Invalid, TooLarge
 MAX_BODY_BYTES = 150 * 1024 * 1024
 
 
-async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
-    """Read the body as a JSON object, refusing oversized, malformed or non-object bodies."""
+async def read_json(
+    request: Request, max_bytes: int = MAX_BODY_BYTES, *, empty_ok: bool = False
+) -> dict[str, Any]:
+    """Read the body as a JSON object, refusing oversized, malformed or non-object bodies
+    (an empty body is `{}` when `empty_ok`)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge("payload_too_large", f"body is larger than {max_bytes} bytes")
@@ -30,6 +33,8 @@ async def read_json(request: Request, max_bytes: int = MAX_BODY_BYTES) -> dict[s
             raise TooLarge("payload_too_large", f"body is larger than {max_bytes} bytes")
         chunks.append(chunk)
     raw = b"".join(chunks)
+    if not raw.strip() and empty_ok:
+        return {}
     if not raw.strip():
         raise BadRequest("invalid_json", "body must be a JSON object")
     try:

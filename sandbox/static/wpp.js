@@ -1,10 +1,11 @@
 /*
  * The sandbox's window.WPP: the part of the @wppconnect/wa-js 4.6.0 surface the sidecar
- * uses, with the same names, argument shapes, return shapes and event payloads, backed by
- * the sandbox server (under /net) instead of WhatsApp's servers.
+ * uses, with the same names, argument shapes, return shapes, errors and event payloads,
+ * backed by the sandbox server (under /net) instead of WhatsApp's servers.
  *
  * Only names that wa-js declares are put on the WPP object and its namespaces (a contract
- * test checks this); every helper stays inside this closure.
+ * test checks this); every helper stays inside this closure. Only WPPError codes that exist
+ * in the wa-js bundle are thrown; anything else is a plain Error without a code.
  *
  * The device identity lives in the profile's IndexedDB, so a persistent browser profile
  * comes back logged in without a QR, as on the real site (which keeps its keys there too).
@@ -19,12 +20,20 @@
   var DB_NAME = 'wa-sandbox'; // IndexedDB database with one key-value store
   var DB_STORE = 'kv';
   var KEY_DEVICE = 'device'; // {device_id, keys}: stable per browser profile
-  var KEY_AUTH = 'auth'; // {token, phone}: present while linked
+  var KEY_AUTH = 'auth'; // {token, phone, lid}: present while linked
   var KEY_SEQ = 'seq'; // last server event handled, so a reload resumes after it
+  // The chat ids the sandbox network routes; anything else is an invalid WID here.
   var USER_CHAT = /^[0-9]{6,15}@c\.us$/;
   var GROUP_CHAT = /^[0-9]{6,20}(-[0-9]{1,20})?@g\.us$/;
-  var MEDIA_TYPES = ['image', 'document', 'audio', 'video'];
-  var MAIN_READY_WAIT_MS = 10000;
+  var LID_CHAT = /^[0-9]{1,20}@lid$/;
+  var MEDIA_TYPES = ['image', 'document', 'audio', 'video', 'sticker'];
+  // wa-js's isBase64 (util/isBase64).
+  var BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+  // How long an inbound `ciphertext` message takes to "decrypt" (WhatsApp: until the keys
+  // arrive; any short delay shows the double emission).
+  var DECRYPT_MS = 100;
+  // The page's in-memory message store (WhatsApp's MsgStore) keeps at most this many.
+  var MESSAGES_LIMIT = 20000;
 
   // wa-js may have been injected by an init script before this page script runs; it cannot
   // work here, so this object replaces it, keeping any listeners already registered on it.
@@ -32,13 +41,25 @@
 
   // ---------------------------------------------------------------- errors and ids
 
+  // As wa-js's: `code` and the `extra` keys are own properties, `name` stays "Error".
   class WPPError extends Error {
     constructor(code, message, extra) {
       super(message);
-      this.name = 'WPPError';
       this.code = code;
-      if (extra) Object.assign(this, extra);
+      if (extra) {
+        Object.keys(extra).forEach(function (key) {
+          this[key] = extra[key];
+        }, this);
+      }
     }
+  }
+
+  /** A plain Error (no `code`), with the network's answer kept out of sight. */
+  function netError(message, status, netCode) {
+    var err = new Error(message);
+    Object.defineProperty(err, 'status', { value: status });
+    Object.defineProperty(err, 'netCode', { value: netCode });
+    return err;
   }
 
   class Wid {
@@ -63,7 +84,16 @@
       return this.server === 'g.us';
     }
     isUser() {
-      return this.server === 'c.us';
+      return this.server === 'c.us' || this.server === 'lid';
+    }
+    isLid() {
+      return this.server === 'lid';
+    }
+    isBroadcast() {
+      return this.server === 'broadcast';
+    }
+    isStatus() {
+      return this._serialized === 'status@broadcast';
     }
   }
 
@@ -79,6 +109,66 @@
     toString() {
       return this._serialized;
     }
+    /** `true_<remote>_<id>[_<participant>]`, or null when `text` is not a key. */
+    static fromString(text) {
+      var match = /^(true|false)_([^_@]+@[^_]+)_([^_]+)(?:_([^_@]+@[^_]+))?$/.exec(String(text));
+      if (!match) return null;
+      return new MsgKey(match[1] === 'true', new Wid(match[2]), match[3], match[4] ? new Wid(match[4]) : null);
+    }
+  }
+
+  /** A MsgKey from a key, a serialized key or a message; null when it is none of them. */
+  function keyOf(value) {
+    if (value && typeof value === 'object') {
+      if (typeof value._serialized === 'string') return MsgKey.fromString(value._serialized);
+      if (value.id && typeof value.id === 'object') return keyOf(value.id); // a MsgModel
+      return null;
+    }
+    return typeof value === 'string' ? MsgKey.fromString(value) : null;
+  }
+
+  class ChatModel {
+    constructor(id) {
+      this.id = id;
+    }
+  }
+
+  // wa-js's MsgModel: persisted props are own properties, toJSON/serialize return them.
+  class MsgModel {
+    constructor(props) {
+      Object.assign(this, props);
+    }
+    toJSON() {
+      return Object.assign({}, this);
+    }
+    serialize() {
+      return this.toJSON();
+    }
+  }
+  // wa-js defines this getter on MsgModel.prototype; it throws on a message that is not a
+  // reply (chat.getQuotedMsgKey).
+  Object.defineProperty(MsgModel.prototype, 'quotedMsgId', {
+    get: function () {
+      return quotedMsgKey(this);
+    },
+    configurable: true,
+  });
+
+  function quotedMsgKey(msg) {
+    if (!msg.quotedStanzaID) {
+      throw new WPPError('message_not_have_a_reply', 'Message ' + msg.id + ' does not have a reply', {
+        id: msg.id,
+      });
+    }
+    var remote = msg.quotedRemoteJid ? msg.quotedRemoteJid : msg.id.remote;
+    var me = myWid();
+    var fromMe = (me && me.equals(msg.quotedParticipant)) || false;
+    var inGroup = isGroupWid(msg.from) || isGroupWid(msg.to) || new Wid(remote).isStatus();
+    return new MsgKey(fromMe, remote, msg.quotedStanzaID, inGroup ? msg.quotedParticipant : null);
+  }
+
+  function isGroupWid(wid) {
+    return !!wid && String(wid._serialized || wid).endsWith('@g.us');
   }
 
   function randomBytes(n) {
@@ -110,19 +200,37 @@
     return '3EB0' + hex.toUpperCase();
   }
 
-  function chatIdOf(chatId) {
-    var text = chatId && typeof chatId === 'object' ? chatId._serialized : chatId;
-    if (typeof text !== 'string' || !(USER_CHAT.test(text) || GROUP_CHAT.test(text))) {
-      throw new WPPError('invalid_chat_id', 'chat id must look like <digits>@c.us or <id>@g.us', {
-        id: String(text),
-      });
-    }
-    return text;
+  // wa-js's createWid: a Wid-like object, then `@lid`, bare digits (c.us), `<d>-<d>`
+  // (g.us), `...status` (broadcast), else WhatsApp's parser (here: `user@server`).
+  function createWid(id) {
+    if (!id) return undefined;
+    var text = typeof id === 'object' ? id._serialized : id;
+    if (typeof text !== 'string') return undefined;
+    var user = text.split('@')[0];
+    if (/@\w*lid\b/.test(text)) return new Wid(user + '@lid');
+    if (/^\d+$/.test(text)) return new Wid(text + '@c.us');
+    if (/^\d+-\d+$/.test(text)) return new Wid(text + '@g.us');
+    if (/status$/.test(text)) return new Wid(user + '@broadcast');
+    var at = text.indexOf('@');
+    if (at <= 0 || at === text.length - 1) return undefined;
+    return new Wid(text);
   }
 
-  function messageIdOf(value) {
-    if (value && typeof value === 'object') return String(value._serialized || value.id);
-    return String(value);
+  // wa-js's assertWid.
+  function assertWid(id) {
+    var wid = createWid(id);
+    if (!wid) throw new WPPError('invalid_wid', 'Invalid WID value for ' + id, { id: id });
+    return wid;
+  }
+
+  /** A chat id the sandbox can route (user, LID or group), as a Wid; else `invalid_wid`. */
+  function chatWid(id) {
+    var wid = assertWid(id);
+    var text = wid._serialized;
+    if (!(USER_CHAT.test(text) || GROUP_CHAT.test(text) || LID_CHAT.test(text))) {
+      throw new WPPError('invalid_wid', 'Invalid WID value for ' + id, { id: id });
+    }
+    return wid;
   }
 
   function sleep(ms) {
@@ -218,13 +326,17 @@
   var state = {
     deviceId: null,
     keys: null,
-    auth: null, // {token, phone}
+    auth: null, // {token, phone, lid}
     config: { qr_interval: 20, qr_max_rotations: 5, main_ready_delay: 0.3 },
     ready: false,
     authenticated: false,
-    mainReady: false,
     online: true,
-    mode: 'loading', // loading | qr | idle | code | authenticated
+    // WhatsApp's Stream: StreamMode and StreamInfo strings, as getStreamData() reports them.
+    streamMode: undefined,
+    streamInfo: undefined,
+    mainReadyFired: false, // wa-js's isMainReady latch: set once per page load
+    mainLoaded: false, // MAIN was reached (Cmd.isMainLoaded)
+    screen: 'loading', // loading | qr | idle | code | authenticated: what the UI shows
     authCode: null,
     pairingCode: null,
     rotations: 0,
@@ -236,8 +348,17 @@
     source: null,
     saving: Promise.resolve(), // the last identity write, awaited before announcing it
     lastSeq: 0,
-    backlog: [], // messages and acks that arrive before main_ready
+    backlog: [], // messages and acks that arrive before the mode is MAIN
+    waiters: [], // sends waiting for MAIN, woken on every stream or login change
+    outbox: Promise.resolve(), // sends reach the network one after the other, in order
   };
+  // The page's own stores (WhatsApp's MsgStore, ChatStore, ContactStore, lidPnCache).
+  var messages = new Map(); // serialized MsgKey -> MsgModel
+  var ownMessages = new Map(); // bare id -> our own MsgModel, for receipts
+  var chats = new Map(); // serialized Wid -> ChatModel
+  var contacts = new Map(); // serialized Wid -> {pushname}
+  var lidToPn = new Map(); // '<lid>@lid' -> Wid(@c.us)
+  var pnToLid = new Map(); // '<phone>@c.us' -> Wid(@lid)
   var readyCallbacks = [];
   var resolveReady;
   var readyPromise = new Promise(function (resolve) {
@@ -335,6 +456,12 @@
     state.mainTimer = null;
   }
 
+  function forgetMessages() {
+    messages.clear();
+    ownMessages.clear();
+    chats.clear();
+  }
+
   /**
    * Forget the link (the device id stays, the keys are new). Returns the new epoch; the
    * removal is durable once `state.saving` resolves.
@@ -345,25 +472,31 @@
     state.keys = newKeys();
     state.saving = Promise.all([storeSet(KEY_AUTH, null, true), saveDevice()]);
     state.authenticated = false;
-    state.mainReady = false;
     state.online = true;
     state.backlog = [];
     state.authCode = null;
     state.pairingCode = null;
     state.epoch += 1;
+    forgetMessages();
     persistSeq();
+    wakeWaiters();
     return state.epoch;
   }
 
   // ---------------------------------------------------------------- network
 
   async function net(path, body) {
-    var response = await fetch(path, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-      cache: 'no-store',
-    });
+    var response;
+    try {
+      response = await fetch(path, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify(body),
+        cache: 'no-store',
+      });
+    } catch (err) {
+      throw netError('the sandbox network is unreachable: ' + err.message, 0, null);
+    }
     return answerOf(response);
   }
 
@@ -376,9 +509,7 @@
     }
     if (!response.ok) {
       var error = (data && data.error) || {};
-      throw new WPPError(error.code || 'network_error', error.message || 'HTTP ' + response.status, {
-        status: response.status,
-      });
+      throw netError(error.message || 'HTTP ' + response.status, response.status, error.code || null);
     }
     return data;
   }
@@ -445,16 +576,72 @@
       case 'reconnect':
         setOnline(true);
         break;
+      case 'caught_up':
+        // What waited for us while we were away has been handed over.
+        if (state.online && state.authenticated) setStream(state.streamMode, infoFor(state.streamMode));
+        break;
       case 'message':
       case 'ack':
         if (!state.authenticated) break;
-        if (state.mainReady) deliver(frame.kind, data);
+        if (state.streamMode === 'MAIN') deliver(frame.kind, data);
         else state.backlog.push({ kind: frame.kind, data: data, seq: seq });
         break;
       default:
         break;
     }
     persistSeq();
+  }
+
+  // ---------------------------------------------------------------- the stream
+
+  // The StreamInfo that goes with a mode while the connection is fine.
+  function infoFor(mode) {
+    return { QR: 'PAIRING', SYNCING: 'SYNCING', MAIN: 'NORMAL' }[mode];
+  }
+
+  /**
+   * Move WhatsApp's Stream. Before readiness nothing is emitted: wa-js announces the current
+   * values when it is injected (markReady does that here).
+   */
+  function setStream(mode, info) {
+    var modeChanged = mode !== state.streamMode;
+    var infoChanged = info !== state.streamInfo;
+    state.streamMode = mode;
+    state.streamInfo = info;
+    if (mode === 'MAIN') state.mainLoaded = true;
+    if (state.ready) {
+      if (modeChanged) announceMode();
+      if (infoChanged) emit('conn.stream_info_changed', info);
+    }
+    wakeWaiters();
+  }
+
+  function announceMode() {
+    emit('conn.stream_mode_changed', state.streamMode);
+    // wa-js: conn.main_ready once per load, the first time the mode is MAIN or QR.
+    if (!state.mainReadyFired && (state.streamMode === 'MAIN' || state.streamMode === 'QR')) {
+      state.mainReadyFired = true;
+      emit('conn.main_ready');
+    }
+  }
+
+  function wakeWaiters() {
+    var waiters = state.waiters;
+    state.waiters = [];
+    waiters.forEach(function (wake) {
+      wake();
+    });
+  }
+
+  /** Resolves once logged in with the mode MAIN; a plain Error if logged out first. */
+  async function whenMain() {
+    for (;;) {
+      if (!state.authenticated) throw new Error('not logged in');
+      if (state.streamMode === 'MAIN') return;
+      await new Promise(function (resolve) {
+        state.waiters.push(resolve);
+      });
+    }
   }
 
   // ---------------------------------------------------------------- login state machine
@@ -476,20 +663,30 @@
     if (answer.status === 'authenticated' && state.auth) {
       if (state.lastSeq > answer.event_seq) state.lastSeq = answer.event_seq;
       if (answer.phone) state.auth.phone = answer.phone;
+      if (answer.lid) state.auth.lid = answer.lid;
+      learnOwnLid();
       var wasOnline = state.online;
       state.authenticated = true;
-      state.mode = 'authenticated';
+      state.screen = 'authenticated';
       state.online = answer.online !== false;
+      // A restored session opens its stream and syncs before MAIN.
+      if (state.streamMode !== 'MAIN') setStream('SYNCING', state.online ? 'OPENING' : 'OFFLINE');
       openStream();
       markReady();
       if (wasOnline && !state.online) emit('conn.online', false);
-      if (!state.mainReady) scheduleMainReady(epoch);
+      if (state.streamMode !== 'MAIN') scheduleMain(epoch);
       return;
     }
     // Unlinked, or the server no longer knows our token: start a QR flow from its log head.
     var hadIdentity = !!state.auth;
     state.lastSeq = answer.event_seq;
-    if (hadIdentity) epoch = dropIdentity();
+    if (hadIdentity) {
+      // The page had credentials, so it started as a restored session would.
+      if (!state.ready) setStream('SYNCING', 'OPENING');
+      epoch = dropIdentity();
+    } else if (!state.ready) {
+      setStream('QR', 'PAIRING');
+    }
     persistSeq();
     await state.saving;
     if (epoch !== state.epoch) return;
@@ -507,11 +704,14 @@
     var callbacks = readyCallbacks;
     readyCallbacks = [];
     // Run now, not in a later task: whatever attaches listeners here must hear the events
-    // emitted right after readiness (conn.logout, conn.require_auth, conn.online).
+    // emitted right after readiness (the stream, conn.logout, conn.require_auth, ...).
     callbacks.forEach(function (entry) {
       if (entry.delay) runReadyCallback(entry);
       else callReadyCallback(entry.fn);
     });
+    // As wa-js at injection: the current stream mode and info.
+    if (state.streamMode) announceMode();
+    if (state.streamInfo) emit('conn.stream_info_changed', state.streamInfo);
   }
 
   function callReadyCallback(fn) {
@@ -535,10 +735,11 @@
   }
 
   function startQr(epoch, announce) {
-    state.mode = 'qr';
+    state.screen = 'qr';
     state.rotations = 0;
     state.authCode = null;
     state.pairingCode = null;
+    setStream('QR', 'PAIRING');
     render();
     if (announce) emit('conn.require_auth');
     state.refPromise = rotate(epoch);
@@ -573,7 +774,7 @@
   }
 
   async function goIdle(epoch) {
-    state.mode = 'idle';
+    state.screen = 'idle';
     state.authCode = null;
     render();
     // The server must know before anyone hears of it, so a scan of the old ref fails.
@@ -602,13 +803,13 @@
     clearTimers();
     state.epoch += 1;
     var epoch = state.epoch;
-    state.auth = { token: data.token, phone: data.phone };
+    state.auth = { token: data.token, phone: data.phone, lid: data.lid || null };
     state.authenticated = true;
-    state.mainReady = false;
-    state.mode = 'authenticated';
+    state.screen = 'authenticated';
     state.authCode = null;
     state.pairingCode = null;
     state.online = true;
+    learnOwnLid();
     render();
     // "authenticated" promises that a restart comes back logged in: store first.
     state.saving = storeSet(KEY_AUTH, state.auth, true);
@@ -616,15 +817,15 @@
     if (epoch !== state.epoch) return;
     emit('conn.auth_code_change', null);
     emit('conn.authenticated');
-    scheduleMainReady(epoch);
+    setStream('SYNCING', 'SYNCING');
+    scheduleMain(epoch);
   }
 
-  function scheduleMainReady(epoch) {
+  function scheduleMain(epoch) {
     state.mainTimer = setTimeout(function () {
       if (epoch !== state.epoch || !state.authenticated) return;
-      state.mainReady = true;
+      setStream('MAIN', state.online ? 'NORMAL' : 'OFFLINE');
       render();
-      emit('conn.main_ready');
       var backlog = state.backlog;
       state.backlog = [];
       backlog.forEach(function (entry) {
@@ -649,51 +850,125 @@
     state.online = online;
     render();
     emit('conn.online', online);
+    // The mode stays; the info says the socket is gone, then that it is coming back
+    // (NORMAL again once the network has handed over what waited: 'caught_up').
+    setStream(state.streamMode, online ? 'CONNECTING' : 'OFFLINE');
   }
 
-  async function whenMainReady() {
-    var deadline = Date.now() + MAIN_READY_WAIT_MS;
-    while (!state.mainReady) {
-      if (!state.authenticated) throw new WPPError('not_authenticated', 'not logged in');
-      if (Date.now() > deadline) throw new WPPError('not_ready', 'main interface is not ready');
-      await sleep(50);
+  // ---------------------------------------------------------------- stores
+
+  function learnPair(lid, pn) {
+    var lidWid = new Wid(lid);
+    var pnWid = new Wid(pn);
+    lidToPn.set(lidWid._serialized, pnWid);
+    pnToLid.set(pnWid._serialized, lidWid);
+  }
+
+  function learnOwnLid() {
+    if (state.auth && state.auth.lid) learnPair(state.auth.lid, state.auth.phone + '@c.us');
+  }
+
+  /** Put a message in the store; false if one with its key is there already. */
+  function remember(msg) {
+    var key = msg.id._serialized;
+    if (messages.has(key)) return false;
+    messages.set(key, msg);
+    if (msg.id.fromMe) ownMessages.set(msg.id.id, msg);
+    if (messages.size > MESSAGES_LIMIT) {
+      var oldest = messages.keys().next().value;
+      var dropped = messages.get(oldest);
+      messages.delete(oldest);
+      if (ownMessages.get(dropped.id.id) === dropped) ownMessages.delete(dropped.id.id);
     }
+    return true;
+  }
+
+  /**
+   * What wa-js does on MsgStore "add" (isNewMsg): a reply whose quoted message is in the
+   * store gets own `_quotedMsgObj`/`quotedMsgId`; then chat.new_message.
+   */
+  function addMessage(msg) {
+    if (!remember(msg)) return false;
+    if (msg.quotedStanzaID !== undefined) {
+      var quoted = messages.get(quotedMsgKey(msg)._serialized) || ownMessages.get(msg.quotedStanzaID);
+      if (quoted) {
+        Object.defineProperties(msg, {
+          _quotedMsgObj: { value: quoted, writable: false },
+          quotedMsgId: { value: quoted.id, writable: false },
+        });
+      }
+    }
+    emit('chat.new_message', msg);
+    return true;
   }
 
   // ---------------------------------------------------------------- messages
 
   function deliver(kind, data) {
     if (kind === 'message') {
-      emit('chat.new_message', inboundModel(data));
+      deliverMessage(data);
     } else if (kind === 'ack') {
-      var chat = new Wid(data.chat);
-      emit('chat.msg_ack_change', {
-        ack: data.ack,
-        ids: (data.ids || []).map(function (id) {
-          return new MsgKey(true, chat, id);
-        }),
-        chat: chat,
-      });
+      deliverReceipt(data);
     }
   }
 
+  function deliverMessage(data) {
+    (data.lid_pn || []).forEach(function (pair) {
+      learnPair(pair.lid, pair.pn);
+    });
+    var msg = inboundModel(data);
+    if (!data.from_me && !data.subtype) {
+      var sender = msg.author || msg.from;
+      var pn = sender.isLid() ? lidToPn.get(sender._serialized) : sender;
+      [sender, pn].forEach(function (wid) {
+        if (wid) contacts.set(wid._serialized, { pushname: data.notify_name || undefined });
+      });
+    }
+    if (!data.ciphertext) {
+      addMessage(msg);
+      return;
+    }
+    // wa-js: a ciphertext message is emitted at once, then the SAME object again once
+    // WhatsApp has decrypted it and changed its type.
+    if (!addMessage(msg)) return;
+    var epoch = state.epoch;
+    setTimeout(function () {
+      if (epoch !== state.epoch) return;
+      applyContent(msg, data);
+      queueMicrotask(function () {
+        emit('chat.new_message', msg);
+      });
+    }, DECRYPT_MS);
+  }
+
   function inboundModel(data) {
-    var from = new Wid(data.from);
-    var author = data.author ? new Wid(data.author) : null;
-    var msg = {
-      id: new MsgKey(false, from, data.id, author),
-      from: from,
+    var key = MsgKey.fromString(data.serialized);
+    var msg = new MsgModel({
+      id: key,
+      from: new Wid(data.from),
       to: new Wid(data.to),
-      type: data.type,
-      body: data.body || '',
       t: data.t,
-      notifyName: data.notify_name || '',
+      notifyName: data.from_me ? '' : data.notify_name || '',
       isNewMsg: true,
       ack: 1,
-      isMedia: MEDIA_TYPES.indexOf(data.type) >= 0,
-      isGroupMsg: from.isGroup(),
-    };
-    if (author) msg.author = author;
+    });
+    if (data.author) msg.author = new Wid(data.author);
+    msg.isGroupMsg = key.remote.isGroup();
+    if (data.ciphertext) {
+      msg.type = 'ciphertext';
+      msg.isMedia = false;
+    } else {
+      applyContent(msg, data);
+    }
+    return msg;
+  }
+
+  /** The decrypted content of an inbound message: type, body, media, location, reply. */
+  function applyContent(msg, data) {
+    msg.type = data.type;
+    if (data.subtype) msg.subtype = data.subtype;
+    msg.body = data.body || '';
+    msg.isMedia = MEDIA_TYPES.indexOf(data.type) >= 0;
     if (msg.isMedia) {
       if (data.caption != null) msg.caption = data.caption;
       if (data.filename != null) msg.filename = data.filename;
@@ -703,79 +978,217 @@
     if (data.type === 'location') {
       msg.lat = data.lat;
       msg.lng = data.lng;
-      if (data.loc != null) msg.loc = data.loc;
-      if (data.address != null) msg.address = data.address;
+      msg.loc = locText(data.name, data.address);
     }
-    return msg;
+    if (data.quoted) {
+      msg.quotedStanzaID = data.quoted.id;
+      msg.quotedParticipant = new Wid(data.quoted.participant);
+      msg.quotedRemoteJid = new Wid(data.quoted.remote);
+    }
   }
 
-  function outgoingModel(key, phone, to, payload, t) {
-    var me = new Wid(phone + '@c.us');
-    var msg = {
+  // wa-js's sendLocationMessage: "name\naddress", or whichever of the two there is.
+  function locText(name, address) {
+    return name && address ? name + '\n' + address : name || address || '';
+  }
+
+  // wa-js's receipt path: only acks of 2 and up, keys rebuilt on the receipt's chat.
+  function deliverReceipt(data) {
+    if (!(data.ack >= 2)) return;
+    var chat = new Wid(data.chat);
+    var ids = (data.ids || []).map(function (id) {
+      var own = ownMessages.get(id);
+      if (own && own.ack < data.ack) own.ack = data.ack;
+      return new MsgKey(true, chat, id);
+    });
+    emit('chat.msg_ack_change', { ack: data.ack, chat: chat, sender: undefined, ids: ids });
+  }
+
+  /** A message's ack changes; wa-js's SENT path reports the change to 1. */
+  function setAck(msg, ack) {
+    if (msg.ack === ack) return;
+    msg.ack = ack;
+    if (ack === 1) emit('chat.msg_ack_change', { ack: 1, chat: msg.to, ids: [msg.id] });
+  }
+
+  // ---------------------------------------------------------------- sending
+
+  function myWid() {
+    return state.authenticated && state.auth ? new Wid(state.auth.phone + '@c.us') : undefined;
+  }
+
+  function myLid() {
+    if (!state.authenticated || !state.auth || !state.auth.lid) throw new Error('no LID for this user');
+    return new Wid(state.auth.lid);
+  }
+
+  // Our own wid in a chat: the LID in groups and LID chats (wa-js's prepareRawMessage).
+  function meIn(chat) {
+    return chat.isGroup() || chat.isLid() ? myLid() : myWid();
+  }
+
+  // wa-js's generateMessageID: a fromMe key; in groups our LID is the participant.
+  function newKey(chat) {
+    return new MsgKey(true, chat, newMessageId(), chat.isGroup() ? myLid() : null);
+  }
+
+  /** The key of a send: a fresh one, or the caller's `messageId` checked as wa-js does. */
+  function keyFor(chat, messageId) {
+    if (!messageId) return newKey(chat);
+    var key = keyOf(messageId);
+    if (!key) throw new Error('messageId is not a message key: ' + messageId);
+    if (!key.fromMe) {
+      throw new WPPError('message_key_is_not_from_me', 'Message key is not from me', {
+        messageId: key.toString(),
+      });
+    }
+    if (!key.remote.equals(chat)) {
+      throw new WPPError('message_key_remote_id_is_not_same_of_chat', 'Message key remote ID is not same of chat', {
+        messageId: key.toString(),
+      });
+    }
+    return key;
+  }
+
+  /** The message a send quotes, from the store or the device's history; else msg_not_found. */
+  async function quotedFor(quotedMsg, auth) {
+    var key = keyOf(quotedMsg);
+    var text = key ? key._serialized : String(quotedMsg && (quotedMsg._serialized || quotedMsg));
+    var known = key && messages.get(key._serialized);
+    if (known) return { key: known.id, sender: known.author || known.from, remote: known.id.remote };
+    if (key) {
+      try {
+        var found = await net('/net/message', { device_id: state.deviceId, token: auth.token, id: text });
+        return { key: key, sender: new Wid(found.sender), remote: new Wid(found.remote) };
+      } catch (err) {
+        if (err.status === 401) onServerLogout();
+        if (err.netCode !== 'msg_not_found') throw err;
+      }
+    }
+    throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+  }
+
+  function checkPayload(payload) {
+    if (payload.type === 'text' && !payload.text) throw new Error('the message text is empty');
+    if (payload.type === 'location') {
+      [
+        ['lat', 90],
+        ['lng', 180],
+      ].forEach(function (pair) {
+        var value = payload[pair[0]];
+        if (typeof value !== 'number' || !isFinite(value) || Math.abs(value) > pair[1]) {
+          throw new Error(pair[0] + ' must be a number within +-' + pair[1]);
+        }
+      });
+    }
+    if (MEDIA_TYPES.indexOf(payload.type) >= 0 && !payload.data) throw new Error('the file is empty');
+  }
+
+  function ownModel(key, chat, payload, quoted) {
+    var msg = new MsgModel({
       id: key,
-      from: me,
-      to: to,
+      t: Math.floor(Date.now() / 1000),
+      from: meIn(chat),
+      to: chat,
+      self: 'out',
+      isNewMsg: true,
+      local: true,
+      ack: 0,
       type: payload.type === 'text' ? 'chat' : payload.type,
       body: payload.type === 'text' ? payload.text : payload.caption || '',
-      t: t,
-      notifyName: '',
-      isNewMsg: true,
-      ack: 1,
       isMedia: MEDIA_TYPES.indexOf(payload.type) >= 0,
-      isGroupMsg: to.isGroup(),
-    };
+      isGroupMsg: chat.isGroup(),
+    });
     if (msg.isMedia) {
       if (payload.caption != null) msg.caption = payload.caption;
       if (payload.filename != null) msg.filename = payload.filename;
       msg.mimetype = payload.mimetype;
     }
     if (payload.type === 'location') {
-      msg.lat = Number(payload.lat);
-      msg.lng = Number(payload.lng);
-      if (payload.name != null) msg.loc = payload.name;
+      msg.lat = payload.lat;
+      msg.lng = payload.lng;
+      msg.loc = locText(payload.name, payload.address);
+    }
+    if (quoted) {
+      msg.quotedStanzaID = quoted.key.id;
+      msg.quotedParticipant = quoted.sender;
+      msg.quotedRemoteJid = quoted.remote;
     }
     return msg;
   }
 
-  async function send(chatId, payload, options) {
-    await readyPromise;
-    if (!state.authenticated) throw new WPPError('not_authenticated', 'not logged in');
-    var to = chatIdOf(chatId);
-    await whenMainReady();
-    if (!state.online) throw new WPPError('device_offline', 'the device is disconnected');
-    // A logout may land while the request is in flight; keep what we sent with.
-    var auth = state.auth;
-    var body = Object.assign({ device_id: state.deviceId, token: auth.token, to: to }, payload);
-    if (options && options.messageId) body.message_id = messageIdOf(options.messageId);
-    var answer;
-    try {
-      answer = await net('/net/send', body);
-    } catch (err) {
-      // The network forgot this device (unlinked while we were away).
-      if (err.status === 401) onServerLogout();
-      throw err;
-    }
-    var chat = new Wid(to);
-    var key = new MsgKey(true, chat, answer.id);
-    // wa-js reports our own sends as new messages too (id.fromMe is true).
-    emit('chat.new_message', outgoingModel(key, auth.phone, chat, payload, answer.t));
-    return {
-      id: key._serialized,
-      ack: answer.ack,
-      from: auth.phone + '@c.us',
-      to: to,
-      sendMsgResult: { messageSendResult: 'OK', t: answer.t },
-    };
+  /** Hand a send to the network after the ones before it (WhatsApp's send queue). */
+  function post(body) {
+    var answer = state.outbox.then(function () {
+      return net('/net/send', body);
+    });
+    state.outbox = answer.catch(function () {});
+    return answer;
   }
 
-  function parseDataUrl(url) {
-    var match = /^data:([^;,]*)((?:;[^;,]*)*),([\s\S]*)$/.exec(url);
-    if (!match) throw new WPPError('invalid_media', 'content is not a data URL');
-    var params = match[2].split(';');
-    var isBase64 = params.indexOf('base64') >= 0;
-    var data = isBase64
-      ? match[3].replace(/\s+/g, '')
-      : bytesToBase64(new TextEncoder().encode(decodeURIComponent(match[3])));
+  /**
+   * The send path of wa-js's sendRawMessage and sendFileMessage: the message is added (and
+   * reported) at once with ack 0; with waitForAck (default) the call then waits, with no
+   * timeout, for the network's answer, however long the device stays offline.
+   */
+  async function send(chatId, payload, options, withChatFields) {
+    var opts = Object.assign({ waitForAck: true }, options || {});
+    await readyPromise;
+    var chat = chatWid(chatId);
+    await whenMain();
+    var auth = state.auth;
+    var key = keyFor(chat, opts.messageId);
+    var quoted = opts.quotedMsg ? await quotedFor(opts.quotedMsg, auth) : null;
+    checkPayload(payload);
+    var msg = messages.get(key._serialized);
+    if (!msg) {
+      msg = ownModel(key, chat, payload, quoted);
+      addMessage(msg);
+    }
+    var body = Object.assign({ device_id: state.deviceId, token: auth.token, to: chat._serialized }, payload);
+    body.message_id = key.id;
+    if (quoted) body.quoted = quoted.key.id;
+    var outcome = post(body).then(
+      function (answer) {
+        setAck(msg, answer.ack);
+        return answer.result === 'OK'
+          ? { messageSendResult: 'OK', t: answer.t }
+          : { messageSendResult: answer.result };
+      },
+      function (err) {
+        // The network forgot this device (unlinked while we were away).
+        if (err.status === 401) onServerLogout();
+        throw err;
+      },
+    );
+    var result = { id: key._serialized, ack: msg.ack };
+    if (withChatFields) Object.assign(result, { from: msg.from._serialized, to: chat._serialized });
+    if (!opts.waitForAck) {
+      outcome.catch(function (err) {
+        console.error('send of ' + key + ' failed', err);
+      });
+      result.sendMsgResult = null;
+      return result;
+    }
+    var sendMsgResult = await outcome;
+    result.ack = msg.ack;
+    result.sendMsgResult = sendMsgResult;
+    return result;
+  }
+
+  // A data URL, as wa-js's parser reads it; null when `text` is not one.
+  function parseDataUrl(text) {
+    var match = /^data:([^;,]*)((?:;[^;,]*)*),([\s\S]*)$/.exec(text);
+    if (!match) return null;
+    var isBase64 = match[2].split(';').indexOf('base64') >= 0;
+    var data;
+    try {
+      data = isBase64
+        ? match[3].replace(/\s+/g, '')
+        : bytesToBase64(new TextEncoder().encode(decodeURIComponent(match[3])));
+    } catch (err) {
+      return null;
+    }
     return { mimetype: match[1] || null, data: data };
   }
 
@@ -792,85 +1205,148 @@
     });
   }
 
-  async function mediaOf(content, options) {
+  // wa-js's isUrl: absolute http(s) only.
+  function isUrl(text) {
+    if (!/^https?:\/\//i.test(text.trim())) return false;
+    try {
+      var url = new URL(text.trim());
+      return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch (err) {
+      return false;
+    }
+  }
+
+  /**
+   * wa-js's convertToFile: a Blob/File, an http(s) URL (fetched by the page), a data URL or
+   * bare base64; any other string throws the bare string "invalid_data_url".
+   */
+  async function fileOf(content) {
     if (typeof Blob !== 'undefined' && content instanceof Blob) {
       var parsed = parseDataUrl(await blobToDataUrl(content));
-      return {
-        mimetype: content.type || parsed.mimetype,
-        data: parsed.data,
-        filename: content.name || null,
-      };
+      return { mimetype: content.type || null, data: parsed ? parsed.data : '', filename: content.name || null };
     }
-    if (typeof content !== 'string' || !content) {
-      throw new WPPError('invalid_media', 'content must be a data URL, a URL or a Blob');
-    }
-    if (content.startsWith('data:')) return Object.assign({ filename: null }, parseDataUrl(content));
-    if (/^(https?:)?\//.test(content)) {
+    if (typeof content !== 'string') throw new TypeError('content must be a string, a Blob or a File');
+    if (isUrl(content)) {
       var response = await fetch(content);
-      if (!response.ok) throw new WPPError('invalid_media', 'could not fetch ' + content);
-      return mediaOf(await response.blob(), options);
+      return fileOf(await response.blob());
     }
-    // Bare base64 needs the mimetype from the options.
-    return { mimetype: options.mimetype || null, data: content.replace(/\s+/g, ''), filename: null };
+    var dataUrl = parseDataUrl(content);
+    if (!dataUrl && BASE64.test(content)) dataUrl = parseDataUrl('data:;base64,' + content);
+    if (!dataUrl) throw 'invalid_data_url';
+    return { mimetype: dataUrl.mimetype, data: dataUrl.data, filename: null };
   }
 
   function mediaKind(mimetype) {
     var major = String(mimetype).split('/')[0];
-    return MEDIA_TYPES.indexOf(major) >= 0 && major !== 'document' ? major : 'document';
+    return ['image', 'video', 'audio'].indexOf(major) >= 0 ? major : 'document';
   }
 
   async function sendFileMessage(chatId, content, options) {
-    var opts = options || {};
-    var media = await mediaOf(content, opts);
-    var mimetype = opts.mimetype || media.mimetype || 'application/octet-stream';
-    var type = !opts.type || opts.type === 'auto-detect' ? mediaKind(mimetype) : opts.type;
-    if (MEDIA_TYPES.indexOf(type) < 0) {
-      throw new WPPError('unsupported_type', 'the sandbox sends image, document, audio or video');
-    }
-    var payload = { type: type, data: media.data, mimetype: mimetype };
+    var opts = Object.assign({ type: 'auto-detect' }, options || {});
+    await readyPromise;
+    chatWid(chatId);
+    var file = await fileOf(content);
+    var mimetype = opts.mimetype || file.mimetype || 'application/octet-stream';
+    var type = opts.type === 'auto-detect' ? mediaKind(mimetype) : opts.type;
+    if (MEDIA_TYPES.indexOf(type) < 0) throw new Error('type must be auto-detect or one of ' + MEDIA_TYPES.join(', '));
+    var payload = { type: type, data: file.data, mimetype: mimetype };
     if (opts.caption != null) payload.caption = String(opts.caption);
-    var filename = opts.filename || media.filename;
+    var filename = opts.filename || file.filename;
     if (filename) payload.filename = String(filename);
-    return send(chatId, payload, opts);
+    // wa-js's sendFileMessage answers {id, ack, sendMsgResult}: no from/to.
+    return send(chatId, payload, opts, false);
   }
 
   async function sendTextMessage(chatId, content, options) {
-    return send(chatId, { type: 'text', text: content == null ? '' : String(content) }, options);
+    return send(chatId, { type: 'text', text: content == null ? '' : String(content) }, options, true);
   }
 
   async function sendLocationMessage(chatId, options) {
     var opts = options || {};
-    var payload = { type: 'location', lat: opts.lat, lng: opts.lng };
+    // wa-js parses string coordinates with parseFloat.
+    var lat = typeof opts.lat === 'string' ? parseFloat(opts.lat) : opts.lat;
+    var lng = typeof opts.lng === 'string' ? parseFloat(opts.lng) : opts.lng;
+    var payload = { type: 'location', lat: lat, lng: lng };
     if (opts.name != null) payload.name = String(opts.name);
     if (opts.address != null) payload.address = String(opts.address);
-    return send(chatId, payload, opts);
+    return send(chatId, payload, opts, true);
   }
 
   async function downloadMedia(id) {
     await readyPromise;
-    if (!state.authenticated) throw new WPPError('not_authenticated', 'not logged in');
+    if (!state.authenticated) throw new Error('not logged in');
+    var key = keyOf(id);
+    var text = key ? key._serialized : String(id);
     var url =
       '/net/media?device=' +
       encodeURIComponent(state.deviceId) +
       '&token=' +
       encodeURIComponent(state.auth.token) +
       '&id=' +
-      encodeURIComponent(messageIdOf(id));
+      encodeURIComponent(text);
     var response = await fetch(url, { cache: 'no-store' });
-    if (!response.ok) await answerOf(response); // throws the server's error
-    return response.blob();
+    if (response.ok) return response.blob();
+    try {
+      await answerOf(response);
+    } catch (err) {
+      if (err.netCode === 'msg_not_found') {
+        throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+      }
+      if (err.netCode === 'message_not_contains_media') {
+        throw new WPPError('message_not_contains_media', 'Message ' + text + ' not contains media', { id: text });
+      }
+      if (err.status === 401) onServerLogout();
+      throw err;
+    }
+  }
+
+  // wa-js's chat.find: the chat, created if needed (here: a ChatModel with just its id).
+  async function findChat(chatId) {
+    await readyPromise;
+    var wid = chatWid(chatId);
+    if (!state.authenticated) throw new Error('Failed to find or create chat for ' + wid);
+    if (!chats.has(wid._serialized)) chats.set(wid._serialized, new ChatModel(wid));
+    return chats.get(wid._serialized);
   }
 
   async function generateMessageID(chat) {
-    return new MsgKey(true, new Wid(chatIdOf(chat)), newMessageId());
+    var wid;
+    if (chat instanceof Wid) wid = chat;
+    else if (chat instanceof ChatModel) wid = chat.id;
+    else if (chat && typeof chat === 'object' && chat.id && typeof chat.id === 'object') wid = chatWid(chat.id);
+    else wid = chatWid(chat);
+    return newKey(wid);
+  }
+
+  // ---------------------------------------------------------------- contact
+
+  // wa-js's getPnLidEntry, from what the network told this page (WhatsApp's lidPnCache).
+  async function getPnLidEntry(contactId) {
+    await readyPromise;
+    var wid = assertWid(contactId);
+    if (wid.server !== 'c.us' && wid.server !== 'lid') {
+      var message = 'Invalid WID value for ' + wid + ' - getPnLidEntry only supports @c.us and @lid.';
+      throw new WPPError('invalid_wid', message, { id: wid });
+    }
+    var lid = wid.isLid() ? wid : pnToLid.get(wid._serialized);
+    var pn = wid.isLid() ? lidToPn.get(wid._serialized) : wid;
+    var contact = contacts.get((lid || pn || wid)._serialized);
+    var plain = function (w) {
+      return w ? { id: w.user, server: w.server, _serialized: w._serialized } : undefined;
+    };
+    return {
+      lid: plain(lid),
+      phoneNumber: plain(pn),
+      contact: contact ? { pushname: contact.pushname } : undefined,
+    };
   }
 
   // ---------------------------------------------------------------- conn
 
   async function getAuthCode() {
     await readyPromise;
-    if (state.mode === 'qr' && !state.authCode && state.refPromise) await state.refPromise;
-    return state.mode === 'qr' ? state.authCode : null;
+    if (state.screen === 'qr' && !state.authCode && state.refPromise) await state.refPromise;
+    return state.screen === 'qr' ? state.authCode : null;
   }
 
   async function refreshQR() {
@@ -883,13 +1359,18 @@
   }
 
   async function genLinkDeviceCodeForPhoneNumber(phone, sendPushNotification) {
+    if (!phone || typeof phone !== 'string') {
+      throw new WPPError('send_the_phone_number_to_connect', "Can't get code for without phone number param");
+    }
     await readyPromise;
-    if (state.authenticated) throw new WPPError('already_authenticated', 'already logged in');
-    var answer = await net('/net/pairing', { device_id: state.deviceId, phone: String(phone) });
-    // The page now shows the code instead of a rotating QR.
+    if (state.authenticated) {
+      throw new WPPError('cannot_get_code_for_already_authenticated', "Can't get code for already authenticated user");
+    }
+    var answer = await net('/net/pairing', { device_id: state.deviceId, phone: phone });
+    // The page now shows the code instead of a rotating QR (the stream stays in QR mode).
     clearTimers();
     state.epoch += 1;
-    state.mode = 'code';
+    state.screen = 'code';
     state.authCode = null;
     state.pairingCode = answer.code;
     render();
@@ -915,21 +1396,10 @@
     return true;
   }
 
-  function myWid() {
-    return state.authenticated && state.auth ? new Wid(state.auth.phone + '@c.us') : undefined;
-  }
-
   // ---------------------------------------------------------------- util
 
   function blobToBase64(blob) {
     return blobToDataUrl(blob);
-  }
-
-  function createWid(id) {
-    if (!id) return undefined;
-    var text = typeof id === 'object' ? id._serialized : String(id);
-    if (!text) return undefined;
-    return new Wid(text.indexOf('@') < 0 ? text + '@c.us' : text);
   }
 
   // ---------------------------------------------------------------- the WPP object
@@ -972,19 +1442,20 @@
         return state.authenticated;
       },
       isMainInit: function () {
-        return state.authenticated;
+        return state.ready;
       },
       isMainLoaded: function () {
-        return state.mainReady;
+        return state.mainLoaded;
       },
+      // A latch, as in wa-js: true from the first conn.main_ready on, even after a logout.
       isMainReady: function () {
-        return state.mainReady;
+        return state.mainReadyFired;
       },
       isOnline: function () {
         return state.online;
       },
       isIdle: function () {
-        return state.mode === 'idle';
+        return state.screen === 'idle';
       },
       isMultiDevice: function () {
         return true;
@@ -994,13 +1465,21 @@
       },
       getMyUserId: myWid,
       getMyUserWid: myWid,
+      getMyUserLid: myLid,
+      getStreamData: function () {
+        return { mode: state.streamMode, info: state.streamInfo };
+      },
     },
     chat: {
+      find: findChat,
       sendTextMessage: sendTextMessage,
       sendFileMessage: sendFileMessage,
       sendLocationMessage: sendLocationMessage,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
+    },
+    contact: {
+      getPnLidEntry: getPnLidEntry,
     },
     util: {
       WPPError: WPPError,
@@ -1083,16 +1562,16 @@
       qr: 'Scan the QR code with the sandbox phone (POST /control/scan)',
       idle: 'QR code expired: call WPP.conn.refreshQR()',
       code: 'Enter the linking code on the phone (POST /control/pairing)',
-      authenticated: state.mainReady ? 'Connected' : 'Loading chats…',
-    }[state.mode];
+      authenticated: state.streamMode === 'MAIN' ? 'Connected' : 'Loading chats…',
+    }[state.screen];
     if (state.authenticated && state.auth) {
       text += ' as +' + state.auth.phone + (state.online ? '' : ' (offline)');
     }
     status.textContent = text;
     code.textContent =
-      state.mode === 'qr' && state.authCode
+      state.screen === 'qr' && state.authCode
         ? state.authCode.fullCode
-        : state.mode === 'code'
+        : state.screen === 'code'
           ? state.pairingCode || ''
           : '';
   }

@@ -345,9 +345,12 @@ class SessionWorker:
             # Was usable, or is logged in but cut off: offline, CONFLICT, TOS_BLOCK, ...
             reason = "offline" if conn.get("mode") == "MAIN" else str(conn.get("mode")).lower()
             return await self.ctx.status.move(record, "disconnected", reason=reason)
-        return await self.ctx.status.move(
-            record, "authenticating", changes={"qr": None, "qr_expires_at": None}
-        )
+        if record.status == "qr_required":
+            # Linked while the QR was up (the authenticated event says the same).
+            return await self.ctx.status.move(
+                record, "authenticating", changes={"qr": None, "qr_expires_at": None}
+            )
+        return record  # a restored login still loading stays `initializing`
 
     async def _logged_out(self, record: SessionRecord) -> SessionRecord:
         return await self.ctx.status.move(

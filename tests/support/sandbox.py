@@ -39,6 +39,18 @@ class Phone:
     def ack(self, message_id: str, ack: int) -> httpx.Response:
         return self.http.post("/control/ack", json={"message_id": message_id, "ack": ack})
 
+    def fail_sends(self, phone: str, count: int = 1, ack: int = -1) -> httpx.Response:
+        """The next `count` sends of `phone` fail at the network with this negative ack."""
+        return self.http.post(
+            f"/control/devices/{phone}/fail-sends", json={"count": count, "ack": ack}
+        )
+
+    def lid(self, phone: str) -> str:
+        """The phone's linked id, `<digits>@lid`."""
+        response = self.http.get("/control/lid", params={"phone": phone})
+        response.raise_for_status()
+        return str(response.json()["lid"])
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()
