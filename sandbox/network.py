@@ -639,8 +639,6 @@ class Network:
                 raise Invalid("validation_error", "a system message has no content")
             if from_me:
                 raise Invalid("validation_error", "system messages come from the network")
-            if system == "gp2" and group is None:
-                raise Invalid("validation_error", "gp2 is a group notification", field="group")
         elif text is None and media is None and location is None:
             raise Invalid("validation_error", "one of text, media, location is required")
         msg_id = new_message_id()

@@ -359,7 +359,8 @@
   var contacts = new Map(); // serialized Wid -> {pushname}
   var lidToPn = new Map(); // '<lid>@lid' -> Wid(@c.us)
   var pnToLid = new Map(); // '<phone>@c.us' -> Wid(@lid)
-  var readyCallbacks = [];
+  var readyCallbacks = []; // loader.onReady callbacks, run at readiness
+  var fullReadyCallbacks = []; // loader.onFullReady callbacks, run after conn.main_ready
   var resolveReady;
   var readyPromise = new Promise(function (resolve) {
     resolveReady = resolve;
@@ -622,6 +623,10 @@
     if (!state.mainReadyFired && (state.streamMode === 'MAIN' || state.streamMode === 'QR')) {
       state.mainReadyFired = true;
       emit('conn.main_ready');
+      // wa-js's loader is "full ready" once conn.main_ready fired.
+      var callbacks = fullReadyCallbacks;
+      fullReadyCallbacks = [];
+      callbacks.forEach(runReadyCallback);
     }
   }
 
@@ -728,10 +733,14 @@
     }, entry.delay || 0);
   }
 
+  // As wa-js's loader.onReady/onFullReady, these only subscribe: registered after the
+  // moment, they never run.
   function onReadyCallback(fn, delay) {
-    var entry = { fn: fn, delay: delay };
-    if (state.ready) runReadyCallback(entry);
-    else readyCallbacks.push(entry);
+    if (!state.ready) readyCallbacks.push({ fn: fn, delay: delay });
+  }
+
+  function onFullReadyCallback(fn, delay) {
+    if (!state.mainReadyFired) fullReadyCallbacks.push({ fn: fn, delay: delay });
   }
 
   function startQr(epoch, announce) {
@@ -1413,7 +1422,7 @@
       setTimeout(fn, delay || 0);
     },
     onReady: onReadyCallback,
-    onFullReady: onReadyCallback,
+    onFullReady: onFullReadyCallback,
   };
   flag(loader, 'isInjected', function () {
     return true;
@@ -1422,7 +1431,7 @@
     return state.ready;
   });
   flag(loader, 'isFullReady', function () {
-    return state.ready;
+    return state.mainReadyFired;
   });
 
   api = {
@@ -1537,7 +1546,7 @@
     return state.ready;
   });
   flag(api, 'isFullReady', function () {
-    return state.ready;
+    return state.mainReadyFired;
   });
 
   adoptListeners(previous);

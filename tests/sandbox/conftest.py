@@ -27,7 +27,9 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
     "--disable-gpu",
 ]
-# Every event the tests look at, recorded in the page as {name, payload, at}.
+# Every event the tests look at, recorded in the page as {name, payload, copy, at}: `payload`
+# is the object itself (a message model may change later, as wa-js's do), `copy` its JSON
+# at the moment it was emitted.
 RECORDED_EVENTS = [
     "conn.auth_code_change",
     "conn.qrcode_idle",
@@ -36,9 +38,12 @@ RECORDED_EVENTS = [
     "conn.main_ready",
     "conn.logout",
     "conn.online",
+    "conn.stream_mode_changed",
+    "conn.stream_info_changed",
     "chat.new_message",
     "chat.msg_ack_change",
 ]
+STREAM_EVENTS = {"conn.stream_mode_changed", "conn.stream_info_changed"}
 # The page assigns window.WPP from a <head> script; a setter trap installed before any
 # page script attaches the recorder at that very moment, so no early event is missed. A WPP
 # that an earlier init script put there is kept as it is (the page adopts its listeners).
@@ -48,7 +53,8 @@ RECORDER = """
   window.__events = [];
   const record = (name) => (payload) => {
     const at = Date.now();
-    window.__events.push({name, payload: payload === undefined ? null : payload, at});
+    const copy = payload === undefined ? null : JSON.parse(JSON.stringify(payload));
+    window.__events.push({name, payload: payload === undefined ? null : payload, copy, at});
   };
   let current = window.WPP;
   Object.defineProperty(window, 'WPP', {
@@ -99,9 +105,25 @@ class WaPage:
         )
         return found
 
-    async def names(self) -> list[str]:
-        """The names of the recorded events, in order."""
-        return [e["name"] for e in await self.events()]
+    async def names(self, *, stream: bool = False) -> list[str]:
+        """The names of the recorded events, in order; the stream_* events only if asked."""
+        return [e["name"] for e in await self.events() if stream or e["name"] not in STREAM_EVENTS]
+
+    async def copies(self, name: str) -> list[Any]:
+        """The JSON of each `name` event as it was when emitted."""
+        return [e["copy"] for e in await self.events(name)]
+
+    async def stream_log(self) -> list[str]:
+        """The stream and login events in order, with the stream values:
+        `['mode:QR', 'conn.main_ready', 'info:PAIRING', ...]`."""
+        short = {"conn.stream_mode_changed": "mode", "conn.stream_info_changed": "info"}
+        wanted = {*short, "conn.main_ready", "conn.authenticated", "conn.logout"}
+        wanted |= {"conn.online", "conn.require_auth"}
+        return [
+            f"{short[e['name']]}:{e['payload']}" if e["name"] in short else e["name"]
+            for e in await self.events()
+            if e["name"] in wanted
+        ]
 
     async def wait_event(self, name: str, count: int = 1, timeout: float = 5000) -> dict[str, Any]:
         """Wait until `name` was emitted `count` times; returns that occurrence."""
@@ -112,13 +134,30 @@ class WaPage:
         )
         return (await self.events(name))[count - 1]
 
+    async def wait_mode(self, mode: str, count: int = 1, timeout: float = 5000) -> None:
+        """Wait until conn.stream_mode_changed has reported `mode` `count` times."""
+        await self.page.wait_for_function(
+            """([mode, count]) => window.__events.filter((e) =>
+                 e.name === 'conn.stream_mode_changed' && e.payload === mode
+               ).length >= count""",
+            arg=[mode, count],
+            timeout=timeout,
+        )
+
     async def attempt(self, expression: str, arg: Any = None) -> dict[str, Any]:
-        """Run an async call in the page; returns {ok, value} or {ok: false, code, message}."""
+        """Run an async call in the page; returns {ok, value}, or for a throw {ok: false,
+        code (or null), name, message, wpp (a WPPError?), has_code} or {ok: false, thrown}
+        when something that is not an Error was thrown."""
         outcome: dict[str, Any] = await self.page.evaluate(
             """async ([source, arg]) => {
                  try { return {ok: true, value: await (eval(source))(arg)}; }
-                 catch (err) { return {ok: false, code: err.code || null, name: err.name,
-                                       message: String(err.message)}; }
+                 catch (err) {
+                   if (!(err instanceof Error)) return {ok: false, thrown: err};
+                   return {ok: false, code: err.code || null, name: err.name,
+                           message: String(err.message),
+                           wpp: err instanceof WPP.util.WPPError,
+                           has_code: Object.prototype.hasOwnProperty.call(err, 'code')};
+                 }
                }""",
             [expression, arg],
         )
@@ -188,7 +227,7 @@ async def launch(playwright: Playwright, tmp_path: Path) -> AsyncIterator[Launch
 
 @pytest.fixture
 def link(sandbox: Sandbox, launch: Launch) -> Link:
-    """Open a page, scan its QR as a phone, and wait for conn.main_ready."""
+    """Open a page, scan its QR as a phone, and wait for the stream mode MAIN."""
 
     async def linked(phone: str, profile: Path | None = None) -> WaPage:
         wa = await launch(sandbox.url, profile)
@@ -197,7 +236,7 @@ def link(sandbox: Sandbox, launch: Launch) -> Link:
             "POST", "/control/scan", {"qr": code["fullCode"], "phone": phone}
         )
         assert response.status_code == 200, response.text
-        await wa.wait_event("conn.main_ready")
+        await wa.wait_mode("MAIN")
         return wa
 
     return linked

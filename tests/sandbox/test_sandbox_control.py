@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -108,7 +109,51 @@ def test_malformed_bodies_are_400(shared: httpx.Client, path: str, raw: bytes) -
             "validation_error",
         ),
         ("/control/inbound", {"to": "1", "from": PEER, "text": 5}, 422, "validation_error"),
+        (
+            "/control/inbound",
+            {"to": "15550000001", "from": PEER, "system": "revoke"},
+            422,
+            "validation_error",
+        ),
+        (
+            "/control/inbound",
+            {"to": "15550000001", "from": PEER, "system": "call_log", "text": "x"},
+            422,
+            "validation_error",
+        ),
+        (
+            "/control/inbound",
+            {"to": "15550000001", "from": PEER, "system": "e2e_notification", "from_me": True},
+            422,
+            "validation_error",
+        ),
+        (
+            "/control/inbound",
+            {"to": "15550000001", "from": PEER, "text": "x", "ciphertext": "yes"},
+            422,
+            "validation_error",
+        ),
+        (
+            "/control/inbound",
+            {"to": "15550000001", "from": PEER, "text": "x", "reply_to": "3EB0AAAA"},
+            404,
+            "unknown_phone",
+        ),
+        ("/control/devices/15550000001/stall", None, 404, "unknown_phone"),
+        ("/control/devices/15550000001/fail-sends", None, 404, "unknown_phone"),
+        ("/control/devices/15550000001/fail-sends", {"ack": 0}, 422, "validation_error"),
+        ("/control/devices/15550000001/fail-sends", {"ack": -8}, 422, "validation_error"),
+        ("/control/devices/15550000001/fail-sends", {"result": "OK"}, 422, "validation_error"),
+        ("/control/devices/15550000001/fail-sends", {"count": 0}, 422, "validation_error"),
         ("/control/ack", {"message_id": "true_1@c.us_3EB0AAAA", "ack": 9}, 422, None),
+        ("/control/ack", {"message_id": "true_1@c.us_3EB0AAAA", "ack": 0}, 422, None),
+        ("/control/ack", {"message_id": "true_1@c.us_3EB0AAAA", "ack": -1}, 422, None),
+        (
+            "/control/ack",
+            {"message_id": "true_1@c.us_3EB0AAAA", "ack": 3, "lid": "yes"},
+            422,
+            "validation_error",
+        ),
         ("/control/ack", {"message_id": "true_1@c.us_3EB0AAAA", "ack": True}, 422, None),
         ("/control/ack", {"message_id": "true_1@c.us_3EB0AAAA", "ack": 3}, 404, "unknown_message"),
         ("/control/ack", {"ack": 3}, 422, "validation_error"),
@@ -136,6 +181,8 @@ def test_bad_control_input_is_a_json_4xx(
         ("GET", "/control/sent", 422),
         ("GET", "/control/sent?phone=abc", 422),
         ("GET", "/control/qr?device=nope", 404),
+        ("GET", "/control/lid", 422),
+        ("GET", "/control/lid?phone=12ab", 422),
         ("GET", "/net/events?device=nope", 404),
         ("GET", "/net/media?device=x&token=y&id=3EB0AA", 401),
         ("GET", "/no/such/page", 404),
@@ -212,6 +259,116 @@ async def test_a_device_links_sends_and_resumes_over_plain_http(sandbox: Sandbox
     assert stale.json()["status"] == "logged_out"
     devices = (await client.get("/control/devices")).json()["devices"]
     assert devices[0]["linked"] is False
+
+
+def test_an_ack_of_zero_or_below_is_refused_because_wa_js_emits_nothing(
+    shared: httpx.Client,
+) -> None:
+    response = shared.post("/control/ack", json={"message_id": "true_1@c.us_3EB0AAAA", "ack": 0})
+    assert response.status_code == 422
+    assert "wa-js emits no chat.msg_ack_change" in response.json()["error"]["message"]
+
+
+def test_every_phone_has_one_stable_lid(shared: httpx.Client) -> None:
+    first = shared.get("/control/lid", params={"phone": "+49 151 2222 3333"}).json()
+    assert first["phone"] == "4915122223333"
+    assert re.fullmatch(r"[1-9][0-9]{14}@lid", first["lid"])
+    assert shared.get("/control/lid", params={"phone": "4915122223333"}).json() == first
+    other = shared.get("/control/lid", params={"phone": "4915122224444"}).json()
+    assert other["lid"] != first["lid"]
+
+
+async def until(check: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    """Poll `check` until it is true; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        assert time.monotonic() < deadline, "the condition never came true"
+        await asyncio.sleep(0.01)
+
+
+async def link_over_http(client: httpx.AsyncClient, phone: str) -> dict[str, str]:
+    """Link a device as `phone` with plain HTTP calls; returns {device_id, token}."""
+    device = (await client.post("/net/hello", json={})).json()["device_id"]
+    ref = (await client.post("/net/qr", json={"device_id": device})).json()["ref"]
+    async with client.stream("GET", "/net/events", params={"device": device}) as response:
+        stream = frames(response)
+        scanned = await client.post("/control/scan", json={"qr": ref, "phone": phone})
+        assert scanned.status_code == 200, scanned.text
+        linked = await next_frame(stream)
+    assert (
+        linked["data"]["lid"]
+        == (await client.get("/control/lid", params={"phone": phone})).json()["lid"]
+    )
+    return {"device_id": device, "token": linked["data"]["token"]}
+
+
+async def test_held_sends_are_answered_in_order_and_recorded_once(sandbox: Sandbox) -> None:
+    client = sandbox.client
+    auth = await link_over_http(client, "15550000030")
+    send = {**auth, "to": f"{PEER}@c.us", "type": "text"}
+    stalled = await client.post("/control/devices/15550000030/stall")
+    assert stalled.status_code == 200
+
+    async def held() -> int:
+        devices = (await client.get("/control/devices")).json()["devices"]
+        count: int = devices[0]["held_sends"]
+        return count
+
+    async def hold(body: dict[str, Any]) -> asyncio.Task[httpx.Response]:
+        # One at a time, so the network sees them in this order.
+        before = await held()
+        task = asyncio.create_task(client.post("/net/send", json={**send, **body}))
+
+        async def taken() -> bool:
+            return await held() > before
+
+        await until(taken)
+        return task
+
+    first = await hold({"text": "a", "message_id": "3EB0000000000000000A"})
+    # The same id again (a retry), then another message: all wait.
+    again = await hold({"text": "a", "message_id": "3EB0000000000000000A"})
+    second = await hold({"text": "b"})
+    assert not (first.done() or again.done() or second.done())
+    assert (await client.get("/control/sent", params={"phone": "15550000030"})).json() == {
+        "messages": []
+    }
+
+    # A failure armed now applies to the first send the network takes.
+    armed = await client.post(
+        "/control/devices/15550000030/fail-sends", json={"ack": -2, "result": "ERROR_EXPIRED"}
+    )
+    assert armed.status_code == 200 and armed.json()["count"] == 1
+    await client.post("/control/devices/15550000030/reconnect")
+    answers = [(await task).json() for task in (first, again, second)]
+    assert answers[0] == answers[1], "the retry gets the first answer"
+    assert (answers[0]["ack"], answers[0]["result"]) == (-2, "ERROR_EXPIRED")
+    assert (answers[2]["ack"], answers[2]["result"]) == (1, "OK")
+    records = (await client.get("/control/sent", params={"phone": "15550000030"})).json()
+    assert [(m["text"], m["ack"]) for m in records["messages"]] == [("a", -2), ("b", 1)]
+    assert (await held()) == 0
+
+
+async def test_held_sends_fail_when_the_device_is_unlinked(sandbox: Sandbox) -> None:
+    client = sandbox.client
+    auth = await link_over_http(client, "15550000031")
+    await client.post("/control/devices/15550000031/disconnect")
+    task = asyncio.create_task(
+        client.post(
+            "/net/send", json={**auth, "to": f"{PEER}@c.us", "type": "text", "text": "lost"}
+        )
+    )
+
+    async def held() -> bool:
+        devices = (await client.get("/control/devices")).json()["devices"]
+        return bool(devices[0]["held_sends"] >= 1)
+
+    await until(held)
+    await client.post("/control/devices/15550000031/logout")
+    assert (await task).status_code == 401
+    assert (await client.get("/control/sent", params={"device": auth["device_id"]})).json() == {
+        "messages": []
+    }
 
 
 def test_open_event_streams_do_not_hold_up_shutdown() -> None:

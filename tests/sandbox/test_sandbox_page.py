@@ -62,7 +62,7 @@ async def test_qr_rotates_then_goes_idle_until_refresh(
             [code["ref"], code["staticKeyPair"], code["identityKeyPair"], code["secretKey"]]
         )
     names = await wa.names()
-    assert names[0] == "conn.require_auth"
+    assert names[:2] == ["conn.main_ready", "conn.require_auth"], "main_ready fires on the QR"
     assert names[-1] == "conn.qrcode_idle"
     assert await wa.js("WPP.conn.getAuthCode()") is None
     assert await wa.js("WPP.conn.isIdle()") is True
@@ -118,14 +118,14 @@ async def test_scan_links_and_the_profile_comes_back_logged_in(
     body = response.json()
     assert body["ok"] is True and body["phone"] == "15550000002"
     assert body["device_id"].startswith("dev_")
-    await wa.wait_event("conn.main_ready")
+    await wa.wait_mode("MAIN")
 
     assert await wa.names() == [
+        "conn.main_ready",
         "conn.require_auth",
         "conn.auth_code_change",
         "conn.auth_code_change",
         "conn.authenticated",
-        "conn.main_ready",
     ]
     assert (await wa.events("conn.auth_code_change"))[1]["payload"] is None
     assert await wa.js("WPP.conn.isAuthenticated() && WPP.conn.isMainReady()") is True
@@ -147,7 +147,7 @@ async def test_scan_links_and_the_profile_comes_back_logged_in(
 
     await wa.page.context.close()
     restored = await launch(sandbox.url, profile)
-    await restored.wait_event("conn.main_ready")
+    await restored.wait_mode("MAIN")
     assert await restored.names() == ["conn.main_ready"], "a restored session shows no QR"
     assert await restored.js("WPP.conn.isAuthenticated()") is True
     assert (await restored.js("WPP.conn.getMyUserId()"))["user"] == "15550000002"
@@ -183,6 +183,11 @@ async def test_sends_are_recorded_with_their_fields(sandbox: Sandbox, link: Link
         PEER_CHAT,
     )
     group = await wa.js("(c) => WPP.chat.sendTextMessage(c, 'hi all')", GROUP_CHAT)
+    my_lid = await wa.js("WPP.conn.getMyUserLid().toString()")
+    assert re.fullmatch(r"[1-9][0-9]{14}@lid", my_lid)
+    # wa-js: in groups we write as our LID, which is also the key's participant.
+    assert group["id"].endswith(f"_{my_lid}") and group["from"] == my_lid
+    assert set(image) == {"id", "ack", "sendMsgResult"}, "sendFileMessage has no from/to"
 
     sent = await sandbox.sent("15550000003")
     assert [m["message_id"] for m in sent] == [
@@ -204,7 +209,8 @@ async def test_sends_are_recorded_with_their_fields(sandbox: Sandbox, link: Link
         "Berlin",
         "Pariser Platz",
     )
-    assert grp["to"] == GROUP_CHAT
+    assert grp["to"] == GROUP_CHAT and grp["to_phone"] is None
+    assert first["to_phone"] == PEER and first["quoted"] is None and first["result"] == "OK"
     own_image = await wa.js(
         "async (id) => WPP.util.blobToBase64(await WPP.chat.downloadMedia(id))", image["id"]
     )
@@ -215,6 +221,13 @@ async def test_sends_are_recorded_with_their_fields(sandbox: Sandbox, link: Link
     assert [m["id"]["_serialized"] for m in own] == [m["message_id"] for m in sent]
     assert all(m["id"]["fromMe"] is True for m in own)
     assert own[0]["type"] == "chat" and own[0]["body"] == "hello there"
+    assert own[4]["loc"] == "Berlin\nPariser Platz", "wa-js joins name and address"
+    sticker = await wa.js(
+        "(c) => WPP.chat.sendFileMessage(c, 'data:image/webp;base64,UklGRg==', {type: 'sticker'})",
+        PEER_CHAT,
+    )
+    assert sticker["ack"] == 1
+    assert (await sandbox.sent("15550000003"))[-1]["type"] == "sticker"
 
 
 async def test_a_callers_message_id_makes_sends_idempotent(sandbox: Sandbox, link: Link) -> None:
@@ -223,13 +236,17 @@ async def test_a_callers_message_id_makes_sends_idempotent(sandbox: Sandbox, lin
         """async (chat) => {
              const key = await WPP.chat.generateMessageID(chat);
              const a = await WPP.chat.sendTextMessage(chat, 'once', {messageId: key});
-             const b = await WPP.chat.sendTextMessage(chat, 'once', {messageId: key.id});
+             const b = await WPP.chat.sendTextMessage(chat, 'once',
+                                                      {messageId: key._serialized});
              return [key._serialized, a.id, b.id];
            }""",
         PEER_CHAT,
     )
     assert results[0] == results[1] == results[2]
     assert len(await sandbox.sent("15550000004")) == 1
+    # The store already holds that key: no second chat.new_message, no second SENT ack.
+    assert len(await wa.events("chat.new_message")) == 1
+    assert len(await wa.events("chat.msg_ack_change")) == 1
 
 
 async def test_sends_are_rejected_for_bad_chats_and_when_logged_out(
@@ -237,24 +254,34 @@ async def test_sends_are_rejected_for_bad_chats_and_when_logged_out(
 ) -> None:
     unlinked = await launch(sandbox.url)
     refused = await unlinked.attempt("(c) => WPP.chat.sendTextMessage(c, 'x')", PEER_CHAT)
-    assert refused["ok"] is False and refused["code"] == "not_authenticated"
-    assert refused["name"] == "WPPError"
+    # Not logged in is no wa-js code: a plain Error.
+    assert refused["ok"] is False and refused["has_code"] is False and refused["wpp"] is False
 
     wa = await link("15550000005", tmp_path / "linked")
-    for bad in ("12345", "abc@c.us", "12345678@s.whatsapp.net", ""):
+    for bad in ("12345", "abc@c.us", "12345678@s.whatsapp.net", "", "x@lid"):
         outcome = await wa.attempt("(c) => WPP.chat.sendTextMessage(c, 'x')", bad)
         assert outcome == {
             "ok": False,
-            "code": "invalid_chat_id",
-            "name": "WPPError",
-            "message": outcome["message"],
+            "code": "invalid_wid",
+            "name": "Error",  # a WPPError keeps Error's name, as in wa-js
+            "message": f"Invalid WID value for {bad}",
+            "wpp": True,
+            "has_code": True,
         }, bad
-    unsupported = await wa.attempt(
-        "(c) => WPP.chat.sendFileMessage(c, 'data:image/webp;base64,AAAA', {type: 'sticker'})",
-        PEER_CHAT,
+    not_a_file = await wa.attempt(
+        "(c) => WPP.chat.sendFileMessage(c, 'not base64 nor a URL!', {type: 'image'})", PEER_CHAT
     )
-    assert unsupported["code"] == "unsupported_type"
+    assert not_a_file == {"ok": False, "thrown": "invalid_data_url"}, "wa-js throws the string"
+    relative = await wa.attempt(
+        "(c) => WPP.chat.sendFileMessage(c, '/static/x.png?', {type: 'image'})", PEER_CHAT
+    )
+    assert relative == {"ok": False, "thrown": "invalid_data_url"}, "only http(s) URLs"
+    bad_location = await wa.attempt(
+        "(c) => WPP.chat.sendLocationMessage(c, {lat: 95, lng: 0})", PEER_CHAT
+    )
+    assert bad_location["ok"] is False and bad_location["has_code"] is False
     assert await sandbox.sent("15550000005") == []
+    assert await wa.events("chat.new_message") == [], "refused before anything was added"
 
 
 async def test_inbound_messages_have_the_wa_js_shape(sandbox: Sandbox, link: Link) -> None:
@@ -307,8 +334,14 @@ async def test_inbound_messages_have_the_wa_js_shape(sandbox: Sandbox, link: Lin
         media.json()["message_id"],
     )
     assert downloaded == ["image/png", f"data:image/png;base64,{PNG}"]
-    missing = await wa.attempt("(id) => WPP.chat.downloadMedia(id)", message_id)
-    assert missing["code"] == "msg_not_found"
+    no_media = await wa.attempt("(id) => WPP.chat.downloadMedia(id)", message_id)
+    assert no_media["code"] == "message_not_contains_media" and no_media["wpp"] is True
+    unknown = f"false_{PEER_CHAT}_3EB0000000000000DEAD"
+    missing = await wa.attempt("(id) => WPP.chat.downloadMedia(id)", unknown)
+    assert (missing["code"], missing["message"]) == (
+        "msg_not_found",
+        f"Message {unknown} not found",
+    )
 
     await sandbox.control(
         "POST",
@@ -328,11 +361,12 @@ async def test_inbound_messages_have_the_wa_js_shape(sandbox: Sandbox, link: Lin
         {
             "to": "15550000006",
             "from": PEER,
-            "location": {"lat": -22.95, "lng": -43.21, "name": "Rio"},
+            "location": {"lat": -22.95, "lng": -43.21, "name": "Rio", "address": "Brazil"},
         },
     )
     loc = (await wa.wait_event("chat.new_message", 4))["payload"]
-    assert (loc["type"], loc["lat"], loc["lng"], loc["loc"]) == ("location", -22.95, -43.21, "Rio")
+    assert (loc["type"], loc["lat"], loc["lng"]) == ("location", -22.95, -43.21)
+    assert loc["loc"] == "Rio\nBrazil" and "address" not in loc, "MsgModel has loc, not address"
 
     in_group = await sandbox.control(
         "POST",
@@ -349,7 +383,11 @@ async def test_inbound_messages_have_the_wa_js_shape(sandbox: Sandbox, link: Lin
 async def test_acks_reach_the_page_as_msg_ack_change(sandbox: Sandbox, link: Link) -> None:
     wa = await link("15550000007")
     sent = await wa.js("(c) => WPP.chat.sendTextMessage(c, 'ack me')", PEER_CHAT)
-    for number, ack in enumerate((2, 3, 2), start=1):
+    # wa-js's SENT path: the server's ack (1) comes with the send itself.
+    server_ack = (await wa.wait_event("chat.msg_ack_change"))["copy"]
+    assert server_ack == {"ack": 1, "chat": PEER_CHAT, "ids": [server_ack["ids"][0]]}
+    assert server_ack["ids"][0]["_serialized"] == sent["id"]
+    for number, ack in enumerate((2, 3, 2), start=2):
         response = await sandbox.control(
             "POST", "/control/ack", {"message_id": sent["id"], "ack": ack}
         )
@@ -361,42 +399,49 @@ async def test_acks_reach_the_page_as_msg_ack_change(sandbox: Sandbox, link: Lin
         assert event["ids"][0]["fromMe"] is True
     records = await sandbox.sent("15550000007")
     assert records[0]["ack"] == 2
+    # A receipt of 1 is accepted but wa-js's receipt path drops it (ack < 2).
+    one = await sandbox.control("POST", "/control/ack", {"message_id": sent["id"], "ack": 1})
+    assert one.status_code == 200
+    await sandbox.control("POST", "/control/ack", {"message_id": sent["id"], "ack": 4})
+    played = (await wa.wait_event("chat.msg_ack_change", 5))["payload"]
+    assert played["ack"] == 4, "the ack of 1 never became an event"
 
 
-async def test_disconnect_holds_traffic_until_reconnect(sandbox: Sandbox, link: Link) -> None:
+async def test_disconnect_holds_inbound_traffic_until_reconnect(
+    sandbox: Sandbox, link: Link
+) -> None:
     wa = await link("15550000008")
     response = await sandbox.control("POST", "/control/devices/15550000008/disconnect")
     assert response.status_code == 200, response.text
     assert (await wa.wait_event("conn.online"))["payload"] is False
     assert await wa.js("WPP.conn.isOnline()") is False
+    assert await wa.js("WPP.conn.getStreamData()") == {"mode": "MAIN", "info": "OFFLINE"}
 
-    refused = await wa.attempt("(c) => WPP.chat.sendTextMessage(c, 'lost?')", PEER_CHAT)
-    assert refused["ok"] is False and refused["code"] == "device_offline"
     held = await sandbox.control(
         "POST", "/control/inbound", {"to": "15550000008", "from": PEER, "text": "while away"}
     )
     assert held.status_code == 200 and held.json()["queued"] is True
-    await wa.page.wait_for_timeout(300)
-    assert await wa.events("chat.new_message") == []
+    [device] = (await sandbox.control("GET", "/control/devices")).json()["devices"]
+    assert device["pending_events"] == 1
 
     response = await sandbox.control("POST", "/control/devices/15550000008/reconnect")
     assert response.status_code == 200
     assert (await wa.wait_event("conn.online", 2))["payload"] is True
     arrived = (await wa.wait_event("chat.new_message"))["payload"]
     assert arrived["body"] == "while away"
-    assert await wa.names() == [
-        "conn.require_auth",
-        "conn.auth_code_change",
-        "conn.auth_code_change",
-        "conn.authenticated",
-        "conn.main_ready",
+    # Offline, then back: CONNECTING until the network handed over what it held; the mode
+    # stays MAIN throughout.
+    await wa.wait_event("conn.stream_info_changed", 6)
+    log = await wa.stream_log()
+    assert log[log.index("mode:MAIN") :] == [
+        "mode:MAIN",
+        "info:NORMAL",
         "conn.online",
+        "info:OFFLINE",
         "conn.online",
-        "chat.new_message",
+        "info:CONNECTING",
+        "info:NORMAL",
     ]
-    sent = await wa.js("(c) => WPP.chat.sendTextMessage(c, 'back')", PEER_CHAT)
-    assert sent["ack"] == 1
-    assert [m["text"] for m in await sandbox.sent("15550000008")] == ["back"]
 
 
 async def test_phone_logout_unlinks_and_shows_a_new_qr(sandbox: Sandbox, link: Link) -> None:
@@ -412,7 +457,7 @@ async def test_phone_logout_unlinks_and_shows_a_new_qr(sandbox: Sandbox, link: L
     assert await wa.js("WPP.conn.getMyUserId()") is None
     assert await wa.js(STORED, "auth") is None
     refused = await wa.attempt("(c) => WPP.chat.sendTextMessage(c, 'x')", PEER_CHAT)
-    assert refused["code"] == "not_authenticated"
+    assert refused["ok"] is False and refused["has_code"] is False
     inbound = await sandbox.control(
         "POST", "/control/inbound", {"to": "15550000009", "from": PEER, "text": "anyone?"}
     )
@@ -422,7 +467,9 @@ async def test_phone_logout_unlinks_and_shows_a_new_qr(sandbox: Sandbox, link: L
         "POST", "/control/scan", {"qr": code["fullCode"], "phone": "15550000009"}
     )
     assert again.status_code == 200
-    await wa.wait_event("conn.main_ready", 2)
+    await wa.wait_mode("MAIN", 2)
+    assert len(await wa.events("conn.main_ready")) == 1, "main_ready fires once per page load"
+    assert await wa.js("WPP.conn.isMainReady()") is True
 
 
 async def test_page_logout(sandbox: Sandbox, link: Link) -> None:
@@ -449,8 +496,11 @@ async def test_pairing_code_links_without_a_camera(sandbox: Sandbox, launch: Lau
     )
     assert response.status_code == 200, response.text
     assert response.json()["phone"] == "4915111112222"
-    await wa.wait_event("conn.main_ready")
+    await wa.wait_mode("MAIN")
     assert await wa.events("conn.authenticated")
+    assert (await wa.events("conn.auth_code_change"))[-1]["payload"] is None
+    again = await wa.attempt("() => WPP.conn.genLinkDeviceCodeForPhoneNumber('4915111112222')")
+    assert again["code"] == "cannot_get_code_for_already_authenticated" and again["wpp"]
     assert (await wa.js("WPP.conn.getMyUserId()"))["user"] == "4915111112222"
     reused = await sandbox.control("POST", "/control/pairing", {"code": code})
     assert reused.status_code == 404
@@ -466,9 +516,16 @@ async def test_a_profile_unlinked_while_closed_logs_out_on_start(
 
     restored = await launch(sandbox.url, profile)
     await restored.wait_event("conn.auth_code_change")
-    names = await restored.names()
-    assert names[:2] == ["conn.logout", "conn.require_auth"]
-    assert "conn.main_ready" not in names
+    # Stored credentials: the page starts as a restored session, then learns it is out.
+    assert (await restored.stream_log())[:7] == [
+        "mode:SYNCING",
+        "info:OPENING",
+        "conn.logout",
+        "mode:QR",
+        "conn.main_ready",
+        "info:PAIRING",
+        "conn.require_auth",
+    ]
     assert await restored.js("WPP.conn.isAuthenticated()") is False
 
 
@@ -549,7 +606,7 @@ async def test_events_survive_the_stream_ending_and_reconnecting(
             "/control/scan", json={"qr": code["fullCode"], "phone": "15550000013"}
         )
         assert scanned.status_code == 200
-        await wa.wait_event("conn.main_ready")
+        await wa.wait_mode("MAIN")
         # Streams now end every 0.3 s; each message may land in a reconnect gap.
         for number in range(8):
             await client.post(
@@ -576,7 +633,7 @@ async def test_a_restarted_sandbox_forgets_links_and_the_page_starts_over(
             await client.post(
                 "/control/scan", json={"qr": code["fullCode"], "phone": "15550000014"}
             )
-        await wa.wait_event("conn.main_ready")
+        await wa.wait_mode("MAIN")
 
     # Same port, new process state: the page's stream is refused, it says hello again,
     # its token is unknown, so it logs out and shows a QR, as after an unlink.
