@@ -130,6 +130,9 @@ class StatusUpdate:
     ref: str
     status: str
     error: str | None = None
+    # The provider cannot tell what happened (its page went away mid-send): this settles a
+    # message still in flight, never one already reported otherwise.
+    unsure: bool = False
 
 
 class InboundSink(Protocol):
@@ -169,6 +172,10 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     async def send(self, session: SessionRecord, message: MessageRecord) -> SendResult:
         """Deliver one stored message; raises ProviderError."""
+
+    def reaches(self, chat_id: str) -> bool:
+        """Whether this engine can address that chat at all (`@c.us`, `@g.us`, `@lid`)."""
+        return True
 
     async def restart(self, session: SessionRecord) -> None:
         await self.stop(session)

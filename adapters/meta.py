@@ -124,6 +124,11 @@ class MetaEngine(Engine):
         if self.statuses is not None and not handover:
             await self.statuses.move(session, "stopped", reason="cloud_api")
 
+    def reaches(self, chat_id: str) -> bool:
+        # The Cloud API addresses people by phone number: no groups, and an `@lid` holds
+        # none (its digits are not a phone number).
+        return chat_id.endswith("@c.us")
+
     async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
         config = self.credentials(session)
         if config is None:
@@ -222,6 +227,10 @@ class MetaEngine(Engine):
         to = message.chat_id.split("@", 1)[0]
         if message.chat_id.endswith("@g.us"):
             raise ProviderError(ErrorKind.RECIPIENT, "the Cloud API cannot send to WhatsApp groups")
+        if not self.reaches(message.chat_id):
+            raise ProviderError(
+                ErrorKind.RECIPIENT, "the Cloud API needs a phone number, not a linked id (@lid)"
+            )
         payload: dict[str, Any] = {
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
@@ -229,7 +238,12 @@ class MetaEngine(Engine):
             "type": message.type,
         }
         quoted = content.get("reply_to_provider_id")
-        if quoted and content.get("reply_to_provider") in (None, self.name):
+        # Only a Cloud API message id can be quoted here (a web key means nothing to Meta).
+        if (
+            quoted
+            and content.get("reply_to_provider") in (None, self.name)
+            and quoted.startswith("wamid.")
+        ):
             payload["context"] = {"message_id": quoted}
         if message.type == "text":
             payload["text"] = {"body": content["text"], "preview_url": False}

@@ -65,6 +65,9 @@ class ProviderSelector:
             names = ["meta"]  # only the Cloud API sends templates
         else:
             names = ["webjs", "meta"]
+        if message is not None and len(names) > 1:
+            # A chat only one engine can address waits for that one rather than failing.
+            names = [n for n in names if self.providers[n].reaches(message.chat_id)]
         now = self.clock()
         return [
             self.providers[name]
@@ -72,6 +75,15 @@ class ProviderSelector:
             if self.providers[name].status(session).available
             and self._circuit(session.session_id, name).allows(now, self.cooldown)
         ]
+
+    def reaches(self, session: SessionRecord, chat_id: str) -> bool:
+        """Whether some engine the session may use can address `chat_id`."""
+        names = (
+            [session.provider_mode]
+            if session.provider_mode in self.providers
+            else list(self.providers)
+        )
+        return any(self.providers[n].reaches(chat_id) for n in names)
 
     def engine(self, session: SessionRecord) -> Engine:
         """The engine that runs the session: its browser, or the Cloud API alone."""

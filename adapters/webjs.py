@@ -228,7 +228,7 @@ class WebJsEngine(Engine):
         content = json.loads(message.content)
         options: dict[str, Any] = {}
         quoted = content.get("reply_to_provider_id")
-        if quoted and content.get("reply_to_provider") in (None, self.name):
+        if quoted and content.get("reply_to_provider") in (None, self.name) and _is_key(quoted):
             options["quotedMsg"] = quoted
         if message.type == "text":
             # Link previews are fetched through third-party servers unless the operator
@@ -292,7 +292,7 @@ class WebJsEngine(Engine):
             return
         for ref in pending:
             await self.sink.on_status(
-                session, StatusUpdate(self.name, ref, "failed", "interrupted")
+                session, StatusUpdate(self.name, ref, "failed", "interrupted", unsure=True)
             )
 
     def inbound(self, session: SessionRecord, payload: dict[str, Any]) -> InboundMessage | None:
@@ -345,6 +345,11 @@ class WebJsEngine(Engine):
             media=media,
             load_media=load if media is not None else None,
         )
+
+
+def _is_key(provider_id: str) -> bool:
+    """Whether an id is a WhatsApp Web message key (`<true|false>_<chat>_<id>...`)."""
+    return provider_id.startswith(("true_", "false_"))
 
 
 def _phone(wid: object, resolved: object) -> str | None:

@@ -255,6 +255,30 @@ def _offline_flow(car: Sidecar, phone: Phone, graph: GraphStandIn) -> None:
     assert [s["body"]["text"]["body"] for s in graph.sent] == ["through Meta"]
 
 
+def test_a_pending_send_whose_device_is_unlinked_ends_interrupted(
+    tmp_path: Path, phone: Phone, receiver: Receiver
+) -> None:
+    car = start(tmp_path, phone, receiver, SIDECAR_SEND_HANDOFF_TIMEOUT="1")
+    try:
+        link(car, phone)
+        assert phone.device(ME, "stall").status_code == 200
+        held = send(car, to=FRIEND, type="text", text="never confirmed")
+        eventually(
+            lambda: message(car, held["id"])["provider_message_id"], 30, "the send handed over"
+        )
+        assert message(car, held["id"])["status"] == "sending"
+        # The phone unlinks the device: wa-js would wait forever; the message must not.
+        assert phone.device(ME, "logout").status_code == 200
+        car.wait_status("f1", "qr_required")
+        done = settled(car, held["id"])
+        # Whichever comes first: the logout (nobody can tell: "interrupted") or the page's
+        # own rejection of the send.
+        assert done["status"] == "failed" and done["error"], done
+        assert phone.sent(ME) == []
+    finally:
+        car.close()
+
+
 BLANK = "<!doctype html><html><head><title>not WhatsApp</title></head><body>empty</body></html>"
 
 

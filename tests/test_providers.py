@@ -85,6 +85,13 @@ def test_meta_mode_needs_no_browser_and_maps_each_error_class(
         assert created.status_code == 201, created.text
         car.wait_status("c1", "connected")
 
+        # The Cloud API addresses phone numbers only: no linked ids, no groups.
+        for chat in ("190256482017342@lid", "120363000000000001@g.us"):
+            refused = car.api.post(
+                "/api/sessions/c1/messages", json={"to": chat, "type": "text", "text": "x"}
+            )
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"]["details"]["field"] == "to"
         ok = settled(car, "c1", send(car, "c1", to=FRIEND, type="text", text="hi")["id"])
         assert (ok["status"], ok["provider"]) == ("sent", "meta")
         assert ok["provider_message_id"] == graph.sent[-1]["wamid"]

@@ -156,3 +156,49 @@ async def test_migration_3_gives_old_messages_their_provider_ref(tmp_path: Path)
     found = await store.find_message("s", "3EB0BB22")
     assert found is not None and found.id == "m2"
     await store.close()
+
+
+async def test_a_refused_move_writes_nothing_that_came_with_it(tmp_path: Path) -> None:
+    from service.sessions.state import StatusWriter
+
+    store = await open_store(tmp_path / "s.sqlite3")
+    await store.create_session(SessionRecord(session_id="a", workspace_id="w", status="stopped"))
+    stopped = await store.get_session("a")
+    assert stopped is not None
+    writer = StatusWriter(store)
+    after = await writer.move(
+        stopped,
+        "qr_required",
+        changes={"qr": "2@ref,keys", "qr_expires_at": 1.0},
+        events=[NewEvent("qr_code_generated", {"qr": "2@ref,keys"})],
+    )
+    assert (after.status, after.qr) == ("stopped", None)
+    assert await store.list_events("a") == []
+    await store.close()
+
+
+async def test_provider_reports_never_move_a_message_back_even_on_a_stale_copy(
+    tmp_path: Path,
+) -> None:
+    from service.messaging.status import apply_status
+    from service.store import MessageRecord
+
+    store = await open_store(tmp_path / "s.sqlite3")
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    base = MessageRecord(
+        id="m1", session_id="s", workspace_id="w", direction="out", chat_id="1@c.us",
+        type="text", content="{}", status="sent", provider="webjs", provider_ref="R1",
+    )  # fmt: skip
+    await store.enqueue_message(base)
+    stale = await store.get_message("m1")
+    assert stale is not None
+    # A "read" lands first; a "delivered" decided on the older copy must not undo it.
+    assert await apply_status(store, stale, "read") is not None
+    assert await apply_status(store, stale, "delivered") is None
+    current = await store.get_message("m1")
+    assert current is not None and current.status == "read"
+    # A provider that cannot tell what happened settles only a message still in flight.
+    assert await apply_status(store, current, "failed", "interrupted", unsure=True) is None
+    statuses = [json.loads(e.body)["data"]["status"] for e in await store.list_events("s")]
+    assert statuses == ["read"]
+    await store.close()

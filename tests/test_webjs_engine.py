@@ -202,3 +202,37 @@ async def test_an_offline_page_is_down_before_anything_is_handed() -> None:
     with pytest.raises(Exception) as caught:
         await web.send(SESSION, message)
     assert getattr(caught.value, "kind", None) is ErrorKind.PROVIDER_DOWN
+
+
+def test_the_cloud_api_is_never_planned_for_a_chat_it_cannot_address() -> None:
+    from adapters.meta import MetaEngine
+    from adapters.selector import ProviderSelector
+
+    meta = MetaEngine(
+        None,  # type: ignore[arg-type]  # planning sends nothing
+        graph_url="http://graph.invalid",
+        version="v25.0",
+        sessions_root=Path("/nonexistent"),
+        credentials=lambda record: None,
+    )
+    web, _ = engine(Runtime(usable=False))
+    selector = ProviderSelector(None, web, meta)  # type: ignore[arg-type]
+    auto = SessionRecord(
+        session_id="s1", workspace_id="w", status="disconnected", meta_sealed="sealed"
+    )
+
+    def planned(chat_id: str) -> list[str]:
+        message = MessageRecord(
+            id="m", session_id="s1", workspace_id="w", direction="out", chat_id=chat_id,
+            type="text", content='{"text": "x"}', status="queued",
+        )  # fmt: skip
+        return [e.name for e in selector.plan(auto, message)]
+
+    # WhatsApp Web is down: a phone number may fail over, a group or a linked id waits.
+    assert planned("5511988880002@c.us") == ["meta"]
+    assert planned("120363000000000001@g.us") == []
+    assert planned("190256482017342@lid") == []
+    meta_only = SessionRecord(session_id="s1", workspace_id="w", provider_mode="meta")
+    assert selector.reaches(meta_only, "5511988880002@c.us")
+    assert not selector.reaches(meta_only, "190256482017342@lid")
+    assert selector.reaches(auto, "190256482017342@lid")

@@ -203,20 +203,30 @@
   // still deliver it later: after `handoffMs` Python hears "pending", and the final outcome
   // follows as a `send_result` event.
   const sendWith = async (to, handoffMs, call) => {
-    let key;
-    let chat;
+    // One clock for the whole call: finding the chat can wait on the network too.
+    const deadline = sleep(handoffMs).then(() => null);
+    const found = (async () => {
+      const chat = await WPP.chat.find(to);
+      return { chat, key: await WPP.chat.generateMessageID(chat) };
+    })();
+    let prepared;
     try {
-      chat = await WPP.chat.find(to);
-      key = await WPP.chat.generateMessageID(chat);
+      prepared = await Promise.race([found, deadline]);
     } catch (e) {
       return Object.assign({ ok: false, handed: false }, errorInfo(e));
     }
+    if (!prepared) {
+      // Nothing was handed over: the message may go another way.
+      found.catch(() => null);
+      return { ok: false, handed: false, code: null, message: 'WhatsApp Web did not find the chat in time' };
+    }
+    const { chat, key } = prepared;
     const id = ser(key);
     const ref = bareId(key);
     const settled = Promise.resolve()
       .then(() => call(chat.id, key))
       .then(outcome, (e) => Object.assign({ ok: false, handed: true, id }, errorInfo(e)));
-    const first = await Promise.race([settled, sleep(handoffMs).then(() => null)]);
+    const first = await Promise.race([settled, deadline]);
     if (first) return Object.assign({ ref }, first, { id: first.id || id });
     settled.then((late) => send('send_result', Object.assign({ ref }, late, { id: late.id || id })));
     return { ok: true, pending: true, id, ref, ack: 0, result: null };
@@ -232,10 +242,12 @@
 
   // ------------------------------------------------------------------ wiring
 
-  let attached = false;
-  const attach = () => {
-    if (attached) return;
-    attached = true;
+  // Listeners go on as soon as WPP exists: wa-js wires its own hooks at injection, before
+  // `ready`, and a message in between must not be lost.
+  let listening = false;
+  const listen = () => {
+    if (listening) return;
+    listening = true;
     WPP.on('conn.auth_code_change', (code) => send('auth_code', authCode(code)));
     WPP.on('conn.qrcode_idle', () => send('qr_idle'));
     // Fires for a new link only, never for a restored session.
@@ -270,7 +282,14 @@
         chat: ser(event.chat),
       }),
     );
-    readConn();
+  };
+
+  // wa-js announces the stream state at injection, before `ready`: read it through the
+  // getters once ready, and say so.
+  let announced = false;
+  const announce = () => {
+    if (announced) return;
+    announced = true;
     snapshot().then(
       (state) => {
         lastState = JSON.stringify(state.conn);
@@ -281,24 +300,23 @@
   };
 
   const snapshot = async () => {
-    readConn();
-    const state = connState();
     let code = null;
-    if (!state.authenticated) {
-      try {
-        code = authCode(await WPP.conn.getAuthCode());
-      } catch (e) {
-        code = null;
-      }
+    try {
+      if (!WPP.conn.isAuthenticated()) code = authCode(await WPP.conn.getAuthCode());
+    } catch (e) {
+      code = null;
     }
-    return { conn: state, auth_code: code };
+    // Read after the wait, so the state is never older than a `state` already sent.
+    readConn();
+    return { conn: connState(), auth_code: code };
   };
 
   // WPP.loader.onReady only subscribes: if `ready` already fired it never runs, so look
   // at the live getter first.
   const whenReady = () => {
-    if (WPP.isReady) attach();
-    else WPP.loader.onReady(attach);
+    listen();
+    if (WPP.isReady) announce();
+    else WPP.loader.onReady(announce);
   };
 
   const handoff = (options) => {
@@ -318,6 +336,7 @@
       wpp: !!window.WPP,
       injected: !!(window.WPP && window.WPP.isInjected),
       ready: !!(window.WPP && window.WPP.isReady),
+      error: window.__waSidecarLoadError || null,
     }),
     authCode: async () => authCode(await WPP.conn.getAuthCode()),
     refreshQR: async () => {

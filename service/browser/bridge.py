@@ -94,7 +94,11 @@ def init_script(wa_js_path: str | None, config: WaJsConfig) -> str:
         parts.append(
             "if (window.top === window && !window.WPP) {\n"
             f"window.WPPConfig = {json.dumps(config.as_js())};\n"
+            "try {\n"
             f"(function () {{\n{bundle}\n}}).call(window);\n"
+            # A bundle that throws must not take the bridge down with it: the load
+            # deadline reports this.
+            "} catch (e) { window.__waSidecarLoadError = String(e && e.stack || e); }\n"
             "}\n"
         )
     parts.append(bridge_script())

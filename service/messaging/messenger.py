@@ -32,7 +32,7 @@ from service.messaging.media import MediaFetcher, guess_filename, write_media
 from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
-from service.messaging.status import apply_status, status_event
+from service.messaging.status import apply_status, rank, status_event
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, NewEvent, SessionRecord, Store
 
@@ -150,6 +150,12 @@ class Messenger:
         ):
             raise ValidationFailed(
                 "type", "templates go through the Cloud API: give this session Meta credentials"
+            )
+        if not self.selector.reaches(session, request.to):
+            raise ValidationFailed(
+                "to",
+                "the Cloud API (provider_mode meta) sends to phone numbers only, "
+                "not to groups or linked ids (@lid)",
             )
         if request.reply_to and request.reply_to.startswith("msg_"):
             quoted = await self.store.get_message(request.reply_to)
@@ -301,13 +307,14 @@ class Messenger:
         if message is None:
             self._remember(session.session_id, update)
             return
-        await apply_status(self.store, message, update.status, update.error)
+        await apply_status(self.store, message, update.status, update.error, unsure=update.unsure)
 
     def _remember(self, session_id: str, update: StatusUpdate) -> None:
-        """A fast report can beat the record of its own send: keep it for a while."""
+        """A fast report can beat the record of its own send: keep the most telling one
+        for a while."""
         key = (session_id, update.ref)
         previous = self._early.pop(key, None)
-        if previous is not None and previous[0].status == "failed":
+        if previous is not None and rank(previous[0].status) >= rank(update.status):
             update = previous[0]
         self._early[key] = (update, time.monotonic())
         while len(self._early) > EARLY_ACKS_MAX or (
@@ -321,7 +328,10 @@ class Messenger:
             return
         early = self._early.pop((message.session_id, message.provider_ref), None)
         if early is not None:
-            await apply_status(self.store, message, early[0].status, early[0].error)
+            update = early[0]
+            await apply_status(
+                self.store, message, update.status, update.error, unsure=update.unsure
+            )
 
     async def _save_media(
         self, session: SessionRecord, message_id: str, message: InboundMessage

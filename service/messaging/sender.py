@@ -111,7 +111,12 @@ class Sender:
         self._rounds.pop(message.id, None)
         with contextlib.suppress(Exception):
             current = await self.store.get_message(message.id)
-            if current is not None and current.status in ("queued", "sending"):
+            # A message a provider already holds (it has a ref) is that provider's to settle.
+            if (
+                current is not None
+                and current.status in ("queued", "sending")
+                and current.provider_ref is None
+            ):
                 await change_status(
                     self.store,
                     current,
@@ -163,15 +168,17 @@ class Sender:
         reply_to = content.get("reply_to")
         if not reply_to:
             return message
-        quoted = None
         if reply_to.startswith("msg_"):
             quoted = await self.store.get_message(reply_to)
-            if quoted is None or quoted.session_id != message.session_id:
+            if quoted is not None and quoted.session_id != message.session_id:
                 quoted = None
+        else:
+            quoted = await self.store.find_message(message.session_id, provider_message_id=reply_to)
         if quoted is not None:
             content["reply_to_provider_id"] = quoted.provider_message_id
             content["reply_to_provider"] = quoted.provider
         elif not reply_to.startswith("msg_"):
+            # Not ours to know: each engine quotes only ids of its own provider.
             content["reply_to_provider_id"] = reply_to
         return dataclasses.replace(message, content=json.dumps(content, ensure_ascii=False))
 

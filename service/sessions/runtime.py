@@ -68,7 +68,10 @@ class SessionRuntime:
             elif worker is not None and not worker.stopping:
                 worker.stop()
             elif worker is None and record.status != "stopped":
-                await self.status.move(record, "stopped")
+                # Nothing runs it (left so by a crash, or never started): say so.
+                await self.status.move(
+                    record, "stopped", changes={"qr": None, "qr_expires_at": None}
+                )
 
     async def detach(self, session_id: str) -> None:
         """Close the session's browser and leave its status to whoever takes it over."""

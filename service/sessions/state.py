@@ -58,8 +58,8 @@ class StatusWriter:
     ) -> SessionRecord:
         """Set `status` (plus `changes`) and append the status event, atomically.
 
-        A move the machine does not allow is skipped (logged), but `changes` and `events`
-        that come with it are still written; a move to the same status writes no status event.
+        A move the machine does not allow is skipped (logged) with the `changes` and `events`
+        that come with it; a move to the same status writes them, without a status event.
         """
         for _ in range(5):
             try:
@@ -89,7 +89,10 @@ class StatusWriter:
                     data["phone_number"] = phone
                 events.insert(0, NewEvent("session_status_changed", data))
             else:
+                # What came with a refused move belongs to it: a QR, a phone number or an
+                # event for a session that is now stopped or failed would be a lie.
                 log.debug("ignoring move %s -> %s", record.status, status)
+                return record
         if not changes and not events:
             return record
         updated = await self.store.update_session(

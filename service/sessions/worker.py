@@ -29,14 +29,24 @@ class PageListener(Protocol):
 
     async def on_bridge_event(self, session: SessionRecord, event: BridgeEvent) -> None: ...
 
-    async def on_page_closed(self, session: SessionRecord) -> None: ...
+    async def on_page_closed(self, session: SessionRecord) -> None:
+        """What the page still had in hand is gone: it closed, reloaded or logged out."""
+
+
+# Stream info values that mean the socket is down or not up yet, whatever the mode says
+# (wa-js has no "disconnected" event; these, `online` and the mode are the signals).
+DOWN_INFO = frozenset({"OFFLINE", "CONNECTING", "OPENING"})
 
 
 def usable(conn: dict[str, Any] | None) -> bool:
     """Logged in and able to send, as wa-js reports it: authenticated, stream mode MAIN,
-    online. (Not isMainReady: that latches on the QR screen and never resets.)"""
+    online, the socket not down. (Not isMainReady: it latches on the QR screen.)"""
     return bool(
-        conn and conn.get("authenticated") and conn.get("mode") == "MAIN" and conn.get("online")
+        conn
+        and conn.get("authenticated")
+        and conn.get("mode") == "MAIN"
+        and conn.get("online")
+        and conn.get("info") not in DOWN_INFO
     )
 
 
@@ -198,6 +208,8 @@ class SessionWorker:
                 return Outcome("stop")
             self._loaded.clear()
             self.conn = None
+            # A fresh queue per page: nothing a closed page said may reach the next one.
+            self._events = asyncio.Queue()
             try:
                 bridge = await PageBridge.open(
                     self.ctx.launcher,
@@ -210,7 +222,7 @@ class SessionWorker:
             except LaunchError as exc:
                 return Outcome("crash", str(exc))
         self.bridge = bridge
-        consumer = asyncio.create_task(self._consume())
+        consumer = asyncio.create_task(self._consume(self._events))
         waits = {
             asyncio.create_task(self._crashed(bridge)): "crash",
             asyncio.create_task(self._wait(self._stop)): "stop",
@@ -284,9 +296,9 @@ class SessionWorker:
             if used > self.ctx.memory_limit_bytes:
                 return
 
-    async def _consume(self) -> None:
+    async def _consume(self, events: asyncio.Queue[BridgeEvent]) -> None:
         while True:
-            event = await self._events.get()
+            event = await events.get()
             try:
                 await self._handle(event)
             except LookupError:
@@ -295,13 +307,19 @@ class SessionWorker:
             except Exception:
                 self.log.exception("session %s: handling %s failed", self.session_id, event.type)
             finally:
-                self._events.task_done()
+                events.task_done()
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
+        if self.stopping and event.type not in MESSAGE_EVENTS:
+            # Closing (or handed over to another engine): the session's status is no
+            # longer this page's to say. Messages and acks still count.
+            return
         record = await self.record()
         match event.type:
             case "ready":
+                if self._loaded.is_set():
+                    await self._page_closed()  # the page reloaded: its sends are gone
                 self._loaded.set()
                 conn = payload.get("conn")
                 if isinstance(conn, dict):
@@ -324,6 +342,7 @@ class SessionWorker:
                 )
             case "logout":
                 await self._logged_out(record)
+                await self._page_closed()  # sends of an unlinked device never settle
             case _ if event.type in MESSAGE_EVENTS:
                 if self.ctx.pages is not None:
                     await self.ctx.pages.on_bridge_event(record, event)
@@ -336,14 +355,23 @@ class SessionWorker:
         """Move the session to what wa-js's connection state says."""
         self.conn = conn
         if not conn.get("authenticated"):
-            if record.status in ("connected", "disconnected", "authenticating"):
+            if record.status in ("connected", "disconnected"):
                 return await self._logged_out(record)
-            return record  # the QR flow (auth codes) drives the status
+            # The QR flow (auth codes) and the logout event drive the status; a fresh link's
+            # isAuthenticated() may lag its authenticated event.
+            return record
         if usable(conn):
             return await self._connected(record, conn.get("me"))
-        if conn.get("mode") == "MAIN" or record.status in ("connected", "disconnected"):
-            # Was usable, or is logged in but cut off: offline, CONFLICT, TOS_BLOCK, ...
-            reason = "offline" if conn.get("mode") == "MAIN" else str(conn.get("mode")).lower()
+        offline = conn.get("mode") == "MAIN" and not conn.get("online")
+        if offline or record.status in ("connected", "disconnected"):
+            # Logged in but cut off (offline, the socket down, CONFLICT, TOS_BLOCK, ...).
+            # A login still opening its socket is not that: it stays where it is.
+            if offline:
+                reason = "offline"
+            elif conn.get("mode") != "MAIN":
+                reason = str(conn.get("mode")).lower()
+            else:
+                reason = str(conn.get("info") or "offline").lower()
             return await self.ctx.status.move(record, "disconnected", reason=reason)
         if record.status == "qr_required":
             # Linked while the QR was up (the authenticated event says the same).
@@ -398,6 +426,8 @@ class SessionWorker:
 def load_failure(probe: dict[str, Any], timeout: float, url: str) -> str:
     """The `last_error` of a page where wa-js never got ready."""
     head = f"WhatsApp Web did not load within {timeout:.0f} s at {url}"
+    if probe.get("error"):
+        return f"{head}: the wa-js bundle failed: {str(probe['error']).splitlines()[0][:300]}"
     if not probe.get("wpp"):
         return f"{head}: window.WPP never appeared (is WA_JS_PATH the wa-js bundle?)"
     if not probe.get("ready"):

@@ -11,6 +11,7 @@ from service.store.base import (
     NewEvent,
     OutboxEvent,
     SessionRecord,
+    StaleMessage,
     StaleStatus,
     Store,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "OutboxEvent",
     "SQLiteStore",
     "SessionRecord",
+    "StaleMessage",
     "StaleStatus",
     "Store",
 ]

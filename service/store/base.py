@@ -83,6 +83,14 @@ class StaleStatus(Exception):
         self.current = current
 
 
+class StaleMessage(Exception):
+    """A compare-and-set on a message's status lost: someone moved it first."""
+
+    def __init__(self, current: MessageRecord) -> None:
+        super().__init__(current.status)
+        self.current = current
+
+
 @dataclass(frozen=True)
 class OutboxEvent:
     """A webhook event, written before anyone else sees it."""
@@ -208,13 +216,28 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def update_message(
-        self, message_id: str, changes: dict[str, Any], events: list[NewEvent] | None = None
+        self,
+        message_id: str,
+        changes: dict[str, Any],
+        events: list[NewEvent] | None = None,
+        *,
+        expect_status: str | None = None,
     ) -> MessageRecord:
-        """Apply `changes` and append `events` for the message's session, atomically."""
+        """Apply `changes` and append `events` for the message's session, atomically.
+
+        With `expect_status` it is a compare-and-set: when the stored status differs,
+        nothing is written and `StaleMessage` (carrying the current record) is raised.
+        """
 
     @abc.abstractmethod
-    async def find_message(self, session_id: str, provider_ref: str) -> MessageRecord | None:
-        """The session's message with this provider ref."""
+    async def find_message(
+        self,
+        session_id: str,
+        provider_ref: str | None = None,
+        *,
+        provider_message_id: str | None = None,
+    ) -> MessageRecord | None:
+        """The session's message with this provider ref (or this provider message id)."""
 
     @abc.abstractmethod
     async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:

@@ -28,6 +28,7 @@ from service.store.base import (
     NewEvent,
     OutboxEvent,
     SessionRecord,
+    StaleMessage,
     StaleStatus,
     Store,
 )
@@ -287,7 +288,12 @@ class SQLiteStore(Store):
         return await self._run(next_one)
 
     async def update_message(
-        self, message_id: str, changes: dict[str, Any], events: list[NewEvent] | None = None
+        self,
+        message_id: str,
+        changes: dict[str, Any],
+        events: list[NewEvent] | None = None,
+        *,
+        expect_status: str | None = None,
     ) -> MessageRecord:
         unknown = set(changes) - set(_MESSAGE_COLUMNS)
         if unknown:
@@ -296,11 +302,17 @@ class SQLiteStore(Store):
         def update(conn: sqlite3.Connection) -> MessageRecord:
             values = changes | {"updated_at": time.time()}
             assignments = ", ".join(f"{c} = ?" for c in values)
-            cursor = conn.execute(
-                f"UPDATE messages SET {assignments} WHERE id = ?", [*values.values(), message_id]
-            )
+            guard, params = "", [*values.values(), message_id]
+            if expect_status is not None:
+                guard, params = " AND status = ?", [*params, expect_status]
+            cursor = conn.execute(f"UPDATE messages SET {assignments} WHERE id = ?{guard}", params)
             if cursor.rowcount == 0:
-                raise LookupError(message_id)
+                current = conn.execute(
+                    "SELECT * FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()
+                if current is None:
+                    raise LookupError(message_id)
+                raise StaleMessage(_message(current))
             row = conn.execute("SELECT * FROM messages WHERE id = ?", (message_id,)).fetchone()
             record = _message(row)
             self._appended += _append_session_events(conn, record.session_id, events or [])
@@ -308,11 +320,23 @@ class SQLiteStore(Store):
 
         return await self._transaction(update)
 
-    async def find_message(self, session_id: str, provider_ref: str) -> MessageRecord | None:
+    async def find_message(
+        self,
+        session_id: str,
+        provider_ref: str | None = None,
+        *,
+        provider_message_id: str | None = None,
+    ) -> MessageRecord | None:
+        column, value = (
+            ("provider_ref", provider_ref)
+            if provider_ref is not None
+            else ("provider_message_id", provider_message_id)
+        )
+
         def find() -> MessageRecord | None:
             row = self.conn.execute(
-                "SELECT * FROM messages WHERE session_id = ? AND provider_ref = ?",
-                (session_id, provider_ref),
+                f"SELECT * FROM messages WHERE session_id = ? AND {column} = ?",
+                (session_id, value),
             ).fetchone()
             return _message(row) if row else None
 
