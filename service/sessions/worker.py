@@ -110,6 +110,7 @@ class SessionWorker:
         self._restart = asyncio.Event()
         self._events: asyncio.Queue[BridgeEvent] = asyncio.Queue()
         self._loaded = asyncio.Event()
+        self._record: SessionRecord | None = None
         # The connection as wa-js last reported it (see `usable`); None while no page runs.
         self.conn: dict[str, Any] | None = None
 
@@ -315,7 +316,13 @@ class SessionWorker:
             # Closing (or handed over to another engine): the session's status is no
             # longer this page's to say. Messages and acks still count.
             return
-        record = await self.record()
+        if event.type in MESSAGE_EVENTS and self._record is not None:
+            # Messages need only who the session is, which never changes: spare the store
+            # a read per message and ack.
+            if self.ctx.pages is not None:
+                await self.ctx.pages.on_bridge_event(self._record, event)
+            return
+        record = self._record = await self.record()
         match event.type:
             case "ready":
                 if self._loaded.is_set():
