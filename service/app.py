@@ -29,6 +29,7 @@ from service.metrics import Metrics
 from service.openapi import build_openapi
 from service.qr import qr_links
 from service.secretbox import SecretBox, parse_key
+from service.sessions.layout import private_dir
 from service.sessions.manager import SessionManager
 from service.sessions.runtime import SessionRuntime
 from service.sessions.state import StatusWriter
@@ -165,7 +166,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        settings.sessions_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(settings.sessions_dir)
         redact_access_log()
         await store.open()
         try:
@@ -209,6 +210,7 @@ def create_app(
                 secrets=settings.api_secrets,
                 tolerance=settings.signature_tolerance,
                 max_body_bytes=settings.max_body_bytes,
+                first_sighting=store.first_sighting,
             )
         ],
         exception_handlers={

@@ -1,15 +1,19 @@
 """Inbound request guard: the body limit for every route and HMAC auth for `/api/*`.
 
-A pure ASGI middleware: it reads the raw body once (never more than the limit), verifies the
-signature over those exact bytes, and hands the same bytes to the route.
+A pure ASGI middleware. On `/api/*` it checks the signature headers first (present,
+well-formed, timestamp in the window), so an unsigned body is never read; then it reads the raw
+body once (never more than the limit, never slower than the time limit), verifies the signature
+over those exact bytes, and hands the same bytes to the route. Signatures of state-changing
+requests are kept in the store for the window, so a replay is refused after a restart and by
+every process that shares the store.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,36 +24,12 @@ from service.signing import verify_request
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # ASCII digits only: str.isdigit() also accepts characters such as '²' that int() refuses.
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_DIGITS = re.compile(r"[0-9]{1,20}")
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 
 
-class ReplayCache:
-    """Signatures of state-changing requests seen inside the timestamp window.
-
-    In memory and per process: a restart forgets it, which the ±tolerance window bounds.
-    """
-
-    def __init__(self, ttl: float, max_entries: int = 200_000) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._seen: OrderedDict[str, float] = OrderedDict()
-
-    def seen(self, signature: str, now: float) -> bool:
-        """Record `signature`; True when it was already recorded and not yet expired."""
-        self._evict(now)
-        expiry = self._seen.get(signature)
-        if expiry is not None and expiry > now:
-            return True
-        self._seen[signature] = now + self._ttl
-        self._seen.move_to_end(signature)
-        return False
-
-    def _evict(self, now: float) -> None:
-        # Entries are inserted in expiry order, so expired ones sit at the front.
-        while self._seen:
-            first, expiry = next(iter(self._seen.items()))
-            if expiry > now and len(self._seen) < self._max:
-                break
-            del self._seen[first]
+# Records a signature for ttl seconds; False when it was seen and has not expired.
+FirstSighting = Callable[[str, float, float], Awaitable[bool]]
 
 
 def _is_protected(path: str) -> bool:
@@ -66,15 +46,19 @@ class RequestGuard:
         secrets: tuple[str, ...],
         tolerance: int,
         max_body_bytes: int,
+        first_sighting: FirstSighting,
+        body_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.secrets = secrets
         self.tolerance = tolerance
         self.max_body_bytes = max_body_bytes
+        self.first_sighting = first_sighting
+        self.body_timeout = body_timeout
         self.clock = clock
         # A signature stays replayable for as long as its timestamp could still pass.
-        self.replays = ReplayCache(ttl=2 * tolerance + 1)
+        self.replay_ttl = float(2 * tolerance + 1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,18 +66,27 @@ class RequestGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
+        if _DIGITS.fullmatch(declared) and int(declared) > self.max_body_bytes:
             await self._too_large(scope, receive, send)
             return
-        body = await self._read_body(receive)
+        protected = _is_protected(scope["path"])
+        if protected:
+            failure = self._check_headers(headers)
+            if failure is not None:
+                await self._unauthorized(scope, receive, send, failure)
+                return
+        try:
+            body = await asyncio.wait_for(self._read_body(receive), self.body_timeout)
+        except TimeoutError:
+            await self._timed_out(scope, receive, send)
+            return
         if body is None:
             await self._too_large(scope, receive, send)
             return
-        if _is_protected(scope["path"]):
-            failure = self._authenticate(scope, headers, body)
+        if protected:
+            failure = await self._authenticate(scope, headers, body)
             if failure is not None:
-                code, message = failure
-                await JSONResponse(error_body(code, message), status_code=401)(scope, receive, send)
+                await self._unauthorized(scope, receive, send, failure)
                 return
 
         replayed = False
@@ -123,6 +116,28 @@ class RequestGuard:
                 break
         return b"".join(chunks)
 
+    @staticmethod
+    async def _unauthorized(
+        scope: Scope, receive: Receive, send: Send, failure: tuple[str, str]
+    ) -> None:
+        code, message = failure
+        # The body may be unread: close the connection rather than drain it.
+        response = JSONResponse(
+            error_body(code, message), status_code=401, headers={"Connection": "close"}
+        )
+        await response(scope, receive, send)
+
+    async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            error_body(
+                "request_timeout",
+                f"the request body did not arrive within {self.body_timeout:.0f} s",
+            ),
+            status_code=408,
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
+
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = JSONResponse(
             error_body(
@@ -135,21 +150,28 @@ class RequestGuard:
         )
         await response(scope, receive, send)
 
-    def _authenticate(
-        self, scope: Scope, headers: dict[str, str], body: bytes
-    ) -> tuple[str, str] | None:
+    def _check_headers(self, headers: dict[str, str]) -> tuple[str, str] | None:
+        """What can be checked before the body: both headers, their form, the window."""
         timestamp = headers.get("x-timestamp", "").strip()
         signature = headers.get("x-hmac-signature", "").strip()
         if not timestamp or not signature:
             return "invalid_signature", "X-Timestamp and X-HMAC-Signature headers are required"
         if not _TIMESTAMP.fullmatch(timestamp):
             return "invalid_signature", "X-Timestamp must be Unix seconds"
-        now = self.clock()
-        if abs(now - int(timestamp)) > self.tolerance:
+        if not _SIGNATURE.fullmatch(signature):
+            return "invalid_signature", "X-HMAC-Signature must be 64 hex digits"
+        if abs(self.clock() - int(timestamp)) > self.tolerance:
             return (
                 "stale_timestamp",
                 f"X-Timestamp is more than {self.tolerance} s away from the server clock",
             )
+        return None
+
+    async def _authenticate(
+        self, scope: Scope, headers: dict[str, str], body: bytes
+    ) -> tuple[str, str] | None:
+        timestamp = headers.get("x-timestamp", "").strip()
+        signature = headers.get("x-hmac-signature", "").strip()
         # The path exactly as sent: raw (still percent-encoded) path plus the query string.
         path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         query = scope.get("query_string", b"").decode("latin-1")
@@ -158,6 +180,8 @@ class RequestGuard:
         method = scope["method"]
         if not verify_request(self.secrets, signature, timestamp, method, path, body):
             return "invalid_signature", "signature does not match"
-        if method in STATE_CHANGING and self.replays.seen(signature.lower(), now):
+        if method in STATE_CHANGING and not await self.first_sighting(
+            signature.lower(), self.clock(), self.replay_ttl
+        ):
             return "replayed_request", "this signed request was already received"
         return None

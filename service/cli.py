@@ -42,6 +42,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=30,
+        # Bounded: idle keep-alive connections close after 5 s, and past this many open
+        # connections new ones get 503 instead of piling up (the body itself has its own
+        # time limit in the request guard).
+        timeout_keep_alive=5,
+        limit_concurrency=1024,
     )
     return 0
 

@@ -47,18 +47,22 @@ class SignedLinks:
 
 
 _LINK_TOKEN = re.compile(r"(/(?:qr|media)/)[^\s/?\"]+")
+# Meta's webhook handshake carries the session's verify token in the query string.
+_VERIFY_TOKEN = re.compile(r"((?:\?|&)hub\.verify_token=)[^\s&\"]*")
 
 
 class RedactLinkTokens(logging.Filter):
-    """Keeps signed-link tokens out of access logs: while valid, a token is a credential."""
+    """Keeps credentials in URLs out of access logs: signed-link tokens (a credential while
+    valid) and Meta's `hub.verify_token`."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _LINK_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a
-                for a in record.args
-            )
+            record.args = tuple(_redact(a) if isinstance(a, str) else a for a in record.args)
         return True
+
+
+def _redact(text: str) -> str:
+    return _VERIFY_TOKEN.sub(r"\1[redacted]", _LINK_TOKEN.sub(r"\1[redacted]", text))
 
 
 def redact_access_log() -> None:

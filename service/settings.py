@@ -68,6 +68,7 @@ class Settings:
     meta_graph_url: str = "https://graph.facebook.com"
     meta_graph_version: str = "v25.0"
     log_level: str = "info"
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def sessions_dir(self) -> Path:
@@ -204,4 +205,5 @@ _ENV_NAMES: dict[str, str] = {
     "meta_graph_url": "META_GRAPH_URL",
     "meta_graph_version": "META_GRAPH_VERSION",
     "log_level": "SIDECAR_LOG_LEVEL",
+    "metrics_token": "SIDECAR_METRICS_TOKEN",
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 
 import httpx
@@ -162,11 +163,14 @@ def test_chunked_oversized_body_is_413(api: httpx.Client) -> None:
         for _ in range(20):
             yield b"x" * (1024 * 1024)
 
-    # No Content-Length: the limit must hold while streaming too. Unsigned on purpose:
-    # the size check comes before authentication.
+    # No Content-Length: the limit must hold while streaming too. Well-formed signature
+    # headers get the body read (up to the limit); the signature itself is checked after.
+    headers = {"X-Timestamp": str(int(time.time())), "X-HMAC-Signature": "0" * 64}
     with httpx.Client(base_url=str(api.base_url)) as client:
-        response = client.post("/api/sessions", content=chunks())
-    assert response.status_code == 413
+        response = client.post("/api/sessions", content=chunks(), headers=headers)
+        assert response.status_code == 413
+        # Without them nothing is read at all.
+        assert client.post("/api/sessions", content=chunks()).status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,7 +13,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from service.app import create_app
-from service.auth import ReplayCache
 from service.settings import Settings
 from service.signing import sign_request, verify_request
 from tests.conftest import API_SECRET
@@ -176,15 +176,81 @@ def test_signature_matches_a_known_vector() -> None:
     assert sign_request("secret", "1700000000", "post", "/api/sessions", b"{}") == expected
 
 
-def test_replay_cache_forgets_after_ttl() -> None:
-    cache = ReplayCache(ttl=10)
-    assert not cache.seen("a", now=100)
-    assert cache.seen("a", now=105)
-    assert not cache.seen("a", now=111)
+async def test_the_store_remembers_signatures_for_the_window(tmp_path: Path) -> None:
+    from service.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    assert await store.first_sighting("a" * 64, now=100, ttl=10)
+    assert not await store.first_sighting("a" * 64, now=105, ttl=10)
+    assert await store.first_sighting("a" * 64, now=111, ttl=10)  # expired: new again
+    await store.close()
+    # Another process (or this one after a restart) sees the same record.
+    again = SQLiteStore(tmp_path / "s.sqlite3")
+    await again.open()
+    assert not await again.first_sighting("a" * 64, now=115, ttl=10)
+    for i in range(200):
+        await again.first_sighting(f"{i:064x}", now=200, ttl=1)
+    # Expired rows are swept as new ones come in.
+    await again.first_sighting("b" * 64, now=500, ttl=1)
+    await again.first_sighting("c" * 64, now=500, ttl=1)
+    await again.close()
 
 
-def test_replay_cache_is_bounded() -> None:
-    cache = ReplayCache(ttl=1000, max_entries=3)
-    for i in range(10):
-        cache.seen(str(i), now=1)
-    assert len(cache._seen) <= 3
+def test_a_signed_write_replayed_after_a_restart_is_refused(
+    make_settings: Callable[..., Settings],
+) -> None:
+    settings = make_settings()
+    body = json.dumps({"workspace_id": "w1", "session_id": "once", "start": False}).encode()
+    headers = signed_headers(API_SECRET, "POST", "/api/sessions", body)
+    with serve_app(create_app(settings, with_browsers=False)) as base:
+        first = httpx.post(f"{base}/api/sessions", content=body, headers=headers)
+        assert first.status_code == 201, first.text
+    # A new process on the same store: the captured request is still a replay.
+    with serve_app(create_app(settings, with_browsers=False)) as base:
+        replay = httpx.post(f"{base}/api/sessions", content=body, headers=headers)
+        assert replay.status_code == 401 and error_code(replay) == "replayed_request"
+
+
+def test_an_unsigned_body_is_refused_before_it_is_read(raw: httpx.Client) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    # Headers that cannot verify, then a promise of 16 MiB that never comes: the answer must
+    # not wait for the body.
+    url = urlsplit(str(raw.base_url))
+    with socket.create_connection((url.hostname, url.port), timeout=10) as conn:
+        conn.sendall(
+            b"POST /api/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 16000000\r\n\r\n{"
+        )
+        answer = conn.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+    assert b"invalid_signature" in answer
+
+
+def test_a_body_that_trickles_in_is_cut_off(make_settings: Callable[..., Settings]) -> None:
+    import socket
+
+    from service.auth import RequestGuard
+
+    settings = make_settings()
+    app = create_app(settings, with_browsers=False)
+    # The same guard with a short body deadline (the default is 30 s).
+    for middleware in app.user_middleware:
+        if middleware.cls is RequestGuard:
+            middleware.kwargs["body_timeout"] = 1.0
+    body = b'{"workspace_id": "w1", "start": false}'
+    headers = signed_headers(API_SECRET, "POST", "/api/sessions", body)
+    with serve_app(app) as base:
+        host, port = base.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as conn:
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            conn.sendall(
+                f"POST /api/sessions HTTP/1.1\r\nHost: x\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:5]
+            )
+            answer = conn.recv(4096)  # the rest never comes
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    assert b"request_timeout" in answer

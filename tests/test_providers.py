@@ -271,3 +271,43 @@ def test_meta_webhook_handshake_and_forged_signatures(
         assert event["data"]["message"]["text"] == "genuine"
     finally:
         car.close()
+
+
+def test_a_body_signed_by_one_tenant_cannot_carry_messages_into_another(
+    tmp_path: Path, graph: GraphStandIn, receiver: Receiver
+) -> None:
+    car = start(tmp_path, graph, receiver)
+    try:
+        tenants = {
+            "ta": {**META, "phone_number_id": "111111111111", "app_secret": "secret-a"},
+            "tb": {**META, "phone_number_id": "222222222222", "app_secret": "secret-b"},
+        }
+        for session, meta in tenants.items():
+            created = car.api.post(
+                "/api/sessions",
+                json={
+                    "workspace_id": session,
+                    "session_id": session,
+                    "provider_mode": "meta",
+                    "meta": meta,
+                },
+            )
+            assert created.status_code == 201, created.text
+        a = inbound_text("111111111111", "15550000001", FRIEND, "to tenant A")
+        b = inbound_text("222222222222", "15550000002", FRIEND, "forged into tenant B")
+        both = {**a, "entry": a["entry"] + b["entry"]}
+        # Signed with A's secret: B's change cannot ride along, so nothing is taken.
+        assert _meta_post(car, both, secret="secret-a").status_code == 401
+        assert _meta_post(car, b, secret="secret-a").status_code == 401
+        # A number nobody owns is ignored (and logged); the rest goes through.
+        stranger = inbound_text("999999999999", "15550000009", FRIEND, "to nobody")
+        mixed = {**a, "entry": a["entry"] + stranger["entry"]}
+        assert _meta_post(car, mixed, secret="secret-a").status_code == 200
+        eventually(lambda: car.events("ta", "message_received"), 30, "A's message")
+        assert [e["data"]["message"]["text"] for e in car.events("ta", "message_received")] == [
+            "to tenant A"
+        ]
+        assert car.events("tb", "message_received") == []
+        assert "999999999999" in car.log.read_text()
+    finally:
+        car.close()

@@ -55,14 +55,22 @@ async def inbound(request: Request) -> Response:
         return _forbidden("malformed_json", "request body is not valid JSON", 400)
     store: Store = request.app.state.store
     manager: SessionManager = request.app.state.sessions
+    signature = request.headers.get("x-hub-signature-256")
     sessions: dict[str, tuple[SessionRecord, MetaConfig]] = {}
-    for pnid in phone_number_ids(payload):
+    for pnid in sorted(phone_number_ids(payload)):
         for session in await store.list_sessions(meta_phone_number_id=pnid):
             config = manager.meta_config(session)
             if config is not None:
                 sessions.setdefault(pnid, (session, config))
-    secrets = {config.app_secret for _, config in sessions.values() if config.app_secret}
-    if not verify_signature(body, request.headers.get("x-hub-signature-256"), secrets):
+                break
+        else:
+            log.warning("Meta webhook names phone_number_id %s, which no session has", pnid)
+    # Every number the body speaks for must be one whose own app secret signed it: a body
+    # signed by one tenant can never carry messages into another's session.
+    if not sessions or not all(
+        config.app_secret and verify_signature(body, signature, [config.app_secret])
+        for _, config in sessions.values()
+    ):
         # Nothing is stored from a request that does not verify.
         return _forbidden("invalid_signature", "X-Hub-Signature-256 does not verify", 401)
     engine: MetaEngine | None = request.app.state.meta_provider

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service import __version__
+from service.errors import error_body
 from service.metrics import CONTENT_TYPE, Metrics
 from service.sessions.runtime import SessionRuntime
 from service.store import Store
@@ -30,6 +33,20 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
+    """Prometheus text; with SIDECAR_METRICS_TOKEN set, only for `Authorization: Bearer`
+    (Prometheus' `authorization` scrape setting) with that token."""
+    token: str = request.app.state.settings.metrics_token
+    if token:
+        given = request.headers.get("authorization", "")
+        scheme, _, value = given.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            value.strip().encode(), token.encode()
+        ):
+            return JSONResponse(
+                error_body("invalid_token", "/metrics needs Authorization: Bearer <token>"),
+                status_code=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     registry: Metrics = request.app.state.metrics
     body = await registry.render(request.app.state.store)
     return Response(body, media_type=CONTENT_TYPE)

@@ -31,6 +31,25 @@ def ensure_session_dir(sessions_root: Path, workspace_id: str, session_id: str) 
     return path
 
 
+def private_dir(path: Path) -> Path:
+    """Create `path` and every missing parent owner-only (0700).
+
+    `Path.mkdir(parents=True, mode=...)` gives the mode to the last component only; the
+    parents it makes get the umask's 0755, and they hold messages and logins too.
+    """
+    missing = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(mode=0o700, exist_ok=True)
+        directory.chmod(0o700)
+    return path
+
+
 def remove_tree(path: Path) -> None:
     """Delete a session (or profile) directory; a missing one is already gone."""
     shutil.rmtree(path, ignore_errors=True)

@@ -154,6 +154,11 @@ class Store(abc.ABC):
     async def ping(self) -> bool:
         """True when the store answers a trivial query (readiness)."""
 
+    @abc.abstractmethod
+    async def first_sighting(self, signature: str, now: float, ttl: float) -> bool:
+        """Record a request signature for `ttl` seconds; False when it was already recorded
+        and has not expired (a replay). Shared by every process on this store."""
+
     # sessions
     @abc.abstractmethod
     async def create_session(self, record: SessionRecord) -> SessionRecord:

@@ -109,4 +109,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "CREATE INDEX messages_provider_ref ON messages (session_id, provider_ref)",
         ],
     ),
+    (
+        4,
+        "signatures of state-changing requests seen inside the replay window",
+        [
+            """
+            CREATE TABLE seen_signatures (
+                signature VARCHAR(128) NOT NULL PRIMARY KEY,
+                expires_at DOUBLE PRECISION NOT NULL
+            )
+            """,
+            "CREATE INDEX seen_signatures_expiry ON seen_signatures (expires_at)",
+        ],
+    ),
 ]

@@ -121,6 +121,28 @@ class SQLiteStore(Store):
         except Exception:
             return False
 
+    async def first_sighting(self, signature: str, now: float, ttl: float) -> bool:
+        def record(conn: sqlite3.Connection) -> bool:
+            row = conn.execute(
+                "SELECT expires_at FROM seen_signatures WHERE signature = ?", (signature,)
+            ).fetchone()
+            if row is not None and row[0] > now:
+                return False
+            conn.execute(
+                "INSERT INTO seen_signatures (signature, expires_at) VALUES (?, ?)"
+                " ON CONFLICT (signature) DO UPDATE SET expires_at = excluded.expires_at",
+                (signature, now + ttl),
+            )
+            # Keep the table to the window: a few expired rows go with every insert.
+            conn.execute(
+                "DELETE FROM seen_signatures WHERE signature IN (SELECT signature FROM"
+                " seen_signatures WHERE expires_at <= ? ORDER BY expires_at LIMIT 50)",
+                (now,),
+            )
+            return True
+
+        return await self._transaction(record)
+
     def _write(self, fn: Callable[[sqlite3.Connection], T]) -> tuple[T, list[AppendedEvent]]:
         """Run `fn` in one IMMEDIATE transaction; also return the outbox events it appended."""
         conn = self.conn

@@ -1,0 +1,64 @@
+"""Findings of the hostile test of the running service, each pinned by a test."""
+
+from __future__ import annotations
+
+import logging
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from service.app import create_app
+from service.links import RedactLinkTokens
+from service.sessions.layout import private_dir
+from service.settings import Settings
+from tests.support.server import serve_app
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_metrics_can_be_closed_with_a_bearer_token(
+    make_settings: Callable[..., Settings],
+) -> None:
+    with serve_app(
+        create_app(make_settings(SIDECAR_METRICS_TOKEN="scrape-me"), with_browsers=False)
+    ) as base:
+        assert httpx.get(f"{base}/metrics").status_code == 401
+        wrong = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.headers["www-authenticate"].startswith("Bearer")
+        right = httpx.get(f"{base}/metrics", headers={"Authorization": "Bearer scrape-me"})
+        assert right.status_code == 200 and "wa_sessions" in right.text
+    with serve_app(create_app(make_settings(), with_browsers=False)) as base:
+        assert httpx.get(f"{base}/metrics").status_code == 200  # open unless a token is set
+
+
+def test_the_access_log_never_shows_a_verify_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, "", 0, '%s - "%s %s HTTP/%s" %d', (
+            "127.0.0.1:5000", "GET",
+            "/webhooks/meta?hub.mode=subscribe&hub.verify_token=s3cret-verify&hub.challenge=42",
+            "1.1", 200,
+        ), None,
+    )  # fmt: skip
+    assert RedactLinkTokens().filter(record)
+    line = record.getMessage()
+    assert "s3cret-verify" not in line
+    assert "hub.verify_token=[redacted]" in line and "hub.challenge=42" in line
+
+
+def test_storage_directories_are_created_owner_only(
+    tmp_path: Path, make_settings: Callable[..., Settings]
+) -> None:
+    nested = private_dir(tmp_path / "a" / "b" / "c")
+    assert [mode(p) for p in (tmp_path / "a", tmp_path / "a" / "b", nested)] == [0o700] * 3
+
+    storage = tmp_path / "fresh" / "storage"
+    settings = make_settings(SIDECAR_STORAGE_DIR=str(storage))
+    with serve_app(create_app(settings, with_browsers=False)):
+        pass
+    assert mode(tmp_path / "fresh") == 0o700
+    assert mode(storage) == 0o700
+    assert mode(storage / "sessions") == 0o700
