@@ -33,6 +33,7 @@ from adapters.base import (
     StatusUpdate,
 )
 from adapters.meta_inbound import MetaBatch, MetaMessage
+from service.digits import ascii_int
 from service.errors import Conflict
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, SessionRecord
@@ -347,11 +348,11 @@ def _graph_error(response: httpx.Response, data: Any) -> ProviderError:
     detail = details.get("details") if isinstance(details, dict) else None
     message = str(detail or error.get("message") or f"HTTP {response.status_code}")[:500]
     kind = classify(code, response.status_code)
-    retry_after = response.headers.get("retry-after", "")
+    retry_after = ascii_int(response.headers.get("retry-after", "").strip(), high=3600)
     return ProviderError(
         kind,
         message,
         code=code,
-        retry_after=float(retry_after) if retry_after.isdigit() else None,
+        retry_after=float(retry_after) if retry_after is not None else None,
         recipient_backoff=PAIR_RATE_BACKOFF if code == 131056 else None,
     )

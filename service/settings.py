@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 
+from service.digits import ascii_int
 from service.errors import ConfigError
 
 
@@ -152,10 +153,10 @@ def _parse(name: str, raw: str, default: object) -> object:
     if isinstance(default, bool):
         return raw.lower() in ("on", "true", "1", "yes")
     if isinstance(default, int):
-        try:
-            return int(raw)
-        except ValueError:
-            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+        value = ascii_int(raw)
+        if value is None:
+            raise ConfigError(f"{name} must be a whole number (ASCII digits), got {raw!r}")
+        return value
     if isinstance(default, Path):
         return Path(raw)
     return raw

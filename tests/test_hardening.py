@@ -62,3 +62,28 @@ def test_storage_directories_are_created_owner_only(
     assert mode(tmp_path / "fresh") == 0o700
     assert mode(storage) == 0o700
     assert mode(storage / "sessions") == 0o700
+
+
+def test_numbers_from_outside_are_ascii_digits_only() -> None:
+    import pytest
+
+    from adapters.meta import _graph_error
+    from service.digits import ascii_int
+    from service.errors import ConfigError
+
+    assert ascii_int("42") == 42
+    for bad in ("²", "①", "١٢", " 12", "12 ", "+1", "-1", "1e3", "", "9" * 19, None):
+        assert ascii_int(bad) is None, bad
+    assert ascii_int("5", low=1, high=4) is None and ascii_int("0", low=1) is None
+
+    # A Cloud API answer with a Unicode Retry-After is an ordinary error, not a crash.
+    for header in ("²", "①", "١٢"):
+        response = httpx.Response(429, headers=[(b"retry-after", header.encode())], json={})
+        assert _graph_error(response, {}).retry_after is None
+    response = httpx.Response(429, headers={"retry-after": "7"}, json={})
+    assert _graph_error(response, {}).retry_after == 7.0
+
+    for value in ("٣٠٠٠", "3000²", "3e3"):
+        with pytest.raises(ConfigError):
+            Settings.from_mapping({"SIDECAR_PORT": value})
+    assert Settings.from_mapping({"SIDECAR_PORT": "3001"}).port == 3001
