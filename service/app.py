@@ -20,12 +20,19 @@ from service.api import messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
-from service.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from service.errors import (
+    ApiError,
+    ConfigError,
+    handle_api_error,
+    handle_http_exception,
+    handle_unexpected,
+)
 from service.links import redact_access_log
 from service.messaging.media import MediaFetcher, media_links
 from service.messaging.messenger import Messenger
 from service.messaging.pacing import PacingPolicy
 from service.metrics import Metrics
+from service.netguard import AllowList, NetGuard, webhook_url_problem
 from service.openapi import build_openapi
 from service.qr import qr_links
 from service.secretbox import SecretBox, parse_key
@@ -50,6 +57,8 @@ def create_app(
     `with_browsers=False` leaves out the Chromium runtime: sessions are records only.
     """
     settings.require_secrets()
+    if settings.webhook_url and (problem := webhook_url_problem(settings.webhook_url)):
+        raise ConfigError(f"SIDECAR_WEBHOOK_URL {problem}")
     store = store or SQLiteStore(settings.sqlite_path)
     secretbox = SecretBox(parse_key(settings.encryption_key)) if settings.encryption_key else None
     metrics = Metrics()
@@ -111,7 +120,14 @@ def create_app(
             store,
             selector,
             settings.sessions_dir,
-            fetcher=MediaFetcher(http, settings.media_max_bytes, settings.media_fetch_timeout),
+            fetcher=MediaFetcher(
+                NetGuard(
+                    AllowList.parse(settings.fetch_allow),
+                    resolve_timeout=settings.media_fetch_timeout,
+                ),
+                settings.media_max_bytes,
+                settings.media_fetch_timeout,
+            ),
             links=links_media,
             pacing=PacingPolicy(
                 enabled=settings.pacing,

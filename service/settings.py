@@ -15,6 +15,7 @@ from dotenv import dotenv_values
 
 from service.digits import ascii_int
 from service.errors import ConfigError
+from service.netguard import AllowList
 
 
 def _split_secrets(raw: str) -> tuple[str, ...]:
@@ -55,6 +56,8 @@ class Settings:
     pacing_per_recipient: int = 12
     media_max_bytes: int = 16 * 1024 * 1024
     media_fetch_timeout: int = 20
+    # Hosts and networks (CIDR) media may be fetched from although they are not public.
+    fetch_allow: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024 * 1024
     public_url: str = ""
     broadcast_driver: str = "none"
@@ -146,6 +149,13 @@ def _parse(name: str, raw: str, default: object) -> object:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(f"WA_LINK_PREVIEW_SERVERS: {server!r} is not an http(s) URL")
         return servers
+    if name == "SIDECAR_FETCH_ALLOW":
+        entries = tuple(s.strip() for s in raw.split(",") if s.strip())
+        try:
+            AllowList.parse(entries)
+        except ValueError as exc:
+            raise ConfigError(f"SIDECAR_FETCH_ALLOW: {exc}") from None
+        return entries
     if name == "SIDECAR_PACING":
         if raw.lower() not in ("on", "off", "true", "false", "1", "0"):
             raise ConfigError("SIDECAR_PACING must be on or off")
@@ -192,6 +202,7 @@ _ENV_NAMES: dict[str, str] = {
     "pacing_per_recipient": "SIDECAR_PACING_PER_RECIPIENT",
     "media_max_bytes": "SIDECAR_MEDIA_MAX_BYTES",
     "media_fetch_timeout": "SIDECAR_MEDIA_FETCH_TIMEOUT",
+    "fetch_allow": "SIDECAR_FETCH_ALLOW",
     "max_body_bytes": "SIDECAR_MAX_BODY_BYTES",
     "public_url": "SIDECAR_PUBLIC_URL",
     "broadcast_driver": "BROADCAST_DRIVER",

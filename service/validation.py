@@ -127,9 +127,19 @@ def opt_object(data: dict[str, Any], field: str) -> dict[str, Any] | None:
 
 
 def query_choice(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """An optional query filter among `choices`; present but empty is an error, not "all"."""
     value = request.query_params.get(name)
-    if value is None or value == "":
+    if value is None:
         return None
     if value not in choices:
         raise ValidationFailed(name, f"must be one of {', '.join(choices)}")
     return value
+
+
+def query_id(request: Request, name: str) -> str | None:
+    """An optional id filter. `?workspace_id=` must never widen a query to every tenant's
+    rows, so present but empty is 422."""
+    value = request.query_params.get(name)
+    if value is None:
+        return None
+    return check_id(value, name)

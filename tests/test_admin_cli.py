@@ -279,7 +279,7 @@ def test_doctor_failures_say_what_to_do(tmp_path: Path) -> None:
 def test_doctor_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     result = run_cli("doctor", env=clean_env(SIDECAR_PORT="lots"), cwd=tmp_path)
     assert result.returncode == 1
-    assert "settings         FAIL: SIDECAR_PORT must be an integer" in result.stdout
+    assert "settings         FAIL: SIDECAR_PORT must be a whole number" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
 
 

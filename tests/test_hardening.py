@@ -87,3 +87,37 @@ def test_numbers_from_outside_are_ascii_digits_only() -> None:
         with pytest.raises(ConfigError):
             Settings.from_mapping({"SIDECAR_PORT": value})
     assert Settings.from_mapping({"SIDECAR_PORT": "3001"}).port == 3001
+
+
+def test_media_directories_are_owner_only(tmp_path: Path) -> None:
+    from service.messaging.media import write_media
+
+    session = tmp_path / "sessions" / "w" / "s"
+    session.mkdir(parents=True)
+    written = write_media(session / "media" / "in", "msg_1.png", b"png")
+    assert mode(session / "media") == mode(session / "media" / "in") == 0o700
+    assert mode(written) == 0o600
+
+
+def test_an_empty_filter_is_an_error_not_every_tenant(api: httpx.Client) -> None:
+    for workspace in ("acme", "other"):
+        created = api.post("/api/sessions", json={"workspace_id": workspace, "start": False})
+        assert created.status_code == 201
+    assert len(api.get("/api/sessions", params={"workspace_id": "acme"}).json()["data"]) == 1
+    for path, name in (
+        ("/api/sessions?workspace_id=", "workspace_id"),
+        ("/api/sessions?status=", "status"),
+        ("/api/webhooks/deliveries?session_id=", "session_id"),
+        ("/api/webhooks/deliveries?status=", "status"),
+    ):
+        response = api.get(path)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["details"]["field"] == name
+
+
+def test_a_unicode_digit_in_a_query_is_a_422_not_a_500(api: httpx.Client) -> None:
+    for limit in ("²", "①", "١٢", "0", "1001", "-1", ""):
+        response = api.get("/api/webhooks/deliveries", params={"limit": limit})
+        assert response.status_code == 422, (limit, response.text)
+        assert response.json()["error"]["details"]["field"] == "limit"
+    assert api.get("/api/webhooks/deliveries", params={"limit": "5"}).status_code == 200

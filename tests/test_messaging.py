@@ -75,6 +75,8 @@ def start_sidecar(storage: Path, phone: Phone, **env: str) -> Sidecar:
         "SIDECAR_PACING": "off",
         "SIDECAR_MEDIA_MAX_BYTES": str(1024 * 1024),
         "SIDECAR_MEDIA_FETCH_TIMEOUT": "2",
+        # The media file host below lives on 127.0.0.1, which is not public.
+        "SIDECAR_FETCH_ALLOW": "127.0.0.1",
         **env,
     }
     return Sidecar(storage, **settings).start()

@@ -393,3 +393,94 @@ def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, phone: Phone) -> None
             )
         )
         assert first_seen == [i for i in ids if i in received]
+
+
+def scripted_receiver(answers: list[tuple[int, dict[str, str], bytes]]) -> Any:
+    """A receiver that gives `answers` in turn (then 200), recording each request."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    seen: list[bytes] = []
+
+    async def hook(request: Request) -> Response:
+        seen.append(await request.body())
+        status, headers, body = answers.pop(0) if answers else (200, {}, b"ok")
+        response = Response(body, status_code=status)
+        # Raw bytes, so a header may carry what a hostile receiver sends (UTF-8 digits).
+        response.raw_headers += [(k.encode(), v.encode()) for k, v in headers.items()]
+        return response
+
+    app = Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+    return app, seen
+
+
+async def test_a_redirect_is_retried_never_followed_and_says_where(line_factory: Any) -> None:
+    from tests.support.server import serve_app
+
+    elsewhere = "https://user:pw@other.example/hook"
+    app, seen = scripted_receiver([(302, {"location": elsewhere}, b"")])
+    with serve_app(app) as base:
+        line = await line_factory(f"{base}/hook")
+        await line.emit("s1", 1)
+
+        async def delivered() -> bool:
+            return list((await line.statuses()).values()) == ["delivered"]
+
+        await until(delivered)
+        (event,) = await line.store.list_events()
+        # The redirect cost one attempt and was not followed (it could lead anywhere).
+        assert event.attempts == 2 and len(seen) == 2
+
+
+async def test_a_redirect_leaves_the_event_pending_with_its_target(line_factory: Any) -> None:
+    from tests.support.server import serve_app
+
+    app, seen = scripted_receiver(
+        [(301, {"location": "https://user:pw@app.example/hook"}, b"")] * 50
+    )
+    with serve_app(app) as base:
+        line = await line_factory(f"{base}/hook")
+        await line.emit("s1", 1)
+        await until(lambda: len(seen) >= 2)
+        (event,) = await line.store.list_events()
+        assert event.status == "pending" and event.last_status_code == 301
+        assert event.last_error is not None
+        assert "redirect to https://***@app.example/hook" in event.last_error
+        assert "pw" not in event.last_error
+
+
+async def test_a_refusal_keeps_the_start_of_the_receivers_answer(line_factory: Any) -> None:
+    from tests.support.server import serve_app
+
+    why = b'{"message":"The given data was invalid.","errors":{"event":["unknown"]}}'
+    app, _ = scripted_receiver([(422, {"content-type": "application/json"}, why + b"x" * 2000)])
+    with serve_app(app) as base:
+        line = await line_factory(f"{base}/hook")
+        await line.emit("s1", 1)
+        await until(lambda: line.store.list_events(status="dead"))
+        (dead,) = await line.store.list_events(status="dead")
+        assert dead.last_error is not None
+        assert dead.last_error.startswith('HTTP 422: {"message":"The given data was invalid."')
+        assert len(dead.last_error) <= len("HTTP 422: ") + 512
+
+
+@pytest.mark.parametrize("retry_after", ["²", "①", "١٢", "Wed, 21 Oct 2015 07:28:00 GMT"])
+async def test_an_odd_retry_after_falls_back_to_the_backoff(
+    line_factory: Any, retry_after: str
+) -> None:
+    from tests.support.server import serve_app
+
+    app, seen = scripted_receiver([(503, {"retry-after": retry_after}, b"busy")] * 3)
+    with serve_app(app) as base:
+        line = await line_factory(f"{base}/hook")
+        await line.emit("s1", 1)
+
+        async def delivered() -> bool:
+            return list((await line.statuses()).values()) == ["delivered"]
+
+        await until(delivered)
+        (event,) = await line.store.list_events()
+        # Each refusal counted as one attempt; no hot loop around a header int() refuses.
+        assert event.attempts == 4 and len(seen) == 4

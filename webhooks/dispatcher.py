@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from service.digits import ascii_int
+from service.netguard import redact_url
 from service.store import AppendedEvent, OutboxEvent, Store
 from webhooks.signing import webhook_headers
 
@@ -174,7 +176,16 @@ class Dispatcher:
             return True
         if status in RETRYABLE or status >= 500:
             return await self._retry(event, status, f"HTTP {status}", _retry_after(response))
-        await self._dead(event, status, f"HTTP {status}")
+        if 300 <= status < 400:
+            # Never followed (it could lead anywhere), but not fatal either: an app behind an
+            # HTTP-to-HTTPS redirect keeps its events until its URL is fixed.
+            target = redact_url(response.headers.get("location", ""))[:300] or "nowhere"
+            return await self._retry(
+                event, status, f"HTTP {status} redirect to {target}: fix the webhook URL", None
+            )
+        # Why the receiver refused, for the operator: the start of its answer.
+        answer = response.content[:512].decode("utf-8", "replace").strip()
+        await self._dead(event, status, f"HTTP {status}: {answer}" if answer else f"HTTP {status}")
         return True
 
     async def _retry(
@@ -204,5 +215,7 @@ class Dispatcher:
 
 
 def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.isdigit() else None
+    """Seconds from an ASCII `Retry-After`; anything else (an HTTP date, `²`) falls back to
+    the backoff."""
+    value = ascii_int(response.headers.get("retry-after", "").strip())
+    return float(value) if value is not None else None

@@ -11,6 +11,7 @@ from starlette.routing import Route
 from adapters.meta import MetaConfig
 from service.clock import iso
 from service.errors import ValidationFailed
+from service.netguard import redact_url
 from service.sessions.manager import SessionManager
 from service.store import PROVIDER_MODES, SESSION_STATUSES, SessionRecord
 from service.validation import (
@@ -22,6 +23,7 @@ from service.validation import (
     opt_str,
     opt_url,
     query_choice,
+    query_id,
     reject_unknown,
     req_str,
 )
@@ -32,7 +34,8 @@ _META_FIELDS = {"phone_number_id", "access_token", "app_secret", "verify_token"}
 
 
 def session_view(record: SessionRecord) -> dict[str, Any]:
-    """The public session record; Meta secrets never leave, only whether they are set."""
+    """The public session record; Meta secrets never leave, only whether they are set,
+    and credentials in webhook_url show as `***@`."""
     return {
         "session_id": record.session_id,
         "workspace_id": record.workspace_id,
@@ -40,7 +43,7 @@ def session_view(record: SessionRecord) -> dict[str, Any]:
         "status": record.status,
         "desired_state": record.desired_state,
         "phone_number": record.phone_number,
-        "webhook_url": record.webhook_url,
+        "webhook_url": redact_url(record.webhook_url) if record.webhook_url else None,
         "created_at": iso(record.created_at),
         "updated_at": iso(record.updated_at),
         "last_error": record.last_error,
@@ -96,9 +99,7 @@ async def create_session(request: Request) -> Response:
 
 
 async def list_sessions(request: Request) -> Response:
-    workspace_id = request.query_params.get("workspace_id") or None
-    if workspace_id is not None:
-        check_id(workspace_id, "workspace_id")
+    workspace_id = query_id(request, "workspace_id")
     status = query_choice(request, "status", SESSION_STATUSES)
     records = await _manager(request).list(workspace_id=workspace_id, status=status)
     return JSONResponse({"data": [session_view(r) for r in records]})

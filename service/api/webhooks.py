@@ -11,9 +11,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from service.clock import iso
+from service.digits import ascii_int
 from service.errors import Conflict, NotFound, ValidationFailed
+from service.netguard import redact_url
 from service.store import OutboxEvent, Store
-from service.validation import check_id, json_object, query_choice
+from service.validation import json_object, query_choice, query_id
 
 DELIVERY_STATUSES = ("pending", "delivered", "dead")
 
@@ -26,7 +28,8 @@ def delivery_view(event: OutboxEvent) -> dict[str, Any]:
         "session_id": event.session_id,
         "status": event.status,
         "attempts": event.attempts,
-        "url": event.url,
+        # The URL keeps its credentials for delivery; they are never shown.
+        "url": redact_url(event.url) if event.url else None,
         "last_status_code": event.last_status_code,
         "last_error": event.last_error,
         "created_at": iso(event.created_at),
@@ -43,15 +46,11 @@ def _store(request: Request) -> Store:
 
 async def list_deliveries(request: Request) -> Response:
     status = query_choice(request, "status", DELIVERY_STATUSES)
-    session_id = request.query_params.get("session_id") or None
-    if session_id is not None:
-        check_id(session_id, "session_id")
-    raw_limit = request.query_params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+    session_id = query_id(request, "session_id")
+    limit = ascii_int(request.query_params.get("limit", "100"), low=1, high=1000)
+    if limit is None:
         raise ValidationFailed("limit", "must be a whole number from 1 to 1000")
-    events = await _store(request).list_events(
-        session_id=session_id, status=status, limit=int(raw_limit)
-    )
+    events = await _store(request).list_events(session_id=session_id, status=status, limit=limit)
     return JSONResponse({"data": [delivery_view(e) for e in events]})
 
 

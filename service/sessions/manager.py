@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from adapters.base import Engine, QrCode
 from adapters.meta import MetaConfig
 from service.errors import AtCapacity, SessionNotFound, ValidationFailed, require_browsers
+from service.netguard import webhook_url_problem
 from service.secretbox import SecretBox
 from service.sessions.layout import ensure_session_dir, profile_dir, remove_tree, session_dir
 from service.store import SessionRecord, Store
@@ -95,6 +96,7 @@ class SessionManager:
         session_id = session_id or "ses_" + secrets.token_hex(8)
         if provider_mode == "meta" and meta is None:
             raise ValidationFailed("meta", "is required when provider_mode is meta")
+        _check_webhook_url(webhook_url)
         async with self._capacity:
             if start:
                 await self._ensure_capacity()
@@ -126,6 +128,7 @@ class SessionManager:
         if provider_mode is not None:
             changes["provider_mode"] = provider_mode
         if webhook_url is not _UNSET:
+            _check_webhook_url(webhook_url)
             changes["webhook_url"] = webhook_url or None
         if meta is not _UNSET:
             changes["meta_sealed"] = self._seal(meta, session_id)
@@ -245,3 +248,10 @@ class SessionManager:
                 "Meta credentials are only kept encrypted",
             )
         return self.secretbox.seal(meta.as_dict(), session_id)
+
+
+def _check_webhook_url(url: str | None) -> None:
+    """Webhooks may go to private hosts, never to link-local or cloud metadata addresses;
+    credentials in the URL are kept (deliveries authenticate with them), never shown."""
+    if url and (problem := webhook_url_problem(url)):
+        raise ValidationFailed("webhook_url", problem)
