@@ -328,16 +328,51 @@ def webhook_url_problem(url: str) -> str | None:
         target = parse_target(url, credentials=True)
     except Refused as exc:
         return exc.reason
-    never = "; webhooks may go to private hosts, but never to link-local or metadata addresses"
     if target.address is not None:
-        ip = _without_scope(target.address)
-        if isinstance(ip, ipaddress.IPv6Address):
-            ip = _embedded_ipv4(ip) or ip
-        if any(ip.version == net.version and ip in net for net in METADATA_NETWORKS):
-            kind = "a link-local" if ip.is_link_local else "a cloud metadata"
-            return f"points to {kind} address ({target.address}){never}"
+        kind = _metadata_kind(target.address)
+        if kind is not None:
+            return f"points to {kind} address ({target.address}){_NEVER}"
     elif target.name in METADATA_HOSTS:
-        return f"points to a cloud metadata host ({target.name}){never}"
+        return f"points to a cloud metadata host ({target.name}){_NEVER}"
+    return None
+
+
+async def webhook_host_problem(url: str, resolver: Resolver | None = None) -> str | None:
+    """`webhook_url_problem`, and for a host name also what it resolves to now: a name may
+    be fine when configured and point at a metadata service later. A name that does not
+    resolve is no problem here (the delivery fails and is retried)."""
+    problem = webhook_url_problem(url)
+    if problem is not None:
+        return problem
+    target = parse_target(url, credentials=True)
+    if target.address is not None:
+        return None
+    try:
+        answers = await asyncio.wait_for(
+            (resolver or system_resolver)(target.name, target.port), 10
+        )
+    except (TimeoutError, OSError, UnicodeError):
+        return None
+    for answer in answers:
+        try:
+            kind = _metadata_kind(ipaddress.ip_address(answer))
+        except ValueError:
+            continue
+        if kind is not None:
+            return f"resolves to {kind} address ({answer} for {target.name}){_NEVER}"
+    return None
+
+
+_NEVER = "; webhooks may go to private hosts, but never to link-local or metadata addresses"
+
+
+def _metadata_kind(address: IPAddress) -> str | None:
+    """ "a link-local" / "a cloud metadata" when `address` is one webhooks never reach."""
+    ip = _without_scope(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = _embedded_ipv4(ip) or ip
+    if any(ip.version == net.version and ip in net for net in METADATA_NETWORKS):
+        return "a link-local" if ip.is_link_local else "a cloud metadata"
     return None
 
 

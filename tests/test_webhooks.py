@@ -484,3 +484,29 @@ async def test_an_odd_retry_after_falls_back_to_the_backoff(
         (event,) = await line.store.list_events()
         # Each refusal counted as one attempt; no hot loop around a header int() refuses.
         assert event.attempts == 4 and len(seen) == 4
+
+
+async def test_a_webhook_host_that_resolves_to_a_metadata_address_is_refused(
+    line_factory: Any, receiver: Receiver
+) -> None:
+    lookups: list[str] = []
+
+    async def resolver(host: str, port: int) -> list[str]:
+        lookups.append(host)
+        return {"hooks.example": ["169.254.169.254"], "localhost": ["127.0.0.1"]}[host]
+
+    bad = await line_factory("http://hooks.example:9/hook", resolver=resolver)
+    await bad.emit("s1", 2)
+    await until(lambda: bad.store.list_events(status="dead"))
+    await until(lambda: len(lookups) >= 1)
+    dead = await bad.store.list_events(status="dead")
+    assert dead and dead[0].last_error is not None
+    assert "resolves to a link-local address (169.254.169.254 for hooks.example)" in (
+        dead[0].last_error
+    )
+    # A name that resolves somewhere allowed is delivered (and looked up once, not per event).
+    port = receiver.url.rsplit(":", 1)[1]
+    good = await line_factory(f"http://localhost:{port}", resolver=resolver)
+    await good.emit("s2", 3)
+    await until(lambda: len(receiver.requests) >= 3)
+    assert lookups.count("localhost") == 1

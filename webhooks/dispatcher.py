@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import httpx
 
 from service.digits import ascii_int
-from service.netguard import redact_url
+from service.netguard import Refused, Resolver, redact_url, webhook_host_problem
 from service.store import AppendedEvent, OutboxEvent, Store
 from webhooks.signing import webhook_headers
 
@@ -55,6 +55,8 @@ class Dispatcher:
         retry: RetryPolicy | None = None,
         idle_poll: float = 1.0,
         on_result: Callable[[str], None] | None = None,
+        resolver: Resolver | None = None,
+        host_check_ttl: float = 30.0,
     ) -> None:
         self.store = store
         self.client = client
@@ -66,6 +68,10 @@ class Dispatcher:
         self.idle_poll = idle_poll
         self.on_result = on_result
         self.delivered = 0
+        self.resolver = resolver
+        self.host_check_ttl = host_check_ttl
+        # URL -> (checked until, problem): what its host resolved to, re-checked now and then.
+        self._hosts: dict[str, tuple[float, str | None]] = {}
         self._busy: dict[str, asyncio.Task[None]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -147,6 +153,10 @@ class Dispatcher:
         if not url:
             await self._dead(event, None, "no webhook URL: set SIDECAR_WEBHOOK_URL or webhook_url")
             return True
+        problem = await self._host_problem(url)
+        if problem is not None:
+            await self._dead(event, None, f"webhook URL {problem}")
+            return True
         body = event.body.encode()
         headers = webhook_headers(self.secret, body, int(now), event.id, event.event)
         try:
@@ -187,6 +197,22 @@ class Dispatcher:
         answer = response.content[:512].decode("utf-8", "replace").strip()
         await self._dead(event, status, f"HTTP {status}: {answer}" if answer else f"HTTP {status}")
         return True
+
+    async def _host_problem(self, url: str) -> str | None:
+        """Whether the URL's host now resolves to a link-local or metadata address (cached
+        for `host_check_ttl` seconds, so a busy line costs one lookup now and then)."""
+        now = time.monotonic()
+        cached = self._hosts.get(url)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            problem = await webhook_host_problem(url, self.resolver)
+        except Refused as exc:
+            problem = exc.reason
+        if len(self._hosts) > 10_000:
+            self._hosts.clear()
+        self._hosts[url] = (now + self.host_check_ttl, problem)
+        return problem
 
     async def _retry(
         self, event: OutboxEvent, status: int | None, error: str, retry_after: float | None
