@@ -24,7 +24,6 @@ import httpx
 from adapters.base import (
     Engine,
     ErrorKind,
-    InboundMedia,
     InboundMessage,
     InboundSink,
     ProviderError,
@@ -157,13 +156,6 @@ class MetaEngine(Engine):
         """A Cloud API message as an InboundMessage (wa_id is the sender's phone)."""
         chat_id = f"{message.sender}@c.us"
         media_id = message.media_id
-        media = None
-        if message.media is not None:
-            media = InboundMedia(
-                mimetype=str(message.media.get("mimetype") or "application/octet-stream"),
-                filename=message.media.get("filename"),
-                size=message.media.get("size"),
-            )
 
         async def load() -> bytes:
             assert media_id is not None
@@ -184,7 +176,7 @@ class MetaEngine(Engine):
             reply_to_ref=message.reply_to,
             reply_to_provider_id=message.reply_to,
             location=message.location,
-            media=media,
+            media=message.media,
             load_media=load if media_id else None,
         )
 

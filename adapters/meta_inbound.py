@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from adapters.base import InboundMedia
 from service.signing import hmac_matches
 
 
@@ -36,7 +37,7 @@ class MetaMessage:
     notify_name: str | None
     reply_to: str | None
     media_id: str | None = None
-    media: dict[str, Any] | None = None
+    media: InboundMedia | None = None
     location: dict[str, Any] | None = None
 
 
@@ -110,11 +111,10 @@ def _message(pnid: str, msg: dict[str, Any], names: dict[Any, Any]) -> MetaMessa
         text = body.get("text") or body.get("emoji") or str(body)[:1000]
     media = None
     if kind in MEDIA_KINDS:
-        media = {
-            "mimetype": body.get("mime_type") or "application/octet-stream",
-            "filename": body.get("filename"),
-            "size": None,
-        }
+        media = InboundMedia(
+            mimetype=str(body.get("mime_type") or "application/octet-stream"),
+            filename=body.get("filename"),
+        )
     location = None
     if kind == "location":
         location = {

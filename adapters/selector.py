@@ -59,12 +59,9 @@ class ProviderSelector:
 
     def plan(self, session: SessionRecord, message: MessageRecord | None = None) -> list[Engine]:
         """The providers to try, in order, for this session's next message (maybe none)."""
-        if session.provider_mode in self.providers:
-            names = [session.provider_mode]
-        elif message is not None and message.type == "template":
+        names = self._names(session)
+        if message is not None and len(names) > 1 and message.type == "template":
             names = ["meta"]  # only the Cloud API sends templates
-        else:
-            names = ["webjs", "meta"]
         if message is not None and len(names) > 1:
             # A chat only one engine can address waits for that one rather than failing.
             names = [n for n in names if self.providers[n].reaches(message.chat_id)]
@@ -78,12 +75,7 @@ class ProviderSelector:
 
     def reaches(self, session: SessionRecord, chat_id: str) -> bool:
         """Whether some engine the session may use can address `chat_id`."""
-        names = (
-            [session.provider_mode]
-            if session.provider_mode in self.providers
-            else list(self.providers)
-        )
-        return any(self.providers[n].reaches(chat_id) for n in names)
+        return any(self.providers[n].reaches(chat_id) for n in self._names(session))
 
     def engine(self, session: SessionRecord) -> Engine:
         """The engine that runs the session: its browser, or the Cloud API alone."""
@@ -91,9 +83,13 @@ class ProviderSelector:
 
     def can_accept(self, session: SessionRecord) -> bool:
         """Whether a message accepted now has a provider that could deliver it."""
+        return any(self.providers[n].status(session).available for n in self._names(session))
+
+    def _names(self, session: SessionRecord) -> list[str]:
+        """The engines the session's provider_mode lets it use, in order of preference."""
         if session.provider_mode in self.providers:
-            return self.providers[session.provider_mode].status(session).available
-        return any(p.status(session).available for p in self.providers.values())
+            return [session.provider_mode]
+        return list(self.providers)  # auto: WhatsApp Web first, then the Cloud API
 
     async def send(
         self, session: SessionRecord, message: MessageRecord, plan: list[Engine]

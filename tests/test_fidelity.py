@@ -54,6 +54,17 @@ def start(tmp_path: Path, phone: Phone, receiver: Receiver, **env: str) -> Sidec
     ).start()
 
 
+@pytest.fixture
+def car(tmp_path: Path, phone: Phone, receiver: Receiver) -> Iterator[Sidecar]:
+    """A sidecar on the sandbox with session f1 linked as ME."""
+    sidecar = start(tmp_path, phone, receiver)
+    try:
+        link(sidecar, phone)
+        yield sidecar
+    finally:
+        sidecar.close()
+
+
 def link(car: Sidecar, phone: Phone, session: str = "f1", **extra: Any) -> None:
     body = {"workspace_id": "acme", "session_id": session, **extra}
     assert car.api.post("/api/sessions", json=body).status_code == 201
@@ -120,94 +131,72 @@ def test_qr_then_authenticating_then_connected_and_a_restart_comes_back_connecte
 
 
 def test_an_undecrypted_message_arrives_once_with_its_text(
-    tmp_path: Path, phone: Phone, receiver: Receiver
+    car: Sidecar, phone: Phone, receiver: Receiver
 ) -> None:
-    car = start(tmp_path, phone, receiver)
-    try:
-        link(car, phone)
-        answer = phone.inbound(to=ME, **{"from": FRIEND}, text="sealed words", ciphertext=True)
-        assert answer.status_code == 200, answer.text
-        eventually(lambda: received(receiver), 30, "the message")
-        # Anything the first (ciphertext) copy produced would be there before this one.
-        phone.inbound(to=ME, **{"from": FRIEND}, text="marker")
-        eventually(lambda: len(received(receiver)) >= 2, 30, "the marker")
-        assert [m["text"] for m in received(receiver)] == ["sealed words", "marker"]
-    finally:
-        car.close()
+    answer = phone.inbound(to=ME, **{"from": FRIEND}, text="sealed words", ciphertext=True)
+    assert answer.status_code == 200, answer.text
+    eventually(lambda: received(receiver), 30, "the message")
+    # Anything the first (ciphertext) copy produced would be there before this one.
+    phone.inbound(to=ME, **{"from": FRIEND}, text="marker")
+    eventually(lambda: len(received(receiver)) >= 2, 30, "the marker")
+    assert [m["text"] for m in received(receiver)] == ["sealed words", "marker"]
 
 
 def test_own_and_system_messages_are_not_message_received(
-    tmp_path: Path, phone: Phone, receiver: Receiver
+    car: Sidecar, phone: Phone, receiver: Receiver
 ) -> None:
-    car = start(tmp_path, phone, receiver)
-    try:
-        link(car, phone)
-        phone.inbound(to=ME, **{"from": FRIEND}, text="typed on the phone", from_me=True)
-        for kind in ("e2e_notification", "notification_template", "gp2", "call_log", "protocol"):
-            assert phone.inbound(to=ME, **{"from": FRIEND}, system=kind).status_code == 200
-        record = send(car, to=FRIEND, type="text", text="from the API")
-        assert settled(car, record["id"])["status"] == "sent"
-        phone.inbound(to=ME, **{"from": FRIEND}, text="a real one")
-        eventually(lambda: received(receiver), 30, "the real message")
-        assert [m["text"] for m in received(receiver)] == ["a real one"]
-    finally:
-        car.close()
+    phone.inbound(to=ME, **{"from": FRIEND}, text="typed on the phone", from_me=True)
+    for kind in ("e2e_notification", "notification_template", "gp2", "call_log", "protocol"):
+        assert phone.inbound(to=ME, **{"from": FRIEND}, system=kind).status_code == 200
+    record = send(car, to=FRIEND, type="text", text="from the API")
+    assert settled(car, record["id"])["status"] == "sent"
+    phone.inbound(to=ME, **{"from": FRIEND}, text="a real one")
+    eventually(lambda: received(receiver), 30, "the real message")
+    assert [m["text"] for m in received(receiver)] == ["a real one"]
 
 
-def test_a_reply_to_a_lid_chat_round_trips(
-    tmp_path: Path, phone: Phone, receiver: Receiver
-) -> None:
-    car = start(tmp_path, phone, receiver)
-    try:
-        link(car, phone)
-        lid = phone.lid(FRIEND)
-        phone.inbound(to=ME, **{"from": FRIEND}, text="from a linked id", lid=True)
-        (inbound,) = eventually(lambda: received(receiver), 30, "the @lid message")
-        assert (inbound["chat_id"], inbound["from"], inbound["from_phone"]) == (lid, lid, FRIEND)
+def test_a_reply_to_a_lid_chat_round_trips(car: Sidecar, phone: Phone, receiver: Receiver) -> None:
+    lid = phone.lid(FRIEND)
+    phone.inbound(to=ME, **{"from": FRIEND}, text="from a linked id", lid=True)
+    (inbound,) = eventually(lambda: received(receiver), 30, "the @lid message")
+    assert (inbound["chat_id"], inbound["from"], inbound["from_phone"]) == (lid, lid, FRIEND)
 
-        # Answer in the @lid chat, quoting the message by our id.
-        reply = send(car, to=inbound["chat_id"], type="text", text="got it", reply_to=inbound["id"])
-        sent = settled(car, reply["id"])
-        assert sent["status"] == "sent" and sent["reply_to"] == inbound["id"]
-        (at_phone,) = phone.sent(ME)
-        assert (at_phone["to"], at_phone["to_phone"], at_phone["text"]) == (lid, FRIEND, "got it")
-        assert at_phone["quoted"] == inbound["provider_message_id"].split("_")[2]
+    # Answer in the @lid chat, quoting the message by our id.
+    reply = send(car, to=inbound["chat_id"], type="text", text="got it", reply_to=inbound["id"])
+    sent = settled(car, reply["id"])
+    assert sent["status"] == "sent" and sent["reply_to"] == inbound["id"]
+    (at_phone,) = phone.sent(ME)
+    assert (at_phone["to"], at_phone["to_phone"], at_phone["text"]) == (lid, FRIEND, "got it")
+    assert at_phone["quoted"] == inbound["provider_message_id"].split("_")[2]
 
-        # The friend answers our reply: the webhook names our message.
-        phone.inbound(to=ME, **{"from": FRIEND}, text="thanks", reply_to=at_phone["message_id"])
-        eventually(lambda: len(received(receiver)) >= 2, 30, "the answer")
-        assert received(receiver)[1]["reply_to"] == reply["id"]
+    # The friend answers our reply: the webhook names our message.
+    phone.inbound(to=ME, **{"from": FRIEND}, text="thanks", reply_to=at_phone["message_id"])
+    eventually(lambda: len(received(receiver)) >= 2, 30, "the answer")
+    assert received(receiver)[1]["reply_to"] == reply["id"]
 
-        # A provider id works as reply_to too; an unknown message id is refused up front.
-        by_provider = send(
-            car, to=FRIEND, type="text", text="again", reply_to=inbound["provider_message_id"]
-        )
-        assert settled(car, by_provider["id"])["status"] == "sent"
-        assert phone.sent(ME)[-1]["quoted"] == at_phone["quoted"]
-        unknown = car.api.post(
-            "/api/sessions/f1/messages",
-            json={"to": FRIEND, "type": "text", "text": "x", "reply_to": "msg_000000000000"},
-        )
-        assert unknown.status_code == 422 and unknown.json()["error"]["details"]["field"] == (
-            "reply_to"
-        )
-    finally:
-        car.close()
+    # A provider id works as reply_to too; an unknown message id is refused up front.
+    by_provider = send(
+        car, to=FRIEND, type="text", text="again", reply_to=inbound["provider_message_id"]
+    )
+    assert settled(car, by_provider["id"])["status"] == "sent"
+    assert phone.sent(ME)[-1]["quoted"] == at_phone["quoted"]
+    unknown = car.api.post(
+        "/api/sessions/f1/messages",
+        json={"to": FRIEND, "type": "text", "text": "x", "reply_to": "msg_000000000000"},
+    )
+    assert unknown.status_code == 422 and unknown.json()["error"]["details"]["field"] == (
+        "reply_to"
+    )
 
 
 def test_a_send_whatsapp_does_not_accept_fails_with_the_ack(
-    tmp_path: Path, phone: Phone, receiver: Receiver
+    car: Sidecar, phone: Phone, receiver: Receiver
 ) -> None:
-    car = start(tmp_path, phone, receiver)
-    try:
-        link(car, phone)
-        assert phone.fail_sends(ME, count=1, ack=-1).status_code == 200
-        failed = settled(car, send(car, to=FRIEND, type="text", text="refused")["id"])
-        assert failed["status"] == "failed" and failed["error"].startswith("FAILED")
-        ok = settled(car, send(car, to=FRIEND, type="text", text="accepted")["id"])
-        assert ok["status"] == "sent"
-    finally:
-        car.close()
+    assert phone.fail_sends(ME, count=1, ack=-1).status_code == 200
+    failed = settled(car, send(car, to=FRIEND, type="text", text="refused")["id"])
+    assert failed["status"] == "failed" and failed["error"].startswith("FAILED")
+    ok = settled(car, send(car, to=FRIEND, type="text", text="accepted")["id"])
+    assert ok["status"] == "sent"
 
 
 def test_offline_fails_over_only_what_was_never_handed_and_sends_nothing_twice(

@@ -41,6 +41,10 @@ class Line:
     async def statuses(self) -> dict[str, str]:
         return {e.id: e.status for e in await self.store.list_events(limit=10_000)}
 
+    async def exactly(self, status: str, count: int = 1) -> bool:
+        """Whether the outbox holds `count` events, every one `status`."""
+        return list((await self.statuses()).values()) == [status] * count
+
 
 @pytest.fixture
 async def line_factory(tmp_path: Path) -> AsyncIterator[Any]:
@@ -111,10 +115,7 @@ async def test_headers_and_signatures(line_factory: Any, receiver: Receiver) -> 
     payload = request["json"]
     assert set(payload) == {"id", "event", "timestamp", "workspace_id", "session_id", "data"}
 
-    async def delivered() -> bool:
-        return list((await line.statuses()).values()) == ["delivered"]
-
-    await until(delivered)
+    await until(lambda: line.exactly("delivered"))
 
 
 async def test_order_per_session_with_sessions_in_parallel(
@@ -164,10 +165,7 @@ async def test_retryable_answers_are_retried(
     assert ns[-3:] == [0, 1, 2] and set(ns[:-3]) == {0}
     await until(lambda: line.store.list_events(status="delivered"))
 
-    async def all_delivered() -> bool:
-        return list((await line.statuses()).values()) == ["delivered"] * 3
-
-    await until(all_delivered)
+    await until(lambda: line.exactly("delivered", 3))
     assert (await line.store.list_events())[0].attempts >= 4
 
 
@@ -425,10 +423,7 @@ async def test_a_redirect_is_retried_never_followed_and_says_where(line_factory:
         line = await line_factory(f"{base}/hook")
         await line.emit("s1", 1)
 
-        async def delivered() -> bool:
-            return list((await line.statuses()).values()) == ["delivered"]
-
-        await until(delivered)
+        await until(lambda: line.exactly("delivered"))
         (event,) = await line.store.list_events()
         # The redirect cost one attempt and was not followed (it could lead anywhere).
         assert event.attempts == 2 and len(seen) == 2
@@ -477,10 +472,7 @@ async def test_an_odd_retry_after_falls_back_to_the_backoff(
         line = await line_factory(f"{base}/hook")
         await line.emit("s1", 1)
 
-        async def delivered() -> bool:
-            return list((await line.statuses()).values()) == ["delivered"]
-
-        await until(delivered)
+        await until(lambda: line.exactly("delivered"))
         (event,) = await line.store.list_events()
         # Each refusal counted as one attempt; no hot loop around a header int() refuses.
         assert event.attempts == 4 and len(seen) == 4

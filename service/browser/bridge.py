@@ -83,6 +83,7 @@ class WaJsConfig:
         }
 
 
+@cache
 def init_script(wa_js_path: str | None, config: WaJsConfig) -> str:
     """What runs in the top frame before any page script: WPPConfig, the pinned wa-js
     bundle, then the bridge. The bundle waits for WhatsApp's own loader by itself."""

@@ -316,9 +316,11 @@ class SessionWorker:
             # Closing (or handed over to another engine): the session's status is no
             # longer this page's to say. Messages and acks still count.
             return
-        if event.type in MESSAGE_EVENTS and self._record is not None:
+        if event.type in MESSAGE_EVENTS:
             # Messages need only who the session is, which never changes: spare the store
             # a read per message and ack.
+            if self._record is None:
+                self._record = await self.record()
             if self.ctx.pages is not None:
                 await self.ctx.pages.on_bridge_event(self._record, event)
             return
@@ -350,9 +352,6 @@ class SessionWorker:
             case "logout":
                 await self._logged_out(record)
                 await self._page_closed()  # sends of an unlinked device never settle
-            case _ if event.type in MESSAGE_EVENTS:
-                if self.ctx.pages is not None:
-                    await self.ctx.pages.on_bridge_event(record, event)
             case "bridge_error":
                 self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:
