@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from adapters.base import Engine, ErrorKind, ProviderError, SendResult
-from service.store import MessageRecord, NewEvent, SessionRecord, Store
+from service.models.events import ProviderFailover
+from service.store import MessageRecord, SessionRecord, Store
 
 log = logging.getLogger("adapters.selector")
 
@@ -153,5 +154,7 @@ class ProviderSelector:
             reason = "webjs recovered"
         else:
             reason = f"{previous} unavailable: {self.providers[previous].status(session).reason}"
-        event = NewEvent("provider_failover", {"from": previous, "to": provider, "reason": reason})
+        event = ProviderFailover.model_validate(
+            {"from": previous, "to": provider, "reason": reason}
+        ).new_event()
         await self.store.update_session(session.session_id, {}, [event])

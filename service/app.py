@@ -211,15 +211,16 @@ def create_app(
             await http.aclose()
             await store.close()
 
+    routes = [
+        *system.routes,
+        *sessions.routes,
+        *qr.routes,
+        *messages.routes,
+        *webhooks.routes,
+        *meta.routes,
+    ]
     app = Starlette(
-        routes=[
-            *system.routes,
-            *sessions.routes,
-            *qr.routes,
-            *messages.routes,
-            *webhooks.routes,
-            *meta.routes,
-        ],
+        routes=routes,
         middleware=[
             Middleware(
                 RequestGuard,
@@ -247,6 +248,6 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.broadcaster = broadcaster
     app.state.qr_links = links_qr
-    app.state.openapi = build_openapi()
+    app.state.openapi = build_openapi(routes)
     app.state.metrics = metrics
     return app

@@ -71,8 +71,13 @@ class ValidationFailed(ApiError):
     status = 422
     code = "validation_failed"
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}", details={"field": field})
+    def __init__(
+        self, field: str, message: str, *, errors: list[dict[str, str]] | None = None
+    ) -> None:
+        details: dict[str, Any] = {"field": field}
+        if errors and len(errors) > 1:
+            details["errors"] = errors
+        super().__init__(f"{field}: {message}", details=details)
         self.field = field
 
 

@@ -121,3 +121,15 @@ def test_messaging_names_no_whatsapp_web_payload_field() -> None:
             if WA_WEB_WORDS.search(line):
                 found.append(f"{path.name}:{number}: {line.strip()}")
     assert found == []
+
+
+def test_the_wire_models_depend_on_nothing_that_runs() -> None:
+    """The contract is plain data: the models may know the store's vocabulary, never the
+    API, the sessions, the messaging or an engine."""
+    edges = graph()
+    assert "service.models.requests" in edges
+    allowed = {"service.errors", "service.digits", "service.store", "service.store.base"}
+    for name, deps in edges.items():
+        if name.startswith("service.models"):
+            bad = {d for d in deps if not d.startswith("service.models") and d not in allowed}
+            assert not bad, f"{name} imports {sorted(bad)}"

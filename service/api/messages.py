@@ -5,13 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import FileResponse, Response
 
+from service.api.routing import Header, Operation, Raw, Resource, reply
 from service.errors import NotFound, require_browsers
 from service.links import SignedLinks
 from service.messaging.messenger import Messenger
 from service.messaging.request import parse_send_request
+from service.models import requests as rq
+from service.models import responses as rs
 from service.sessions.layout import session_dir
 from service.store import Store
 from service.validation import check_id, json_object
@@ -29,14 +31,14 @@ async def send_message(request: Request) -> Response:
     messenger = _messenger(request)
     record, created = await messenger.accept(session_id, outgoing)
     headers = {} if created else {"Idempotent-Replayed": "true"}
-    return JSONResponse(messenger.view(record), status_code=202, headers=headers)
+    return reply(messenger.view(record), 202, headers)
 
 
 async def get_message(request: Request) -> Response:
     session_id = check_id(request.path_params["session_id"], "session_id")
     message_id = check_id(request.path_params["message_id"], "message_id")
     messenger = _messenger(request)
-    return JSONResponse(messenger.view(await messenger.get(session_id, message_id)))
+    return reply(messenger.view(await messenger.get(session_id, message_id)))
 
 
 async def media_file(request: Request) -> Response:
@@ -66,7 +68,39 @@ async def media_file(request: Request) -> Response:
 
 
 routes = [
-    Route("/api/sessions/{session_id}/messages", send_message, methods=["POST"]),
-    Route("/api/sessions/{session_id}/messages/{message_id}", get_message, methods=["GET"]),
-    Route("/media/{token}", media_file, methods=["GET"]),
+    Resource(
+        "/api/sessions/{session_id}/messages",
+        post=Operation(
+            "Queue a message",
+            send_message,
+            {202: rs.Message},
+            errors=(404, 409),
+            body=rq.SendMessage,
+            headers=(
+                Header(
+                    "Idempotency-Key",
+                    "instead of idempotency_key in the body",
+                    {"type": "string", "minLength": 1, "maxLength": 190},
+                ),
+            ),
+            description="The same idempotency key in the workspace answers with the first "
+            "record (and the header `Idempotent-Replayed: true`) and never sends twice.",
+        ),
+    ),
+    Resource(
+        "/api/sessions/{session_id}/messages/{message_id}",
+        get=Operation(
+            "One message and its status", get_message, {200: rs.Message}, errors=(404, 409)
+        ),
+    ),
+    Resource(
+        "/media/{token}",
+        get=Operation(
+            "A message's media behind a signed link valid one hour (media.url)",
+            media_file,
+            {200: Raw("application/octet-stream", "the file, with its own Content-Type")},
+            errors=(404, 409),
+            signed=False,
+        ),
+    ),
 ]

@@ -13,11 +13,13 @@ import logging
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
 from adapters.meta import MetaConfig, MetaEngine
 from adapters.meta_inbound import MetaBatch, parse, phone_number_ids, verify_signature
+from service.api.routing import Header, Operation, Raw, Resource, reply
 from service.errors import error_body
+from service.models import requests as rq
+from service.models import responses as rs
 from service.sessions.manager import SessionManager
 from service.store import SessionRecord, Store
 
@@ -30,9 +32,10 @@ def _forbidden(code: str, message: str, status: int) -> Response:
 
 async def verify_handshake(request: Request) -> Response:
     """GET: echo `hub.challenge` when `hub.verify_token` is one a session was given."""
-    params = request.query_params
-    token = params.get("hub.verify_token", "")
-    if params.get("hub.mode") != "subscribe" or not token:
+    # Strings only, and anything else Meta adds is ignored: this never fails validation.
+    params = rq.MetaHandshake.model_validate(dict(request.query_params))
+    token = params.verify_token or ""
+    if params.mode != "subscribe" or not token:
         return _forbidden("verification_failed", "not a subscribe request", 403)
     manager: SessionManager = request.app.state.sessions
     store: Store = request.app.state.store
@@ -43,7 +46,7 @@ async def verify_handshake(request: Request) -> Response:
             matched |= hmac.compare_digest(config.verify_token.encode(), token.encode())
     if not matched:
         return _forbidden("verification_failed", "hub.verify_token does not match", 403)
-    return PlainTextResponse(params.get("hub.challenge", ""))
+    return PlainTextResponse(params.challenge or "")
 
 
 async def inbound(request: Request) -> Response:
@@ -85,10 +88,36 @@ async def inbound(request: Request) -> Response:
                 statuses=[s for s in batch.statuses if s.phone_number_id == pnid],
             ),
         )
-    return JSONResponse({"ok": True})
+    return reply(rs.Accepted(ok=True))
 
 
 routes = [
-    Route("/webhooks/meta", verify_handshake, methods=["GET"]),
-    Route("/webhooks/meta", inbound, methods=["POST"]),
+    Resource(
+        "/webhooks/meta",
+        get=Operation(
+            "Meta's verify handshake: hub.challenge back when hub.verify_token matches",
+            verify_handshake,
+            {200: Raw("text/plain", "the challenge")},
+            errors=(403,),
+            query=rq.MetaHandshake,
+            signed=False,
+        ),
+        post=Operation(
+            "Cloud API events, verified by X-Hub-Signature-256 (the app secret)",
+            inbound,
+            {200: rs.Accepted},
+            errors=(400, 401, 409, 413),
+            headers=(
+                Header(
+                    "X-Hub-Signature-256",
+                    "sha256= and the HMAC-SHA256 of the raw body with the app's secret",
+                    {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                    required=True,
+                ),
+            ),
+            signed=False,
+            description="Every phone number id the body names must belong to a session whose "
+            "own app secret signed it; ids no session owns are ignored and logged.",
+        ),
+    ),
 ]

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import Response
 
+from service.api.routing import Operation, Raw, Resource, body_of, reply
 from service.clock import iso
 from service.errors import NotFound, ValidationFailed
 from service.links import SignedLinks
 from service.messaging.request import normalize_phone
+from service.models import requests as rq
+from service.models import responses as rs
 from service.qr import qr_png
 from service.sessions.manager import SessionManager
 from service.store import Store
-from service.validation import check_id, json_object, reject_unknown, req_str
+from service.validation import check_id
 
 _NO_STORE = {"Cache-Control": "no-store"}
+_PNG = Raw("image/png", "the QR as a PNG", {"type": "string", "format": "binary"})
 
 
 def _sessions(request: Request) -> SessionManager:
@@ -34,14 +37,8 @@ async def get_qr(request: Request) -> Response:
     if _wants_png(request):
         return Response(qr_png(code.qr), media_type="image/png", headers=_NO_STORE)
     tokens: SignedLinks = request.app.state.qr_links
-    return JSONResponse(
-        {
-            "qr": code.qr,
-            "expires_at": iso(code.expires_at),
-            "image_url": tokens.url(session_id),
-        },
-        headers=_NO_STORE,
-    )
+    answer = rs.Qr(qr=code.qr, expires_at=iso(code.expires_at), image_url=tokens.url(session_id))
+    return reply(answer, headers=_NO_STORE)
 
 
 async def qr_image(request: Request) -> Response:
@@ -59,17 +56,45 @@ async def qr_image(request: Request) -> Response:
 
 async def pairing_code(request: Request) -> Response:
     session_id = check_id(request.path_params["session_id"], "session_id")
-    data = await json_object(request)
-    reject_unknown(data, {"phone"})
-    phone = normalize_phone(req_str(data, "phone", max_len=32))
+    data: rq.PairingCodeRequest = await body_of(request, rq.PairingCodeRequest)
+    phone = normalize_phone(data.phone)
     if phone is None:
         raise ValidationFailed("phone", "must be an international number: digits, optional +")
     code = await _sessions(request).pairing_code(session_id, phone)
-    return JSONResponse({"code": code})
+    return reply(rs.PairingCode(code=code))
 
 
 routes = [
-    Route("/api/sessions/{session_id}/qr", get_qr, methods=["GET"]),
-    Route("/api/sessions/{session_id}/pairing-code", pairing_code, methods=["POST"]),
-    Route("/qr/{token}.png", qr_image, methods=["GET"]),
+    Resource(
+        "/api/sessions/{session_id}/qr",
+        get=Operation(
+            "The current QR: JSON, or the PNG with Accept: image/png",
+            get_qr,
+            {200: rs.Qr},
+            errors=(404, 409),
+            alternatives=(_PNG,),
+            description="409 `no_qr` unless the session is `qr_required`. With "
+            "`Accept: image/png` (and not application/json) the answer is the PNG.",
+        ),
+    ),
+    Resource(
+        "/api/sessions/{session_id}/pairing-code",
+        post=Operation(
+            "A link code to type on the phone instead of scanning",
+            pairing_code,
+            {200: rs.PairingCode},
+            errors=(404, 409),
+            body=rq.PairingCodeRequest,
+        ),
+    ),
+    Resource(
+        "/qr/{token}.png",
+        get=Operation(
+            "The QR as PNG behind a short-lived signed token (for <img src>)",
+            qr_image,
+            {200: _PNG},
+            errors=(404,),
+            signed=False,
+        ),
+    ),
 ]

@@ -6,30 +6,28 @@ import hmac
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from service import __version__
+from service.api.routing import Operation, Raw, Resource, reply
 from service.errors import error_body
 from service.metrics import CONTENT_TYPE, Metrics
+from service.models import responses as rs
 from service.sessions.runtime import SessionRuntime
 from service.store import Store
 
 
 async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "version": __version__})
+    return reply(rs.Health(status="ok", version=__version__))
 
 
 async def ready(request: Request) -> Response:
     store: Store = request.app.state.store
-    checks = {"store": await store.ping()}
     runtime: SessionRuntime | None = request.app.state.runtime
+    checks = rs.ReadyChecks(store=await store.ping())
     if runtime is not None:
-        checks["chromium"] = runtime.ready()
-    ok = all(checks.values())
-    return JSONResponse(
-        {"status": "ready" if ok else "not_ready", "checks": checks},
-        status_code=200 if ok else 503,
-    )
+        checks.chromium = runtime.ready()
+    ok = checks.store and checks.chromium is not False
+    return reply(rs.Ready(status="ready" if ok else "not_ready", checks=checks), 200 if ok else 503)
 
 
 async def metrics(request: Request) -> Response:
@@ -57,8 +55,34 @@ async def openapi(request: Request) -> Response:
 
 
 routes = [
-    Route("/health", health, methods=["GET"]),
-    Route("/ready", ready, methods=["GET"]),
-    Route("/metrics", metrics, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"]),
+    Resource("/health", get=Operation("Liveness", health, {200: rs.Health}, signed=False)),
+    Resource(
+        "/ready",
+        get=Operation(
+            "Readiness: the store answers and Chromium is available",
+            ready,
+            {200: rs.Ready, 503: rs.Ready},
+            signed=False,
+        ),
+    ),
+    Resource(
+        "/metrics",
+        get=Operation(
+            "Prometheus metrics; with SIDECAR_METRICS_TOKEN set, only for Authorization: "
+            "Bearer <token>",
+            metrics,
+            {200: Raw(CONTENT_TYPE.split(";")[0], "the text exposition format")},
+            errors=(401,),
+            signed=False,
+        ),
+    ),
+    Resource(
+        "/openapi.json",
+        get=Operation(
+            "This document",
+            openapi,
+            {200: Raw("application/json", "OpenAPI 3.1", {"type": "object"})},
+            signed=False,
+        ),
+    ),
 ]

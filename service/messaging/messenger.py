@@ -33,8 +33,10 @@ from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
 from service.messaging.status import apply_status, rank, status_event
+from service.models.events import MessageReceived
+from service.models.responses import Message
 from service.sessions.layout import session_dir
-from service.store import MessageRecord, NewEvent, SessionRecord, Store
+from service.store import MessageRecord, SessionRecord, Store
 
 log = logging.getLogger("service.messaging")
 
@@ -298,7 +300,7 @@ class Messenger:
             created_at=now,
             updated_at=now,
         )
-        event = NewEvent("message_received", {"message": self.view(record)})
+        event = MessageReceived(message=self.view(record)).new_event()
         await self.store.record_inbound(record, event)
 
     async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None:
@@ -371,7 +373,7 @@ class Messenger:
         media: dict[str, Any] | None = json.loads(record.content).get("media")
         return media
 
-    def view(self, record: MessageRecord) -> dict[str, Any]:
+    def view(self, record: MessageRecord) -> Message:
         """The public message record (API responses and webhook payloads)."""
         content = json.loads(record.content)
         media = content.get("media")
@@ -413,4 +415,4 @@ class Messenger:
             view["chat_phone"] = content.get("chat_phone")
             view["notify_name"] = content.get("notify_name")
             view["timestamp"] = content.get("timestamp")
-        return view
+        return Message.model_validate(view)

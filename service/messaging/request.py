@@ -1,36 +1,18 @@
-"""The send request of DESIGN.md §2, parsed and validated into an `OutgoingMessage`."""
+"""The send request, validated by its model and then turned into an `OutgoingMessage`."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 from service.errors import ValidationFailed
-from service.validation import opt_choice, opt_object, opt_str, reject_unknown
+from service.models import requests as rq
+from service.models.base import validate
 
-MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "location", "template")
-MEDIA_TYPES = ("image", "document", "audio", "video")
-PRIORITIES = ("normal", "bulk")
-# WhatsApp's own ceiling for one text message.
-MAX_TEXT = 65_536
-MAX_CAPTION = 4_096
-
-_FIELDS = {
-    "to",
-    "type",
-    "text",
-    "media",
-    "location",
-    "template",
-    "reply_to",
-    "priority",
-    "idempotency_key",
-}
 _PHONE = re.compile(r"\+?([1-9][0-9]{6,14})")
 _CONTACT = re.compile(r"([1-9][0-9]{6,14})@c\.us")
 _GROUP = re.compile(r"([0-9]{6,20}(?:-[0-9]{6,20})?)@g\.us")
@@ -97,34 +79,31 @@ def normalize_recipient(value: object) -> str:
 
 
 def parse_send_request(data: dict[str, Any], header_key: str | None) -> OutgoingMessage:
-    reject_unknown(data, _FIELDS)
-    to = normalize_recipient(data.get("to"))
-    kind = opt_choice(data, "type", MESSAGE_TYPES)
-    if kind is None:
-        raise ValidationFailed("type", f"is required: one of {', '.join(MESSAGE_TYPES)}")
-    text = opt_str(data, "text", max_len=MAX_TEXT)
+    request = validate(rq.SendMessage, data)
+    to = normalize_recipient(request.to)
+    kind = request.type
+    text = request.text
     media = location = template = None
     if kind == "text":
         if text is None or not text.strip():
             raise ValidationFailed("text", "is required and must not be empty for a text message")
-        for other in ("media", "location"):
-            if data.get(other) is not None:
-                raise ValidationFailed(other, "is not allowed on a text message")
     elif kind == "template":
-        template = _template(data)
+        template = _template(request.template)
     elif kind == "location":
-        location = _location(data)
+        location = _location(request.location)
         if text:
             raise ValidationFailed("text", "is not allowed on a location message")
     else:
-        media = _media(data)
-        if text is not None and len(text) > MAX_CAPTION:
-            raise ValidationFailed("text", f"a caption must be at most {MAX_CAPTION} characters")
+        media = _media(request.media)
+        if text is not None and len(text) > rq.MAX_CAPTION:
+            raise ValidationFailed("text", f"a caption must be at most {rq.MAX_CAPTION} characters")
         if kind == "audio" and text:
             raise ValidationFailed("text", "audio messages carry no caption")
-    key = data.get("idempotency_key")
-    if key is not None and (not isinstance(key, str) or not 1 <= len(key) <= 190):
-        raise ValidationFailed("idempotency_key", "must be a string of 1-190 characters")
+    # What belongs to another type is a mistake on the caller's side, not something to drop.
+    for other in ("media", "location", "template"):
+        if getattr(request, other) is not None and other != _PART.get(kind):
+            raise ValidationFailed(other, f"is not allowed on a {kind} message")
+    key = request.idempotency_key
     if header_key is not None:
         if not 1 <= len(header_key) <= 190:
             raise ValidationFailed("Idempotency-Key", "must be 1-190 characters")
@@ -139,24 +118,32 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         text=text if text else None,
         media=media,
         location=location,
-        reply_to=opt_str(data, "reply_to", max_len=190),
-        priority=opt_choice(data, "priority", PRIORITIES) or "normal",
+        reply_to=request.reply_to,
+        priority=request.priority,
         idempotency_key=key,
         template=template,
     )
 
 
-def _media(data: dict[str, Any]) -> MediaInput:
-    media = opt_object(data, "media")
+# The part of the request each type carries besides `text`.
+_PART = {
+    "image": "media",
+    "document": "media",
+    "audio": "media",
+    "video": "media",
+    "location": "location",
+    "template": "template",
+}
+
+
+def _media(media: rq.MediaInput | None) -> MediaInput:
     if media is None:
         raise ValidationFailed("media", "is required for image, document, audio and video")
-    reject_unknown(media, {"url", "base64", "mimetype", "filename"}, prefix="media.")
-    mimetype = _mimetype(opt_str(media, "mimetype", max_len=191, prefix="media."), "media.mimetype")
-    filename = opt_str(media, "filename", max_len=255, prefix="media.")
+    mimetype = _mimetype(media.mimetype, "media.mimetype")
+    filename = media.filename
     if filename is not None and (_FILENAME_UNSAFE.search(filename) or filename in (".", "..")):
         raise ValidationFailed("media.filename", "must be a plain file name")
-    url = opt_str(media, "url", max_len=2048, prefix="media.")
-    encoded = opt_str(media, "base64", max_len=32 * 1024 * 1024, prefix="media.")
+    url, encoded = media.url, media.base64
     if (url is None) == (encoded is None):
         raise ValidationFailed("media", "needs exactly one of url or base64")
     if url is not None:
@@ -179,26 +166,13 @@ def _media(data: dict[str, Any]) -> MediaInput:
     return MediaInput(mimetype=mimetype, filename=filename, data=payload)
 
 
-def _template(data: dict[str, Any]) -> dict[str, Any]:
-    """A Cloud API template: `{name, language: "en_US" | {code}, components?}`."""
-    template = opt_object(data, "template")
+def _template(template: rq.TemplateInput | None) -> dict[str, Any]:
+    """A Cloud API template: `{name, language: {code}, components?}`."""
     if template is None:
         raise ValidationFailed("template", "is required for a template message")
-    reject_unknown(template, {"name", "language", "components"}, prefix="template.")
-    name = opt_str(template, "name", max_len=512, prefix="template.")
-    if not name or not re.fullmatch(r"[a-z0-9_]+", name):
-        raise ValidationFailed("template.name", "must be a template name (a-z, 0-9, _)")
-    language = template.get("language")
-    if isinstance(language, dict):
-        language = language.get("code")
-    if not isinstance(language, str) or not re.fullmatch(r"[a-z]{2,3}(_[A-Z]{2})?", language):
-        raise ValidationFailed("template.language", "must be a language code such as en_US")
-    components = template.get("components")
-    if components is not None and not isinstance(components, list):
-        raise ValidationFailed("template.components", "must be a list")
-    result: dict[str, Any] = {"name": name, "language": {"code": language}}
-    if components:
-        result["components"] = components
+    result: dict[str, Any] = {"name": template.name, "language": {"code": template.language}}
+    if template.components:
+        result["components"] = template.components
     return result
 
 
@@ -212,19 +186,7 @@ def _mimetype(value: str | None, field: str) -> str | None:
     return value
 
 
-def _location(data: dict[str, Any]) -> Location:
-    location = opt_object(data, "location")
+def _location(location: rq.LocationInput | None) -> Location:
     if location is None:
         raise ValidationFailed("location", "is required for a location message")
-    reject_unknown(location, {"latitude", "longitude", "name"}, prefix="location.")
-    values = []
-    for field, bound in (("latitude", 90.0), ("longitude", 180.0)):
-        value = location.get(field)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationFailed(f"location.{field}", "must be a number")
-        # Compared before any float conversion: a 400-digit integer overflows a float.
-        if not -bound <= value <= bound or not math.isfinite(value):
-            raise ValidationFailed(f"location.{field}", f"must be between -{bound:g} and {bound:g}")
-        values.append(float(value))
-    name = opt_str(location, "name", max_len=256, prefix="location.")
-    return Location(latitude=values[0], longitude=values[1], name=name)
+    return Location(latitude=location.latitude, longitude=location.longitude, name=location.name)

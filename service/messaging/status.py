@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from service.models.events import MessageStatusUpdated
 from service.store import STATUS_RANK, MessageRecord, NewEvent, StaleMessage, Store
 
 
@@ -19,7 +20,7 @@ def status_event(message: MessageRecord) -> NewEvent:
     }
     if message.error:
         data["error"] = message.error
-    return NewEvent("message_status_updated", data)
+    return MessageStatusUpdated.model_validate(data).new_event()
 
 
 async def change_status(

@@ -10,10 +10,11 @@ import time
 from service.browser import BridgeError, PageBridge
 from service.browser.process import kill_processes, profile_processes
 from service.errors import Conflict, SessionNotFound
+from service.models.events import PairingCodeGenerated
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
 from service.sessions.worker import SessionWorker, WorkerContext
-from service.store import NewEvent, SessionRecord
+from service.store import SessionRecord
 
 log = logging.getLogger("service.sessions")
 
@@ -162,7 +163,7 @@ class SessionRuntime:
                 f"WhatsApp refused the pairing code: {exc}", code="pairing_failed"
             ) from None
         await self.ctx.store.update_session(
-            session_id, {}, [NewEvent("pairing_code_generated", {"code": code})]
+            session_id, {}, [PairingCodeGenerated(code=code).new_event()]
         )
         return code
 

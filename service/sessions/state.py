@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from service.models.events import SessionStatusChanged
 from service.store import NewEvent, SessionRecord, StaleStatus, Store
 
 log = logging.getLogger("service.sessions")
@@ -87,7 +88,7 @@ class StatusWriter:
                 phone = changes.get("phone_number", record.phone_number)
                 if phone:
                     data["phone_number"] = phone
-                events.insert(0, NewEvent("session_status_changed", data))
+                events.insert(0, SessionStatusChanged.model_validate(data).new_event())
             else:
                 # What came with a refused move belongs to it: a QR, a phone number or an
                 # event for a session that is now stopped or failed would be a lie.

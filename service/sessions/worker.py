@@ -14,9 +14,10 @@ from service.browser import BridgeError, ChromiumLauncher, LaunchError, PageBrid
 from service.browser.bridge import BridgeEvent, WaJsConfig
 from service.clock import iso
 from service.links import SignedLinks
+from service.models.events import QrCodeGenerated
 from service.sessions.layout import profile_dir
 from service.sessions.state import StatusWriter
-from service.store import NewEvent, SessionRecord, Store
+from service.store import SessionRecord, Store
 
 log = logging.getLogger("service.sessions")
 
@@ -399,16 +400,14 @@ class SessionWorker:
         if not isinstance(full, str) or not full or full == record.qr:
             return
         expires = time.time() + self.ctx.qr_ttl
-        data = {
-            "qr": full,
-            "expires_at": iso(expires),
-            "image_url": self.ctx.qr_links.url(record.session_id),
-        }
+        event = QrCodeGenerated(
+            qr=full, expires_at=iso(expires), image_url=self.ctx.qr_links.url(record.session_id)
+        )
         await self.ctx.status.move(
             record,
             "qr_required",
             changes={"qr": full, "qr_expires_at": expires},
-            events=[NewEvent("qr_code_generated", data)],
+            events=[event.new_event()],
         )
 
     async def _connected(self, record: SessionRecord, me: object) -> SessionRecord:

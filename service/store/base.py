@@ -8,9 +8,9 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
-SESSION_STATUSES = (
+SessionStatus = Literal[
     "stopped",
     "initializing",
     "qr_required",
@@ -18,9 +18,12 @@ SESSION_STATUSES = (
     "connected",
     "disconnected",
     "failed",
-)
-DESIRED_STATES = ("running", "stopped")
-PROVIDER_MODES = ("auto", "webjs", "meta")
+]
+DesiredState = Literal["running", "stopped"]
+ProviderMode = Literal["auto", "webjs", "meta"]
+SESSION_STATUSES: tuple[str, ...] = get_args(SessionStatus)
+DESIRED_STATES: tuple[str, ...] = get_args(DesiredState)
+PROVIDER_MODES: tuple[str, ...] = get_args(ProviderMode)
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,13 @@ class SessionRecord:
     meta_phone_number_id: str | None = None
 
 
-MESSAGE_STATUSES = ("queued", "sending", "sent", "delivered", "read", "played", "failed")
+# Outbound messages move along these; an inbound one is `received` and stays so.
+MessageStatus = Literal[
+    "queued", "sending", "sent", "delivered", "read", "played", "failed", "received"
+]
+MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
+DeliveryStatus = Literal["pending", "delivered", "dead"]
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 # Forward-only order of outbound statuses; acks never move a message back down it.
 STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5}
 

@@ -1,0 +1,1 @@
+"""The wire contract as pydantic models: requests, responses and webhook events."""

@@ -1,0 +1,100 @@
+"""The webhook events: one model per event's `data`, and the registry that names them.
+
+Producers build the `data` through these models, `/openapi.json` describes every event in its
+`webhooks` section from them, and the README's event table is checked against `EVENTS`.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field
+
+from service.models.base import Id, Output
+from service.models.responses import Link, Message, Provider, Timestamp
+from service.store import MessageStatus, NewEvent, SessionStatus
+
+
+class EventData(Output):
+    """The `data` of one event; `event` is its name on the wire."""
+
+    event: ClassVar[str]
+
+    def new_event(self) -> NewEvent:
+        return NewEvent(self.event, self.json_dict())
+
+
+class SessionStatusChanged(EventData):
+    """The session moved from `previous` to `status`."""
+
+    event = "session_status_changed"
+    status: SessionStatus
+    previous: SessionStatus
+    reason: str | None = Field(default=None, description="why, when known (`logged_out`, ...)")
+    phone_number: str | None = Field(default=None, description="once the phone is known")
+
+
+class QrCodeGenerated(EventData):
+    """A new QR to scan; it rotates about every 20 s while the session waits."""
+
+    event = "qr_code_generated"
+    qr: str
+    expires_at: Timestamp | None
+    image_url: Link
+
+
+class PairingCodeGenerated(EventData):
+    """A link code was requested through the API."""
+
+    event = "pairing_code_generated"
+    code: str
+
+
+class MessageReceived(EventData):
+    """Someone sent the session a message: the message record with `direction: in`."""
+
+    event = "message_received"
+    message: Message
+
+
+class MessageStatusUpdated(EventData):
+    """An outbound message moved on: sending, sent, delivered, read, played or failed."""
+
+    event = "message_status_updated"
+    message_id: str
+    provider_message_id: str | None
+    status: MessageStatus
+    provider: Provider | None
+    error: str | None = Field(default=None, description="why it failed")
+
+
+class ProviderFailover(EventData):
+    """The session's sends moved to another provider, or back to WhatsApp Web."""
+
+    event = "provider_failover"
+    from_: Provider = Field(alias="from")
+    to: Provider
+    reason: str
+
+
+EVENTS: dict[str, type[EventData]] = {
+    model.event: model
+    for model in (
+        SessionStatusChanged,
+        QrCodeGenerated,
+        PairingCodeGenerated,
+        MessageReceived,
+        MessageStatusUpdated,
+        ProviderFailover,
+    )
+}
+
+
+class Envelope(Output):
+    """The body of every webhook POST; `data` depends on `event`."""
+
+    id: str = Field(description="evt_..., the same on every retry; also X-Webhook-Id")
+    event: str
+    timestamp: int = Field(description="Unix seconds when the event was written")
+    workspace_id: Id
+    session_id: Id

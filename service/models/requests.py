@@ -1,0 +1,202 @@
+"""Request bodies and query strings: each model validates a request and is its schema.
+
+Rules that tie fields together (a text message needs `text`, media needs exactly one of
+`url` or `base64`) are checked after the model, where the request becomes a domain object,
+and are described on the model so the document says them too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+
+from service.digits import ascii_int
+from service.models.base import NOT_BLANK, Id, Input
+from service.store import DeliveryStatus, ProviderMode, SessionStatus
+
+MessageType = Literal["text", "image", "document", "audio", "video", "location", "template"]
+Priority = Literal["normal", "bulk"]
+# WhatsApp's own ceiling for one text message, and for a caption.
+MAX_TEXT = 65_536
+MAX_CAPTION = 4_096
+MAX_BASE64 = 32 * 1024 * 1024
+
+
+def _limited(max_length: int) -> StringConstraints:
+    return StringConstraints(max_length=max_length)
+
+
+def _present(max_length: int) -> StringConstraints:
+    """Required text: at least one character that is not white space."""
+    return StringConstraints(min_length=1, max_length=max_length, pattern=NOT_BLANK)
+
+
+_WRITE_ONLY = Field(json_schema_extra={"writeOnly": True})
+PhoneNumberId = Annotated[str, _present(64)]
+AccessToken = Annotated[str, _present(4096), _WRITE_ONLY]
+MetaSecret = Annotated[str, _limited(512), _WRITE_ONLY]
+Phone = Annotated[str, _present(32), Field(examples=["+5511999999999"])]
+Text = Annotated[str, _limited(MAX_TEXT)]
+Base64Data = Annotated[str, _limited(MAX_BASE64)]
+MimeType = Annotated[str, _limited(191), Field(examples=["image/jpeg"])]
+FileName = Annotated[str, _limited(255)]
+PlaceName = Annotated[str, _limited(256)]
+Reference = Annotated[str, _limited(190)]
+Url = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    Field(json_schema_extra={"format": "uri"}, description="an absolute http or https URL"),
+]
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=190)]
+
+
+class MetaInput(Input):
+    """Cloud API credentials, sealed at rest with SIDECAR_ENCRYPTION_KEY; never shown again."""
+
+    phone_number_id: PhoneNumberId
+    access_token: AccessToken
+    app_secret: MetaSecret | None = None
+    verify_token: MetaSecret | None = None
+
+
+class SessionCreate(Input):
+    """Create a session; it starts unless `start` is false."""
+
+    workspace_id: Id
+    session_id: Id | None = Field(default=None, description="generated when left out")
+    provider_mode: ProviderMode = "auto"
+    start: bool = True
+    webhook_url: Url | None = Field(
+        default=None,
+        description="where this session's events go (SIDECAR_WEBHOOK_URL when unset); "
+        "never a link-local or metadata address",
+    )
+    meta: MetaInput | None = None
+
+
+class SessionPatch(Input):
+    """Change what a session uses; a field left out stays as it is, `webhook_url: ""` or
+    null clears the URL, `meta: null` removes the credentials."""
+
+    provider_mode: ProviderMode | None = None
+    webhook_url: Url | None = None
+    meta: MetaInput | None = None
+
+
+class NoOptions(Input):
+    """Session actions take no options; the body may be empty or `{}`."""
+
+
+class PairingCodeRequest(Input):
+    phone: Phone = Field(description="an international number: digits, optional +")
+
+
+class MediaInput(Input):
+    """Exactly one of `url` (fetched when the message is accepted, public hosts only unless
+    SIDECAR_FETCH_ALLOW lists it) or `base64` (optionally a data: URL)."""
+
+    url: Url | None = None
+    base64: Base64Data | None = None
+    mimetype: MimeType | None = Field(default=None, description="required with base64")
+    filename: FileName | None = Field(default=None, description="a plain file name")
+
+
+class LocationInput(Input):
+    latitude: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    longitude: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    name: PlaceName | None = None
+
+
+_LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"
+
+
+def _language_code(value: object) -> object:
+    """`{"code": "en_US"}` is the Cloud API's form of `"en_US"`: accept both."""
+    if isinstance(value, dict) and set(value) == {"code"}:
+        return value["code"]
+    return value
+
+
+class TemplateInput(Input):
+    """A Cloud API template (Meta only): `{name, language: en_US | {code}, components?}`."""
+
+    name: Annotated[str, StringConstraints(max_length=512, pattern=r"^[a-z0-9_]+$")]
+    language: Annotated[
+        str,
+        BeforeValidator(_language_code),
+        StringConstraints(pattern=_LANGUAGE),
+        WithJsonSchema(
+            {
+                "oneOf": [
+                    {"type": "string", "pattern": _LANGUAGE},
+                    {
+                        "type": "object",
+                        "required": ["code"],
+                        "additionalProperties": False,
+                        "properties": {"code": {"type": "string", "pattern": _LANGUAGE}},
+                    },
+                ],
+                "examples": ["en_US"],
+            }
+        ),
+    ]
+    components: list[dict[str, Any]] | None = None
+
+
+class SendMessage(Input):
+    """A message to queue. `text` is the text, or the caption of image, document and video
+    (at most 4,096 characters; audio takes none). Exactly one of `media`, `location` or
+    `template` goes with its type, and none with `text`."""
+
+    to: Annotated[
+        str,
+        StringConstraints(max_length=64),
+        Field(
+            description="+<digits>, <digits>, <digits>@c.us, <id>@g.us or <digits>@lid",
+            examples=["+5511999990001"],
+        ),
+    ]
+    type: MessageType
+    text: Text | None = None
+    media: MediaInput | None = None
+    location: LocationInput | None = None
+    template: TemplateInput | None = None
+    reply_to: Reference | None = Field(
+        default=None, description="the id or provider_message_id of the message to quote"
+    )
+    priority: Priority = "normal"
+    idempotency_key: IdempotencyKey | None = Field(
+        default=None,
+        description="the same key in the workspace returns the first record and never sends "
+        "twice; or the Idempotency-Key header",
+    )
+
+
+def _query_int(value: object) -> object:
+    """Query values are strings: a number must be ASCII digits (no `²`, no `+1`)."""
+    if isinstance(value, str):
+        number = ascii_int(value)
+        return value if number is None else number
+    return value
+
+
+class SessionQuery(Input):
+    workspace_id: Id | None = None
+    status: SessionStatus | None = None
+
+
+class DeliveryQuery(Input):
+    status: DeliveryStatus | None = None
+    session_id: Id | None = None
+    limit: Annotated[int, BeforeValidator(_query_int), Field(ge=1, le=1000)] = 100
+
+
+class MetaHandshake(Input):
+    """Meta's verify request: `hub.mode=subscribe`, the token and the challenge to echo."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    mode: str | None = Field(default=None, alias="hub.mode")
+    verify_token: str | None = Field(default=None, alias="hub.verify_token")
+    challenge: str | None = Field(default=None, alias="hub.challenge")

@@ -1,0 +1,154 @@
+"""Response bodies: the handlers build these, so what `/openapi.json` says is what is sent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field
+
+from service.models.base import Id, Output
+from service.store import DeliveryStatus, DesiredState, MessageStatus, ProviderMode, SessionStatus
+
+Timestamp = Annotated[
+    str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-22T01:37:46Z"])
+]
+Link = Annotated[str, Field(json_schema_extra={"format": "uri"})]
+Provider = Literal["webjs", "meta"]
+
+
+class ErrorDetail(Output):
+    code: str = Field(examples=["validation_failed"])
+    message: str
+    details: dict[str, Any] = Field(
+        description="`field` names the field on 422, and `errors` lists every problem when "
+        "there are several"
+    )
+
+
+class ErrorBody(Output):
+    """Every error answer, whatever its status."""
+
+    error: ErrorDetail
+
+
+class SessionMeta(Output):
+    configured: bool = Field(description="whether Cloud API credentials are set")
+    phone_number_id: str | None
+
+
+class Session(Output):
+    session_id: Id
+    workspace_id: Id
+    provider_mode: ProviderMode
+    status: SessionStatus = Field(description="what the sidecar observes")
+    desired_state: DesiredState = Field(description="what was asked for; restored on boot")
+    phone_number: str | None
+    webhook_url: str | None = Field(description="credentials in it show as ***@")
+    created_at: Timestamp
+    updated_at: Timestamp
+    last_error: str | None
+    qr_expires_at: Timestamp | None
+    meta: SessionMeta
+
+
+class SessionList(Output):
+    data: list[Session]
+
+
+class Qr(Output):
+    qr: str = Field(description="the string to render as a QR code")
+    expires_at: Timestamp | None
+    image_url: Link = Field(description="the PNG behind a signed link valid 5 minutes")
+
+
+class PairingCode(Output):
+    code: str = Field(description="type it on the phone: Linked devices, link with number")
+
+
+class MessageMedia(Output):
+    mimetype: str | None
+    filename: str | None
+    size: int | None
+    url: Link | None = Field(description="the file behind a signed link valid one hour")
+
+
+class MessageLocation(Output):
+    latitude: float | None
+    longitude: float | None
+    name: str | None = None
+
+
+class Message(Output):
+    """One message. Outbound records carry `to`; inbound ones (`status: received`) carry
+    who sent them: `from` (the author in a group), the phone numbers behind `@lid` ids when
+    the provider knows them, the sender's push name and the provider's Unix timestamp."""
+
+    id: str = Field(examples=["msg_5f0c8a1b2c3d4e5f60718293"])
+    session_id: Id
+    workspace_id: Id
+    direction: Literal["out", "in"]
+    chat_id: str
+    type: str = Field(
+        description="text, image, document, audio, video, location or template; inbound "
+        "may also be another kind WhatsApp has"
+    )
+    text: str | None
+    media: MessageMedia | None
+    location: MessageLocation | None
+    reply_to: str | None
+    priority: Literal["normal", "bulk"]
+    status: MessageStatus
+    provider: Provider | None
+    provider_message_id: str | None
+    idempotency_key: str | None
+    error: str | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    to: str | None = Field(default=None, description="outbound only: the chat id")
+    sender: str | None = Field(default=None, alias="from", description="inbound only")
+    from_phone: str | None = Field(default=None, description="inbound only")
+    chat_phone: str | None = Field(default=None, description="inbound only")
+    notify_name: str | None = Field(default=None, description="inbound only")
+    timestamp: int | None = Field(default=None, description="inbound only: Unix seconds")
+
+
+class Delivery(Output):
+    id: str = Field(description="evt_..., also the X-Webhook-Id header")
+    event: str
+    workspace_id: Id
+    session_id: Id
+    status: DeliveryStatus
+    attempts: int
+    url: str | None = Field(description="credentials in it show as ***@")
+    last_status_code: int | None
+    last_error: str | None = Field(
+        description="why the last attempt failed: the first 512 bytes of a 4xx answer, the "
+        "target of a redirect, a refused address"
+    )
+    created_at: Timestamp
+    next_attempt_at: Timestamp | None
+    delivered_at: Timestamp | None
+    payload: dict[str, Any] = Field(description="the exact body delivered")
+
+
+class DeliveryList(Output):
+    data: list[Delivery]
+
+
+class Health(Output):
+    status: Literal["ok"]
+    version: str
+
+
+class ReadyChecks(Output):
+    store: bool
+    chromium: bool | None = None
+
+
+class Ready(Output):
+    status: Literal["ready", "not_ready"]
+    checks: ReadyChecks
+
+
+class Accepted(Output):
+    ok: Literal[True]

@@ -1,0 +1,214 @@
+"""The API contract has one source: the models that validate requests and build answers.
+
+These check that the served document says what the service does (required fields, limits,
+every status an operation can answer, every webhook event), that the README's tables are
+the registries' tables, and that a wrong method's 405 names every method of its path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+import jsonschema_rs
+
+from service.models.events import EVENTS
+from service.models.responses import Message
+from service.store import MESSAGE_STATUSES, SESSION_STATUSES
+from tests.support.server import ROOT
+
+
+@pytest.fixture
+def document(live: str) -> dict[str, Any]:
+    response = httpx.get(f"{live}/openapi.json")
+    assert response.status_code == 200
+    return response.json()
+
+
+def operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+    ]
+
+
+def schema(document: dict[str, Any], name: str) -> dict[str, Any]:
+    found: dict[str, Any] = document["components"]["schemas"][name]
+    return found
+
+
+def test_every_operation_with_parameters_or_a_body_documents_422(
+    document: dict[str, Any],
+) -> None:
+    for path, method, op in operations(document):
+        if op.get("parameters") and any(p["in"] != "header" for p in op["parameters"]):
+            assert "422" in op["responses"], f"{method} {path} answers 422 undocumented"
+        if "requestBody" in op:
+            assert {"400", "413", "422"} <= set(op["responses"]), f"{method} {path}"
+
+
+def test_signed_operations_document_401_and_unsigned_ones_say_so(
+    document: dict[str, Any],
+) -> None:
+    for path, method, op in operations(document):
+        if path.startswith("/api/"):
+            assert "401" in op["responses"], f"{method} {path}"
+            assert "security" not in op, f"{method} {path} must inherit the HMAC scheme"
+        else:
+            assert op.get("security") == [], f"{method} {path} needs no API signature"
+
+
+def test_meta_webhook_documents_its_400_and_its_signature_header(
+    document: dict[str, Any],
+) -> None:
+    post = document["paths"]["/webhooks/meta"]["post"]
+    assert {"200", "400", "401"} <= set(post["responses"])
+    headers = {p["name"]: p for p in post["parameters"] if p["in"] == "header"}
+    assert headers["X-Hub-Signature-256"]["required"] is True
+
+
+def test_request_schemas_list_required_fields_and_limits(document: dict[str, Any]) -> None:
+    create = schema(document, "SessionCreate")
+    assert create["required"] == ["workspace_id"]
+    assert create["additionalProperties"] is False
+    workspace = create["properties"]["workspace_id"]
+    assert workspace["maxLength"] == 64
+    assert re.fullmatch(workspace["pattern"].strip("^$"), "acme-1")
+    assert not re.fullmatch(workspace["pattern"], "a..b")
+    send = schema(document, "SendMessage")
+    assert set(send["required"]) == {"to", "type"}
+    key = send["properties"]["idempotency_key"]["anyOf"][0]
+    assert (key["minLength"], key["maxLength"]) == (1, 190)
+    meta = schema(document, "MetaInput")
+    assert set(meta["required"]) == {"phone_number_id", "access_token"}
+    assert meta["properties"]["access_token"]["writeOnly"] is True
+
+
+def test_message_schema_has_every_field_the_service_sends(document: dict[str, Any]) -> None:
+    message = schema(document, "Message")
+    fields = set(message["properties"])
+    for name in ("reply_to", "priority", "notify_name", "timestamp", "from_phone", "chat_phone"):
+        assert name in fields
+    assert "from" in fields and "to" in fields
+    assert set(message["properties"]["status"]["enum"]) == set(MESSAGE_STATUSES)
+    assert "received" in MESSAGE_STATUSES
+    assert message["additionalProperties"] is False
+
+
+def test_session_status_enum_is_the_stores(document: dict[str, Any]) -> None:
+    status = schema(document, "Session")["properties"]["status"]
+    assert status["enum"] == list(SESSION_STATUSES)
+
+
+def test_answers_validate_against_the_document(api: httpx.Client, document: dict) -> None:
+    """A created session, a listed one and an error, checked against their schemas."""
+
+    def check(answer: httpx.Response, ref: str) -> None:
+        resolved = {**document, "$ref": ref}
+        errors = list(jsonschema_rs.Draft202012Validator(resolved).iter_errors(answer.json()))
+        assert not errors, [e.message for e in errors]
+
+    created = api.post("/api/sessions", json={"workspace_id": "acme", "start": False})
+    assert created.status_code == 201
+    check(created, "#/components/schemas/Session")
+    check(api.get("/api/sessions"), "#/components/schemas/SessionList")
+    bad = api.post("/api/sessions", json={"workspace_id": "a..b", "start": "yes"})
+    assert bad.status_code == 422
+    check(bad, "#/components/schemas/ErrorBody")
+
+
+def test_a_bad_body_lists_every_problem(api: httpx.Client) -> None:
+    response = api.post(
+        "/api/sessions", json={"workspace_id": "../x", "start": "yes", "colour": "red"}
+    )
+    assert response.status_code == 422
+    details = response.json()["error"]["details"]
+    assert details["field"] == "workspace_id"
+    assert {e["field"] for e in details["errors"]} == {"workspace_id", "start", "colour"}
+    # The value sent is never echoed back: it could be a secret.
+    assert "../x" not in response.text
+
+
+def test_strict_types_refuse_coercion(api: httpx.Client) -> None:
+    """`"false"` is not false and `1` is not a string."""
+    response = api.post("/api/sessions", json={"workspace_id": "w", "start": "false"})
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "start"
+    response = api.post("/api/sessions", json={"workspace_id": 1})
+    assert response.status_code == 422
+
+
+def test_a_query_parameter_given_twice_is_refused(api: httpx.Client) -> None:
+    response = api.get("/api/sessions?workspace_id=a&workspace_id=b")
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "workspace_id"
+
+
+def test_an_unknown_query_parameter_is_refused(api: httpx.Client) -> None:
+    """A misspelt filter must not widen a list to every tenant's rows."""
+    response = api.get("/api/sessions?workspace=acme")
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "workspace"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", "/api/sessions/s1", {"GET", "HEAD", "PATCH", "DELETE"}),
+        ("DELETE", "/api/sessions", {"GET", "HEAD", "POST"}),
+        ("PUT", "/webhooks/meta", {"GET", "HEAD", "POST"}),
+    ],
+)
+def test_405_names_every_method_of_the_path(
+    api: httpx.Client, method: str, path: str, allowed: set[str]
+) -> None:
+    response = api.request(method, path)
+    assert response.status_code == 405
+    assert response.json()["error"]["code"] == "method_not_allowed"
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allowed
+
+
+def test_every_webhook_event_is_documented(document: dict[str, Any]) -> None:
+    assert set(document["webhooks"]) == set(EVENTS)
+    for name, item in document["webhooks"].items():
+        body = item["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["properties"]["event"] == {"const": name}
+        assert body["properties"]["data"] == {
+            "$ref": f"#/components/schemas/{EVENTS[name].__name__}"
+        }
+        assert {"id", "timestamp", "workspace_id", "session_id", "data"} <= set(body["required"])
+
+
+def test_the_message_record_in_message_received_is_the_api_message() -> None:
+    assert EVENTS["message_received"].model_fields["message"].annotation is Message
+
+
+def readme_table(heading: str) -> list[list[str]]:
+    """The rows of the first table after `heading` in the README, cells stripped."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index(heading) :]
+    rows = []
+    started = False
+    for line in section.splitlines():
+        if line.startswith("|"):
+            started = True
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            if not set("".join(cells)) <= set("-: "):
+                rows.append(cells)
+        elif started:
+            break
+    return rows[1:]
+
+
+def test_readme_event_table_is_the_registry() -> None:
+    rows = readme_table("| event | `data` |")
+    names = [row[0].strip("`") for row in rows]
+    assert names == list(EVENTS)
+    for row in rows:
+        fields = set(re.findall(r"[a-z_]+", row[1].split(",")[0] + row[1]))
+        model = EVENTS[row[0].strip("`")]
+        documented = {f.alias or name for name, f in model.model_fields.items()}
+        assert documented <= fields, f"{row[0]}: README lacks {documented - fields}"
