@@ -11,8 +11,8 @@ import re
 from typing import Any
 
 import httpx
-import pytest
 import jsonschema_rs
+import pytest
 
 from service.models.events import EVENTS
 from service.models.responses import Message
