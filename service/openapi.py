@@ -12,30 +12,25 @@ import re
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute
 
 from service import __version__
 from service.api.routing import Operation, Raw, Resource
-from service.models.base import ID_PATTERN, Output
+from service.models.base import Output
 from service.models.events import EVENTS, Envelope
+from service.models.params import PATH_PARAMS
 from service.models.responses import ErrorBody
 
 Mode = Literal["validation", "serialization"]
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": ID_PATTERN}
-PATH_PARAMS: dict[str, dict[str, Any]] = {
-    "session_id": _ID,
-    "message_id": _ID,
-    "delivery_id": {"type": "string", "pattern": "^evt_[0-9A-Za-z]{1,36}$"},
-    "token": {"type": "string", "minLength": 1},
-}
 
 ERROR_TEXT = {
     400: "malformed JSON (`malformed_json`)",
     401: "missing, malformed, wrong, stale or replayed signature (`invalid_signature`, "
-    "`stale_timestamp`, `replayed_request`)",
+    "`stale_timestamp`, `replayed_request`); on /metrics a missing or wrong bearer token "
+    "(`invalid_token`)",
     403: "refused (`verification_failed`)",
     404: "unknown id or expired link",
     408: "the body did not arrive in time (`request_timeout`)",
@@ -79,18 +74,25 @@ class _Schemas:
     def __init__(self, wanted: Iterable[tuple[type[BaseModel], Mode]]) -> None:
         pairs = list(dict.fromkeys(wanted))
         keys, document = models_json_schema(pairs, ref_template="#/components/schemas/{model}")
-        self.refs = {pair: schema for pair, schema in keys.items()}
+        self.refs = dict(keys)
         self.components: dict[str, Any] = document.get("$defs", {})
 
     def ref(self, model: type[BaseModel], mode: Mode) -> dict[str, Any]:
         return dict(self.refs[(model, mode)])
 
 
+_PATH_SCHEMAS = {name: TypeAdapter(kind).json_schema() for name, kind in PATH_PARAMS.items()}
+
+
 def _operations(routes: Iterable[BaseRoute]) -> list[tuple[str, str, Operation]]:
     found = []
+    seen: set[str] = set()
     for route in routes:
         if not isinstance(route, Resource):
             raise TypeError(f"{getattr(route, 'path', route)!r} is not a Resource with a contract")
+        if route.path in seen:
+            raise TypeError(f"{route.path} is routed twice: give it one Resource")
+        seen.add(route.path)
         for method, operation in route.operations.items():
             found.append((route.path, method.lower(), operation))
     return found
@@ -139,9 +141,10 @@ def _operation(path: str, op: Operation, schemas: _Schemas) -> dict[str, Any]:
     doc: dict[str, Any] = {"summary": op.summary}
     if op.description:
         doc["description"] = op.description
+    path_params = re.findall(r"{(\w+)}", path)
     params = [
-        {"name": name, "in": "path", "required": True, "schema": PATH_PARAMS[name]}
-        for name in re.findall(r"{(\w+)}", path)
+        {"name": name, "in": "path", "required": True, "schema": _PATH_SCHEMAS[name]}
+        for name in path_params
     ]
     if op.query is not None:
         params += _query_params(op.query)
@@ -150,17 +153,18 @@ def _operation(path: str, op: Operation, schemas: _Schemas) -> dict[str, Any]:
             "name": h.name,
             "in": "header",
             "required": h.required,
-            "schema": h.schema,
+            "schema": h.adapter.json_schema(),
             "description": h.description,
         }
         for h in op.headers
     ]
     if params:
         doc["parameters"] = params
-    if op.body is not None:
+    if op.body is not None or op.raw_body is not None:
+        body = schemas.ref(op.body, "validation") if op.body is not None else op.raw_body
         doc["requestBody"] = {
             "required": op.body_required,
-            "content": {"application/json": {"schema": schemas.ref(op.body, "validation")}},
+            "content": {"application/json": {"schema": body}},
         }
     responses: dict[str, Any] = {}
     for index, (status, answer) in enumerate(op.answers.items()):
@@ -181,7 +185,9 @@ def _operation(path: str, op: Operation, schemas: _Schemas) -> dict[str, Any]:
         errors.add(401)
     if op.body is not None:
         errors |= {400, 408, 413, 422}
-    if params:
+    # Path parameters are validated; so is every signed call's query string (an unknown
+    # parameter is refused).
+    if path_params or op.signed:
         errors.add(422)
     for status in sorted(errors):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}

@@ -1,4 +1,4 @@
-"""Input validation at the API edge: ids that become paths, JSON bodies, URLs.
+"""Input validation at the API edge: ids that become paths, and JSON bodies.
 
 Every failure is a `ValidationFailed` naming the field, or `MalformedJson` for bytes that do
 not parse: never a 500.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.requests import Request
 
@@ -56,13 +55,3 @@ async def json_object(request: Request, *, allow_empty: bool = False) -> dict[st
     except RecursionError:
         raise MalformedJson("request body is nested too deeply") from None
     return data
-
-
-def check_url(value: str | None, field: str) -> str | None:
-    """An absolute http(s) URL, or None; an empty string (which clears a URL) passes."""
-    if value is None or value == "":
-        return value
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValidationFailed(field, "must be an absolute http or https URL")
-    return value

@@ -7,6 +7,7 @@ the registries' tables, and that a wrong method's 405 names every method of its 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -40,14 +41,16 @@ def schema(document: dict[str, Any], name: str) -> dict[str, Any]:
     return found
 
 
-def test_every_operation_with_parameters_or_a_body_documents_422(
-    document: dict[str, Any],
-) -> None:
+def test_every_operation_that_validates_documents_422(document: dict[str, Any]) -> None:
+    """Path parameters are validated, and so is every signed call's query and body."""
     for path, method, op in operations(document):
-        if op.get("parameters") and any(p["in"] != "header" for p in op["parameters"]):
+        validates = "{" in path or path.startswith("/api/")
+        if validates:
             assert "422" in op["responses"], f"{method} {path} answers 422 undocumented"
+        else:
+            assert "422" not in op["responses"], f"{method} {path} never answers 422"
         if "requestBody" in op:
-            assert {"400", "413", "422"} <= set(op["responses"]), f"{method} {path}"
+            assert {"400", "413"} <= set(op["responses"]), f"{method} {path}"
 
 
 def test_signed_operations_document_401_and_unsigned_ones_say_so(
@@ -212,3 +215,75 @@ def test_readme_event_table_is_the_registry() -> None:
         model = EVENTS[row[0].strip("`")]
         documented = {f.alias or name for name, f in model.model_fields.items()}
         assert documented <= fields, f"{row[0]}: README lacks {documented - fields}"
+
+
+def test_null_means_the_default_as_a_left_out_field_does(api: httpx.Client) -> None:
+    """PHP arrays carry nulls: `'start' => $start ?? null` must not be a 422."""
+    response = api.post(
+        "/api/sessions",
+        json={"workspace_id": "w", "session_id": "n1", "start": None, "provider_mode": None},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["provider_mode"] == "auto"
+    assert response.json()["desired_state"] == "running"
+
+
+def test_unknown_query_parameters_are_refused_on_every_signed_call(api: httpx.Client) -> None:
+    api.post("/api/sessions", json={"workspace_id": "w", "session_id": "q1", "start": False})
+    response = api.get("/api/sessions/q1?colour=red")
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["field"] == "colour"
+
+
+def test_ids_in_a_patch_say_how_to_change_them(api: httpx.Client) -> None:
+    api.post("/api/sessions", json={"workspace_id": "w", "session_id": "p1", "start": False})
+    response = api.patch("/api/sessions/p1", json={"workspace_id": "other"})
+    assert response.status_code == 422
+    assert "create a new session" in response.json()["error"]["message"]
+
+
+def test_an_unknown_field_name_is_not_echoed_at_any_length(api: httpx.Client) -> None:
+    response = api.post("/api/sessions", json={"workspace_id": "w", "x" * 5000: 1})
+    assert response.status_code == 422
+    assert len(response.json()["error"]["details"]["field"]) <= 64
+
+
+async def test_a_stored_webhook_body_matches_its_documented_schema(
+    document: dict[str, Any], settings: Any
+) -> None:
+    """The envelope is written by the store: check real bodies against `webhooks`."""
+    from service.models.events import MessageStatusUpdated, SessionStatusChanged
+    from service.store import SessionRecord, SQLiteStore
+
+    store = SQLiteStore(settings.storage_dir / "contract.sqlite3")
+    await store.open()
+    try:
+        await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+        events = [
+            SessionStatusChanged.model_validate(
+                {"status": "initializing", "previous": "stopped"}
+            ).new_event(),
+            MessageStatusUpdated.model_validate(
+                {
+                    "message_id": "msg_1",
+                    "provider_message_id": None,
+                    "status": "failed",
+                    "provider": "webjs",
+                    "error": "interrupted",
+                }
+            ).new_event(),
+        ]
+        await store.update_session("s", {"status": "initializing"}, events)
+        written = await store.list_events(session_id="s")
+    finally:
+        await store.close()
+    assert [e.event for e in written] == ["session_status_changed", "message_status_updated"]
+    for event in written:
+        body = document["webhooks"][event.event]["post"]["requestBody"]["content"]
+        schema = {**document, **body["application/json"]["schema"]}
+        validator = jsonschema_rs.Draft202012Validator(schema)
+        errors = [e.message for e in validator.iter_errors(json.loads(event.body))]
+        assert not errors, (event.event, errors)
+        # And a body for another event does not pass as this one.
+        other = {**json.loads(event.body), "event": "qr_code_generated"}
+        assert not validator.is_valid(other)

@@ -307,3 +307,66 @@ async def test_a_sender_that_hits_a_bug_fails_that_message_and_goes_on(tmp_path:
         assert sender.task is not None
         await asyncio.wait_for(sender.task, 5)
         await store.close()
+
+
+def test_a_template_language_may_carry_metas_policy() -> None:
+    template = {"name": "hello_world", "language": {"code": "en_US", "policy": "deterministic"}}
+    parsed = parse_send_request(
+        {"to": "+5511999990001", "type": "template", "template": template}, None
+    )
+    assert parsed.template == {"name": "hello_world", "language": {"code": "en_US"}}
+    assert parsed.priority == "normal"
+
+
+def test_null_priority_is_the_default() -> None:
+    data = {"to": "+5511999990001", "type": "text", "text": "hi", "priority": None}
+    assert parse_send_request(data, None).priority == "normal"
+
+
+def test_a_string_latitude_is_said_to_need_a_number() -> None:
+    data = {
+        "to": "+5511999990001",
+        "type": "location",
+        "location": {"latitude": "x", "longitude": 1},
+    }
+    with pytest.raises(ValidationFailed) as info:
+        parse_send_request(data, None)
+    assert (info.value.field, info.value.message) == (
+        "location.latitude",
+        "location.latitude: must be a number",
+    )
+
+
+def test_a_message_with_odd_provider_values_still_has_a_view() -> None:
+    """What a provider reported is stored as it came; its view never fails on it."""
+    import json
+    from types import SimpleNamespace
+
+    from service.messaging.media import media_links
+    from service.messaging.messenger import Messenger
+
+    record = MessageRecord(
+        id="msg_1",
+        session_id="s",
+        workspace_id="w",
+        direction="in",
+        chat_id="5511999990001@c.us",
+        type="location",
+        content=json.dumps(
+            {
+                "location": {"latitude": "abc", "longitude": 10**400, "name": 5, "extra": 1},
+                "media": {"size": 1.5, "mimetype": None, "file": None},
+                "timestamp": 17.5,
+                "notify_name": ["x"],
+                "from": "5511999990001@c.us",
+            }
+        ),
+        status="received",
+        provider="webjs",
+    )
+    fake = SimpleNamespace(links=media_links("secret", "http://127.0.0.1"))
+    view = Messenger.view(fake, record).json_dict()  # type: ignore[arg-type]
+    assert view["location"] == {"latitude": None, "longitude": None, "name": None}
+    assert view["media"]["size"] is None
+    assert view["timestamp"] is None and view["notify_name"] is None
+    assert view["from"] == "5511999990001@c.us"

@@ -7,7 +7,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
-from service.api.routing import Header, Operation, Raw, Resource, reply
+from service.api.routing import Header, Operation, Raw, Resource, header_of, path_param, reply
 from service.errors import NotFound, require_browsers
 from service.links import SignedLinks
 from service.messaging.messenger import Messenger
@@ -16,7 +16,11 @@ from service.models import requests as rq
 from service.models import responses as rs
 from service.sessions.layout import session_dir
 from service.store import Store
-from service.validation import check_id, json_object
+from service.validation import json_object
+
+IDEMPOTENCY_KEY = Header(
+    "Idempotency-Key", "instead of idempotency_key in the body", rq.IdempotencyKey
+)
 
 
 def _messenger(request: Request) -> Messenger:
@@ -25,9 +29,9 @@ def _messenger(request: Request) -> Messenger:
 
 
 async def send_message(request: Request) -> Response:
-    session_id = check_id(request.path_params["session_id"], "session_id")
+    session_id = path_param(request, "session_id")
     data = await json_object(request)
-    outgoing = parse_send_request(data, request.headers.get("idempotency-key"))
+    outgoing = parse_send_request(data, header_of(request, IDEMPOTENCY_KEY))
     messenger = _messenger(request)
     record, created = await messenger.accept(session_id, outgoing)
     headers = {} if created else {"Idempotent-Replayed": "true"}
@@ -35,8 +39,8 @@ async def send_message(request: Request) -> Response:
 
 
 async def get_message(request: Request) -> Response:
-    session_id = check_id(request.path_params["session_id"], "session_id")
-    message_id = check_id(request.path_params["message_id"], "message_id")
+    session_id = path_param(request, "session_id")
+    message_id = path_param(request, "message_id")
     messenger = _messenger(request)
     return reply(messenger.view(await messenger.get(session_id, message_id)))
 
@@ -44,7 +48,7 @@ async def get_message(request: Request) -> Response:
 async def media_file(request: Request) -> Response:
     """A message's media behind a signed, expiring token (no API signature needed)."""
     links: SignedLinks = request.app.state.media_links
-    message_id = links.read(request.path_params["token"])
+    message_id = links.read(path_param(request, "token"))
     store: Store = request.app.state.store
     record = await store.get_message(message_id) if message_id else None
     session = await store.get_session(record.session_id) if record else None
@@ -76,13 +80,7 @@ routes = [
             {202: rs.Message},
             errors=(404, 409),
             body=rq.SendMessage,
-            headers=(
-                Header(
-                    "Idempotency-Key",
-                    "instead of idempotency_key in the body",
-                    {"type": "string", "minLength": 1, "maxLength": 190},
-                ),
-            ),
+            headers=(IDEMPOTENCY_KEY,),
             description="The same idempotency key in the workspace answers with the first "
             "record (and the header `Idempotent-Replayed: true`) and never sends twice.",
         ),

@@ -10,7 +10,9 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from typing import Annotated
 
+from pydantic import StringConstraints
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
@@ -106,12 +108,13 @@ routes = [
             "Cloud API events, verified by X-Hub-Signature-256 (the app secret)",
             inbound,
             {200: rs.Accepted},
-            errors=(400, 401, 409, 413),
+            errors=(400, 401, 408, 409, 413),
+            raw_body={"type": "object", "description": "a Cloud API webhook notification"},
             headers=(
                 Header(
                     "X-Hub-Signature-256",
                     "sha256= and the HMAC-SHA256 of the raw body with the app's secret",
-                    {"type": "string", "pattern": "^sha256=[0-9a-f]{64}$"},
+                    Annotated[str, StringConstraints(pattern=r"^sha256=[0-9a-f]{64}$")],
                     required=True,
                 ),
             ),

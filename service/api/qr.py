@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.routing import Operation, Raw, Resource, body_of, reply
+from service.api.routing import Operation, Raw, Resource, body_of, path_param, reply
 from service.clock import iso
 from service.errors import NotFound, ValidationFailed
 from service.links import SignedLinks
@@ -15,7 +15,6 @@ from service.models import responses as rs
 from service.qr import qr_png
 from service.sessions.manager import SessionManager
 from service.store import Store
-from service.validation import check_id
 
 _NO_STORE = {"Cache-Control": "no-store"}
 _PNG = Raw("image/png", "the QR as a PNG", {"type": "string", "format": "binary"})
@@ -32,7 +31,7 @@ def _wants_png(request: Request) -> bool:
 
 
 async def get_qr(request: Request) -> Response:
-    session_id = check_id(request.path_params["session_id"], "session_id")
+    session_id = path_param(request, "session_id")
     code = await _sessions(request).qr(session_id)
     if _wants_png(request):
         return Response(qr_png(code.qr), media_type="image/png", headers=_NO_STORE)
@@ -44,7 +43,7 @@ async def get_qr(request: Request) -> Response:
 async def qr_image(request: Request) -> Response:
     """The PNG behind a signed, short-lived token: for `<img src>` without API signing."""
     tokens: SignedLinks = request.app.state.qr_links
-    session_id = tokens.read(request.path_params["token"])
+    session_id = tokens.read(path_param(request, "token"))
     if session_id is None:
         raise NotFound("this QR link is invalid or expired", code="qr_link_expired")
     store: Store = request.app.state.store
@@ -55,8 +54,8 @@ async def qr_image(request: Request) -> Response:
 
 
 async def pairing_code(request: Request) -> Response:
-    session_id = check_id(request.path_params["session_id"], "session_id")
-    data: rq.PairingCodeRequest = await body_of(request, rq.PairingCodeRequest)
+    session_id = path_param(request, "session_id")
+    data = await body_of(request, rq.PairingCodeRequest)
     phone = normalize_phone(data.phone)
     if phone is None:
         raise ValidationFailed("phone", "must be an international number: digits, optional +")

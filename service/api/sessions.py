@@ -8,14 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from adapters.meta import MetaConfig
-from service.api.routing import Operation, Resource, body_of, query_of, reply
+from service.api.routing import Operation, Resource, body_of, path_param, query_of, reply
 from service.clock import iso
+from service.errors import ValidationFailed
 from service.models import requests as rq
 from service.models import responses as rs
+from service.models.base import validate
 from service.netguard import redact_url
 from service.sessions.manager import SessionManager
 from service.store import SessionRecord
-from service.validation import check_id, check_url
+from service.validation import json_object
 
 
 def session_view(record: SessionRecord) -> rs.Session:
@@ -48,7 +50,7 @@ def _manager(request: Request) -> SessionManager:
 
 
 def _session_id(request: Request) -> str:
-    return check_id(request.path_params["session_id"], "session_id")
+    return path_param(request, "session_id")
 
 
 def _meta(meta: rq.MetaInput | None) -> MetaConfig | None:
@@ -63,20 +65,20 @@ def _meta(meta: rq.MetaInput | None) -> MetaConfig | None:
 
 
 async def create_session(request: Request) -> Response:
-    data: rq.SessionCreate = await body_of(request, rq.SessionCreate)
+    data = await body_of(request, rq.SessionCreate)
     record = await _manager(request).create(
         workspace_id=data.workspace_id,
         session_id=data.session_id,
-        provider_mode=data.provider_mode,
-        start=data.start,
-        webhook_url=check_url(data.webhook_url, "webhook_url"),
+        provider_mode=data.provider_mode or "auto",
+        start=True if data.start is None else data.start,
+        webhook_url=data.webhook_url,
         meta=_meta(data.meta),
     )
     return reply(session_view(record), 201)
 
 
 async def list_sessions(request: Request) -> Response:
-    query: rq.SessionQuery = query_of(request, rq.SessionQuery)
+    query = query_of(request, rq.SessionQuery)
     records = await _manager(request).list(workspace_id=query.workspace_id, status=query.status)
     return reply(rs.SessionList(data=[session_view(r) for r in records]))
 
@@ -87,14 +89,18 @@ async def get_session(request: Request) -> Response:
 
 async def patch_session(request: Request) -> Response:
     session_id = _session_id(request)
-    data: rq.SessionPatch = await body_of(request, rq.SessionPatch)
+    data = await json_object(request)
+    for field in ("workspace_id", "session_id"):
+        if field in data:
+            raise ValidationFailed(field, "cannot be changed; create a new session instead")
+    patch = validate(rq.SessionPatch, data)
     changes: dict[str, Any] = {}
-    if "provider_mode" in data.model_fields_set:
-        changes["provider_mode"] = data.provider_mode
-    if "webhook_url" in data.model_fields_set:
-        changes["webhook_url"] = check_url(data.webhook_url, "webhook_url")
-    if "meta" in data.model_fields_set:
-        changes["meta"] = _meta(data.meta)
+    if "provider_mode" in patch.model_fields_set:
+        changes["provider_mode"] = patch.provider_mode
+    if "webhook_url" in patch.model_fields_set:
+        changes["webhook_url"] = patch.webhook_url
+    if "meta" in patch.model_fields_set:
+        changes["meta"] = _meta(patch.meta)
     record = await _manager(request).update(session_id, **changes)
     return reply(session_view(record))
 

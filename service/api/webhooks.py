@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.routing import Operation, Resource, body_of, query_of, reply
+from service.api.routing import Operation, Resource, body_of, path_param, query_of, reply
 from service.clock import iso
-from service.errors import Conflict, NotFound, ValidationFailed
+from service.errors import Conflict, NotFound
 from service.models import requests as rq
 from service.models import responses as rs
 from service.netguard import redact_url
 from service.store import OutboxEvent, Store
-
-_EVENT_ID = re.compile(r"evt_[0-9A-Za-z]{1,36}")
 
 
 def delivery_view(event: OutboxEvent) -> rs.Delivery:
@@ -47,7 +44,7 @@ def _store(request: Request) -> Store:
 
 
 async def list_deliveries(request: Request) -> Response:
-    query: rq.DeliveryQuery = query_of(request, rq.DeliveryQuery)
+    query = query_of(request, rq.DeliveryQuery)
     events = await _store(request).list_events(
         session_id=query.session_id, status=query.status, limit=query.limit
     )
@@ -55,9 +52,7 @@ async def list_deliveries(request: Request) -> Response:
 
 
 async def retry_delivery(request: Request) -> Response:
-    event_id = request.path_params["delivery_id"]
-    if not _EVENT_ID.fullmatch(event_id):
-        raise ValidationFailed("delivery_id", "must be an evt_... id")
+    event_id = path_param(request, "delivery_id")
     await body_of(request, rq.NoOptions, allow_empty=True)
     store = _store(request)
     event = await store.get_event(event_id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -374,17 +375,14 @@ class Messenger:
         return media
 
     def view(self, record: MessageRecord) -> Message:
-        """The public message record (API responses and webhook payloads)."""
+        """The public message record (API responses and webhook payloads).
+
+        What a provider reported is stored as it came, so each field is taken only when it
+        has the documented type: an odd value from outside becomes null, never a lost message.
+        """
         content = json.loads(record.content)
-        media = content.get("media")
-        media_view = None
-        if media is not None:
-            media_view = {
-                "mimetype": media.get("mimetype"),
-                "filename": media.get("filename"),
-                "size": media.get("size"),
-                "url": self.links.url(record.id) if media.get("file") else None,
-            }
+        media = _mapping(content.get("media"))
+        location = _mapping(content.get("location"))
         view: dict[str, Any] = {
             "id": record.id,
             "session_id": record.session_id,
@@ -392,10 +390,10 @@ class Messenger:
             "direction": record.direction,
             "chat_id": record.chat_id,
             "type": record.type,
-            "text": content.get("text"),
-            "media": media_view,
-            "location": content.get("location"),
-            "reply_to": content.get("reply_to"),
+            "text": _text(content.get("text")),
+            "media": None,
+            "location": None,
+            "reply_to": _text(content.get("reply_to")),
             "priority": record.priority,
             "status": record.status,
             "provider": record.provider,
@@ -405,14 +403,48 @@ class Messenger:
             "created_at": iso(record.created_at),
             "updated_at": iso(record.updated_at),
         }
+        if media is not None:
+            view["media"] = {
+                "mimetype": _text(media.get("mimetype")),
+                "filename": _text(media.get("filename")),
+                "size": _whole(media.get("size")),
+                "url": self.links.url(record.id) if media.get("file") else None,
+            }
+        if location is not None:
+            view["location"] = {
+                "latitude": _number(location.get("latitude")),
+                "longitude": _number(location.get("longitude")),
+                "name": _text(location.get("name")),
+            }
         if record.direction == "out":
             view["to"] = record.chat_id
         else:
-            view["from"] = content.get("author") or content.get("from")
+            view["from"] = _text(content.get("author") or content.get("from"))
             # The phone number behind the sender (and the chat), when the provider knows it:
             # `@lid` ids carry none.
-            view["from_phone"] = content.get("from_phone")
-            view["chat_phone"] = content.get("chat_phone")
-            view["notify_name"] = content.get("notify_name")
-            view["timestamp"] = content.get("timestamp")
+            view["from_phone"] = _text(content.get("from_phone"))
+            view["chat_phone"] = _text(content.get("chat_phone"))
+            view["notify_name"] = _text(content.get("notify_name"))
+            view["timestamp"] = _whole(content.get("timestamp"))
         return Message.model_validate(view)
+
+
+def _mapping(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: object) -> float | None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    try:
+        return float(value) if math.isfinite(value) else None
+    except OverflowError:  # an integer too large for a float
+        return None

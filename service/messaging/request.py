@@ -7,7 +7,6 @@ import binascii
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from service.errors import ValidationFailed
 from service.models import requests as rq
@@ -89,6 +88,8 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
             raise ValidationFailed("text", "is required and must not be empty for a text message")
     elif kind == "template":
         template = _template(request.template)
+        if text:
+            raise ValidationFailed("text", "is not allowed on a template message")
     elif kind == "location":
         location = _location(request.location)
         if text:
@@ -105,8 +106,6 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
             raise ValidationFailed(other, f"is not allowed on a {kind} message")
     key = request.idempotency_key
     if header_key is not None:
-        if not 1 <= len(header_key) <= 190:
-            raise ValidationFailed("Idempotency-Key", "must be 1-190 characters")
         if key is not None and key != header_key:
             raise ValidationFailed(
                 "idempotency_key", "differs from the Idempotency-Key header; send one of them"
@@ -119,7 +118,7 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         media=media,
         location=location,
         reply_to=request.reply_to,
-        priority=request.priority,
+        priority=request.priority or "normal",
         idempotency_key=key,
         template=template,
     )
@@ -147,9 +146,6 @@ def _media(media: rq.MediaInput | None) -> MediaInput:
     if (url is None) == (encoded is None):
         raise ValidationFailed("media", "needs exactly one of url or base64")
     if url is not None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValidationFailed("media.url", "must be an absolute http or https URL")
         return MediaInput(mimetype=mimetype, filename=filename, url=url)
     assert encoded is not None
     if encoded.startswith("data:") and "," in encoded:

@@ -25,10 +25,16 @@ ID_RULE = (
 )
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
 NOT_BLANK = r"\S"
-# What a pattern means, said the way a person reads it.
-_PATTERN_RULES = {ID_PATTERN: ID_RULE, NOT_BLANK: "must not be blank"}
-# At most this many problems are listed in `details.errors`.
+EVENT_ID_PATTERN = r"^evt_[0-9A-Za-z]{1,36}$"
+# What a pattern means, said the way a person reads it (models add theirs).
+PATTERN_RULES = {
+    ID_PATTERN: ID_RULE,
+    NOT_BLANK: "must not be blank",
+    EVENT_ID_PATTERN: "must be an evt_... id",
+}
+# At most this many problems are listed in `details.errors`, with names this long.
 MAX_LISTED = 20
+MAX_FIELD = 64
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -40,9 +46,10 @@ class Input(BaseModel):
 
 
 class Output(BaseModel):
-    """A response body or webhook payload."""
+    """A response body or webhook payload. A bug that builds a wrong one is logged without
+    the values (they can be message text and phone numbers)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     def json_dict(self) -> dict[str, Any]:
         # Fields a producer did not set are left out: `reason` on a status change, `error` on
@@ -51,7 +58,9 @@ class Output(BaseModel):
 
 
 def _field(loc: tuple[int | str, ...], prefix: str) -> str:
-    return prefix + ".".join(str(part) for part in loc) if loc else (prefix.rstrip(".") or "body")
+    """`media.url`; cut short, because an unknown field's name is the caller's own text."""
+    name = prefix + ".".join(str(part) for part in loc) if loc else prefix.rstrip(".")
+    return name[:MAX_FIELD] or "body"
 
 
 def _rule(error: Any) -> str:
@@ -67,10 +76,18 @@ def _rule(error: Any) -> str:
             return "must be a string"
         case "bool_type":
             return "must be true or false"
-        case "int_type" | "int_parsing":
+        case "int_type" | "int_parsing" | "int_from_float":
             return "must be a whole number"
-        case "float_type" | "finite_number":
+        case "float_type" | "float_parsing":
+            return "must be a number"
+        case "finite_number":
             return "must be a finite number"
+        case "greater_than_equal":
+            return f"must be at least {ctx.get('ge')}"
+        case "less_than_equal":
+            return f"must be at most {ctx.get('le')}"
+        case "too_long":
+            return f"must have at most {ctx.get('max_length')} items"
         case "model_type" | "dict_type" | "model_attributes_type":
             return "must be an object"
         case "list_type":
@@ -84,7 +101,7 @@ def _rule(error: Any) -> str:
                 else (f"must be at least {ctx['min_length']} characters")
             )
         case "string_pattern_mismatch":
-            return _PATTERN_RULES.get(ctx.get("pattern", ""), f"must match {ctx.get('pattern')}")
+            return PATTERN_RULES.get(ctx.get("pattern", ""), f"must match {ctx.get('pattern')}")
         case "literal_error" | "enum":
             return f"must be one of {ctx.get('expected')}"
         case "value_error" | "assertion_error":

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from service.models.base import Id, Output
 from service.models.responses import Link, Message, Provider, Timestamp
-from service.store import MessageStatus, NewEvent, SessionStatus
+from service.store.base import MessageStatus, NewEvent, SessionStatus
 
 
 class EventData(Output):

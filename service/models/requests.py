@@ -8,12 +8,20 @@ and are described on the model so the document says them too.
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, ConfigDict, Field, StringConstraints, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from service.digits import ascii_int
-from service.models.base import NOT_BLANK, Id, Input
-from service.store import DeliveryStatus, ProviderMode, SessionStatus
+from service.models.base import NOT_BLANK, PATTERN_RULES, Id, Input
+from service.store.base import DeliveryStatus, ProviderMode, SessionStatus
 
 MessageType = Literal["text", "image", "document", "audio", "video", "location", "template"]
 Priority = Literal["normal", "bulk"]
@@ -32,21 +40,48 @@ def _present(max_length: int) -> StringConstraints:
     return StringConstraints(min_length=1, max_length=max_length, pattern=NOT_BLANK)
 
 
+# An international number: digits, an optional +, single spaces or dashes between digits.
+PHONE_PATTERN = r"^\+?[1-9](?:[ -]?[0-9]){6,14}$"
+RECIPIENT_PATTERN = (
+    r"^(?:\+?[1-9](?:[ -]?[0-9]){6,14}|[1-9][0-9]{6,14}@c\.us"
+    r"|[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us|[1-9][0-9]{5,24}@lid)$"
+)
+PATTERN_RULES[PHONE_PATTERN] = "must be an international number: 7-15 digits, optional +"
+PATTERN_RULES[RECIPIENT_PATTERN] = (
+    "is not a valid recipient: use an international phone number (7-15 digits, optional +), "
+    "<digits>@c.us, <id>@g.us or <digits>@lid"
+)
 _WRITE_ONLY = Field(json_schema_extra={"writeOnly": True})
 PhoneNumberId = Annotated[str, _present(64)]
 AccessToken = Annotated[str, _present(4096), _WRITE_ONLY]
 MetaSecret = Annotated[str, _limited(512), _WRITE_ONLY]
-Phone = Annotated[str, _present(32), Field(examples=["+5511999999999"])]
+Phone = Annotated[
+    str, StringConstraints(max_length=32, pattern=PHONE_PATTERN), Field(examples=["+5511999999999"])
+]
 Text = Annotated[str, _limited(MAX_TEXT)]
 Base64Data = Annotated[str, _limited(MAX_BASE64)]
 MimeType = Annotated[str, _limited(191), Field(examples=["image/jpeg"])]
 FileName = Annotated[str, _limited(255)]
 PlaceName = Annotated[str, _limited(256)]
 Reference = Annotated[str, _limited(190)]
-Url = Annotated[
-    str,
-    StringConstraints(max_length=2048),
-    Field(json_schema_extra={"format": "uri"}, description="an absolute http or https URL"),
+
+
+def _absolute_http(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http or https URL")
+    return value
+
+
+def _absolute_http_or_empty(value: str) -> str:
+    return value if value == "" else _absolute_http(value)
+
+
+_URL = Field(json_schema_extra={"format": "uri"}, description="an absolute http or https URL")
+Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_absolute_http), _URL]
+# A URL that `""` clears.
+ClearableUrl = Annotated[
+    str, StringConstraints(max_length=2048), AfterValidator(_absolute_http_or_empty), _URL
 ]
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=190)]
 
@@ -65,9 +100,10 @@ class SessionCreate(Input):
 
     workspace_id: Id
     session_id: Id | None = Field(default=None, description="generated when left out")
-    provider_mode: ProviderMode = "auto"
-    start: bool = True
-    webhook_url: Url | None = Field(
+    # null means the default, as a left-out field does (PHP arrays carry nulls).
+    provider_mode: ProviderMode | None = Field(default=None, description="auto when unset")
+    start: bool | None = Field(default=None, description="true when unset")
+    webhook_url: ClearableUrl | None = Field(
         default=None,
         description="where this session's events go (SIDECAR_WEBHOOK_URL when unset); "
         "never a link-local or metadata address",
@@ -80,7 +116,7 @@ class SessionPatch(Input):
     null clears the URL, `meta: null` removes the credentials."""
 
     provider_mode: ProviderMode | None = None
-    webhook_url: Url | None = None
+    webhook_url: ClearableUrl | None = None
     meta: MetaInput | None = None
 
 
@@ -112,9 +148,11 @@ _LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"
 
 
 def _language_code(value: object) -> object:
-    """`{"code": "en_US"}` is the Cloud API's form of `"en_US"`: accept both."""
-    if isinstance(value, dict) and set(value) == {"code"}:
-        return value["code"]
+    """`{"code": "en_US", "policy": "deterministic"}` is the Cloud API's form of `"en_US"`:
+    accept both (the only policy there is, so it needs no keeping)."""
+    if isinstance(value, dict) and "code" in value and set(value) <= {"code", "policy"}:
+        if value.get("policy", "deterministic") == "deterministic":
+            return value["code"]
     return value
 
 
@@ -134,7 +172,10 @@ class TemplateInput(Input):
                         "type": "object",
                         "required": ["code"],
                         "additionalProperties": False,
-                        "properties": {"code": {"type": "string", "pattern": _LANGUAGE}},
+                        "properties": {
+                            "code": {"type": "string", "pattern": _LANGUAGE},
+                            "policy": {"const": "deterministic"},
+                        },
                     },
                 ],
                 "examples": ["en_US"],
@@ -151,7 +192,7 @@ class SendMessage(Input):
 
     to: Annotated[
         str,
-        StringConstraints(max_length=64),
+        StringConstraints(max_length=64, pattern=RECIPIENT_PATTERN),
         Field(
             description="+<digits>, <digits>, <digits>@c.us, <id>@g.us or <digits>@lid",
             examples=["+5511999990001"],
@@ -165,7 +206,7 @@ class SendMessage(Input):
     reply_to: Reference | None = Field(
         default=None, description="the id or provider_message_id of the message to quote"
     )
-    priority: Priority = "normal"
+    priority: Priority | None = Field(default=None, description="normal when unset")
     idempotency_key: IdempotencyKey | None = Field(
         default=None,
         description="the same key in the workspace returns the first record and never sends "

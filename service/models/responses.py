@@ -7,7 +7,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from service.models.base import Id, Output
-from service.store import DeliveryStatus, DesiredState, MessageStatus, ProviderMode, SessionStatus
+from service.store.base import (
+    DeliveryStatus,
+    DesiredState,
+    MessageStatus,
+    ProviderMode,
+    SessionStatus,
+)
 
 Timestamp = Annotated[
     str, Field(json_schema_extra={"format": "date-time"}, examples=["2026-11-22T01:37:46Z"])
