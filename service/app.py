@@ -42,7 +42,7 @@ from service.sessions.runtime import SessionRuntime
 from service.sessions.state import StatusWriter
 from service.sessions.worker import WorkerContext
 from service.settings import Settings
-from service.store import SQLiteStore, Store
+from service.store import SqlStore, Store, open_store
 from webhooks.broadcast import Broadcaster, PusherConfig
 from webhooks.dispatcher import Dispatcher, RetryPolicy
 
@@ -59,7 +59,7 @@ def create_app(
     settings.require_secrets()
     if settings.webhook_url and (problem := webhook_url_problem(settings.webhook_url)):
         raise ConfigError(f"SIDECAR_WEBHOOK_URL {problem}")
-    store = store or SQLiteStore(settings.sqlite_path)
+    store = store or open_store(settings.store_url, settings.db_prefix)
     secretbox = SecretBox(parse_key(settings.encryption_key)) if settings.encryption_key else None
     metrics = Metrics()
     store.subscribe(metrics.on_events)
@@ -185,6 +185,10 @@ def create_app(
         private_dir(settings.sessions_dir)
         redact_access_log()
         await store.open()
+        # Another process sharing a MySQL store appends events too: notice them.
+        watching = None
+        if isinstance(store, SqlStore) and not store.is_sqlite:
+            watching = asyncio.create_task(store.watch())
         try:
             await dispatcher.start()
             if broadcaster is not None:
@@ -209,6 +213,8 @@ def create_app(
             # Deliveries in flight finish; the rest wait in the outbox for the next start.
             await dispatcher.stop()
             await http.aclose()
+            if watching is not None:
+                watching.cancel()
             await store.close()
 
     routes = [

@@ -1,8 +1,9 @@
-"""`python -m service serve|keygen|sign|sessions|doctor|demo`: the operator's entry points."""
+"""`python -m service serve|keygen|sign|sessions|doctor|db|demo`: the operator's entry points."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import logging
 import secrets
@@ -11,7 +12,7 @@ import signal
 import sys
 import time
 
-from service import admin, demo, doctor, logs
+from service import admin, dbcli, demo, doctor, logs
 from service.errors import ConfigError
 from service.settings import Settings
 from service.signing import sign_request
@@ -25,6 +26,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     try:
         app = create_app(settings)
+        # A store that cannot be reached (or migrated) stops the start with one line, before
+        # uvicorn would print the same as a traceback.
+        asyncio.run(_check_store(settings))
     except ConfigError as exc:
         print(f"wa-sidecar: {exc}", file=sys.stderr)
         return 2
@@ -49,6 +53,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         limit_concurrency=1024,
     )
     return 0
+
+
+async def _check_store(settings: Settings) -> None:
+    from service.store import open_store
+
+    store = open_store(settings.store_url, settings.db_prefix)
+    await store.open()
+    await store.close()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -107,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=cmd_sign)
     admin.add_parser(sub)
     doctor.add_parser(sub)
+    dbcli.add_parser(sub)
     demo.add_parser(sub)
     return parser
 

@@ -11,13 +11,14 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -309,32 +310,78 @@ def _free(path: Path) -> str:
     return f"{free / 1024**3:.1f} GiB"
 
 
+_REMEDY = "check the URL, the server, the owner and permissions, or restore it from a backup"
+# Oldest servers the store is built for: SKIP LOCKED and utf8mb4 by default.
+MIN_SERVER = {"mariadb": (10, 6), "mysql": (8, 0)}
+
+
 def check_database(settings: Settings) -> Check:
-    """The SQLite file opens (read-only) and answers a query."""
-    if settings.database_url and not settings.database_url.startswith("sqlite:///"):
-        scheme = settings.database_url.split(":", 1)[0]
-        return Check("database", INFO, f"{scheme} database not checked by the doctor")
-    path = settings.sqlite_path
-    if not path.exists():
-        return Check("database", OK, f"{path} does not exist yet; the service creates it")
+    """The store opens through its own interface: schema version, and for MySQL/MariaDB the
+    server version, utf8mb4, sql_mode and SKIP LOCKED."""
+    from service.store.sql import open_store
+
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
-        try:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
-            if "sessions" not in tables:
-                return Check("database", OK, f"{path} opens (not migrated yet)")
-            (sessions,) = conn.execute("SELECT count(*) FROM sessions").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
+        store = open_store(settings.store_url, settings.db_prefix)
+    except ConfigError as exc:
+        return Check("database", FAIL, str(exc))
+    if store.path is not None and not store.path.exists():
+        return Check("database", OK, f"{store.path} does not exist yet; the service creates it")
+    try:
+        current, head, info, sessions = asyncio.run(_inspect_store(store))
+    except ConfigError as exc:
+        return Check("database", FAIL, f"{exc}; {_REMEDY}")
+    except Exception as exc:
         return Check(
             "database",
             FAIL,
-            f"{path} does not open ({exc}): check its owner and permissions, or restore it "
-            "from a backup",
+            f"{store.display_url} does not open ({type(exc).__name__}: {exc}); {_REMEDY}",
         )
-    return Check("database", OK, f"{path} opens ({sessions} sessions)")
+    where = f"{info['engine']} {info['server_version']} at {store.display_url}"
+    if current is None:
+        return Check("database", OK, f"{where} opens (empty; the service migrates it at start)")
+    if current != head:
+        return Check(
+            "database",
+            WARN,
+            f"{where}: schema {current}, this version's is {head}; the service migrates it at "
+            "start (or run `python -m service db migrate`)",
+        )
+    problems = _server_problems(info)
+    if problems:
+        return Check("database", WARN, f"{where}: {'; '.join(problems)}")
+    return Check("database", OK, f"{where}, schema {current}, {sessions} sessions")
+
+
+async def _inspect_store(store: Any) -> tuple[str | None, str, dict[str, Any], int]:
+    await store.open(migrate=False)
+    try:
+        current, head = await store.schema_status()
+        info = await store.server_info()
+        sessions = await store.count_sessions() if current is not None else 0
+        return current, head, info, sessions
+    finally:
+        await store.close()
+
+
+def _server_problems(info: dict[str, Any]) -> list[str]:
+    """What a MySQL/MariaDB server lacks for this store, each with what to do."""
+    if info["engine"] == "sqlite":
+        return []
+    problems = []
+    version = tuple(int(part) for part in re.findall(r"\d+", info["server_version"])[:2])
+    least = MIN_SERVER[info["engine"]]
+    if version < least:
+        problems.append(f"{info['engine']} {'.'.join(map(str, least))} or newer is needed")
+    if info.get("charset") != "utf8mb4":
+        problems.append(
+            f"the database's charset is {info.get('charset')}: ALTER DATABASE ... CHARACTER SET "
+            "utf8mb4 (emoji need 4 bytes)"
+        )
+    if "STRICT_TRANS_TABLES" not in (info.get("sql_mode") or ""):
+        problems.append("sql_mode lacks STRICT_TRANS_TABLES: values too long would be cut")
+    if not info.get("skip_locked"):
+        problems.append("the server has no FOR UPDATE SKIP LOCKED")
+    return problems
 
 
 # --- network -------------------------------------------------------------------------------

@@ -39,7 +39,11 @@ class Settings:
     webhook_retry_base_ms: int = 1000
     webhook_retry_cap_s: int = 600
     encryption_key: str = field(default="", repr=False)
+    # A SQLite path (the default, under storage) or mysql+pymysql://user:pass@host:port/db;
+    # the store checks it when it is built.
     database_url: str = ""
+    # Table names start with this, so the tables can live in the Laravel app's own database.
+    db_prefix: str = "wa_"
     wa_web_url: str = "https://web.whatsapp.com"
     chromium_path: str = "/usr/bin/chromium"
     wa_js_path: str = "node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
@@ -79,11 +83,9 @@ class Settings:
         return self.storage_dir / "sessions"
 
     @property
-    def sqlite_path(self) -> Path:
-        """The SQLite file: `sqlite:///path` in SIDECAR_DATABASE_URL, else under storage."""
-        if self.database_url.startswith("sqlite:///"):
-            return Path(self.database_url[len("sqlite:///") :])
-        return self.storage_dir / "sidecar.sqlite3"
+    def store_url(self) -> str:
+        """What the store opens: SIDECAR_DATABASE_URL, or the SQLite file under storage."""
+        return self.database_url or str(self.storage_dir / "sidecar.sqlite3")
 
     @property
     def base_url(self) -> str:
@@ -186,6 +188,7 @@ _ENV_NAMES: dict[str, str] = {
     "webhook_retry_cap_s": "SIDECAR_WEBHOOK_RETRY_CAP_S",
     "encryption_key": "SIDECAR_ENCRYPTION_KEY",
     "database_url": "SIDECAR_DATABASE_URL",
+    "db_prefix": "SIDECAR_DB_PREFIX",
     "wa_web_url": "WA_WEB_URL",
     "chromium_path": "CHROMIUM_PATH",
     "wa_js_path": "WA_JS_PATH",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -12,6 +13,9 @@ from service.app import create_app
 from service.settings import Settings
 from tests.support.server import serve_app
 from tests.support.signing import SidecarAuth
+
+if TYPE_CHECKING:
+    from tests.support.mariadb import PrivateMariaDB
 
 API_SECRET = "test-api-secret-0123456789abcdef"
 WEBHOOK_SECRET = "test-webhook-secret-0123456789abcdef"
@@ -67,3 +71,43 @@ def raw(live: str) -> Iterator[httpx.Client]:
     """A client that signs nothing, for building requests by hand."""
     with httpx.Client(base_url=live, timeout=30) as client:
         yield client
+
+
+@pytest.fixture(scope="session")
+def mariadb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateMariaDB]:
+    """One private MariaDB for the whole run, started on first use; tests isolate themselves
+    with `mariadb_server.fresh_database(name)`."""
+    from tests.support.mariadb import PrivateMariaDB, mariadb_available
+
+    if not mariadb_available():
+        # Not a skip: a store suite that silently ran on one engine would pass for nothing.
+        pytest.fail("MariaDB is not installed: ./scripts/test installs mariadb-server")
+    server = PrivateMariaDB(tmp_path_factory.mktemp("mariadb")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def engine() -> str:
+    """The store engine a test runs on; `@pytest.mark.parametrize("engine", ENGINES)` runs it
+    on both."""
+    return "sqlite"
+
+
+ENGINES = ["sqlite", "mariadb"]
+
+
+@pytest.fixture
+def database(engine: str, request: pytest.FixtureRequest) -> Callable[[str], dict[str, str]]:
+    """`database(name)`: the settings that put a sidecar's store on `engine`: nothing for
+    SQLite (the file under its storage), a fresh MariaDB database `name` otherwise."""
+
+    def settings_for(name: str) -> dict[str, str]:
+        if engine == "sqlite":
+            return {}
+        server = request.getfixturevalue("mariadb_server")
+        return {"SIDECAR_DATABASE_URL": server.fresh_database(name)}
+
+    return settings_for

@@ -321,7 +321,7 @@ def test_doctor_checks_one_by_one(tmp_path: Path) -> None:
     assert check_database(settings()).status == OK
     (tmp_path / "storage" / "sidecar.sqlite3").write_bytes(b"this is not a database" * 20)
     broken = check_database(settings())
-    assert broken.status == FAIL and "does not open" in broken.detail
+    assert broken.status == FAIL and "not a database" in broken.detail
 
 
 # --- demo -----------------------------------------------------------------------------------

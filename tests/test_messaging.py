@@ -6,7 +6,7 @@ import asyncio
 import base64
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from tests.conftest import ENGINES
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import serve_app
 from tests.support.sidecar import Sidecar
@@ -320,8 +321,9 @@ def test_bad_inputs_get_a_4xx_naming_the_problem(car: Sidecar, phone: Phone, fil
     assert phone.sent(ME) == []
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 def test_kill_9_with_a_full_queue_loses_nothing_and_sends_nothing_twice(
-    tmp_path: Path, phone: Phone
+    tmp_path: Path, phone: Phone, database: Callable[[str], dict[str, str]]
 ) -> None:
     storage = tmp_path / "storage"
     # Pacing on with a short interval keeps most of the queue waiting when the kill lands.
@@ -332,6 +334,7 @@ def test_kill_9_with_a_full_queue_loses_nothing_and_sends_nothing_twice(
         SIDECAR_PACING_INTERVAL_MS="40",
         SIDECAR_PACING_JITTER_MS="0",
         SIDECAR_PACING_PER_RECIPIENT="1000",
+        **database("kill_full_queue"),
     )
     try:
         connect(car, phone)

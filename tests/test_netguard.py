@@ -655,7 +655,7 @@ def test_webhook_credentials_are_kept_for_delivery_and_never_shown(
         assert created.json()["webhook_url"] == shown
 
         async def emit() -> None:
-            store = SQLiteStore(settings.sqlite_path)
+            store = SQLiteStore(settings.store_url)
             await store.open()
             try:
                 await store.update_session("cred-1", {}, [NewEvent("test_event", {"n": 1})])

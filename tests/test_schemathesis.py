@@ -104,7 +104,7 @@ def seed_session(http: requests.Session, base: str, session_id: str) -> None:
 
 
 async def seed_deliveries(settings: Settings) -> None:
-    store = SQLiteStore(settings.sqlite_path)
+    store = SQLiteStore(settings.store_url)
     await store.open()
     try:
         await store.create_session(SessionRecord(session_id="events", workspace_id="w3"))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.conftest import ENGINES
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar, chromium_processes, profile_browser_pid
 
@@ -126,14 +127,24 @@ def test_kill_9_of_chromium_is_noticed_and_recovered(
     assert profile_browser_pid(storage, "acme", "k1") != pid
 
 
-def test_kill_9_of_the_service_then_restart(sidecar: Sidecar, phone: Phone, storage: Path) -> None:
-    create(sidecar, "r1")
-    connect(sidecar, phone, "r1")
-    sidecar.kill9()
-    sidecar.start()
-    assert sidecar.wait_status("r1", "connected")["phone_number"] == PHONE
-    sidecar.terminate()
-    assert chromium_processes(storage) == []
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kill_9_of_the_service_then_restart(
+    phone: Phone, storage: Path, database: Callable[[str], dict[str, str]]
+) -> None:
+    """Restore on boot: the session comes back connected, on either store."""
+    sidecar = Sidecar(
+        storage, WA_WEB_URL=phone.base + "/", MAX_SESSIONS="3", **database("restore_on_boot")
+    ).start()
+    try:
+        create(sidecar, "r1")
+        connect(sidecar, phone, "r1")
+        sidecar.kill9()
+        sidecar.start()
+        assert sidecar.wait_status("r1", "connected")["phone_number"] == PHONE
+        sidecar.terminate()
+        assert chromium_processes(storage) == []
+    finally:
+        sidecar.close()
 
 
 def test_stale_singleton_lock_does_not_block_start(sidecar: Sidecar, storage: Path) -> None:

@@ -1,42 +1,145 @@
-"""The SQLite store: migrations, WAL, atomic writes with their outbox events."""
+"""The store: one conformance suite run on SQLite and on a real MariaDB.
+
+Every behaviour test takes `stores` (parametrized over both engines); each MariaDB test gets
+a database of its own. Below them: what only one engine has (the SQLite file, adopting a
+pre-Alembic file; MySQL retries, reconnection, races between two processes' stores).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import json
+import logging
+import re
 import sqlite3
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
+import pymysql
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 
-from service.errors import Conflict, SessionNotFound
-from service.store import NewEvent, SessionRecord, SQLiteStore
-from service.store.migrations import MIGRATIONS
+from service.errors import ConfigError, Conflict, SessionNotFound
+from service.store import (
+    AppendedEvent,
+    MessageRecord,
+    NewEvent,
+    SessionRecord,
+    SQLiteStore,
+    SqlStore,
+    StaleMessage,
+    StaleStatus,
+    open_store,
+)
+from service.store.migrations import head_revision
+from service.store.migrations.legacy import LEGACY_MIGRATIONS
+from service.store.schema import tables
+from tests.support.mariadb import PrivateMariaDB
+
+Opener = Callable[..., Awaitable[SqlStore]]
 
 
-async def open_store(path: Path) -> SQLiteStore:
-    store = SQLiteStore(path)
-    await store.open()
-    return store
+def _database_name(request: pytest.FixtureRequest) -> str:
+    return "t_" + hashlib.blake2b(request.node.nodeid.encode(), digest_size=10).hexdigest()
 
 
-async def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
-    db = tmp_path / "s.sqlite3"
-    store = await open_store(db)
+@pytest.fixture(params=["sqlite", "mariadb"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db" / "s.sqlite3")
+    server: PrivateMariaDB = request.getfixturevalue("mariadb_server")
+    return server.fresh_database(_database_name(request))
+
+
+@pytest.fixture
+def mariadb_url(request: pytest.FixtureRequest, mariadb_server: PrivateMariaDB) -> str:
+    return mariadb_server.fresh_database(_database_name(request))
+
+
+async def _opener(url: str) -> AsyncIterator[Opener]:
+    opened: list[SqlStore] = []
+
+    async def open_(prefix: str = "wa_", **options: Any) -> SqlStore:
+        store = SqlStore(url, prefix, **options)
+        await store.open()
+        opened.append(store)
+        return store
+
+    yield open_
+    for store in opened:
+        await store.close()
+
+
+@pytest.fixture
+async def stores(db_url: str) -> AsyncIterator[Opener]:
+    """Open stores on this test's database (closed at the end)."""
+    async for opener in _opener(db_url):
+        yield opener
+
+
+@pytest.fixture
+async def mysql_stores(mariadb_url: str) -> AsyncIterator[Opener]:
+    async for opener in _opener(mariadb_url):
+        yield opener
+
+
+def message(message_id: str, **changes: Any) -> MessageRecord:
+    base = MessageRecord(
+        id=message_id, session_id="s", workspace_id="w", direction="out", chat_id="1@c.us",
+        type="text", content='{"text":"hi"}', status="queued",
+    )  # fmt: skip
+    return MessageRecord(**(base.__dict__ | changes))
+
+
+# --- conformance: both engines ---------------------------------------------------------
+
+
+async def test_opening_again_migrates_nothing_and_keeps_rows(stores: Opener) -> None:
+    store = await stores()
     await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
     await store.close()
-    # Opening again must neither fail nor lose rows.
-    store = await open_store(db)
-    assert (await store.get_session("a")) is not None
-    await store.close()
-    conn = sqlite3.connect(db)
-    versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-    assert versions == [v for v, _, _ in MIGRATIONS]
-    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    conn.close()
+    again = await stores()
+    assert (await again.get_session("a")) is not None
+    assert await again.schema_status() == (head_revision(), head_revision())
 
 
-async def test_update_writes_events_in_the_same_transaction(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "s.sqlite3")
+async def test_status_without_migrating_then_migrate(db_url: str) -> None:
+    store = SqlStore(db_url)
+    await store.open(migrate=False)
+    try:
+        assert await store.schema_status() == (None, head_revision())
+        await store.migrate()
+        assert await store.schema_status() == (head_revision(), head_revision())
+        await store.migrate()  # nothing left to do
+        await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
+        assert await store.count_sessions() == 1
+    finally:
+        await store.close()
+
+
+async def test_the_migrated_schema_is_the_declared_one(stores: Opener) -> None:
+    store = await stores()
+
+    def compare(conn: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": "wa_alembic_version"}
+        )
+        return compare_metadata(context, tables("wa_", collation=store.collation).metadata)
+
+    with store.engine.connect() as conn:
+        assert compare(conn) == []
+
+
+async def test_update_writes_events_in_the_same_transaction(stores: Opener) -> None:
+    store = await stores()
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
     await store.create_session(
         SessionRecord(session_id="a", workspace_id="w", webhook_url="http://x.test/h")
     )
@@ -54,31 +157,51 @@ async def test_update_writes_events_in_the_same_transaction(tmp_path: Path) -> N
     assert body["data"] == {"status": "qr_required", "previous": "stopped"}
     assert isinstance(body["timestamp"], int)
     assert event.url == "http://x.test/h"
-    assert event.status == "pending"
-    await store.close()
+    assert (event.status, event.attempts, event.seq) == ("pending", 0, 1)
+    assert event.give_up_at == pytest.approx(event.created_at + 86400)
+    # Listeners hear of it after the commit, with what was appended.
+    assert [[(e.id, e.session_id, e.event.event) for e in batch] for batch in heard] == [
+        [(event.id, "a", "session_status_changed")]
+    ]
 
 
-async def test_failed_update_leaves_no_event(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "s.sqlite3")
+async def test_failed_update_leaves_no_event_and_tells_no_listener(stores: Opener) -> None:
+    store = await stores()
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
     with pytest.raises(SessionNotFound):
         await store.update_session("ghost", {"status": "connected"}, [NewEvent("x", {})])
     assert await store.list_events() == []
     with pytest.raises(ValueError):
         await store.update_session("ghost", {"no_such_column": 1})
-    await store.close()
+    assert heard == []
 
 
-async def test_duplicate_create_conflicts(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "s.sqlite3")
+async def test_a_failing_listener_does_not_undo_or_stop_the_others(stores: Opener) -> None:
+    store = await stores()
+    heard: list[int] = []
+
+    def broken(events: list[AppendedEvent]) -> None:
+        raise RuntimeError("listener bug")
+
+    store.subscribe(broken)
+    store.subscribe(lambda events: heard.append(len(events)))
+    await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
+    await store.update_session("a", {}, [NewEvent("x", {}), NewEvent("y", {})])
+    assert heard == [2]
+    assert len(await store.list_events()) == 2
+
+
+async def test_duplicate_create_conflicts(stores: Opener) -> None:
+    store = await stores()
     await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
     with pytest.raises(Conflict):
         await store.create_session(SessionRecord(session_id="a", workspace_id="w"))
     assert await store.count_sessions() == 1
-    await store.close()
 
 
-async def test_filters_and_delete(tmp_path: Path) -> None:
-    store = await open_store(tmp_path / "s.sqlite3")
+async def test_filters_and_delete(stores: Opener) -> None:
+    store = await stores()
     for sid, ws, desired in (
         ("a", "w1", "running"),
         ("b", "w1", "stopped"),
@@ -87,22 +210,52 @@ async def test_filters_and_delete(tmp_path: Path) -> None:
         await store.create_session(
             SessionRecord(session_id=sid, workspace_id=ws, desired_state=desired)
         )
+    await store.update_session("c", {"meta_phone_number_id": "1098"})
     assert [s.session_id for s in await store.list_sessions(workspace_id="w1")] == ["a", "b"]
     assert [s.session_id for s in await store.list_sessions(desired_state="running")] == ["a", "c"]
+    assert [s.session_id for s in await store.list_sessions(meta_phone_number_id="1098")] == ["c"]
+    assert [s.session_id for s in await store.list_sessions("w1", "stopped", "running")] == ["a"]
+    await store.enqueue_message(message("m1", session_id="a"))
     assert await store.delete_session("a")
     assert not await store.delete_session("a")
+    assert await store.get_message("m1") is None
     assert await store.count_sessions() == 2
     assert await store.ping()
-    await store.close()
+
+
+async def test_a_compare_and_set_that_writes_the_same_values_still_matches(
+    stores: Opener,
+) -> None:
+    # MySQL counts changed rows unless the connection asks for found rows; a CAS that
+    # changes nothing must not read as "someone moved it first".
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    before = await store.get_session("s")
+    assert before is not None
+    same = await store.update_session(
+        "s", {"status": "stopped", "desired_state": "stopped"}, expect_status="stopped"
+    )
+    assert same.status == "stopped"
+    await store.enqueue_message(message("m1"))
+    moved = await store.update_message("m1", {"status": "queued"}, expect_status="queued")
+    assert moved.status == "queued"
+    with pytest.raises(StaleMessage) as stale:
+        await store.update_message("m1", {"status": "sent"}, expect_status="sending")
+    assert stale.value.current.status == "queued"
+    with pytest.raises(LookupError):
+        await store.update_message("nope", {"status": "sent"})
+    # Underneath: an UPDATE whose values are all already there counts its row as matched.
+    stmt = store._update_stmt(store.tables.sessions, "session_id", ("status",), True)
+    values = {"v_status": "stopped", "k_key": "s", "k_status": "stopped"}
+    assert await store._transaction(lambda tx: tx.run(stmt, values)) == 1
 
 
 async def test_a_status_write_on_a_stale_record_never_overwrites_a_newer_stop(
-    tmp_path: Path,
+    stores: Opener,
 ) -> None:
     from service.sessions.state import StatusWriter
-    from service.store import StaleStatus
 
-    store = await open_store(tmp_path / "s.sqlite3")
+    store = await stores()
     await store.create_session(
         SessionRecord(session_id="a", workspace_id="w", status="authenticating")
     )
@@ -122,20 +275,485 @@ async def test_a_status_write_on_a_stale_record_never_overwrites_a_newer_stop(
     # A move the current status allows still goes through on the fresh record.
     restarted = await writer.move(seen, "initializing")
     assert restarted.status == "initializing"
+
+
+async def test_a_refused_move_writes_nothing_that_came_with_it(stores: Opener) -> None:
+    from service.sessions.state import StatusWriter
+
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="a", workspace_id="w", status="stopped"))
+    stopped = await store.get_session("a")
+    assert stopped is not None
+    writer = StatusWriter(store)
+    after = await writer.move(
+        stopped,
+        "qr_required",
+        changes={"qr": "2@ref,keys", "qr_expires_at": 1.0},
+        events=[NewEvent("qr_code_generated", {"qr": "2@ref,keys"})],
+    )
+    assert (after.status, after.qr) == ("stopped", None)
+    assert await store.list_events("a") == []
+
+
+async def test_provider_reports_never_move_a_message_back_even_on_a_stale_copy(
+    stores: Opener,
+) -> None:
+    from service.messaging.status import apply_status
+
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await store.enqueue_message(message("m1", status="sent", provider="webjs", provider_ref="R1"))
+    stale = await store.get_message("m1")
+    assert stale is not None
+    # A "read" lands first; a "delivered" decided on the older copy must not undo it.
+    assert await apply_status(store, stale, "read") is not None
+    assert await apply_status(store, stale, "delivered") is None
+    current = await store.get_message("m1")
+    assert current is not None and current.status == "read"
+    # A provider that cannot tell what happened settles only a message still in flight.
+    assert await apply_status(store, current, "failed", "interrupted", unsure=True) is None
+    statuses = [json.loads(e.body)["data"]["status"] for e in await store.list_events("s")]
+    assert statuses == ["read"]
+
+
+async def test_queue_order_idempotency_lookups_and_interruption(stores: Opener) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await store.enqueue_message(message("m1", priority="bulk"))
+    await store.enqueue_message(message("m2", idempotency_key="K"))
+    await store.enqueue_message(message("m3", priority="bulk"))
+    first = await store.next_queued("s")
+    assert first is not None and first.id == "m2"  # normal before bulk, then oldest first
+    again, created = await store.enqueue_message(message("m9", idempotency_key="K"))
+    assert (again.id, created) == ("m2", False)
+    assert await store.get_message("m9") is None
+    found = await store.find_idempotent("w", "K")
+    assert found is not None and found.id == "m2"
+    assert await store.find_idempotent("other", "K") is None
+    assert await store.count_messages("s", "queued") == 3
+
+    await store.update_message(
+        "m2", {"status": "sending", "provider_message_id": "true_1@c.us_ABC", "provider_ref": "ABC"}
+    )
+    by_ref = await store.find_message("s", "ABC")
+    by_id = await store.find_message("s", provider_message_id="true_1@c.us_ABC")
+    assert by_ref is not None and by_id is not None and by_ref.id == by_id.id == "m2"
+    assert await store.find_message("other", "ABC") is None
+    nxt = await store.next_queued("s")
+    assert nxt is not None and nxt.id == "m1"
+
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
+    failed = await store.interrupt_sending(
+        lambda record: NewEvent("message_status_updated", {"id": record.id, "status": "failed"})
+    )
+    assert [(m.id, m.status, m.error) for m in failed] == [("m2", "failed", "interrupted")]
+    assert [e.event.data["id"] for batch in heard for e in batch] == ["m2"]
+    assert await store.interrupt_sending(lambda r: NewEvent("x", {})) == []
+
+
+async def test_inbound_messages_are_recorded_once(stores: Opener) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    inbound = message("in1", direction="in", status="received", provider_ref="R9")
+    stored = await store.record_inbound(inbound, NewEvent("message_received", {"id": "in1"}))
+    assert stored is not None and stored.seq > 0
+    repeat = await store.record_inbound(
+        message("in2", direction="in", status="received", provider_ref="R9"),
+        NewEvent("message_received", {"id": "in2"}),
+    )
+    assert repeat is None
+    assert [json.loads(e.body)["data"] for e in await store.list_events("s")] == [{"id": "in1"}]
+    # A message for a session that is gone is kept, but announces nothing.
+    orphan = await store.record_inbound(
+        message("in3", session_id="gone", direction="in", status="received", provider_ref="R1"),
+        NewEvent("message_received", {"id": "in3"}),
+    )
+    assert orphan is not None and await store.list_events("gone") == []
+
+
+async def test_outbox_lines_heads_attempts_and_replay(stores: Opener) -> None:
+    store = await stores()
+    for sid in ("a", "b"):
+        await store.create_session(SessionRecord(session_id=sid, workspace_id="w"))
+        await store.update_session(sid, {}, [NewEvent("e", {"n": i}) for i in range(3)])
+    now = time.time() + 1
+    heads = await store.due_events(now, set(), 10)
+    assert sorted((e.session_id, json.loads(e.body)["data"]["n"]) for e in heads) == [
+        ("a", 0),
+        ("b", 0),
+    ]
+    assert [e.session_id for e in await store.due_events(now, {"a"}, 10)] == ["b"]
+    assert len(await store.due_events(now, set(), 1)) == 1
+    head_a = next(e for e in heads if e.session_id == "a")
+    # A head waiting for a retry holds its whole line back.
+    await store.finish_attempt(head_a.id, {"next_attempt_at": now + 100, "last_error": "HTTP 500"})
+    assert [e.session_id for e in await store.due_events(now, set(), 10)] == ["b"]
+    retried = await store.get_event(head_a.id)
+    assert retried is not None and (retried.attempts, retried.last_error) == (1, "HTTP 500")
+    await store.finish_attempt(head_a.id, {"status": "delivered", "delivered_at": now})
+    nxt = await store.next_pending("a")
+    assert nxt is not None and json.loads(nxt.body)["data"]["n"] == 1
+    await store.finish_attempt(nxt.id, {"status": "dead", "last_status_code": 410})
+    stats = await store.outbox_stats()
+    assert (stats["pending"], stats["dead"]) == (4, 1)
+    assert stats["oldest_pending_at"] == min(
+        e.created_at for e in await store.list_events(status="pending")
+    )
+    assert [e.id for e in await store.list_events(status="dead")] == [nxt.id]
+    assert len(await store.list_events(limit=2)) == 2
+    assert [e.seq for e in await store.list_events("b")] == sorted(
+        e.seq for e in await store.list_events("b")
+    )
+
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
+    replayed = await store.replay_event(nxt.id, now)
+    assert replayed is not None and (replayed.status, replayed.last_error) == ("pending", None)
+    assert replayed.give_up_at == pytest.approx(now + 86400)
+    assert heard == [[]]  # the line moved, nothing new was appended
+    await store.finish_attempt(nxt.id, {"status": "delivered"})
+    delivered = await store.replay_event(nxt.id, now)  # only a dead event goes back in line
+    assert delivered is not None and delivered.status == "delivered"
+    assert heard == [[]]
+    assert await store.replay_event("evt_nope", now) is None
+    assert await store.get_event("evt_nope") is None
+    with pytest.raises(ValueError):
+        await store.finish_attempt(nxt.id, {"bogus": 1})
+
+
+async def test_signatures_are_remembered_for_the_window(stores: Opener) -> None:
+    store = await stores()
+    assert await store.first_sighting("a" * 64, now=100, ttl=10)
+    assert not await store.first_sighting("a" * 64, now=105, ttl=10)
+    assert await store.first_sighting("a" * 64, now=111, ttl=10)  # expired: new again
+    assert not await store.first_sighting("a" * 64, now=115, ttl=10)
+    for i in range(120):
+        await store.first_sighting(f"{i:064x}", now=200, ttl=1)
+    table = store.tables.seen_signatures.name
+    assert await store._read(lambda tx: _count(tx, table)) == 120  # "a" expired and went
+    # Expired rows are swept as new ones come in, fifty at a time.
+    await store.first_sighting("b" * 64, now=500, ttl=1)
+    await store.first_sighting("c" * 64, now=500, ttl=1)
+    assert await store._read(lambda tx: _count(tx, table)) == 120 + 2 - 2 * 50
+
+
+def _count(tx: Any, table: str) -> int:
+    tx.cur.execute(f"SELECT COUNT(*) FROM {table}")  # noqa: S608 (a name from code)
+    return int(tx.cur.fetchone()[0])
+
+
+async def test_emoji_and_long_bodies_round_trip(stores: Opener) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await store.update_session("s", {"last_error": "página caída 💥 — 🇧🇷"})
+    session = await store.get_session("s")
+    assert session is not None and session.last_error == "página caída 💥 — 🇧🇷"
+    text = "olá 😀👍🏽 " + "x" * 100_000  # past MySQL TEXT's 64 KiB
+    content = json.dumps({"text": text}, ensure_ascii=False)
+    stored, _ = await store.enqueue_message(message("m1", content=content, idempotency_key="🔑"))
+    got = await store.get_message("m1")
+    assert got is not None and got.content == content and got == stored
+    assert (await store.find_idempotent("w", "🔑")) == stored
+    await store.update_session("s", {}, [NewEvent("message", {"text": text})])
+    (event,) = await store.list_events("s")
+    assert json.loads(event.body)["data"]["text"] == text
+
+
+async def test_keys_compare_exactly_as_on_sqlite(stores: Opener) -> None:
+    # A case- or accent-insensitive collation would merge these; none of them is a repeat.
+    store = await stores()
+    for sid in ("a", "A"):
+        await store.create_session(SessionRecord(session_id=sid, workspace_id="w"))
+    assert await store.count_sessions() == 2
+    keys = ["key", "KEY", "kéy", "key "]
+    for i, key in enumerate(keys):
+        _, created = await store.enqueue_message(message(f"m{i}", idempotency_key=key))
+        assert created, key
+    found = await store.find_idempotent("w", "kéy")
+    assert found is not None and found.id == "m2"
+
+
+async def test_two_prefixes_in_one_database_do_not_see_each_other(stores: Opener) -> None:
+    first = await stores("wa_")
+    second = await stores("other_")
+    await first.create_session(SessionRecord(session_id="a", workspace_id="w"))
+    await second.create_session(SessionRecord(session_id="b", workspace_id="w"))
+    await first.update_session("a", {}, [NewEvent("e", {})])
+    assert [s.session_id for s in await first.list_sessions()] == ["a"]
+    assert [s.session_id for s in await second.list_sessions()] == ["b"]
+    assert await second.list_events() == []
+    assert await first.schema_status() == await second.schema_status()
+    with second.engine.connect() as conn:
+        names = set(sa_inspect(conn).get_table_names())
+    assert {"wa_sessions", "other_sessions", "wa_alembic_version", "other_alembic_version"} <= names
+
+
+def sa_inspect(conn: Any) -> Any:
+    from sqlalchemy import inspect
+
+    return inspect(conn)
+
+
+async def test_another_process_commits_reach_listeners_through_watch(stores: Opener) -> None:
+    writer = await stores()
+    watcher = await stores()
+    heard: list[list[AppendedEvent]] = []
+    watcher.subscribe(heard.append)
+    task = asyncio.create_task(watcher.watch(interval=0.02))
+    try:
+        await asyncio.sleep(0.1)
+        assert heard == []
+        await writer.create_session(SessionRecord(session_id="a", workspace_id="w"))
+        await writer.update_session("a", {}, [NewEvent("e", {})])
+        for _ in range(200):
+            if heard:
+                break
+            await asyncio.sleep(0.01)
+        assert heard == [[]]
+        assert await watcher.outbox_mark() == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: Path) -> None:
+    source = await stores()
+    await source.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    for i in range(7):
+        await source.enqueue_message(message(f"m{i}", idempotency_key=f"k{i}"))
+    await source.delete_session("s")  # leaves a gap in the messages' seq
+    await source.create_session(SessionRecord(session_id="t", workspace_id="w"))
+    await source.enqueue_message(message("m7", session_id="t"))
+    await source.update_session("t", {}, [NewEvent("e", {"n": n}) for n in range(5)])
+    await source.first_sighting("sig", time.time(), 300)
+    target = SqlStore(tmp_path / "copy.sqlite3")
+    await target.open()
+    try:
+        copied = await source.copy_to(target, batch=2)
+        assert copied == {"sessions": 1, "messages": 1, "outbox": 5, "seen_signatures": 1}
+        for table in copied:
+            assert [r async for r in source.iter_rows(table)] == [
+                r async for r in target.iter_rows(table)
+            ]
+        assert (await target.get_message("m7")) == (await source.get_message("m7"))
+        new, _ = await target.enqueue_message(message("m8", session_id="t"))
+        assert new.seq == 9  # after the copied ones
+        assert not await target.first_sighting("sig", time.time(), 300)
+    finally:
+        await target.close()
+
+
+async def test_a_sqlite_store_moves_to_mariadb(tmp_path: Path, mysql_stores: Opener) -> None:
+    source = SQLiteStore(tmp_path / "s.sqlite3")
+    await source.open()
+    try:
+        await source.create_session(SessionRecord(session_id="s", workspace_id="w", qr="😀"))
+        for i in range(5):
+            await source.enqueue_message(message(f"m{i}", idempotency_key=f"k{i}"))
+            await source.update_session("s", {}, [NewEvent("e", {"i": i, "t": "ü😀"})])
+        target = await mysql_stores()
+        assert await source.copy_to(target, batch=3) == {
+            "sessions": 1,
+            "messages": 5,
+            "outbox": 5,
+            "seen_signatures": 0,
+        }
+        assert await target.list_events(limit=10) == await source.list_events(limit=10)
+        assert await target.get_session("s") == await source.get_session("s")
+        _, created = await target.enqueue_message(message("again", idempotency_key="k3"))
+        assert not created
+        new, _ = await target.enqueue_message(message("m5"))
+        await target.update_session("s", {}, [NewEvent("e", {})])
+        assert new.seq == 6 and (await target.list_events(limit=10))[-1].seq == 6
+    finally:
+        await source.close()
+
+
+async def test_server_info_names_the_engine(stores: Opener) -> None:
+    store = await stores()
+    info = await store.server_info()
+    assert info["engine"] in ("sqlite", "mariadb")
+    assert info["prefix"] == "wa_"
+    if info["engine"] == "mariadb":
+        assert info["charset"] == "utf8mb4" and info["connection_charset"] == "utf8mb4"
+        assert info["table_collation"] == "utf8mb4_nopad_bin"
+        assert info["skip_locked"] is True and info["isolation"] == "READ-COMMITTED"
+        assert "STRICT_TRANS_TABLES" in info["sql_mode"]
+    else:
+        assert info["journal_mode"] == "wal"
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p@h/db",
+        "mysql+mysqldb://u:p@h/db",
+        "sqlite://relative-without-third-slash",
+        "mysql+pymysql://u:p@h:3306/",
+        "mysql+pymysql://u:p@h:3306/db?charset=latin1",
+        "",
+    ],
+)
+def test_urls_the_store_cannot_use_are_one_line_config_errors(url: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        open_store(url, "wa_")
+    assert "\n" not in str(error.value)
+    assert "p@" not in str(error.value)
+
+
+@pytest.mark.parametrize("prefix", ["wa-", "a b", "x" * 33, "wa_;DROP"])
+def test_a_prefix_must_be_an_identifier(prefix: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SIDECAR_DB_PREFIX"):
+        open_store(tmp_path / "s.sqlite3", prefix)
+
+
+def test_urls_the_store_takes() -> None:
+    assert open_store("/var/lib/x.sqlite3", "").is_sqlite
+    assert open_store("sqlite:////var/lib/x.sqlite3", "").path == Path("/var/lib/x.sqlite3")
+    for scheme in ("mysql+pymysql", "mariadb+pymysql", "mysql", "mariadb"):
+        mysql = open_store(f"{scheme}://u:secret@db:3307/app", "wa_")
+        assert not mysql.is_sqlite
+        assert mysql.url.drivername == "mysql+pymysql" and mysql.url.query["charset"] == "utf8mb4"
+        assert (mysql.url.host, mysql.url.port, mysql.url.database) == ("db", 3307, "app")
+        assert "secret" not in mysql.display_url and "secret" not in repr(mysql)
+
+
+async def test_an_unreachable_database_is_a_one_line_config_error() -> None:
+    from tests.support.server import free_port
+
+    store = open_store(f"mysql+pymysql://u:hunter2@127.0.0.1:{free_port()}/db", "wa_")
+    with pytest.raises(ConfigError) as error:
+        await store.open()
+    await store.close()
+    message = str(error.value)
+    assert message.startswith("cannot connect to the database mysql+pymysql://u:***@127.0.0.1")
+    assert "(2003)" in message and "\n" not in message and "hunter2" not in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+async def test_wrong_credentials_are_a_config_error(mariadb_server: PrivateMariaDB) -> None:
+    url = mariadb_server.url.replace(mariadb_server.password, "wrong")
+    store = open_store(url, "wa_")
+    with pytest.raises(ConfigError, match=r"\(1045\) Access denied"):
+        await store.open()
     await store.close()
 
 
-async def test_migration_3_gives_old_messages_their_provider_ref(tmp_path: Path) -> None:
-    db = tmp_path / "old.sqlite3"
+# --- SQLite only --------------------------------------------------------------------------
+
+
+async def test_the_sqlite_file_is_private_and_in_wal_mode(tmp_path: Path) -> None:
+    db = tmp_path / "fresh" / "s.sqlite3"
+    store = SQLiteStore(db)
+    await store.open()
+    await store.close()
+    assert db.stat().st_mode & 0o777 == 0o600
+    assert db.parent.stat().st_mode & 0o777 == 0o700
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"wa_sessions", "wa_messages", "wa_outbox", "wa_seen_signatures"} <= names
+    assert conn.execute("SELECT version_num FROM wa_alembic_version").fetchall() == [
+        (head_revision(),)
+    ]
+    conn.close()
+
+
+async def test_a_file_that_is_not_a_database_is_a_config_error(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite3"
+    db.write_bytes(b"this is not a database" * 20)
+    store = SQLiteStore(db)
+    with pytest.raises(ConfigError, match=r"cannot open the SQLite database .*not a database"):
+        await store.open()
+    await store.close()
+
+
+def _legacy_file(db: Path, versions: int) -> sqlite3.Connection:
+    """A file as the hand-migrated store left it at `versions`."""
     conn = sqlite3.connect(db)
     conn.execute(
         "CREATE TABLE schema_migrations (version INTEGER NOT NULL PRIMARY KEY,"
         " name TEXT NOT NULL, applied_at REAL NOT NULL)"
     )
-    for version, name, statements in MIGRATIONS[:2]:
+    for version, name, statements in LEGACY_MIGRATIONS[:versions]:
         for statement in statements:
             conn.execute(statement)
         conn.execute("INSERT INTO schema_migrations VALUES (?, ?, 0)", (version, name))
+    return conn
+
+
+async def test_a_version_4_file_is_adopted_with_everything_in_it(tmp_path: Path) -> None:
+    db = tmp_path / "sidecar.sqlite3"
+    conn = _legacy_file(db, 4)
+    conn.execute(
+        "INSERT INTO sessions (session_id, workspace_id, status, created_at, updated_at,"
+        " last_error) VALUES ('s', 'w', 'connected', 1, 2, 'ok 😀')"
+    )
+    for seq in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO messages (id, session_id, workspace_id, direction, chat_id, type,"
+            " content, status, idempotency_key, provider_ref, created_at, updated_at)"
+            " VALUES (?, 's', 'w', 'out', 'c', 'text', '{}', 'sent', ?, ?, ?, ?)",
+            (f"m{seq}", f"k{seq}", f"R{seq}", seq, seq),
+        )
+    conn.execute("DELETE FROM messages WHERE id = 'm3'")  # the sequence is past the rows
+    conn.execute(
+        "INSERT INTO outbox (id, event, workspace_id, session_id, body, status, attempts,"
+        " next_attempt_at, created_at, give_up_at)"
+        " VALUES ('evt_1', 'e', 'w', 's', '{}', 'pending', 2, 5, 4, 86404)"
+    )
+    conn.execute("INSERT INTO seen_signatures VALUES ('sig', 9e12)")
+    conn.commit()
+    conn.close()
+
+    store = SQLiteStore(db)
+    assert await _status_without_migrating(db) == ("legacy:4", head_revision())
+    await store.open()
+    try:
+        session = await store.get_session("s")
+        assert session is not None
+        assert (session.status, session.last_error, session.created_at) == ("connected", "ok 😀", 1)
+        m1 = await store.get_message("m1")
+        assert m1 is not None and (m1.seq, m1.idempotency_key) == (1, "k1")
+        assert (await store.find_message("s", "R2")) is not None
+        (event,) = await store.list_events()
+        assert (event.id, event.seq, event.attempts, event.give_up_at) == ("evt_1", 1, 2, 86404)
+        assert not await store.first_sighting("sig", 0, 1)
+        # Unique keys and sequences came along.
+        again, created = await store.enqueue_message(message("m9", idempotency_key="k1"))
+        assert (again.id, created) == ("m1", False)
+        new, _ = await store.enqueue_message(message("m4"))
+        assert new.seq == 4
+        assert await store.schema_status() == (head_revision(), head_revision())
+    finally:
+        await store.close()
+    conn = sqlite3.connect(db)
+    tables_now = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    conn.close()
+    assert "schema_migrations" not in tables_now and "sessions" not in tables_now
+    assert {"wa_sessions", "wa_messages", "wa_outbox", "wa_seen_signatures"} <= tables_now
+    assert {"wa_messages_idempotency", "wa_outbox_pending", "wa_sessions_workspace"} <= indexes
+    assert not {i for i in indexes if re.fullmatch(r"(sessions|messages|outbox|seen)_\w+", i)}
+
+
+async def _status_without_migrating(db: Path) -> tuple[str | None, str]:
+    store = SQLiteStore(db)
+    await store.open(migrate=False)
+    try:
+        return await store.schema_status()
+    finally:
+        await store.close()
+
+
+async def test_an_older_file_gets_the_legacy_versions_it_missed(tmp_path: Path) -> None:
+    db = tmp_path / "old.sqlite3"
+    conn = _legacy_file(db, 2)
     rows = [
         ("m1", "webjs", "true_5511988880002@c.us_3EB0AA11"),
         ("m2", "webjs", "false_120363000000000001@g.us_3EB0BB22_5511977770003@c.us"),
@@ -150,55 +768,248 @@ async def test_migration_3_gives_old_messages_their_provider_ref(tmp_path: Path)
         )
     conn.commit()
     conn.close()
-    store = await open_store(db)
-    refs = {m: (await store.get_message(m)).provider_ref for m in ("m1", "m2", "m3")}  # type: ignore[union-attr]
-    assert refs == {"m1": "3EB0AA11", "m2": "3EB0BB22", "m3": "wamid.HBgL_x"}
-    found = await store.find_message("s", "3EB0BB22")
-    assert found is not None and found.id == "m2"
-    await store.close()
+    store = SQLiteStore(db)
+    await store.open()
+    try:
+        refs = {}
+        for m in ("m1", "m2", "m3"):
+            record = await store.get_message(m)
+            assert record is not None
+            refs[m] = record.provider_ref
+        assert refs == {"m1": "3EB0AA11", "m2": "3EB0BB22", "m3": "wamid.HBgL_x"}
+        found = await store.find_message("s", "3EB0BB22")
+        assert found is not None and found.id == "m2"
+        assert await store.first_sighting("x", 0, 1)  # version 4's table is there too
+    finally:
+        await store.close()
 
 
-async def test_a_refused_move_writes_nothing_that_came_with_it(tmp_path: Path) -> None:
-    from service.sessions.state import StatusWriter
-
-    store = await open_store(tmp_path / "s.sqlite3")
-    await store.create_session(SessionRecord(session_id="a", workspace_id="w", status="stopped"))
-    stopped = await store.get_session("a")
-    assert stopped is not None
-    writer = StatusWriter(store)
-    after = await writer.move(
-        stopped,
-        "qr_required",
-        changes={"qr": "2@ref,keys", "qr_expires_at": 1.0},
-        events=[NewEvent("qr_code_generated", {"qr": "2@ref,keys"})],
+async def test_an_empty_prefix_adopts_a_legacy_file_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "s.sqlite3"
+    conn = _legacy_file(db, 4)
+    conn.execute(
+        "INSERT INTO sessions (session_id, workspace_id, created_at, updated_at)"
+        " VALUES ('s', 'w', 1, 1)"
     )
-    assert (after.status, after.qr) == ("stopped", None)
-    assert await store.list_events("a") == []
-    await store.close()
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(db, prefix="")
+    await store.open()
+    try:
+        assert (await store.get_session("s")) is not None
+        assert await store.schema_status() == (head_revision(), head_revision())
+    finally:
+        await store.close()
 
 
-async def test_provider_reports_never_move_a_message_back_even_on_a_stale_copy(
-    tmp_path: Path,
+# --- MySQL/MariaDB only -----------------------------------------------------------------
+
+
+async def test_two_processes_enqueueing_one_key_make_one_message(mysql_stores: Opener) -> None:
+    first, second = await mysql_stores(), await mysql_stores()
+    await first.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    results = await asyncio.gather(
+        *(
+            store.enqueue_message(message(f"m{n}-{i}", idempotency_key=f"key-{i}"))
+            for i in range(12)
+            for n, store in enumerate((first, second, first, second))
+        )
+    )
+    for i in range(12):
+        mine = results[i * 4 : i * 4 + 4]
+        assert sum(created for _, created in mine) == 1
+        assert len({record.id for record, _ in mine}) == 1
+        assert {record.seq for record, _ in mine} == {mine[0][0].seq}
+    assert await first.count_messages("s", "queued") == 12
+
+
+async def test_two_processes_seeing_one_signature_accept_it_once(mysql_stores: Opener) -> None:
+    first, second = await mysql_stores(), await mysql_stores()
+    now = time.time()
+    for i in range(10):
+        answers = await asyncio.gather(
+            *(s.first_sighting(f"sig-{i}", now, 60) for s in (first, second, first, second))
+        )
+        assert sorted(answers) == [False, False, False, True]
+
+
+async def _kill_connections(server: PrivateMariaDB, database: str) -> int:
+    with server.admin() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND DB = %s",
+            (server.user, database),
+        )
+        ids = [row[0] for row in cur.fetchall()]
+        for connection_id in ids:
+            cur.execute(f"KILL {int(connection_id)}")
+    return len(ids)
+
+
+@pytest.mark.parametrize("pre_ping", [True, False])
+async def test_a_connection_killed_by_the_server_is_survived(
+    mysql_stores: Opener,
+    mariadb_url: str,
+    mariadb_server: PrivateMariaDB,
+    pre_ping: bool,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from service.messaging.status import apply_status
-    from service.store import MessageRecord
-
-    store = await open_store(tmp_path / "s.sqlite3")
+    database = _database_of(mariadb_url)
+    store = await mysql_stores(pool_size=1, pre_ping=pre_ping)
     await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
-    base = MessageRecord(
-        id="m1", session_id="s", workspace_id="w", direction="out", chat_id="1@c.us",
-        type="text", content="{}", status="sent", provider="webjs", provider_ref="R1",
-    )  # fmt: skip
-    await store.enqueue_message(base)
-    stale = await store.get_message("m1")
-    assert stale is not None
-    # A "read" lands first; a "delivered" decided on the older copy must not undo it.
-    assert await apply_status(store, stale, "read") is not None
-    assert await apply_status(store, stale, "delivered") is None
-    current = await store.get_message("m1")
-    assert current is not None and current.status == "read"
-    # A provider that cannot tell what happened settles only a message still in flight.
-    assert await apply_status(store, current, "failed", "interrupted", unsure=True) is None
-    statuses = [json.loads(e.body)["data"]["status"] for e in await store.list_events("s")]
-    assert statuses == ["read"]
-    await store.close()
+    assert await _kill_connections(mariadb_server, database) == 1
+    assert (await store.get_session("s")) is not None  # a read
+    assert await _kill_connections(mariadb_server, database) == 1
+    updated = await store.update_session("s", {"status": "connected"}, [NewEvent("e", {})])
+    assert updated.status == "connected"  # a whole transaction
+    assert len(await store.list_events("s")) == 1
+    assert await store.ping()
+    retried = [r.getMessage() for r in caplog.records if "retrying once" in r.getMessage()]
+    if pre_ping:
+        assert retried == []  # the pool's ping found the dead connection first
+    else:
+        assert retried == [
+            "database connection lost during a read; retrying once",
+            "database connection lost before commit; retrying once",
+        ]
+
+
+def _database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1].split("?")[0]
+
+
+async def test_a_key_inserted_by_another_process_mid_transaction_wins(
+    mysql_stores: Opener, mariadb_url: str, mariadb_server: PrivateMariaDB
+) -> None:
+    # The other process has inserted the key but not committed: our check sees nothing,
+    # our insert waits on the unique key, then collides once the other commits.
+    store = await mysql_stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    other = mariadb_server.connect(_database_of(mariadb_url), autocommit=False)
+    try:
+        with other.cursor() as cur:
+            cur.execute(
+                "INSERT INTO wa_messages (id, session_id, workspace_id, direction, chat_id, type,"
+                " content, status, idempotency_key, created_at, updated_at)"
+                " VALUES ('theirs', 's', 'w', 'out', 'c', 'text', '{}', 'queued', 'K', 1, 1)"
+            )
+        threading.Timer(0.5, other.commit).start()
+        record, created = await store.enqueue_message(message("mine", idempotency_key="K"))
+        assert (record.id, created) == ("theirs", False)
+        assert await store.get_message("mine") is None
+        # And a signature the other process is recording is not ours to accept.
+        with other.cursor() as cur:
+            cur.execute("INSERT INTO wa_seen_signatures VALUES ('sig', %s)", (time.time() + 60,))
+        threading.Timer(0.5, other.commit).start()
+        assert not await store.first_sighting("sig", time.time(), 60)
+    finally:
+        other.close()
+
+
+async def test_a_lock_wait_timeout_is_retried(
+    mysql_stores: Opener,
+    mariadb_url: str,
+    mariadb_server: PrivateMariaDB,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, "service.store")
+    database = _database_of(mariadb_url)
+    store = await mysql_stores(lock_wait_timeout=1)
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    holder = mariadb_server.connect(database, autocommit=False)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT * FROM wa_sessions WHERE session_id = 's' FOR UPDATE")
+        releaser = threading.Timer(1.5, holder.rollback)
+        releaser.start()
+        started = time.monotonic()
+        updated = await store.update_session("s", {"status": "connected"})
+        assert updated.status == "connected"
+        assert time.monotonic() - started >= 1.0  # it did wait for the lock, then retried
+        releaser.join()
+        assert any("(1205" in r.getMessage() for r in caplog.records)
+    finally:
+        holder.close()
+
+
+async def test_deadlocks_are_retried_a_bounded_number_of_times(mysql_stores: Opener) -> None:
+    store = await mysql_stores(lock_retries=2)
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    calls: list[int] = []
+
+    def flaky(fails: int) -> Callable[[Any], str]:
+        def work(tx: Any) -> str:
+            calls.append(1)
+            if len(calls) <= fails:
+                tx.run(store.q.session_delete, {"session_id": "s"})  # undone by the rollback
+                raise pymysql.err.OperationalError(1213, "Deadlock found when trying to get lock")
+            return "done"
+
+        return work
+
+    assert await store._transaction(flaky(2)) == "done"
+    assert len(calls) == 3
+    calls.clear()
+    with pytest.raises(pymysql.err.OperationalError) as error:
+        await store._transaction(flaky(5))
+    assert error.value.args[0] == 1213 and len(calls) == 3
+    calls.clear()
+
+    def broken(tx: Any) -> None:
+        calls.append(1)
+        raise pymysql.err.OperationalError(1054, "Unknown column")
+
+    with pytest.raises(pymysql.err.OperationalError):
+        await store._transaction(broken)
+    assert len(calls) == 1  # not a lock problem: not retried
+    assert await store.get_session("s") is not None  # every attempt was rolled back
+
+
+async def test_interrupting_skips_rows_another_transaction_holds(
+    mysql_stores: Opener, mariadb_url: str, mariadb_server: PrivateMariaDB
+) -> None:
+    database = _database_of(mariadb_url)
+    store = await mysql_stores(lock_wait_timeout=10)
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    for i in range(3):
+        await store.enqueue_message(message(f"m{i}", status="sending"))
+    holder = mariadb_server.connect(database, autocommit=False)
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT id FROM wa_messages WHERE id = 'm1' FOR UPDATE")
+        started = time.monotonic()
+        failed = await store.interrupt_sending(lambda record: NewEvent("x", {}))
+        assert time.monotonic() - started < 5  # did not wait for the lock
+        assert [m.id for m in failed] == ["m0", "m2"]
+    finally:
+        holder.rollback()
+        holder.close()
+
+
+async def test_statements_and_lock_waits_are_bounded(mysql_stores: Opener) -> None:
+    from sqlalchemy import func, select
+
+    from service.store.sql import Stmt
+
+    store = await mysql_stores(statement_timeout=0.3, lock_wait_timeout=2)
+    sleep = Stmt(select(func.sleep(5)), store.engine.dialect)
+    started = time.monotonic()
+    with pytest.raises(pymysql.err.OperationalError) as error:
+        await store._read(lambda tx: tx.one(sleep))
+    assert error.value.args[0] == 1969  # max_statement_time exceeded
+    assert time.monotonic() - started < 3
+    info = await store.server_info()
+    assert info["lock_wait_timeout"] == 2
+
+
+async def test_concurrent_writers_on_one_session_all_land(mysql_stores: Opener) -> None:
+    first, second = await mysql_stores(), await mysql_stores()
+    await first.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await asyncio.gather(
+        *(
+            store.update_session("s", {"phone_number": str(i)}, [NewEvent("e", {"i": i})])
+            for i in range(20)
+            for store in (first, second)
+        )
+    )
+    events = await first.list_events("s", limit=1000)
+    assert len(events) == 40 and len({e.seq for e in events}) == 40

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from service import __version__
-from service.store import NewEvent, SessionRecord, SQLiteStore
-from tests.conftest import WEBHOOK_SECRET
+from service.store import NewEvent, SessionRecord, Store, open_store
+from tests.conftest import ENGINES, WEBHOOK_SECRET
 from tests.support.receivers import Receiver, php_receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import free_port
@@ -27,7 +27,7 @@ FAST_RETRY = RetryPolicy(base=0.05, cap=0.2)
 class Line:
     """A real store and dispatcher in this test's loop, delivering to `url`."""
 
-    def __init__(self, store: SQLiteStore, dispatcher: Dispatcher) -> None:
+    def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
 
@@ -47,11 +47,14 @@ class Line:
 
 
 @pytest.fixture
-async def line_factory(tmp_path: Path) -> AsyncIterator[Any]:
-    made: list[tuple[SQLiteStore, Dispatcher, httpx.AsyncClient]] = []
+async def line_factory(
+    tmp_path: Path, database: Callable[[str], dict[str, str]]
+) -> AsyncIterator[Any]:
+    made: list[tuple[Store, Dispatcher, httpx.AsyncClient]] = []
 
     async def make(url: str, **options: Any) -> Line:
-        store = SQLiteStore(tmp_path / f"outbox-{len(made)}.sqlite3")
+        where = database(f"outbox_{len(made)}").get("SIDECAR_DATABASE_URL")
+        store = open_store(where or str(tmp_path / f"outbox-{len(made)}.sqlite3"))
         await store.open()
         client = httpx.AsyncClient()
         dispatcher = Dispatcher(
@@ -169,6 +172,7 @@ async def test_retryable_answers_are_retried(
     assert (await line.store.list_events())[0].attempts >= 4
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 async def test_receiver_down_then_back_loses_nothing(line_factory: Any) -> None:
     port = free_port()
     line = await line_factory(f"http://127.0.0.1:{port}/hook")
@@ -344,7 +348,10 @@ def test_php_receiver_gets_a_full_session_flow_verified_and_in_order(
 
 
 @pytest.mark.browser
-def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, phone: Phone) -> None:
+@pytest.mark.parametrize("engine", ENGINES)
+def test_kill_9_mid_delivery_loses_nothing(
+    tmp_path: Path, phone: Phone, database: Callable[[str], dict[str, str]]
+) -> None:
     port = free_port()
     with python_receiver(port=port) as receiver:
         receiver.delay = 0.3  # slow enough that a kill lands mid-request
@@ -354,6 +361,7 @@ def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, phone: Phone) -> None
             SIDECAR_WEBHOOK_URL=receiver.url,
             SIDECAR_WEBHOOK_RETRY_BASE_MS="100",
             SIDECAR_WEBHOOK_RETRY_CAP_S="1",
+            **database("kill_mid_delivery"),
         ).start()
         try:
             for sid in ("k1", "k2"):
@@ -371,9 +379,9 @@ def test_kill_9_mid_delivery_loses_nothing(tmp_path: Path, phone: Phone) -> None
                 60,
                 "every event at the receiver",
             )
+            final = {sid: [e["id"] for e in car.events(sid)] for sid in ("k1", "k2")}
         finally:
             car.close()
-        final = {sid: [e["id"] for e in car.events(sid)] for sid in ("k1", "k2")}
     by_id: dict[str, set[bytes]] = {}
     for r in receiver.requests:
         assert r["headers"]["x-webhook-id"] == r["json"]["id"]

@@ -18,6 +18,9 @@ ensure_system_packages() {
             php-laravel-framework) [ -d /usr/share/php/Illuminate/Http ] || missing+=(php-laravel-framework) ;;
             npm) command -v npm >/dev/null || missing+=(npm) ;;
             python3-venv) python3 -c 'import ensurepip' 2>/dev/null || missing+=(python3-venv) ;;
+            # The test suite runs its own mariadbd (tests/support/mariadb.py), never the service.
+            mariadb-server) { [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null; } || missing+=(mariadb-server) ;;
+            mariadb-client) command -v mariadb >/dev/null || missing+=(mariadb-client) ;;
             *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
         esac
     done
@@ -28,8 +31,44 @@ ensure_system_packages() {
     say "installing system packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    without_service_starts apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# without_service_starts CMD... : runs CMD with every service start denied, through the
+# policy-rc.d hook that invoke-rc.d and deb-systemd-invoke consult (exit 101 = forbidden).
+# Installing mariadb-server thus starts no system mariadb: without it, its postinst runs
+# /etc/init.d/mariadb start when there is no systemd (a fresh CI container) and fails the
+# install when that start fails. An existing policy-rc.d is put back afterwards, whatever
+# happens; ours is removed. Runs in a subshell so that its EXIT trap is its own.
+without_service_starts() (
+    local policy=/usr/sbin/policy-rc.d saved="" ours=0
+    restore() {
+        if [ -n "$saved" ]; then
+            mv -f "$saved" "$policy"
+        elif [ "$ours" -eq 1 ]; then
+            rm -f "$policy"
+        fi
+    }
+    # What a run killed by SIGKILL left behind: the saved original, or ours alone.
+    if [ -e "$policy.wa-sidecar-saved" ] || [ -L "$policy.wa-sidecar-saved" ]; then
+        mv -f "$policy.wa-sidecar-saved" "$policy"
+    elif grep -qs 'Written by wa-sidecar' "$policy"; then
+        rm -f "$policy"
+    fi
+    trap restore EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    if [ -e "$policy" ] || [ -L "$policy" ]; then
+        cp -a "$policy" "$policy.wa-sidecar-saved"
+        saved="$policy.wa-sidecar-saved"
+    fi
+    ours=1
+    printf '#!/bin/sh\n# Written by wa-sidecar scripts/lib/bootstrap.sh for one apt-get install.\nexit 101\n' \
+        > "$policy.wa-sidecar-new"
+    chmod 755 "$policy.wa-sidecar-new"
+    mv -f "$policy.wa-sidecar-new" "$policy"
+    "$@"
+)
 
 # The wa-js bundle the page bridge injects on the real web.whatsapp.com (version pinned in
 # package.json and package-lock.json); its .d.ts files are what the contract test reads.

@@ -1,4 +1,4 @@
-"""Persistent state: the Store interface and its SQLite implementation."""
+"""Persistent state: the Store interface and its SQL implementation (SQLite or MySQL)."""
 
 from service.store.base import (
     DELIVERY_STATUSES,
@@ -21,6 +21,7 @@ from service.store.base import (
     StaleStatus,
     Store,
 )
+from service.store.sql import SqlStore, open_store
 from service.store.sqlite import SQLiteStore
 
 __all__ = [
@@ -41,7 +42,9 @@ __all__ = [
     "SQLiteStore",
     "SessionRecord",
     "SessionStatus",
+    "SqlStore",
     "StaleMessage",
     "StaleStatus",
     "Store",
+    "open_store",
 ]

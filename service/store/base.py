@@ -1,11 +1,14 @@
 """The Store interface and the records it keeps.
 
-Portable on purpose: SQLite now, MySQL (pymysql) later, behind the same async methods.
+Portable on purpose: SQLite or MySQL/MariaDB (`service.store.sql.SqlStore`) behind the same
+async methods.
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
@@ -140,6 +143,7 @@ class AppendedEvent:
 
 
 EventListener = Callable[[list[AppendedEvent]], None]
+log = logging.getLogger("service.store")
 # A webhook is retried for this long (from when it was written, or replayed) before it is dead.
 RETRY_WINDOW = 24 * 3600.0
 
@@ -158,6 +162,38 @@ class Store(abc.ABC):
     def subscribe(self, listener: EventListener) -> None:
         """Call `listener(events)` after each commit that appended outbox events; an empty
         list means the pending line changed without new events (a replay)."""
+
+    @abc.abstractmethod
+    async def outbox_mark(self) -> int:
+        """The highest outbox seq written so far, by any process sharing the store (0 when
+        the outbox is empty). Cheap: one primary-key lookup."""
+
+    @abc.abstractmethod
+    def notify(self, appended: list[AppendedEvent]) -> None:
+        """Call every listener with `appended` (a listener that raises is logged)."""
+
+    async def watch(self, interval: float = 0.5) -> None:
+        """Poll for outbox rows other processes appended; runs until cancelled (opt-in).
+
+        Listeners hear of this process's own commits right after them; a commit made by
+        another process sharing the database is noticed here, within `interval` seconds,
+        as a move of `outbox_mark()`, and announced as an empty list ("the pending line
+        changed"), so a dispatcher wakes and scans. Own commits move the mark as well,
+        which costs a spurious wake-up at most once per interval. Not noticed: a replay
+        done elsewhere, and a row whose seq was allocated before a row that committed
+        first; a dispatcher's own idle poll covers both.
+        """
+        last = await self.outbox_mark()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                mark = await self.outbox_mark()
+            except Exception as exc:  # the database may be restarting: keep watching
+                log.warning("watching the outbox failed: %s", exc)
+                continue
+            if mark != last:
+                last = mark
+                self.notify([])
 
     @abc.abstractmethod
     async def ping(self) -> bool:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -88,15 +86,13 @@ class Sidecar:
         return eventually(check, timeout, f"{session_id} to be {status} (log: {self.log})")
 
     def events(self, session_id: str, event: str | None = None) -> list[dict[str, Any]]:
-        """Outbox events of a session, oldest first, read straight from the SQLite file."""
-        conn = sqlite3.connect(f"file:{self.storage / 'sidecar.sqlite3'}?mode=ro", uri=True)
-        try:
-            rows = conn.execute(
-                "SELECT body FROM outbox WHERE session_id = ? ORDER BY seq", (session_id,)
-            ).fetchall()
-        finally:
-            conn.close()
-        bodies = [json.loads(r[0]) for r in rows]
+        """Webhook events of a session, oldest first, as the service lists them (whatever
+        its store is)."""
+        response = self.api.get(
+            "/api/webhooks/deliveries", params={"session_id": session_id, "limit": "1000"}
+        )
+        response.raise_for_status()
+        bodies = [d["payload"] for d in response.json()["data"]]
         return [b for b in bodies if event is None or b["event"] == event]
 
 

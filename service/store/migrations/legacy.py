@@ -1,12 +1,13 @@
-"""Schema versions, applied in order at start; each runs once, in its own transaction.
+"""The hand-written SQLite schema versions 1-4 the store used before Alembic (SQLite only).
 
-The SQL stays portable (TEXT, INTEGER, REAL/DOUBLE, plain indexes) so a MySQL dialect can
-follow with the same statements where possible.
+Kept so that a file older than version 4 can be brought to 4 before the Alembic baseline
+adopts it (renames its tables to the prefixed names, drops `schema_migrations`, stamps it).
+Never changed again: new schema changes are Alembic revisions under `versions/`.
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[tuple[int, str, list[str]]] = [
+LEGACY_MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
         1,
         "sessions, messages, webhook outbox",
@@ -123,3 +124,18 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
+
+# What versions 1-4 created, for the baseline that adopts such a file.
+LEGACY_TABLES = ("sessions", "messages", "outbox", "seen_signatures")
+LEGACY_INDEXES = (
+    "sessions_workspace",
+    "sessions_meta_phone",
+    "messages_idempotency",
+    "messages_queue",
+    "messages_provider_id",
+    "messages_provider_ref",
+    "outbox_pending",
+    "seen_signatures_expiry",
+)
+LEGACY_VERSION_TABLE = "schema_migrations"
+LEGACY_HEAD = LEGACY_MIGRATIONS[-1][0]

@@ -1,0 +1,175 @@
+"""The store's tables as SQLAlchemy Core metadata, built for a table-name prefix.
+
+One definition serves SQLite and MySQL/MariaDB. Columns match the hand-written schema the
+store had before Alembic (its version 4): the same VARCHAR lengths, unique keys and indexes.
+
+MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
+(utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
+differ only in case or accents, which SQLite keeps apart; the binary one compares the way
+SQLite does. `NOPAD_COLLATIONS` are preferred where the server has one, so trailing spaces
+count too. Keys stay well under InnoDB's 3072-byte limit: the widest, (workspace_id 64,
+idempotency_key 190) in utf8mb4, is 1016 bytes, and no single column passes 767.
+
+Index names carry the prefix as well: SQLite's index names are per database, so two prefixes
+in one file would otherwise collide.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Double,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects import mysql
+
+from service.errors import ConfigError
+
+DEFAULT_PREFIX = "wa_"
+# Binary collations that count trailing spaces (MariaDB 10.2+, MySQL 8.0.17+), best first;
+# utf8mb4_bin (binary, but PAD SPACE) when the server has neither.
+NOPAD_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
+FALLBACK_COLLATION = "utf8mb4_bin"
+TABLE_NAMES = ("sessions", "messages", "outbox", "seen_signatures")
+_PREFIX = re.compile(r"[A-Za-z0-9_]{0,32}")
+
+# Bodies may pass 64 KiB (TEXT's limit on MySQL): MEDIUMTEXT there, TEXT elsewhere.
+_LONG_TEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# seq: BIGINT AUTO_INCREMENT on MySQL; on SQLite it must be INTEGER to be the rowid.
+_SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def check_prefix(prefix: str) -> str:
+    """The prefix itself, or ConfigError: it goes into SQL as part of identifiers."""
+    if not _PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"SIDECAR_DB_PREFIX {prefix!r}: use up to 32 of A-Z, a-z, 0-9 and _ (default wa_)"
+        )
+    return prefix
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The store's tables for one prefix."""
+
+    prefix: str
+    metadata: MetaData
+    sessions: Table
+    messages: Table
+    outbox: Table
+    seen_signatures: Table
+
+    def by_name(self, name: str) -> Table:
+        """A table by its unprefixed name (`sessions`, `messages`, ...)."""
+        if name not in TABLE_NAMES:
+            raise KeyError(name)
+        table: Table = getattr(self, name)
+        return table
+
+    @property
+    def version_table(self) -> str:
+        return f"{self.prefix}alembic_version"
+
+
+def table_options(collation: str = FALLBACK_COLLATION) -> dict[str, Any]:
+    return {
+        "mysql_engine": "InnoDB",
+        "mysql_charset": "utf8mb4",
+        "mysql_collate": collation,
+    }
+
+
+def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION) -> Tables:
+    """Fresh metadata for `prefix` (cheap; build it once per store, never per statement)."""
+    p = check_prefix(prefix)
+    md = MetaData()
+    options = table_options(collation)
+    sessions = Table(
+        f"{p}sessions",
+        md,
+        Column("session_id", String(64), primary_key=True, autoincrement=False),
+        Column("workspace_id", String(64), nullable=False),
+        Column("provider_mode", String(8), nullable=False, server_default="auto"),
+        Column("status", String(16), nullable=False, server_default="stopped"),
+        Column("desired_state", String(8), nullable=False, server_default="stopped"),
+        Column("phone_number", String(32)),
+        Column("webhook_url", Text),
+        Column("created_at", Double, nullable=False),
+        Column("updated_at", Double, nullable=False),
+        Column("last_error", Text),
+        Column("qr", Text),
+        Column("qr_expires_at", Double),
+        Column("meta_sealed", Text),
+        Column("meta_phone_number_id", String(64)),
+        Index(f"{p}sessions_workspace", "workspace_id", "status"),
+        Index(f"{p}sessions_meta_phone", "meta_phone_number_id"),
+        **options,
+    )
+    messages = Table(
+        f"{p}messages",
+        md,
+        Column("seq", _SEQ, primary_key=True, autoincrement=True),
+        Column("id", String(40), nullable=False, unique=True),
+        Column("session_id", String(64), nullable=False),
+        Column("workspace_id", String(64), nullable=False),
+        Column("direction", String(3), nullable=False),
+        Column("chat_id", String(128), nullable=False),
+        Column("type", String(16), nullable=False),
+        Column("content", _LONG_TEXT, nullable=False),
+        Column("status", String(16), nullable=False),
+        Column("priority", String(8), nullable=False, server_default="normal"),
+        Column("provider", String(8)),
+        Column("provider_message_id", String(190)),
+        Column("idempotency_key", String(190)),
+        Column("error", Text),
+        Column("created_at", Double, nullable=False),
+        Column("updated_at", Double, nullable=False),
+        Column("provider_ref", String(190)),
+        Index(f"{p}messages_idempotency", "workspace_id", "idempotency_key", unique=True),
+        Index(f"{p}messages_queue", "session_id", "status", "priority", "seq"),
+        Index(f"{p}messages_provider_id", "provider_message_id"),
+        Index(f"{p}messages_provider_ref", "session_id", "provider_ref"),
+        sqlite_autoincrement=True,
+        **options,
+    )
+    outbox = Table(
+        f"{p}outbox",
+        md,
+        Column("seq", _SEQ, primary_key=True, autoincrement=True),
+        Column("id", String(40), nullable=False, unique=True),
+        Column("event", String(40), nullable=False),
+        Column("workspace_id", String(64), nullable=False),
+        Column("session_id", String(64), nullable=False),
+        Column("url", Text),
+        Column("body", _LONG_TEXT, nullable=False),
+        Column("status", String(12), nullable=False, server_default="pending"),
+        Column("attempts", Integer, nullable=False, server_default="0"),
+        Column("next_attempt_at", Double, nullable=False),
+        Column("last_error", Text),
+        Column("last_status_code", Integer),
+        Column("created_at", Double, nullable=False),
+        Column("delivered_at", Double),
+        Column("give_up_at", Double),
+        Index(f"{p}outbox_pending", "status", "session_id", "seq"),
+        sqlite_autoincrement=True,
+        **options,
+    )
+    seen_signatures = Table(
+        f"{p}seen_signatures",
+        md,
+        Column("signature", String(128), primary_key=True, autoincrement=False),
+        Column("expires_at", Double, nullable=False),
+        Index(f"{p}seen_signatures_expiry", "expires_at"),
+        **options,
+    )
+    return Tables(p, md, sessions, messages, outbox, seen_signatures)
