@@ -1,9 +1,15 @@
 """wa-sidecar benchmarks on the sandbox (DESIGN.md §9). Everything talks to 127.0.0.1 only
-and every scenario is bounded in time.
+and every scenario is bounded in time. Every scenario runs on each store engine: SQLite (the
+file under the storage dir) and MariaDB (a private mariadbd in a temporary directory, started
+for the run and stopped at its end; never the system service).
 
-    ./scripts/bench            the full run (a few minutes), table + JSON
-    ./scripts/bench --quick    a one-minute smoke run (what the test suite executes)
-    ./scripts/bench --json F   also write the results to F
+    ./scripts/bench                  the full run (a few minutes per engine), table + JSON
+    ./scripts/bench --quick          a short smoke run (what the test suite executes)
+    ./scripts/bench --engine sqlite  one engine only (sqlite, mariadb or both, the default)
+    ./scripts/bench --json F         also write the results to F
+
+The bench reads the store only through the Store interface (`open_store` with the URL and
+table prefix the service itself uses), never the database file or tables behind its back.
 """
 
 from __future__ import annotations
@@ -14,13 +20,12 @@ import json
 import os
 import platform
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +36,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 import psutil  # noqa: E402
 
+from service.settings import Settings  # noqa: E402
 from service.signing import sign_request  # noqa: E402
+from service.store import Store, open_store  # noqa: E402
 from tests.conftest import API_SECRET, WEBHOOK_SECRET  # noqa: E402
+from tests.support.mariadb import PrivateMariaDB  # noqa: E402
 from tests.support.receivers import python_receiver  # noqa: E402
 from tests.support.sandbox import Phone, sandbox_process  # noqa: E402
 from tests.support.server import free_port, wait_http  # noqa: E402
@@ -54,15 +62,22 @@ class Plan:
 FULL = Plan(10, 50, 20, 10, 300, 5000, (1, 5, 10, 20), 180.0)
 QUICK = Plan(2, 10, 5, 2, 20, 300, (1, 2), 60.0)
 
+ENGINES = ("sqlite", "mariadb")
+# The order scenarios run in, and the rows of the table.
+SCENARIOS = ("webhook_rate", "qr_ready", "memory", "send_accept", "throughput", "recovery")
+# Values that describe a scenario rather than measure it: no mariadb/sqlite ratio for them.
+SETUP_KEYS = {"n", "clients", "sessions", "messages", "events", "failed"}
+
 
 @dataclass
 class Results:
+    engine: str
     scenarios: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def add(self, name: str, **values: Any) -> None:
         self.scenarios[name] = values
         shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
-        print(f"  {name:<14} {shown}", flush=True)
+        print(f"  [{self.engine}] {name:<14} {shown}", flush=True)
 
 
 def _fmt(value: Any) -> str:
@@ -97,12 +112,47 @@ def tree_pss(pid: int) -> int:
     return total
 
 
-def db_count(car: Sidecar, sql: str, *args: Any) -> int:
-    conn = sqlite3.connect(f"file:{car.storage / 'sidecar.sqlite3'}?mode=ro", uri=True)
-    try:
-        return int(conn.execute(sql, args).fetchone()[0])
-    finally:
-        conn.close()
+class StoreProbe:
+    """The sidecar's store, read through the Store interface as the service opens it: its
+    SIDECAR_DATABASE_URL (or the SQLite file under its storage) and its table prefix.
+
+    The store's coroutines run on a loop of our own in a background thread, so the bench's
+    synchronous code (and its own `asyncio.run`s) can call them from anywhere.
+    """
+
+    def __init__(self, car: Sidecar) -> None:
+        settings = Settings.from_env(car.env, env_file=ROOT / ".env")
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="store-probe")
+        self.thread.daemon = True
+        self.thread.start()
+        self.store: Store = open_store(settings.store_url, settings.db_prefix, pool_size=2)
+        self.call(self.store.open())
+
+    def call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=60)
+
+    def messages(self, sessions: Iterable[str], status: str) -> int:
+        return sum(self.call(self.store.count_messages(sid, status)) for sid in sessions)
+
+    def any_messages(self, sessions: Iterable[str], statuses: Iterable[str]) -> bool:
+        """Whether any of `sessions` has a message in one of `statuses` (stops at the first)."""
+        return any(
+            self.call(self.store.count_messages(sid, status)) > 0
+            for status in statuses
+            for sid in sessions
+        )
+
+    def sessions(self, status: str) -> int:
+        return len(self.call(self.store.list_sessions(status=status)))
+
+    def close(self) -> None:
+        try:
+            self.call(self.store.close())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+            self.loop.close()
 
 
 def connect(car: Sidecar, phone: Phone, session_id: str, number: str, deadline: float) -> None:
@@ -191,10 +241,14 @@ def send_accept(car: Sidecar, plan: Plan, results: Results) -> None:
     )
 
 
-def throughput(car: Sidecar, plan: Plan, results: Results, sessions: list[str]) -> None:
-    """Sustained msg/min across sessions, pacing off, until every message is sent (acked)."""
-    before = db_count(car, "SELECT COUNT(*) FROM messages WHERE status = 'sent'")
-    queued_before = db_count(car, "SELECT COUNT(*) FROM messages WHERE direction = 'out'")
+def throughput(
+    car: Sidecar, probe: StoreProbe, plan: Plan, results: Results, sessions: list[str]
+) -> None:
+    """Sustained msg/min across sessions, pacing off, until every message is sent (acked).
+
+    Outbound messages only ever go to these sessions (send_accept's go to t0, the first), so
+    "sent" means none of them is still `queued` or `sending`; what send_accept left queued
+    must settle too, as before."""
     total = plan.throughput_per_session * len(sessions)
     t0 = time.monotonic()
 
@@ -216,28 +270,29 @@ def throughput(car: Sidecar, plan: Plan, results: Results, sessions: list[str]) 
         thread.start()
     for thread in threads:
         thread.join()
-    # Everything queued before this scenario must settle too.
-    target = before + total + (queued_before - before)
+    # Every message is in the store once its 202 came back: wait for none to be unsent.
     wait_until(
-        lambda: db_count(car, "SELECT COUNT(*) FROM messages WHERE status = 'sent'") >= target,
+        lambda: not probe.any_messages(sessions, ("queued", "sending")),
         plan.deadline * 3,
         "every message sent",
     )
     elapsed = time.monotonic() - t0
-    failed = db_count(car, "SELECT COUNT(*) FROM messages WHERE status = 'failed'")
     results.add(
         "throughput",
         sessions=len(sessions),
         messages=total,
         seconds=elapsed,
         msg_per_min=round(total / elapsed * 60),
-        failed=failed,
+        failed=probe.messages(sessions, "failed"),
         budget_msg_per_min=6000,
     )
 
 
-def memory(car: Sidecar, phone: Phone, plan: Plan, results: Results) -> list[str]:
-    """PSS of the sidecar + Chromium at each level of connected sessions."""
+def memory(
+    car: Sidecar, phone: Phone, plan: Plan, results: Results, db: PrivateMariaDB | None
+) -> list[str]:
+    """PSS of the sidecar + Chromium at each level of connected sessions (and, on MariaDB,
+    of the database server, which is not in the sidecar's process tree)."""
     assert car.proc is not None
     levels: dict[int, float] = {}
     connected: list[str] = []
@@ -250,32 +305,35 @@ def memory(car: Sidecar, phone: Phone, plan: Plan, results: Results) -> list[str
         levels[level] = tree_pss(car.proc.pid) / 2**20
     lo, hi = min(levels), max(levels)
     marginal = (levels[hi] - levels[lo]) / (hi - lo) if hi > lo else float("nan")
+    extra = {}
+    if db is not None and db.pid is not None:
+        extra["mariadbd_pss_mb"] = round(tree_pss(db.pid) / 2**20)
     results.add(
         "memory",
         **{f"pss_mb_at_{k}": round(v) for k, v in levels.items()},
         marginal_mb=round(marginal, 1),
+        **extra,
         budget_marginal_mb=120,
     )
     return connected
 
 
-def recovery(car: Sidecar, plan: Plan, results: Results, sessions: list[str]) -> None:
+def recovery(
+    car: Sidecar, probe: StoreProbe, plan: Plan, results: Results, sessions: list[str]
+) -> None:
     """kill -9 of the service with sessions connected -> seconds until all are connected."""
     car.kill9()
     t0 = time.monotonic()
     car.start()
     wait_until(
-        lambda: (
-            db_count(car, "SELECT COUNT(*) FROM sessions WHERE status = 'connected'")
-            >= len(sessions)
-        ),
+        lambda: probe.sessions("connected") >= len(sessions),
         plan.deadline * 2,
         "every session connected again",
     )
     results.add("recovery", sessions=len(sessions), seconds=time.monotonic() - t0, budget_s=30.0)
 
 
-def webhook_rate(plan: Plan, results: Results, tmp: Path) -> None:
+def webhook_rate(plan: Plan, results: Results, store_url: str) -> None:
     """Events/s from the outbox to a receiver in its own process (the dispatcher alone)."""
     port = free_port()
     receiver = subprocess.Popen(
@@ -285,18 +343,18 @@ def webhook_rate(plan: Plan, results: Results, tmp: Path) -> None:
     )
     try:
         wait_http(f"http://127.0.0.1:{port}/count", proc=receiver)
-        rate, count = asyncio.run(_dispatch(plan, tmp, f"http://127.0.0.1:{port}"))
+        rate, count = asyncio.run(_dispatch(plan, store_url, f"http://127.0.0.1:{port}"))
     finally:
         receiver.terminate()
         receiver.wait(timeout=10)
     results.add("webhook_rate", events=count, events_per_s=round(rate), budget_per_s=1000)
 
 
-async def _dispatch(plan: Plan, tmp: Path, base: str) -> tuple[float, int]:
-    from service.store import NewEvent, SessionRecord, SQLiteStore
+async def _dispatch(plan: Plan, store_url: str, base: str) -> tuple[float, int]:
+    from service.store import NewEvent, SessionRecord
     from webhooks.dispatcher import Dispatcher
 
-    store = SQLiteStore(tmp / "webhooks.sqlite3")
+    store = open_store(store_url)
     await store.open()
     sessions = 50
     for s in range(sessions):
@@ -356,47 +414,146 @@ def machine() -> dict[str, Any]:
     }
 
 
-def run(plan: Plan) -> Results:
-    results = Results()
+def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) -> Results:
+    """Every scenario on one engine, with a sandbox, a receiver and a sidecar of its own."""
+    results = Results(engine)
+    tmp.mkdir(parents=True)
+    if db is None:
+        webhook_url = str(tmp / "webhooks.sqlite3")
+        sidecar_url = ""  # the SQLite file under the sidecar's storage
+    else:
+        webhook_url = db.fresh_database("bench_webhooks")
+        sidecar_url = db.fresh_database("bench_sidecar")
+    webhook_rate(plan, results, webhook_url)
+    with (
+        sandbox_process(qr_interval=20, qr_max_rotations=50) as phone,
+        python_receiver() as receiver,
+    ):
+        car = Sidecar(
+            tmp / "storage",
+            WA_WEB_URL=phone.base + "/",
+            SIDECAR_PACING="off",
+            SIDECAR_WEBHOOK_URL=receiver.url,
+            SIDECAR_DATABASE_URL=sidecar_url,
+            MAX_SESSIONS="100",
+            SIDECAR_LOG_LEVEL="warning",
+        )
+        probe: StoreProbe | None = None
+        try:
+            car.start()
+            probe = StoreProbe(car)
+            qr_ready(car, receiver, plan, results)
+            sessions = memory(car, phone, plan, results, db)
+            send_accept(car, plan, results)
+            throughput(car, probe, plan, results, sessions[: plan.throughput_sessions])
+            recovery(car, probe, plan, results, sessions)
+        finally:
+            if probe is not None:
+                probe.close()
+            car.close()
+            for proc in chromium_processes(tmp / "storage"):
+                proc.kill()
+    return results
+
+
+def run(plan: Plan, engines: tuple[str, ...]) -> dict[str, Any]:
+    """{engine: {scenario: values}} for each engine, plus `ratio` (mariadb/sqlite of every
+    measured value, when both ran) and `_run` (the machine, the mode, durations)."""
+    report: dict[str, Any] = {}
+    info: dict[str, Any] = {"mode": "quick" if plan is QUICK else "full", "engines": list(engines)}
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="wa-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        webhook_rate(plan, results, tmp)
-        with (
-            sandbox_process(qr_interval=20, qr_max_rotations=50) as phone,
-            python_receiver() as receiver,
-        ):
-            car = Sidecar(
-                tmp / "storage",
-                WA_WEB_URL=phone.base + "/",
-                SIDECAR_PACING="off",
-                SIDECAR_WEBHOOK_URL=receiver.url,
-                MAX_SESSIONS="100",
-                SIDECAR_LOG_LEVEL="warning",
-            ).start()
-            try:
-                qr_ready(car, receiver, plan, results)
-                sessions = memory(car, phone, plan, results)
-                send_accept(car, plan, results)
-                throughput(car, plan, results, sessions[: plan.throughput_sessions])
-                recovery(car, plan, results, sessions)
-            finally:
-                car.close()
-                for proc in chromium_processes(tmp / "storage"):
-                    proc.kill()
-    results.scenarios["_run"] = {
-        "seconds": round(time.monotonic() - started, 1),
-        "mode": "quick" if plan is QUICK else "full",
-        **machine(),
-    }
-    return results
+        db: PrivateMariaDB | None = None
+        try:
+            for engine in engines:
+                if engine == "mariadb" and db is None:
+                    db = PrivateMariaDB(tmp / "mariadbd").start()
+                    info["mariadb_start_s"] = round(db.timings["total"], 1)
+                    info["mariadb"] = subprocess.run(
+                        [db.server_binary, "--version"], capture_output=True, text=True
+                    ).stdout.strip()
+                    print(f"  private mariadbd on 127.0.0.1:{db.port} (pid {db.pid})", flush=True)
+                t0 = time.monotonic()
+                server = db if engine == "mariadb" else None
+                results = run_engine(engine, plan, tmp / f"run-{engine}", server)
+                report[engine] = results.scenarios
+                info[f"seconds_{engine}"] = round(time.monotonic() - t0, 1)
+        finally:
+            if db is not None:
+                db.stop()
+    if all(engine in report for engine in ENGINES):
+        report["ratio"] = ratios(report["sqlite"], report["mariadb"])
+    info["seconds"] = round(time.monotonic() - started, 1)
+    report["_run"] = info | machine()
+    return report
+
+
+def measured(key: str) -> bool:
+    return key not in SETUP_KEYS and not key.startswith("budget_")
+
+
+def ratios(sqlite: dict[str, Any], mariadb: dict[str, Any]) -> dict[str, Any]:
+    """mariadb / sqlite for every measured number both engines have."""
+    out: dict[str, Any] = {}
+    for scenario, values in mariadb.items():
+        for key, value in values.items():
+            base = sqlite.get(scenario, {}).get(key)
+            if not measured(key) or not isinstance(value, int | float):
+                continue
+            if isinstance(base, int | float) and base:
+                out.setdefault(scenario, {})[key] = round(value / base, 2)
+    return out
+
+
+def table(report: dict[str, Any]) -> str:
+    """Scenarios (one row per measured value) by engines, plus mariadb/sqlite when both ran."""
+    engines = [e for e in ENGINES if e in report]
+    header = ["scenario", "value", *engines]
+    if "ratio" in report:
+        header.append("mariadb/sqlite")
+    rows = [header]
+    for scenario in SCENARIOS:
+        keys: list[str] = []
+        for engine in engines:
+            keys += [k for k in report[engine].get(scenario, {}) if measured(k) and k not in keys]
+        for key in keys:
+            row = [scenario, key]
+            row += [_cell(report[e].get(scenario, {}).get(key)) for e in engines]
+            if "ratio" in report:
+                ratio = report["ratio"].get(scenario, {}).get(key)
+                row.append("" if ratio is None else f"{ratio:.2f}x")
+            rows.append(row)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = []
+    for n, row in enumerate(rows):
+        pairs = enumerate(zip(row, widths, strict=True))
+        cells = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in pairs]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="a one-minute smoke run")
+    parser.add_argument("--quick", action="store_true", help="a short smoke run")
+    parser.add_argument(
+        "--engine",
+        choices=[*ENGINES, "both"],
+        default="both",
+        help="the store engine(s) to run every scenario on (default: both)",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--serve-receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -405,12 +562,17 @@ def main() -> int:
         return 0
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     plan = QUICK if args.quick else FULL
+    engines = ENGINES if args.engine == "both" else (args.engine,)
     print(
-        f"wa-sidecar benchmarks ({'quick' if args.quick else 'full'}), on 127.0.0.1 only",
+        f"wa-sidecar benchmarks ({'quick' if args.quick else 'full'}) on "
+        f"{' and '.join(engines)}, on 127.0.0.1 only",
         flush=True,
     )
-    results = run(plan)
-    text = json.dumps(results.scenarios, indent=2)
+    report = run(plan, engines)
+    text = json.dumps(report, indent=2)
+    print()
+    print(table(report))
+    print()
     print(text)
     if args.json:
         args.json.write_text(text + "\n")

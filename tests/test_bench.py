@@ -1,4 +1,5 @@
-"""./scripts/bench --quick completes and yields a number for every scenario (never timings)."""
+"""./scripts/bench --quick completes and yields a number for every scenario on both store
+engines, SQLite and MariaDB (never timings)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from tests.support.server import ROOT
 
 pytestmark = pytest.mark.browser
 
+ENGINES = ("sqlite", "mariadb")
 SCENARIOS = {
     "qr_ready": ("p50_s", "p95_s"),
     "send_accept": ("p50_ms", "p99_ms"),
@@ -22,20 +24,28 @@ SCENARIOS = {
 }
 
 
-def test_quick_bench_completes_with_numbers(tmp_path: Path) -> None:
+def test_quick_bench_completes_with_numbers_on_both_engines(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     result = subprocess.run(
         [str(ROOT / "scripts" / "bench"), "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     data = json.loads(out.read_text())
+    for engine in ENGINES:
+        for scenario, keys in SCENARIOS.items():
+            for key in keys:
+                value = data[engine][scenario][key]
+                assert isinstance(value, int | float) and value > 0, (engine, scenario, key, value)
+        assert data[engine]["throughput"]["failed"] == 0, engine
     for scenario, keys in SCENARIOS.items():
         for key in keys:
-            value = data[scenario][key]
-            assert isinstance(value, int | float) and value > 0, (scenario, key, value)
-    assert data["throughput"]["failed"] == 0
+            assert isinstance(data["ratio"][scenario][key], int | float), (scenario, key)
     assert data["_run"]["mode"] == "quick"
+    assert data["_run"]["engines"] == list(ENGINES)
+    # The table: scenarios as rows, the engines (and their ratio) as columns.
+    header = next(line for line in result.stdout.splitlines() if line.startswith("scenario "))
+    assert header.split() == ["scenario", "value", *ENGINES, "mariadb/sqlite"]
