@@ -8,12 +8,16 @@ app secret to verify with, is found.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from adapters.base import InboundMedia
+from service.digits import ascii_int
 from service.signing import hmac_matches
+
+_KIND = re.compile(r"[a-z_]{1,16}")
 
 
 def verify_signature(body: bytes, header: str | None, secrets: Iterable[str]) -> bool:
@@ -98,10 +102,14 @@ def _values(payload: Any) -> Iterator[dict[str, Any]]:
 
 
 def _message(pnid: str, msg: dict[str, Any], names: dict[Any, Any]) -> MetaMessage:
+    # What Meta sends is stored as is: keep it within the columns every store has (a value
+    # too long is an error on MySQL, and Meta would redeliver the batch for ever).
     kind = str(msg.get("type") or "unknown")
+    if not _KIND.fullmatch(kind):
+        kind = "unknown"
     found = msg.get(kind)
     body: dict[str, Any] = found if isinstance(found, dict) else {}
-    sender = str(msg.get("from") or "")
+    sender = str(msg.get("from") or "")[:128]
     text = None
     if kind == "text":
         text = body.get("body")
@@ -127,10 +135,10 @@ def _message(pnid: str, msg: dict[str, Any], names: dict[Any, Any]) -> MetaMessa
     context: dict[str, Any] = found_context if isinstance(found_context, dict) else {}
     return MetaMessage(
         phone_number_id=pnid,
-        wamid=msg["id"],
+        wamid=str(msg["id"])[:190],
         sender=sender,
         kind=kind,
-        timestamp=int(timestamp) if isinstance(timestamp, str) and timestamp.isdigit() else None,
+        timestamp=ascii_int(timestamp) if isinstance(timestamp, str) else None,
         text=text if isinstance(text, str) else None,
         notify_name=names.get(sender),
         reply_to=context.get("id") if isinstance(context.get("id"), str) else None,

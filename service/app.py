@@ -185,6 +185,8 @@ def create_app(
         private_dir(settings.sessions_dir)
         redact_access_log()
         await store.open()
+        if isinstance(store, SqlStore):
+            await store.hold_single_service()
         # Another process sharing a MySQL store appends events too: notice them.
         watching = None
         if isinstance(store, SqlStore) and not store.is_sqlite:
@@ -215,6 +217,7 @@ def create_app(
             await http.aclose()
             if watching is not None:
                 watching.cancel()
+                await asyncio.gather(watching, return_exceptions=True)
             await store.close()
 
     routes = [

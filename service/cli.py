@@ -60,7 +60,10 @@ async def _check_store(settings: Settings) -> None:
 
     store = open_store(settings.store_url, settings.db_prefix)
     await store.open()
-    await store.close()
+    try:
+        await store.hold_single_service()
+    finally:
+        await store.close()
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import sys
 from typing import Any
 
@@ -46,6 +48,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     try:
         store = _store(args.url, settings)
+        if store.path is not None and not store.path.exists():
+            # Looking must not create the file.
+            _say(f"{store.path} does not exist yet: the service (or `db migrate`) creates it")
+            return 1
         status = asyncio.run(_status(store))
     except ConfigError as exc:
         return _fail(str(exc))
@@ -96,6 +102,20 @@ async def _counts(store: SqlStore) -> dict[str, int]:
     return counts
 
 
+async def _digest(store: SqlStore) -> str:
+    """A hash of every row: equal before and after the copy only if nothing changed."""
+    digest = hashlib.sha256()
+    for table in TABLE_NAMES:
+        digest.update(table.encode())
+        async for rows in store.iter_rows(table):
+            digest.update(json.dumps(rows, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+class SourceChanged(Exception):
+    """The source store was written while it was copied."""
+
+
 async def _copy(source: SqlStore, target: SqlStore, batch: int) -> dict[str, int]:
     await source.open(migrate=True)
     try:
@@ -107,13 +127,10 @@ async def _copy(source: SqlStore, target: SqlStore, batch: int) -> dict[str, int
                     f"{target.display_url} already holds rows ({_describe(already)}): copy into "
                     "an empty store, or use another SIDECAR_DB_PREFIX"
                 )
-            before = await source.outbox_mark()
+            before = await _digest(source)
             copied = await source.copy_to(target, batch)
-            if await source.outbox_mark() != before:
-                _say(
-                    "warning: the source changed while it was copied (is the service still "
-                    "running?); stop it and copy again into an empty store"
-                )
+            if await _digest(source) != before:
+                raise SourceChanged
             return copied
         finally:
             await target.close()
@@ -133,6 +150,11 @@ def cmd_copy(args: argparse.Namespace) -> int:
         copied = asyncio.run(_copy(source, target, args.batch))
     except ConfigError as exc:
         return _fail(str(exc))
+    except SourceChanged:
+        return _fail(
+            "the source changed while it was copied (is the service still running?): stop "
+            "it, empty the target (or use another --prefix) and copy again"
+        )
     _say(f"copied {_describe(copied)}")
     _say(f"from {source.display_url}")
     _say(f"to   {target.display_url}")

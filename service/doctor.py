@@ -337,19 +337,16 @@ def check_database(settings: Settings) -> Check:
             f"{store.display_url} does not open ({type(exc).__name__}: {exc}); {_REMEDY}",
         )
     where = f"{info['engine']} {info['server_version']} at {store.display_url}"
-    if current is None:
-        return Check("database", OK, f"{where} opens (empty; the service migrates it at start)")
-    if current != head:
-        return Check(
-            "database",
-            WARN,
-            f"{where}: schema {current}, this version's is {head}; the service migrates it at "
-            "start (or run `python -m service db migrate`)",
-        )
     problems = _server_problems(info)
+    if current is None:
+        state = "empty; the service migrates it at start"
+    elif current != head:
+        state = f"schema {current}, the service migrates it to {head} at start"
+    else:
+        state = f"schema {current}, {sessions} sessions"
     if problems:
-        return Check("database", WARN, f"{where}: {'; '.join(problems)}")
-    return Check("database", OK, f"{where}, schema {current}, {sessions} sessions")
+        return Check("database", WARN, f"{where} ({state}): {'; '.join(problems)}")
+    return Check("database", OK, f"{where} ({state})")
 
 
 async def _inspect_store(store: Any) -> tuple[str | None, str, dict[str, Any], int]:
@@ -357,7 +354,8 @@ async def _inspect_store(store: Any) -> tuple[str | None, str, dict[str, Any], i
     try:
         current, head = await store.schema_status()
         info = await store.server_info()
-        sessions = await store.count_sessions() if current is not None else 0
+        # Only a store at this version has the tables to count (a legacy file has others).
+        sessions = await store.count_sessions() if current == head else 0
         return current, head, info, sessions
     finally:
         await store.close()
@@ -372,10 +370,12 @@ def _server_problems(info: dict[str, Any]) -> list[str]:
     least = MIN_SERVER[info["engine"]]
     if version < least:
         problems.append(f"{info['engine']} {'.'.join(map(str, least))} or newer is needed")
-    if info.get("charset") != "utf8mb4":
+    # The tables' own collation once they exist; before that, the database's default.
+    collation = info.get("table_collation") or info.get("collation") or ""
+    if not collation.startswith("utf8mb4"):
         problems.append(
-            f"the database's charset is {info.get('charset')}: ALTER DATABASE ... CHARACTER SET "
-            "utf8mb4 (emoji need 4 bytes)"
+            f"the collation is {collation}: ALTER DATABASE ... CHARACTER SET utf8mb4 "
+            "(emoji need 4 bytes)"
         )
     if "STRICT_TRANS_TABLES" not in (info.get("sql_mode") or ""):
         problems.append("sql_mode lacks STRICT_TRANS_TABLES: values too long would be cut")

@@ -41,7 +41,7 @@ class Settings:
     encryption_key: str = field(default="", repr=False)
     # A SQLite path (the default, under storage) or mysql+pymysql://user:pass@host:port/db;
     # the store checks it when it is built.
-    database_url: str = ""
+    database_url: str = field(default="", repr=False)  # may carry a password
     # Table names start with this, so the tables can live in the Laravel app's own database.
     db_prefix: str = "wa_"
     wa_web_url: str = "https://web.whatsapp.com"

@@ -84,7 +84,9 @@ def test_status_and_migrate_on_a_fresh_sqlite_file(tmp_path: Path) -> None:
     (tmp_path / "storage").mkdir()
     before = run_cli("db", "status", **env)
     assert before.returncode == 1, before.stderr
-    assert "schema     empty" in before.stdout and "db migrate" in before.stdout
+    assert "does not exist yet" in before.stdout
+    # Looking created nothing.
+    assert not (tmp_path / "storage" / "sidecar.sqlite3").exists()
     migrated = run_cli("db", "migrate", **env)
     assert migrated.returncode == 0, migrated.stderr
     assert "empty ->" in migrated.stdout
@@ -210,3 +212,46 @@ def test_a_host_moved_onto_mariadb_comes_back_connected_without_a_new_qr(
             assert statuses[-2:] == ["initializing", "connected"]
         finally:
             car.close()
+
+
+def test_a_copy_of_a_store_that_changes_meanwhile_is_refused(
+    tmp_path: Path, mariadb_server: PrivateMariaDB, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message accepted while the copy runs would be lost: the copy says so and fails."""
+    from service import dbcli
+
+    asyncio.run(fill(open_store(str(tmp_path / "src.sqlite3"))))
+    source = open_store(str(tmp_path / "src.sqlite3"))
+    target = open_store(mariadb_server.fresh_database("copy_changed"))
+    copy_to = SqlStore.copy_to
+
+    async def copy_then_write(self: SqlStore, to: SqlStore, batch: int = 500) -> dict[str, int]:
+        copied = await copy_to(self, to, batch)
+        await self.update_session("s1", {"last_error": "written during the copy"})
+        return copied
+
+    monkeypatch.setattr(SqlStore, "copy_to", copy_then_write)
+    with pytest.raises(dbcli.SourceChanged):
+        asyncio.run(dbcli._copy(source, target, 500))
+
+
+async def test_one_service_per_mariadb_store(mariadb_server: PrivateMariaDB) -> None:
+    """Until cluster mode, a second service on the same store and prefix is refused."""
+    from service.errors import ConfigError
+
+    url = mariadb_server.fresh_database("single_service")
+    first, second, other_prefix = open_store(url), open_store(url), open_store(url, "b_")
+    await first.open()
+    await second.open()
+    await other_prefix.open()
+    try:
+        await first.hold_single_service()
+        with pytest.raises(ConfigError, match="already serves"):
+            await second.hold_single_service()
+        await other_prefix.hold_single_service()
+        await first.close()
+        await second.hold_single_service()
+    finally:
+        await first.close()
+        await second.close()
+        await other_prefix.close()

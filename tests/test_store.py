@@ -1013,3 +1013,43 @@ async def test_concurrent_writers_on_one_session_all_land(mysql_stores: Opener) 
     )
     events = await first.list_events("s", limit=1000)
     assert len(events) == 40 and len({e.seq for e in events}) == 40
+
+
+async def test_a_sessions_events_commit_in_seq_order_on_mariadb(
+    mariadb_server: PrivateMariaDB,
+) -> None:
+    """InnoDB numbers an outbox row at insert: a later transaction of the same session must
+    not commit its event while an earlier one still holds a lower seq open."""
+    import threading
+
+    store = SqlStore(mariadb_server.fresh_database("outbox_order"), prefix="ord_")
+    await store.open()
+    try:
+        await store.create_session(SessionRecord("S", "w"))
+        for i in (1, 2):
+            await store.enqueue_message(
+                MessageRecord(f"msg_{i}", "S", "w", "out", "1@c.us", "text", "{}", "queued")
+            )
+        append = store._append_event
+        gate = threading.Event()
+
+        def held(tx: Any, session: SessionRecord, new: NewEvent) -> Any:
+            appended = append(tx, session, new)
+            if new.event == "first":
+                gate.wait(10)  # the row is inserted, its transaction still open
+            return appended
+
+        store._append_event = held  # type: ignore[method-assign]
+        first = asyncio.create_task(
+            store.update_message("msg_1", {"status": "sent"}, [NewEvent("first", {})])
+        )
+        await asyncio.sleep(0.3)
+        threading.Timer(1.0, gate.set).start()
+        await store.update_message("msg_2", {"status": "sent"}, [NewEvent("second", {})])
+        # The second write could only commit after the first: the head is the first event.
+        heads = await store.due_events(time.time() + 1, set(), 10)
+        assert [e.event for e in heads] == ["first"]
+        await first
+    finally:
+        gate.set()
+        await store.close()

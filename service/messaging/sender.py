@@ -16,7 +16,7 @@ from adapters.base import Engine, ErrorKind, ProviderError
 from adapters.selector import ProviderSelector
 from service.messaging.pacing import Pacer
 from service.messaging.status import change_status
-from service.store import MessageRecord, SessionRecord, Store
+from service.store import MessageRecord, SessionRecord, StaleMessage, Store
 
 log = logging.getLogger("service.messaging")
 
@@ -126,7 +126,13 @@ class Sender:
     async def _send(
         self, message: MessageRecord, session: SessionRecord, plan: list[Engine]
     ) -> None:
-        await self.store.update_message(message.id, {"status": "sending"})
+        try:
+            # The claim: only a message still queued is sent, and only by whoever moved it.
+            await self.store.update_message(
+                message.id, {"status": "sending"}, expect_status="queued"
+            )
+        except StaleMessage:
+            return
         changes: dict[str, Any]
         started = time.monotonic()
         try:

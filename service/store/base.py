@@ -183,17 +183,17 @@ class Store(abc.ABC):
         done elsewhere, and a row whose seq was allocated before a row that committed
         first; a dispatcher's own idle poll covers both.
         """
-        last = await self.outbox_mark()
+        last: int | None = None
         while True:
-            await asyncio.sleep(interval)
             try:
                 mark = await self.outbox_mark()
             except Exception as exc:  # the database may be restarting: keep watching
                 log.warning("watching the outbox failed: %s", exc)
-                continue
-            if mark != last:
+            else:
+                if last is not None and mark != last:
+                    self.notify([])
                 last = mark
-                self.notify([])
+            await asyncio.sleep(interval)
 
     @abc.abstractmethod
     async def ping(self) -> bool:

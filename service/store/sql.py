@@ -391,7 +391,9 @@ class SqlStore(Store):
         statement_timeout: float = 30.0,
         connect_timeout: int = 10,
         lock_retries: int = 5,
-        pre_ping: bool = True,
+        # Off: a connection found dead is replaced by the retry before COMMIT, and a ping
+        # would add a round trip to every call.
+        pre_ping: bool = False,
     ) -> None:
         self.url = parse_database_url(url)
         self.prefix = check_prefix(prefix)
@@ -416,6 +418,8 @@ class SqlStore(Store):
         self._dynamic: dict[tuple[Any, ...], Stmt] = {}
         # SQLite: the one connection (a pool checkout kept for the store's life) and cursor.
         self._fairy: Any = None
+        # MySQL: the connection that holds the single-service lock (see hold_single_service).
+        self._holder: Any = None
         self._db: sqlite3.Connection | None = None
         self._cur: sqlite3.Cursor | None = None
         self._read_sync: Callable[[Callable[[Tx], Any]], Any] = self._mysql_read
@@ -573,9 +577,18 @@ class SqlStore(Store):
     async def open(self, *, migrate: bool = True) -> None:
         """Connect and (unless `migrate=False`, for `db status`) apply pending migrations.
 
-        A database that cannot be reached or opened is a ConfigError of one line.
+        A database that cannot be reached, opened or migrated is a ConfigError of one line,
+        and leaves nothing open behind it.
         """
-        await self._call(self._open, migrate)
+        try:
+            await self._call(self._open, migrate)
+        except BaseException as exc:
+            await self._call(self._close)
+            if isinstance(exc, ConfigError) or not isinstance(exc, Exception):
+                raise
+            raise ConfigError(
+                f"cannot open the store {self.display_url}: {_one_line(exc)}"
+            ) from None
 
     def _open(self, migrate: bool) -> None:
         if self.is_sqlite:
@@ -646,7 +659,14 @@ class SqlStore(Store):
             paramstyle="format",
             # UPDATE's row count is rows matched, not rows changed, as on SQLite (SQLAlchemy
             # sets the flag too; a compare-and-set must not depend on that staying so).
-            connect_args={"connect_timeout": self.connect_timeout, "client_flag": FOUND_ROWS},
+            # A server or network path that stops answering must not hold a thread for ever:
+            # the socket gives up a little after the server's own statement limit.
+            connect_args={
+                "connect_timeout": self.connect_timeout,
+                "client_flag": FOUND_ROWS,
+                "read_timeout": int(limit) + 5,
+                "write_timeout": int(limit) + 5,
+            },
         )
 
         @event.listens_for(engine, "connect")
@@ -673,7 +693,14 @@ class SqlStore(Store):
             dialect = engine.dialect
             version = tuple(dialect.server_version_info or ())
             self.mariadb = bool(getattr(dialect, "is_mariadb", False))
-            self.skip_locked = version >= ((10, 6) if self.mariadb else (8, 0, 1))
+            least = (10, 6) if self.mariadb else (8, 0, 1)
+            if version < least:
+                raise ConfigError(
+                    f"{self.display_url} runs {'MariaDB' if self.mariadb else 'MySQL'} "
+                    f"{'.'.join(map(str, version[:3]))}: MariaDB 10.6 or MySQL 8.0.1 or newer "
+                    "is needed (SKIP LOCKED, a no-pad binary collation)"
+                )
+            self.skip_locked = True
             available = {
                 row[0]
                 for row in conn.exec_driver_sql(
@@ -706,12 +733,48 @@ class SqlStore(Store):
             # Its session settings changed: let it go rather than back to the pool.
             conn.invalidate()
 
+    async def hold_single_service(self) -> None:
+        """On MySQL, take the store's service lock for as long as the store is open, or a
+        ConfigError when another service holds it.
+
+        Until cluster mode (leases per session, claimed outbox lines), one service runs on a
+        store: two would deliver the same webhooks and fail each other's sends at start.
+        SQLite needs none: its file lives on one host, served by one process.
+        """
+        if self.is_sqlite or self._holder is not None:
+            return
+
+        def take() -> None:
+            name = f"wa-sidecar-service:{self.url.database}:{self.prefix}"[:64]
+            holder = self.engine.raw_connection()
+            cur = holder.cursor()
+            try:
+                cur.execute("SELECT GET_LOCK(%s, 0)", (name,))
+                row = cur.fetchone()
+                got = row[0] if row else None
+            finally:
+                cur.close()
+            if got != 1:
+                holder.invalidate()
+                raise ConfigError(
+                    f"another wa-sidecar already serves {self.display_url} with the prefix "
+                    f"{self.prefix!r}: run one service per store (or give this one its own "
+                    "SIDECAR_DB_PREFIX)"
+                )
+            self._holder = holder
+
+        await self._call(take)
+
     async def close(self) -> None:
         if self._engine is not None:
             await self._call(self._close)
         self._executor.shutdown(wait=True)
 
     def _close(self) -> None:
+        if self._holder is not None:
+            # Closing the connection ends its session, which releases the lock.
+            self._holder.invalidate()
+            self._holder = None
         if self._fairy is not None:
             self._fairy.close()
             self._fairy = self._db = self._cur = None
@@ -1230,6 +1293,11 @@ class SqlStore(Store):
         """Append events for a session read inside this transaction (a deleted one gets none)."""
         if not events:
             return []
+        if not self.is_sqlite:
+            # InnoDB numbers a row when it is inserted, not when it commits: without the
+            # session's row lock, two transactions of one session could commit their events
+            # out of seq order, and the dispatcher would deliver the later one first.
+            tx.one(self.q.session_lock, {"session_id": session_id})
         row = tx.one(self.q.session_get, {"session_id": session_id})
         if row is None:
             return []
