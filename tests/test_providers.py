@@ -4,13 +4,14 @@ and Meta's inbound webhook giving Laravel the same event shapes as a web session
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import ENGINES
 from tests.support.graph import GraphStandIn, graph_standin, inbound_text, sign, status_update
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
@@ -139,11 +140,15 @@ def test_meta_mode_needs_no_browser_and_maps_each_error_class(
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("engine", ENGINES)
 def test_auto_fails_over_to_meta_and_back_and_inbound_has_one_shape(
-    tmp_path: Path, graph: GraphStandIn, receiver: Receiver
+    tmp_path: Path,
+    graph: GraphStandIn,
+    receiver: Receiver,
+    database: Callable[[str], dict[str, str]],
 ) -> None:
     with sandbox_process() as phone:
-        car = start(tmp_path, graph, receiver, WA_WEB_URL=phone.base + "/")
+        car = start(tmp_path, graph, receiver, WA_WEB_URL=phone.base + "/", **database("failover"))
         try:
             _auto_flow(car, phone, graph, receiver)
         finally:
