@@ -532,7 +532,14 @@ async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: 
     await target.open()
     try:
         copied = await source.copy_to(target, batch=2)
-        assert copied == {"sessions": 1, "messages": 1, "outbox": 5, "seen_signatures": 1}
+        assert copied == {
+            "sessions": 1,
+            "messages": 1,
+            "outbox": 5,
+            "seen_signatures": 1,
+            "nodes": 0,
+            "leases": 0,
+        }
         for table in copied:
             assert [r async for r in source.iter_rows(table)] == [
                 r async for r in target.iter_rows(table)
@@ -559,6 +566,8 @@ async def test_a_sqlite_store_moves_to_mariadb(tmp_path: Path, mysql_stores: Ope
             "messages": 5,
             "outbox": 5,
             "seen_signatures": 0,
+            "nodes": 0,
+            "leases": 0,
         }
         assert await target.list_events(limit=10) == await source.list_events(limit=10)
         assert await target.get_session("s") == await source.get_session("s")
@@ -738,6 +747,8 @@ async def test_a_version_4_file_is_adopted_with_everything_in_it(tmp_path: Path)
     conn.close()
     assert "schema_migrations" not in tables_now and "sessions" not in tables_now
     assert {"wa_sessions", "wa_messages", "wa_outbox", "wa_seen_signatures"} <= tables_now
+    assert {"wa_nodes", "wa_leases"} <= tables_now  # 0002 ran after the adoption
+    assert {"wa_leases_node", "wa_leases_expiry"} <= indexes
     assert {"wa_messages_idempotency", "wa_outbox_pending", "wa_sessions_workspace"} <= indexes
     assert not {i for i in indexes if re.fullmatch(r"(sessions|messages|outbox|seen)_\w+", i)}
 

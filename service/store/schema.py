@@ -1,7 +1,9 @@
 """The store's tables as SQLAlchemy Core metadata, built for a table-name prefix.
 
-One definition serves SQLite and MySQL/MariaDB. Columns match the hand-written schema the
-store had before Alembic (its version 4): the same VARCHAR lengths, unique keys and indexes.
+One definition serves SQLite and MySQL/MariaDB. The columns of sessions, messages, outbox
+and seen_signatures match the hand-written schema the store had before Alembic (its version
+4): the same VARCHAR lengths, unique keys and indexes. `nodes` and `leases` (cluster mode's
+coordination) came with revision 0002.
 
 MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
 (utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
@@ -40,7 +42,7 @@ DEFAULT_PREFIX = "wa_"
 # utf8mb4_bin (binary, but PAD SPACE) when the server has neither.
 NOPAD_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
 FALLBACK_COLLATION = "utf8mb4_bin"
-TABLE_NAMES = ("sessions", "messages", "outbox", "seen_signatures")
+TABLE_NAMES = ("sessions", "messages", "outbox", "seen_signatures", "nodes", "leases")
 _PREFIX = re.compile(r"[A-Za-z0-9_]{0,32}")
 
 # Bodies may pass 64 KiB (TEXT's limit on MySQL): MEDIUMTEXT there, TEXT elsewhere.
@@ -68,6 +70,8 @@ class Tables:
     messages: Table
     outbox: Table
     seen_signatures: Table
+    nodes: Table
+    leases: Table
 
     def by_name(self, name: str) -> Table:
         """A table by its unprefixed name (`sessions`, `messages`, ...)."""
@@ -172,4 +176,30 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         Index(f"{p}seen_signatures_expiry", "expires_at"),
         **options,
     )
-    return Tables(p, md, sessions, messages, outbox, seen_signatures)
+    # Cluster mode: the nodes that share the store, and who runs each session.
+    nodes = Table(
+        f"{p}nodes",
+        md,
+        Column("node_id", String(64), primary_key=True, autoincrement=False),
+        Column("role", String(16), nullable=False),
+        Column("address", String(255)),
+        Column("capacity", Integer, nullable=False),
+        Column("sessions", Integer, nullable=False, server_default="0"),
+        Column("started_at", Double, nullable=False),
+        Column("heartbeat_at", Double, nullable=False),
+        Column("draining", Integer, nullable=False, server_default="0"),
+        **options,
+    )
+    leases = Table(
+        f"{p}leases",
+        md,
+        Column("session_id", String(64), primary_key=True, autoincrement=False),
+        Column("node_id", String(64), nullable=False),
+        Column("token", BigInteger, nullable=False),
+        Column("acquired_at", Double, nullable=False),
+        Column("expires_at", Double, nullable=False),
+        Index(f"{p}leases_node", "node_id"),
+        Index(f"{p}leases_expiry", "expires_at"),
+        **options,
+    )
+    return Tables(p, md, sessions, messages, outbox, seen_signatures, nodes, leases)

@@ -127,6 +127,8 @@ COPY_KEYS = {
     "messages": "seq",
     "outbox": "seq",
     "seen_signatures": "signature",
+    "nodes": "node_id",
+    "leases": "session_id",
 }
 # `mysql://` and `mariadb://`, as Laravel's DATABASE_URL writes them, mean the same driver.
 MYSQL_SCHEMES = ("mysql+pymysql", "mariadb+pymysql", "mysql", "mariadb")
