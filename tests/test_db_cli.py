@@ -15,7 +15,14 @@ import pytest
 
 from service.doctor import FAIL, OK, check_database
 from service.settings import Settings
-from service.store import MessageRecord, NewEvent, SessionRecord, SqlStore, open_store
+from service.store import (
+    MessageRecord,
+    NewEvent,
+    NodeRecord,
+    SessionRecord,
+    SqlStore,
+    open_store,
+)
 from tests.conftest import base_env
 from tests.support.mariadb import PrivateMariaDB
 from tests.support.server import ROOT
@@ -63,6 +70,8 @@ async def fill(store: SqlStore) -> None:
             )
         await store.update_message("msg_0", {"status": "sent", "provider": "webjs"})
         await store.first_sighting("a" * 64, 1.0, 10**9)
+        await store.heartbeat(NodeRecord("node-1", "worker", "http://10.0.0.1:9000", 100), 1.0)
+        await store.acquire_lease("s0", "node-1", 1.0, 10**10)
     finally:
         await store.close()
 
@@ -74,7 +83,14 @@ async def snapshot(store: SqlStore) -> dict[str, object]:
         messages = [await store.get_message(f"msg_{n}") for n in range(5)]
         events = await store.list_events(limit=1000)
         replay = await store.first_sighting("a" * 64, 2.0, 10)
-        return {"sessions": sessions, "messages": messages, "events": events, "replay": replay}
+        return {
+            "sessions": sessions,
+            "messages": messages,
+            "events": events,
+            "replay": replay,
+            "nodes": await store.list_nodes(),
+            "leases": await store.leases(),
+        }
     finally:
         await store.close()
 
@@ -115,6 +131,9 @@ def test_copy_moves_a_sqlite_store_onto_mariadb_whole(
     assert copied["sessions"] == original["sessions"]
     assert copied["messages"] == original["messages"]
     assert copied["events"] == original["events"]
+    # The cluster's nodes and leases (tokens included) came along too.
+    assert copied["nodes"] == original["nodes"] != []
+    assert copied["leases"] == original["leases"] != []
     # A signature seen before the move is still a replay after it.
     assert copied["replay"] is False
 

@@ -27,8 +27,11 @@ from alembic.runtime.migration import MigrationContext
 from service.errors import ConfigError, Conflict, SessionNotFound
 from service.store import (
     AppendedEvent,
+    Lease,
+    LeaseLost,
     MessageRecord,
     NewEvent,
+    NodeRecord,
     SessionRecord,
     SQLiteStore,
     SqlStore,
@@ -528,6 +531,10 @@ async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: 
     await source.enqueue_message(message("m7", session_id="t"))
     await source.update_session("t", {}, [NewEvent("e", {"n": n}) for n in range(5)])
     await source.first_sighting("sig", time.time(), 300)
+    await source.heartbeat(NodeRecord("n1", "worker", "http://n1:9000", 10, draining=True), 5.0)
+    for session_id in ("t", "u"):
+        await source.acquire_lease(session_id, "n1", time.time(), 60)
+    await source.acquire_lease("t", "n2", time.time() + 120, 60)  # token 2
     target = SqlStore(tmp_path / "copy.sqlite3")
     await target.open()
     try:
@@ -537,8 +544,8 @@ async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: 
             "messages": 1,
             "outbox": 5,
             "seen_signatures": 1,
-            "nodes": 0,
-            "leases": 0,
+            "nodes": 1,
+            "leases": 2,
         }
         for table in copied:
             assert [r async for r in source.iter_rows(table)] == [
@@ -548,6 +555,11 @@ async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: 
         new, _ = await target.enqueue_message(message("m8", session_id="t"))
         assert new.seq == 9  # after the copied ones
         assert not await target.first_sighting("sig", time.time(), 300)
+        assert await target.list_nodes() == await source.list_nodes()
+        assert await target.leases() == await source.leases()
+        # Tokens carry on from the copied ones.
+        taken = await target.acquire_lease("t", "n3", time.time() + 1000, 60)
+        assert taken is not None and taken.token == 3
     finally:
         await target.close()
 
@@ -592,6 +604,222 @@ async def test_server_info_names_the_engine(stores: Opener) -> None:
         assert "STRICT_TRANS_TABLES" in info["sql_mode"]
     else:
         assert info["journal_mode"] == "wal"
+
+
+# --- cluster: nodes and leases (both engines) ---------------------------------------------
+
+
+async def test_heartbeats_upsert_nodes(stores: Opener) -> None:
+    store = await stores()
+    address = "http://10.0.0.2:9000"
+    await store.heartbeat(NodeRecord("n2", "worker", address, capacity=50), 100.0)
+    await store.heartbeat(NodeRecord("n1", "gateway", started_at=90.0), 100.0)
+    beat = NodeRecord("n2", "worker", address, capacity=40, sessions=7, draining=True)
+    await store.heartbeat(beat, 105.0)
+    assert await store.list_nodes() == [
+        NodeRecord("n1", "gateway", None, 0, 0, 90.0, 100.0, False),
+        # started_at 0: the first heartbeat's time, kept by the later ones.
+        NodeRecord("n2", "worker", address, 40, 7, 100.0, 105.0, True),
+    ]
+    await store.heartbeat(NodeRecord("n1", "gateway", started_at=200.0), 201.0)
+    assert (await store.list_nodes())[0].started_at == 200.0  # a restart
+    assert await store.remove_node("n1")
+    assert not await store.remove_node("n1")
+    assert [n.node_id for n in await store.list_nodes()] == ["n2"]
+
+
+async def test_leases_renew_expire_release_and_tokens_only_grow(stores: Opener) -> None:
+    store = await stores()
+    t = 1000.0
+    assert await store.acquire_lease("s", "A", t, 10) == Lease("s", "A", 1, t + 10)
+    assert await store.acquire_lease("s", "B", t + 5, 10) is None  # A's and live
+    # A again while live: a renewal, same token.
+    assert await store.acquire_lease("s", "A", t + 5, 10) == Lease("s", "A", 1, t + 15)
+    assert await store.check_lease("s", "A", 1, t + 14.9)
+    assert not await store.check_lease("s", "A", 1, t + 15)  # expiry is exclusive
+    assert not await store.check_lease("s", "B", 1, t + 6)
+    assert not await store.check_lease("s", "A", 2, t + 6)
+    assert not await store.check_lease("nobody", "A", 1, t)
+    # Expired: taken over, with the next token.
+    assert await store.acquire_lease("s", "B", t + 15, 10) == Lease("s", "B", 2, t + 25)
+    assert not await store.check_lease("s", "A", 1, t + 16)
+    assert await store.check_lease("s", "B", 2, t + 16)
+    # Release: only the holder's token releases; the row stays, so the token keeps growing.
+    assert not await store.release_lease("s", "A", 1)
+    assert not await store.release_lease("s", "B", 1)
+    assert await store.release_lease("s", "B", 2)
+    assert not await store.check_lease("s", "B", 2, t + 16)
+    assert await store.leases() == [Lease("s", "B", 2, 0.0)]
+    assert await store.acquire_lease("s", "B", t + 16, 10) == Lease("s", "B", 3, t + 26)
+    # Its own lease, expired and taken back: a new token too (it may have been given up).
+    assert await store.acquire_lease("s", "B", t + 100, 10) == Lease("s", "B", 4, t + 110)
+    assert await store.acquire_lease("u", "A", t, 10) == Lease("u", "A", 1, t + 10)
+    assert await store.leases("A") == [Lease("u", "A", 1, t + 10)]
+    assert [(x.session_id, x.token) for x in await store.leases()] == [("s", 4), ("u", 1)]
+    assert await store.leases("C") == []
+
+
+async def test_renewing_extends_live_leases_and_never_resurrects_an_expired_one(
+    stores: Opener,
+) -> None:
+    store = await stores()
+    t = 1000.0
+    await store.acquire_lease("a", "A", t, 10)
+    await store.acquire_lease("b", "A", t, 30)
+    await store.acquire_lease("c", "B", t, 10)
+    # At t+20, a has expired (it may have been taken): only b renews; c is B's.
+    assert await store.renew_leases("A", t + 20, 10) == [Lease("b", "A", 1, t + 30)]
+    assert not await store.check_lease("a", "A", 1, t + 21)
+    assert (await store.leases("A"))[0] == Lease("a", "A", 1, t + 10)
+    assert await store.acquire_lease("a", "B", t + 21, 10) == Lease("a", "B", 2, t + 31)
+    assert await store.renew_leases("A", t + 25, 10) == [Lease("b", "A", 1, t + 35)]
+    # B's c expired at t+10: only the a it took renews.
+    assert await store.renew_leases("B", t + 25, 10) == [Lease("a", "B", 2, t + 35)]
+    assert await store.renew_leases("Z", t, 10) == []
+
+
+async def test_a_paused_node_can_write_nothing_for_a_session_it_lost(stores: Opener) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    queued, _ = await store.enqueue_message(message("m1"))
+    now = time.time()
+    # A held the lease, paused past its expiry; B took it over.
+    a = await store.acquire_lease("s", "A", now - 60, 30)
+    assert a is not None and a.token == 1
+    # Expired, not yet taken: A's fenced writes are refused already.
+    with pytest.raises(LeaseLost):
+        await store.update_session("s", {"status": "connected"}, fence=("A", 1))
+    b = await store.acquire_lease("s", "B", now, 30)
+    assert b is not None and b.token == 2
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
+    with pytest.raises(LeaseLost) as lost:
+        await store.update_session(
+            "s", {"status": "connected"}, [NewEvent("session_status_changed", {})], fence=("A", 1)
+        )
+    assert (lost.value.session_id, lost.value.token) == ("s", 1)
+    with pytest.raises(LeaseLost):
+        await store.update_message(
+            "m1",
+            {"status": "sending"},
+            [NewEvent("message_status_changed", {})],
+            expect_status="queued",
+            fence=("A", 1),
+        )
+    # B's node with A's old token, or A's node with B's token: refused as well.
+    with pytest.raises(LeaseLost):
+        await store.update_session("s", {"status": "connected"}, fence=("B", 1))
+    with pytest.raises(LeaseLost):
+        await store.update_message("m1", {"status": "sending"}, fence=("A", 2))
+    # Nothing was written, nothing was announced.
+    session = await store.get_session("s")
+    assert session is not None and session.status == "stopped"
+    assert await store.get_message("m1") == queued
+    assert await store.list_events() == [] and heard == []
+    # The holder's fenced writes land, events and all.
+    await store.update_session(
+        "s", {"status": "connected"}, [NewEvent("session_status_changed", {})], fence=("B", 2)
+    )
+    sent = await store.update_message(
+        "m1", {"status": "sending"}, expect_status="queued", fence=("B", 2)
+    )
+    assert sent.status == "sending" and len(await store.list_events()) == 1
+    # A session with no lease row fences everyone out; a missing message is still a miss.
+    await store.create_session(SessionRecord(session_id="free", workspace_id="w"))
+    with pytest.raises(LeaseLost):
+        await store.update_session("free", {"status": "connected"}, fence=("B", 2))
+    with pytest.raises(LookupError):
+        await store.update_message("nope", {"status": "sent"}, fence=("B", 2))
+    # Released: fenced out too.
+    assert await store.release_lease("s", "B", 2)
+    with pytest.raises(LeaseLost):
+        await store.update_session("s", {"status": "stopped"}, fence=("B", 2))
+
+
+async def test_two_nodes_racing_for_leases_get_one_owner_each(db_url: str) -> None:
+    first = SqlStore(db_url)
+    await first.open()  # migrated once, before the race
+    await first.close()
+    sessions = [f"s{i}" for i in range(20)]
+    barrier = threading.Barrier(2)
+    now = time.time()
+
+    def node(name: str) -> list[list[Lease | None]]:
+        async def run() -> list[list[Lease | None]]:
+            store = SqlStore(db_url)
+            await store.open()
+            rounds: list[list[Lease | None]] = []
+            try:
+                # Round one: free leases; round two: all expired, taken over.
+                for at in (now, now + 120):
+                    await asyncio.to_thread(barrier.wait, 30)
+                    rounds.append(
+                        list(
+                            await asyncio.gather(
+                                *(store.acquire_lease(s, name, at, 60) for s in sessions)
+                            )
+                        )
+                    )
+            finally:
+                await store.close()
+            return rounds
+
+        return asyncio.run(run())
+
+    a, b = await asyncio.gather(asyncio.to_thread(node, "A"), asyncio.to_thread(node, "B"))
+    check = SqlStore(db_url)
+    await check.open()
+    try:
+        stored = {lease.session_id: lease for lease in await check.leases()}
+    finally:
+        await check.close()
+    for round_, token in ((0, 1), (1, 2)):
+        for i, session_id in enumerate(sessions):
+            won = [x for x in (a[round_][i], b[round_][i]) if x is not None]
+            assert len(won) == 1, (round_, session_id, won)
+            assert won[0].token == token
+            if round_ == 1:
+                assert stored[session_id] == won[0]
+    assert len(stored) == 20
+
+
+async def _upgrade_to(store: SqlStore, revision: str) -> None:
+    from alembic import command
+
+    from service.store.migrations import _config
+
+    def run() -> None:
+        with store.engine.connect() as conn:
+            if store.is_sqlite:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            command.upgrade(_config(conn, store.prefix, store.collation), revision)
+            conn.commit()
+
+    await store._call(run)
+
+
+async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
+    db_url: str,
+) -> None:
+    store = SqlStore(db_url)
+    await store.open(migrate=False)
+    try:
+        await _upgrade_to(store, "0001")
+        assert await store.schema_status() == ("0001", head_revision())
+        await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+        await store.enqueue_message(message("m1", idempotency_key="k"))
+        await store.update_session("s", {"status": "connected"}, [NewEvent("e", {})])
+        await store.migrate()
+        assert await store.schema_status() == (head_revision(), head_revision())
+        session = await store.get_session("s")
+        assert session is not None and session.status == "connected"
+        assert (await store.get_message("m1")) is not None
+        assert len(await store.list_events()) == 1
+        lease = await store.acquire_lease("s", "A", time.time(), 30)
+        assert lease is not None and lease.token == 1
+        await store.update_session("s", {"status": "stopped"}, fence=("A", 1))
+    finally:
+        await store.close()
 
 
 # --- configuration -----------------------------------------------------------------------
@@ -1064,3 +1292,38 @@ async def test_a_sessions_events_commit_in_seq_order_on_mariadb(
     finally:
         gate.set()
         await store.close()
+
+
+async def test_a_takeover_in_flight_holds_back_acquires_and_fenced_writes(
+    mysql_stores: Opener, mariadb_url: str, mariadb_server: PrivateMariaDB
+) -> None:
+    """The lease row is read under its lock: an uncommitted insert or takeover by another
+    process is waited for and then obeyed (a plain read at READ COMMITTED would see the old
+    row and let a stale holder through)."""
+    store = await mysql_stores(lock_wait_timeout=10)
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    now = time.time()
+    other = mariadb_server.connect(_database_of(mariadb_url), autocommit=False)
+    try:
+        with other.cursor() as cur:
+            cur.execute("INSERT INTO wa_leases VALUES ('t', 'B', 1, %s, %s)", (now, now + 60))
+        threading.Timer(0.5, other.commit).start()
+        started = time.monotonic()
+        assert await store.acquire_lease("t", "A", now, 30) is None
+        assert time.monotonic() - started >= 0.4
+        assert await store.acquire_lease("s", "A", now, 30) == Lease("s", "A", 1, now + 30)
+        with other.cursor() as cur:
+            cur.execute(
+                "UPDATE wa_leases SET node_id = 'B', token = 2, expires_at = %s"
+                " WHERE session_id = 's'",
+                (now + 60,),
+            )
+        threading.Timer(0.5, other.commit).start()
+        started = time.monotonic()
+        with pytest.raises(LeaseLost):
+            await store.update_session("s", {"status": "connected"}, fence=("A", 1))
+        assert time.monotonic() - started >= 0.4
+        session = await store.get_session("s")
+        assert session is not None and session.status == "stopped"
+    finally:
+        other.close()

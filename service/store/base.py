@@ -104,6 +104,43 @@ class StaleMessage(Exception):
 
 
 @dataclass(frozen=True)
+class NodeRecord:
+    """One sidecar process of a cluster, as its last heartbeat left it. `address` is its
+    internal RPC URL; `sessions` how many it runs now, of `capacity`."""
+
+    node_id: str
+    role: str
+    address: str | None = None
+    capacity: int = 0
+    sessions: int = 0
+    started_at: float = 0.0
+    heartbeat_at: float = 0.0
+    draining: bool = False
+
+
+@dataclass(frozen=True)
+class Lease:
+    """The right of `node_id` to run a session until `expires_at`. `token` is the fencing
+    token: it grows on every takeover and never goes back, so a write carrying an older one
+    is refused (see `LeaseLost`)."""
+
+    session_id: str
+    node_id: str
+    token: int
+    expires_at: float
+
+
+class LeaseLost(Exception):
+    """A write fenced by (node, token) was refused: the session's lease is no longer that
+    node's with that token, or it has expired. Nothing was written."""
+
+    def __init__(self, session_id: str, token: int) -> None:
+        super().__init__(f"lease of session {session_id!r} with token {token} is lost")
+        self.session_id = session_id
+        self.token = token
+
+
+@dataclass(frozen=True)
 class OutboxEvent:
     """A webhook event, written before anyone else sees it."""
 
@@ -232,12 +269,18 @@ class Store(abc.ABC):
         events: list[NewEvent] | None = None,
         *,
         expect_status: str | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> SessionRecord:
         """Apply `changes` and append `events` to the outbox in one transaction.
 
         With `expect_status` it is a compare-and-set: when the stored status differs, nothing
         is written and `StaleStatus` (carrying the current record) is raised. Raises
         `SessionNotFound` when the session is gone.
+
+        With `fence=(node_id, token)` the write happens only while the session's lease is
+        that node's, with that token, and unexpired (by the clock at the write), checked
+        under the lease row's lock in the same transaction; otherwise nothing is written
+        and `LeaseLost` is raised.
         """
 
     @abc.abstractmethod
@@ -272,11 +315,14 @@ class Store(abc.ABC):
         events: list[NewEvent] | None = None,
         *,
         expect_status: str | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> MessageRecord:
         """Apply `changes` and append `events` for the message's session, atomically.
 
         With `expect_status` it is a compare-and-set: when the stored status differs,
         nothing is written and `StaleMessage` (carrying the current record) is raised.
+        With `fence=(node_id, token)` it is fenced by the message's session's lease, as in
+        `update_session` (`LeaseLost`, nothing written).
         """
 
     @abc.abstractmethod
@@ -334,3 +380,49 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def outbox_stats(self) -> dict[str, Any]:
         """Pending count and the age of the oldest pending event."""
+
+    # cluster: nodes and leases
+    @abc.abstractmethod
+    async def heartbeat(self, node: NodeRecord, now: float) -> None:
+        """Insert or update the node's row, its `heartbeat_at` set to `now`. A `started_at`
+        of 0 means `now` on the first heartbeat and leaves the stored one alone after."""
+
+    @abc.abstractmethod
+    async def list_nodes(self) -> list[NodeRecord]:
+        """Every node's row, live or not, by node id (the caller judges `heartbeat_at`)."""
+
+    @abc.abstractmethod
+    async def remove_node(self, node_id: str) -> bool:
+        """Delete the node's row (its leases stay and expire); False when there was none."""
+
+    @abc.abstractmethod
+    async def acquire_lease(
+        self, session_id: str, node_id: str, now: float, ttl: float
+    ) -> Lease | None:
+        """Take or renew the session's lease until `now + ttl`, in one transaction.
+
+        A live lease of this node is renewed with the same token. A session with no lease
+        row gets token 1; an expired or released one (`expires_at <= now`) is taken over,
+        by any node including its last holder, with the token plus one. None when another
+        node holds a live lease. Concurrent calls from any number of processes: one wins.
+        """
+
+    @abc.abstractmethod
+    async def renew_leases(self, node_id: str, now: float, ttl: float) -> list[Lease]:
+        """Extend every live lease (`expires_at > now`) of the node to `now + ttl`, in one
+        statement; the renewed leases. An expired one is not renewed: it may have been
+        taken, and taking it back is `acquire_lease`'s (with a new token)."""
+
+    @abc.abstractmethod
+    async def release_lease(self, session_id: str, node_id: str, token: int) -> bool:
+        """Give the lease up (it expires now; the row and its token stay, so tokens only
+        grow). False when the lease is not this node's with this token."""
+
+    @abc.abstractmethod
+    async def check_lease(self, session_id: str, node_id: str, token: int, now: float) -> bool:
+        """True while the session's lease is this node's, with this token, and unexpired."""
+
+    @abc.abstractmethod
+    async def leases(self, node_id: str | None = None) -> list[Lease]:
+        """Every lease row (of one node when given), expired and released ones included,
+        by session id."""

@@ -33,6 +33,15 @@ next_queued and due_events stay plain SELECTs: they are not claims. The claims a
 compare-and-set updates that follow them (update_message with expect_status), which InnoDB
 serialises on the row; a lock taken in next_queued would be released when its call returns.
 
+Leases (cluster mode) rest on the lease row's lock. acquire_lease reads the row FOR UPDATE
+(a locking read also waits for another transaction's uncommitted insert of it), inserts when
+there is none, and on a duplicate key judges the row that won; so of any number of nodes
+racing for a session, one gets it. A fenced write (`fence=(node, token)` on update_session
+and update_message) locks the session's lease row before it writes anything, and holds it to
+its commit: a takeover commits wholly before the check (the write is refused with LeaseLost)
+or waits until the write has committed. The lease row is always the first lock such a
+transaction takes, before the message and session rows.
+
 Listeners run in the event loop after the commit, with the events the transaction appended.
 Another process's commits reach them through `watch()` (see `Store.watch`).
 """
@@ -57,6 +66,7 @@ from pymysql.constants.CLIENT import FOUND_ROWS
 from sqlalchemy import (
     URL,
     Connection,
+    Double,
     Engine,
     Table,
     bindparam,
@@ -82,8 +92,11 @@ from service.store.base import (
     RETRY_WINDOW,
     AppendedEvent,
     EventListener,
+    Lease,
+    LeaseLost,
     MessageRecord,
     NewEvent,
+    NodeRecord,
     OutboxEvent,
     SessionRecord,
     StaleMessage,
@@ -107,6 +120,8 @@ log = logging.getLogger("service.store")
 SESSION_COLUMNS = tuple(f.name for f in fields(SessionRecord))
 MESSAGE_COLUMNS = tuple(f.name for f in fields(MessageRecord))
 OUTBOX_COLUMNS = tuple(f.name for f in fields(OutboxEvent))
+NODE_COLUMNS = tuple(f.name for f in fields(NodeRecord))
+LEASE_COLUMNS = tuple(f.name for f in fields(Lease))
 _MESSAGE_INSERT = tuple(c for c in MESSAGE_COLUMNS if c != "seq")
 _OUTBOX_INSERT = (
     "id",
@@ -336,6 +351,72 @@ class _Queries:
                 .limit(50)
             )
             self.seen_sweep = c(delete(seen).where(seen.c.signature.in_(oldest)))
+        # nodes
+        n, le = t.nodes, t.leases
+        self.node_cols = [n.c[name] for name in NODE_COLUMNS]
+        self.node_insert = c(insert(n).values({name: bindparam(name) for name in NODE_COLUMNS}))
+        started: Any = bindparam("v_started", type_=Double())
+        self.node_beat = c(
+            update(n)
+            .where(n.c.node_id == bindparam("k_node"))
+            .values(
+                role=bindparam("v_role"),
+                address=bindparam("v_address"),
+                capacity=bindparam("v_capacity"),
+                sessions=bindparam("v_sessions"),
+                draining=bindparam("v_draining"),
+                heartbeat_at=bindparam("v_now"),
+                started_at=case((started > 0, started), else_=n.c.started_at),
+            )
+        )
+        self.node_list = c(select(*self.node_cols).order_by(n.c.node_id))
+        self.node_delete = c(delete(n).where(n.c.node_id == bindparam("node_id")))
+        # leases
+        lease_cols = [le.c[name] for name in LEASE_COLUMNS]
+        lease = select(*lease_cols).where(le.c.session_id == bindparam("session_id"))
+        # The lease row's lock serialises takeovers, renewals and fenced writes of a session.
+        self.lease_lock = c(lease.with_for_update() if mysql else lease)
+        self.lease_get = c(lease)
+        self.lease_insert = c(
+            insert(le).values(
+                session_id=bindparam("session_id"),
+                node_id=bindparam("node_id"),
+                token=bindparam("token"),
+                acquired_at=bindparam("now"),
+                expires_at=bindparam("expires_at"),
+            )
+        )
+        by_lease = le.c.session_id == bindparam("k_session")
+        self.lease_take = c(
+            update(le)
+            .where(by_lease)
+            .values(
+                node_id=bindparam("v_node"),
+                token=bindparam("v_token"),
+                acquired_at=bindparam("v_now"),
+                expires_at=bindparam("v_expires"),
+            )
+        )
+        self.lease_extend = c(update(le).where(by_lease).values(expires_at=bindparam("v_expires")))
+        live = (le.c.node_id == bindparam("k_node"), le.c.expires_at > bindparam("k_now"))
+        self.lease_renew = c(update(le).where(*live).values(expires_at=bindparam("v_expires")))
+        self.lease_live = c(select(*lease_cols).where(*live).order_by(le.c.session_id))
+        self.lease_release = c(
+            update(le)
+            .where(
+                by_lease,
+                le.c.node_id == bindparam("k_node"),
+                le.c.token == bindparam("k_token"),
+            )
+            .values(expires_at=0.0)
+        )
+        self.lease_list = c(select(*lease_cols).order_by(le.c.session_id))
+        self.lease_list_of = c(
+            select(*lease_cols)
+            .where(le.c.node_id == bindparam("node_id"))
+            .order_by(le.c.session_id)
+        )
+        self.message_session = c(select(m.c.session_id).where(m.c.id == bindparam("id")))
 
 
 # --- URLs ---------------------------------------------------------------------------------
@@ -1034,6 +1115,7 @@ class SqlStore(Store):
         events: list[NewEvent] | None = None,
         *,
         expect_status: str | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> SessionRecord:
         unknown = set(changes) - set(SESSION_COLUMNS)
         if unknown:
@@ -1045,6 +1127,8 @@ class SqlStore(Store):
         q = self.q
 
         def change(tx: Tx) -> SessionRecord:
+            if fence is not None:
+                self._check_fence(tx, session_id, fence)
             values = {f"v_{c}": v for c, v in changes.items()}
             values |= {"v_updated_at": time.time(), "k_key": session_id, "k_status": expect_status}
             if tx.run(stmt, values) == 0:
@@ -1122,6 +1206,7 @@ class SqlStore(Store):
         events: list[NewEvent] | None = None,
         *,
         expect_status: str | None = None,
+        fence: tuple[str, int] | None = None,
     ) -> MessageRecord:
         unknown = set(changes) - set(MESSAGE_COLUMNS)
         if unknown:
@@ -1131,6 +1216,11 @@ class SqlStore(Store):
         q = self.q
 
         def change(tx: Tx) -> MessageRecord:
+            if fence is not None:
+                owner = tx.one(q.message_session, {"id": message_id})
+                if owner is None:
+                    raise LookupError(message_id)
+                self._check_fence(tx, owner[0], fence)
             values = {f"v_{c}": v for c, v in changes.items()}
             values |= {"v_updated_at": time.time(), "k_key": message_id, "k_status": expect_status}
             if tx.run(stmt, values) == 0:
@@ -1281,7 +1371,133 @@ class SqlStore(Store):
 
         return await self._read(stats)
 
+    # cluster: nodes and leases
+
+    async def heartbeat(self, node: NodeRecord, now: float) -> None:
+        q = self.q
+        integrity = self.engine.dialect.loaded_dbapi.IntegrityError
+        beat = {
+            "k_node": node.node_id,
+            "v_role": node.role,
+            "v_address": node.address,
+            "v_capacity": node.capacity,
+            "v_sessions": node.sessions,
+            "v_draining": int(node.draining),
+            "v_now": now,
+            "v_started": node.started_at,
+        }
+        row = asdict(node) | {
+            "started_at": node.started_at or now,
+            "heartbeat_at": now,
+            "draining": int(node.draining),
+        }
+
+        def upsert(tx: Tx) -> None:
+            if tx.run(q.node_beat, beat):
+                return
+            try:
+                tx.run(q.node_insert, row)
+            except integrity:
+                # Inserted by another process since the update: that row is there now.
+                tx.run(q.node_beat, beat)
+
+        await self._transaction(upsert)
+
+    async def list_nodes(self) -> list[NodeRecord]:
+        rows = await self._read(lambda tx: tx.all(self.q.node_list))
+        return [_node(row) for row in rows]
+
+    async def remove_node(self, node_id: str) -> bool:
+        values = {"node_id": node_id}
+        return await self._transaction(lambda tx: tx.run(self.q.node_delete, values) > 0)
+
+    async def acquire_lease(
+        self, session_id: str, node_id: str, now: float, ttl: float
+    ) -> Lease | None:
+        q = self.q
+        integrity = self.engine.dialect.loaded_dbapi.IntegrityError
+        expires = now + ttl
+        key = {"session_id": session_id}
+
+        def acquire(tx: Tx) -> Lease | None:
+            row = tx.one(q.lease_lock, key)
+            if row is None:
+                try:
+                    tx.run(
+                        q.lease_insert,
+                        key | {"node_id": node_id, "token": 1, "now": now, "expires_at": expires},
+                    )
+                    return Lease(session_id, node_id, 1, expires)
+                except integrity:
+                    # Another process inserted the row since the lock found none: its insert
+                    # decided, and at READ COMMITTED the lock now sees (and waits for) it.
+                    row = tx.one(q.lease_lock, key)
+                    if row is None:
+                        raise
+            held = _lease(row)
+            if held.expires_at > now:
+                if held.node_id != node_id:
+                    return None
+                tx.run(q.lease_extend, {"k_session": session_id, "v_expires": expires})
+                return Lease(session_id, node_id, held.token, expires)
+            token = held.token + 1
+            tx.run(
+                q.lease_take,
+                {
+                    "k_session": session_id,
+                    "v_node": node_id,
+                    "v_token": token,
+                    "v_now": now,
+                    "v_expires": expires,
+                },
+            )
+            return Lease(session_id, node_id, token, expires)
+
+        return await self._transaction(acquire)
+
+    async def renew_leases(self, node_id: str, now: float, ttl: float) -> list[Lease]:
+        q = self.q
+        live = {"k_node": node_id, "k_now": now}
+
+        def renew(tx: Tx) -> list[Lease]:
+            tx.run(q.lease_renew, live | {"v_expires": now + ttl})
+            # The renewed rows are locked until the commit: what is live now is what renewed.
+            return [_lease(row) for row in tx.all(q.lease_live, live)]
+
+        return await self._transaction(renew)
+
+    async def release_lease(self, session_id: str, node_id: str, token: int) -> bool:
+        values = {"k_session": session_id, "k_node": node_id, "k_token": token}
+        return await self._transaction(lambda tx: tx.run(self.q.lease_release, values) > 0)
+
+    async def check_lease(self, session_id: str, node_id: str, token: int, now: float) -> bool:
+        row = await self._read(lambda tx: tx.one(self.q.lease_get, {"session_id": session_id}))
+        if row is None:
+            return False
+        lease = _lease(row)
+        return lease.node_id == node_id and lease.token == token and lease.expires_at > now
+
+    async def leases(self, node_id: str | None = None) -> list[Lease]:
+        q = self.q
+        if node_id is None:
+            rows = await self._read(lambda tx: tx.all(q.lease_list))
+        else:
+            rows = await self._read(lambda tx: tx.all(q.lease_list_of, {"node_id": node_id}))
+        return [_lease(row) for row in rows]
+
     # -- inside transactions -------------------------------------------------------------
+
+    def _check_fence(self, tx: Tx, session_id: str, fence: tuple[str, int]) -> None:
+        """Raise LeaseLost unless the session's lease is `fence`'s node and token and has not
+        expired; on MySQL the lease row stays locked to the commit, so no takeover can
+        slip in between this check and the write."""
+        node_id, token = fence
+        row = tx.one(self.q.lease_lock, {"session_id": session_id})
+        if row is None:
+            raise LeaseLost(session_id, token)
+        lease = _lease(row)
+        if lease.node_id != node_id or lease.token != token or lease.expires_at <= time.time():
+            raise LeaseLost(session_id, token)
 
     def _insert_message(self, tx: Tx, message: MessageRecord) -> MessageRecord:
         now = time.time()
@@ -1339,6 +1555,16 @@ class SqlStore(Store):
             },
         )
         return AppendedEvent(event_id, session.workspace_id, session.session_id, new)
+
+
+def _node(row: Sequence[Any]) -> NodeRecord:
+    node = NodeRecord(*row)
+    return NodeRecord(**(asdict(node) | {"draining": bool(node.draining)}))
+
+
+def _lease(row: Sequence[Any]) -> Lease:
+    session_id, node_id, token, expires_at = row
+    return Lease(session_id, node_id, int(token), float(expires_at))
 
 
 def _one_line(exc: BaseException) -> str:
