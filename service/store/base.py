@@ -140,6 +140,17 @@ class LeaseLost(Exception):
         self.token = token
 
 
+class ClaimLost(Exception):
+    """A `finish_attempt` fenced by an owner was refused: the event is no longer claimed by
+    that dispatcher (its claim expired and another took the line, or it was finished
+    already). Nothing was written; whoever holds the line now delivers it."""
+
+    def __init__(self, event_id: str, owner: str) -> None:
+        super().__init__(f"claim of outbox event {event_id!r} by {owner!r} is lost")
+        self.event_id = event_id
+        self.owner = owner
+
+
 @dataclass(frozen=True)
 class OutboxEvent:
     """A webhook event, written before anyone else sees it."""
@@ -370,8 +381,35 @@ class Store(abc.ABC):
         """The oldest pending event of one session (the head of its line)."""
 
     @abc.abstractmethod
-    async def finish_attempt(self, event_id: str, changes: dict[str, Any]) -> None:
-        """Record a delivery attempt: delivered, a scheduled retry, or dead."""
+    async def due_lines(self, now: float, limit: int, *, owner: str | None = None) -> list[str]:
+        """Up to `limit` session ids whose head (oldest pending event) is due and whose line
+        is free: unclaimed, its claim expired (`claimed_until <= now`), or (when `owner` is
+        given) claimed by `owner` itself. Longest-waiting heads first."""
+
+    @abc.abstractmethod
+    async def claim_line(
+        self, session_id: str, owner: str, now: float, ttl: float
+    ) -> OutboxEvent | None:
+        """Claim the session's line for `owner` until `now + ttl` and return its head, in one
+        transaction; None when the line is empty, its head is not due, or another owner
+        holds a live claim on it. `owner` may claim again what it holds (a renewal, or a
+        restart that kept its owner id). While a claim lives, no other owner gets any event
+        of that session, so each line is delivered by one dispatcher at a time, in order.
+        Claims expire by time only: a dispatcher killed mid-delivery holds its line until
+        `claimed_until`, then another takes it and delivers the head again (at least once,
+        same id and bytes)."""
+
+    @abc.abstractmethod
+    async def finish_attempt(
+        self, event_id: str, changes: dict[str, Any], *, owner: str | None = None
+    ) -> None:
+        """Record a delivery attempt: delivered, a scheduled retry, or dead.
+
+        With `owner`, the write happens only while the event is claimed by `owner` (even
+        past `claimed_until`, as long as nobody took it over), and it releases the claim;
+        otherwise nothing is written and `ClaimLost` is raised. Without, the row is updated
+        by id alone and any claim is left as it is.
+        """
 
     @abc.abstractmethod
     async def replay_event(self, event_id: str, now: float) -> OutboxEvent | None:

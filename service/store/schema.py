@@ -3,7 +3,8 @@
 One definition serves SQLite and MySQL/MariaDB. The columns of sessions, messages, outbox
 and seen_signatures match the hand-written schema the store had before Alembic (its version
 4): the same VARCHAR lengths, unique keys and indexes. `nodes` and `leases` (cluster mode's
-coordination) came with revision 0002.
+coordination) came with revision 0002, the outbox's `claimed_by` and `claimed_until` (which
+dispatcher delivers a session's line) with 0003.
 
 MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
 (utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
@@ -164,6 +165,9 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         Column("created_at", Double, nullable=False),
         Column("delivered_at", Double),
         Column("give_up_at", Double),
+        # Who delivers the session's line now, and until when (revision 0003).
+        Column("claimed_by", String(64)),
+        Column("claimed_until", Double),
         Index(f"{p}outbox_pending", "status", "session_id", "seq"),
         sqlite_autoincrement=True,
         **options,

@@ -77,6 +77,7 @@ from sqlalchemy import (
     func,
     insert,
     literal_column,
+    or_,
     select,
     update,
 )
@@ -91,6 +92,7 @@ from service.store import migrations
 from service.store.base import (
     RETRY_WINDOW,
     AppendedEvent,
+    ClaimLost,
     EventListener,
     Lease,
     LeaseLost,
@@ -311,6 +313,48 @@ class _Queries:
             .where(o.c.status == "pending", o.c.session_id == bindparam("session_id"))
             .order_by(o.c.seq)
             .limit(1)
+        )
+        # Claims. Free: nobody's, expired, or the asking owner's own.
+        free = or_(
+            o.c.claimed_until.is_(None),
+            o.c.claimed_until <= bindparam("now"),
+            o.c.claimed_by == bindparam("owner"),
+        )
+        self.outbox_due_lines = c(
+            select(o.c.session_id)
+            .select_from(o.join(heads, o.c.seq == heads.c.head))
+            .where(o.c.next_attempt_at <= bindparam("now"), free)
+            .order_by(o.c.next_attempt_at)
+            .limit(bindparam("limit"))
+        )
+        # The head with its claim; on MySQL its row stays locked to the commit, so two
+        # claims of one line take turns (plain FOR UPDATE: SKIP LOCKED would pass over a
+        # locked head to the event behind it).
+        head_lock = (
+            select(*outbox_cols, o.c.claimed_by, o.c.claimed_until)
+            .where(o.c.status == "pending", o.c.session_id == bindparam("session_id"))
+            .order_by(o.c.seq)
+            .limit(1)
+        )
+        if mysql:
+            head_lock = head_lock.with_for_update()
+        self.outbox_head_lock = c(head_lock)
+        # A live claim of another owner on any pending event of the line (a replay can put
+        # an older event ahead of a claimed head).
+        self.outbox_line_held = c(
+            select(o.c.seq)
+            .where(
+                o.c.status == "pending",
+                o.c.session_id == bindparam("session_id"),
+                o.c.claimed_until > bindparam("now"),
+                o.c.claimed_by != bindparam("owner"),
+            )
+            .limit(1)
+        )
+        self.outbox_claim = c(
+            update(o)
+            .where(o.c.id == bindparam("k_id"))
+            .values(claimed_by=bindparam("v_owner"), claimed_until=bindparam("v_until"))
         )
         self.outbox_replay = c(
             update(o)
@@ -1332,21 +1376,64 @@ class SqlStore(Store):
 
         return await self._read(get)
 
-    async def finish_attempt(self, event_id: str, changes: dict[str, Any]) -> None:
+    async def due_lines(self, now: float, limit: int, *, owner: str | None = None) -> list[str]:
+        values = {"now": now, "limit": limit, "owner": owner}
+        rows = await self._read(lambda tx: tx.all(self.q.outbox_due_lines, values))
+        return [row[0] for row in rows]
+
+    async def claim_line(
+        self, session_id: str, owner: str, now: float, ttl: float
+    ) -> OutboxEvent | None:
+        q = self.q
+        width = len(OUTBOX_COLUMNS)
+        key = {"session_id": session_id, "now": now, "owner": owner}
+
+        def claim(tx: Tx) -> OutboxEvent | None:
+            row = tx.one(q.outbox_head_lock, {"session_id": session_id})
+            if row is None:
+                return None
+            event = OutboxEvent(*row[:width])
+            claimed_by, claimed_until = row[width:]
+            if event.next_attempt_at > now:
+                return None
+            if claimed_by not in (None, owner) and claimed_until is not None:
+                if claimed_until > now:
+                    return None
+            if tx.one(q.outbox_line_held, key) is not None:
+                return None
+            tx.run(q.outbox_claim, {"k_id": event.id, "v_owner": owner, "v_until": now + ttl})
+            return event
+
+        return await self._transaction(claim)
+
+    async def finish_attempt(
+        self, event_id: str, changes: dict[str, Any], *, owner: str | None = None
+    ) -> None:
         unknown = set(changes) - set(OUTBOX_COLUMNS)
         if unknown:
             raise ValueError(f"unknown outbox columns: {sorted(unknown)}")
         outbox = self.tables.outbox
         columns = tuple(sorted(set(changes) - {"attempts"}))
+        fenced = owner is not None
 
         def build() -> ClauseElement:
             assignments: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
             assignments["attempts"] = outbox.c.attempts + 1
-            return update(outbox).where(outbox.c.id == bindparam("k_key")).values(assignments)
+            where = [outbox.c.id == bindparam("k_key")]
+            if fenced:
+                # Only the claim's holder writes, and the write releases the claim.
+                where.append(outbox.c.claimed_by == bindparam("k_owner"))
+                assignments["claimed_by"] = None
+                assignments["claimed_until"] = None
+            return update(outbox).where(*where).values(assignments)
 
-        stmt = self._dynamic_stmt(("finish", columns), build)
+        stmt = self._dynamic_stmt(("finish", columns, fenced), build)
         values = {f"v_{c}": changes[c] for c in columns} | {"k_key": event_id}
-        await self._transaction(lambda tx: tx.run(stmt, values))
+        if owner is not None:
+            values["k_owner"] = owner
+        updated = await self._transaction(lambda tx: tx.run(stmt, values))
+        if owner is not None and not updated:
+            raise ClaimLost(event_id, owner)
 
     async def replay_event(self, event_id: str, now: float) -> OutboxEvent | None:
         q = self.q
