@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -154,6 +155,9 @@ def create_app(
             base=settings.webhook_retry_base_ms / 1000, cap=float(settings.webhook_retry_cap_s)
         ),
         on_result=lambda result: metrics.deliveries.labels(result).inc(),
+        # One service per store (`hold_single_service`): a stable owner lets a restart after
+        # a kill -9 take back the lines it had claimed at once, not after their claims expire.
+        owner=f"service@{socket.gethostname()}"[:64],
     )
     store.subscribe(dispatcher.on_events)
     broadcaster: Broadcaster | None = None

@@ -5,6 +5,12 @@ a session's events in the order they were produced, while different sessions del
 parallel. 2xx is done; 408, 425, 429, 5xx, timeouts and connection errors retry with
 exponential backoff and full jitter (base doubling to a cap) until the event is 24 h old;
 any other answer makes it dead at once. Dead events can be listed and replayed.
+
+Any number of dispatchers may share one store: before delivering a head, a dispatcher claims
+its session's line in the store (`Store.claim_line`, for `claim_ttl` seconds), and records
+the attempt only while it still holds the claim (`finish_attempt(owner=...)`), which releases
+it. A dispatcher that dies mid-delivery holds its lines until their claims expire; then
+another delivers those heads again (at least once: same id, same bytes).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +28,7 @@ import httpx
 
 from service.digits import ascii_int
 from service.netguard import Refused, Resolver, redact_url, webhook_host_problem
-from service.store import AppendedEvent, OutboxEvent, Store
+from service.store import AppendedEvent, ClaimLost, OutboxEvent, Store
 from webhooks.signing import webhook_headers
 
 log = logging.getLogger("webhooks")
@@ -57,6 +64,8 @@ class Dispatcher:
         on_result: Callable[[str], None] | None = None,
         resolver: Resolver | None = None,
         host_check_ttl: float = 30.0,
+        owner: str | None = None,
+        claim_ttl: float | None = None,
     ) -> None:
         self.store = store
         self.client = client
@@ -70,6 +79,12 @@ class Dispatcher:
         self.delivered = 0
         self.resolver = resolver
         self.host_check_ttl = host_check_ttl
+        # Who claims lines in the store: unique per process unless given (a service that is
+        # alone on its store passes a stable one, so after a restart it takes back its own
+        # claims at once instead of waiting for them to expire).
+        self.owner = owner or f"dispatcher-{secrets.token_hex(8)}"
+        # Long enough for one attempt (a host check, then a request bounded by `timeout`).
+        self.claim_ttl = claim_ttl if claim_ttl is not None else 2 * timeout + 5.0
         # URL -> (checked until, problem): what its host resolved to, re-checked now and then.
         self._hosts: dict[str, tuple[float, str | None]] = {}
         self._busy: dict[str, asyncio.Task[None]] = {}
@@ -89,7 +104,7 @@ class Dispatcher:
         attempts in flight finish (bounded). What is left waits in the outbox."""
         deadline = time.monotonic() + drain
         while time.monotonic() < deadline and self._task is not None and not self._task.done():
-            if not self._busy and not await self.store.due_events(time.time(), set(), 1):
+            if not self._busy and not await self.store.due_lines(time.time(), 1, owner=self.owner):
                 break
             await asyncio.sleep(0.05)
         self._stopping = True
@@ -107,15 +122,18 @@ class Dispatcher:
         while not self._stopping:
             self._wake.clear()
             free = self.concurrency - len(self._busy)
-            heads: list[OutboxEvent] = []
+            lines: list[str] = []
             if free > 0:
                 try:
-                    heads = await self.store.due_events(time.time(), set(self._busy), free)
+                    due = await self.store.due_lines(
+                        time.time(), free + len(self._busy), owner=self.owner
+                    )
+                    lines = [s for s in due if s not in self._busy][:free]
                 except Exception:
                     log.exception("reading the outbox failed")
-            for event in heads:
-                self._launch(event)
-            if not (heads and len(heads) == free):
+            for session_id in lines:
+                self._launch(session_id)
+            if not (lines and len(lines) == free):
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll)
             # Busy lines fetch their own next events; a scan only finds new lines, so a burst
@@ -126,24 +144,41 @@ class Dispatcher:
         if self.on_result is not None:
             self.on_result(result)
 
-    def _launch(self, event: OutboxEvent) -> None:
-        task = asyncio.create_task(self._line(event), name=f"webhook-line:{event.session_id}")
-        self._busy[event.session_id] = task
-        task.add_done_callback(lambda _task: self._done(event.session_id))
+    def _launch(self, session_id: str) -> None:
+        task = asyncio.create_task(self._line(session_id), name=f"webhook-line:{session_id}")
+        self._busy[session_id] = task
+        task.add_done_callback(lambda _task: self._done(session_id))
 
     def _done(self, session_id: str) -> None:
         self._busy.pop(session_id, None)
         # A line that stopped early (a retry is scheduled) may be due again later.
         self._wake.set()
 
-    async def _line(self, event: OutboxEvent | None) -> None:
-        """Deliver a session's events one after another while they are due: the next head
-        is one indexed lookup, not another scan of every line."""
-        while event is not None and not self._stopping:
-            if not await self._deliver(event):
-                return  # the head waits for a retry; the line waits with it
-            event = await self.store.next_pending(event.session_id)
-            if event is not None and event.next_attempt_at > time.time():
+    async def _line(self, session_id: str) -> None:
+        """Deliver a session's events one after another while they are due, claiming each
+        head before its attempt: the next head is one indexed claim, not another scan of
+        every line. No claim (another dispatcher holds the line, or nothing is due) ends
+        the line here; a lost claim too (someone else delivers from now on)."""
+        while not self._stopping:
+            try:
+                event = await self.store.claim_line(
+                    session_id, self.owner, time.time(), self.claim_ttl
+                )
+            except Exception:
+                log.exception("claiming the webhook line of %s failed", session_id)
+                return
+            if event is None:
+                return
+            try:
+                if not await self._deliver(event):
+                    return  # the head waits for a retry; the line waits with it
+            except ClaimLost:
+                log.warning(
+                    "webhook %s (%s): the claim on its line expired and another dispatcher"
+                    " took it; leaving the line to it",
+                    event.id,
+                    event.event,
+                )
                 return
 
     async def _deliver(self, event: OutboxEvent) -> bool:
@@ -182,6 +217,7 @@ class Dispatcher:
                     "last_status_code": status,
                     "last_error": None,
                 },
+                owner=self.owner,
             )
             return True
         if status in RETRYABLE or status >= 500:
@@ -228,7 +264,9 @@ class Dispatcher:
         log.info("webhook %s (%s) will retry in %.1f s: %s", event.id, event.event, delay, error)
         self._count("retry")
         await self.store.finish_attempt(
-            event.id, {"next_attempt_at": next_at, "last_status_code": status, "last_error": error}
+            event.id,
+            {"next_attempt_at": next_at, "last_status_code": status, "last_error": error},
+            owner=self.owner,
         )
         return False
 
@@ -236,7 +274,9 @@ class Dispatcher:
         log.warning("webhook %s (%s) is dead: %s", event.id, event.event, error)
         self._count("dead")
         await self.store.finish_attempt(
-            event.id, {"status": "dead", "last_status_code": status, "last_error": error}
+            event.id,
+            {"status": "dead", "last_status_code": status, "last_error": error},
+            owner=self.owner,
         )
 
 
