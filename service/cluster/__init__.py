@@ -4,6 +4,7 @@ Workers coordinate only through the shared store (heartbeats, session leases wit
 tokens). `placement` is pure (no I/O); `node.ClusterNode` drives one worker's rounds.
 """
 
+from service.cluster.node import ClusterNode
 from service.cluster.placement import (
     PLACEMENT_POLICIES,
     WORKER_ROLES,
@@ -17,6 +18,7 @@ from service.cluster.placement import (
 __all__ = [
     "PLACEMENT_POLICIES",
     "WORKER_ROLES",
+    "ClusterNode",
     "PlacementPolicy",
     "live_nodes",
     "place",
