@@ -363,3 +363,19 @@ async def test_two_stores_racing_claims_never_give_a_session_two_owners(
     assert await owners(second, clock()) == {
         s: Lease(s, x.node_id, x.token, clock() + TTL) for s, x in leases.items()
     }
+
+
+async def test_run_repeats_rounds_until_cancelled(store: SqlStore) -> None:
+    await seed(store, 6)
+    node = ClusterNode(store, "a", capacity=10, ttl=0.3, claim_batch=2)
+    task = asyncio.create_task(node.run())
+    for _ in range(100):
+        if len(node.owned) == 6:
+            break
+        await asyncio.sleep(0.02)
+    assert len(node.owned) == 6  # three rounds of two claims
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # Nothing released on cancel (as after a kill): the leases run out on their own.
+    assert len(await owners(store, time.time())) == 6
