@@ -111,3 +111,14 @@ def database(engine: str, request: pytest.FixtureRequest) -> Callable[[str], dic
         return {"SIDECAR_DATABASE_URL": server.fresh_database(name)}
 
     return settings_for
+
+
+@pytest.fixture(params=ENGINES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database on each engine (the test runs once per engine)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "db" / "s.sqlite3")
+    from tests.support.stores import database_name
+
+    server = request.getfixturevalue("mariadb_server")
+    return str(server.fresh_database(database_name(request)))

@@ -7,11 +7,9 @@ writes check expiry by it); each test drives their rounds by hand.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,9 +17,9 @@ import pytest
 from service.cluster import ClusterNode, live_nodes, place, preferred_order, rebalance
 from service.store import Lease, LeaseLost, NodeRecord, SessionRecord, SqlStore
 from tests.support.mariadb import PrivateMariaDB
+from tests.support.stores import Opener, database_name, opened_stores
 
 TTL = 10.0
-Opener = Callable[[], Awaitable[SqlStore]]
 
 
 class Clock:
@@ -35,35 +33,9 @@ class Clock:
         self.now += seconds
 
 
-def _database_name(request: pytest.FixtureRequest) -> str:
-    return "c_" + hashlib.blake2b(request.node.nodeid.encode(), digest_size=10).hexdigest()
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "db" / "c.sqlite3")
-    server: PrivateMariaDB = request.getfixturevalue("mariadb_server")
-    return server.fresh_database(_database_name(request))
-
-
-async def _open_all(url: str) -> AsyncIterator[Opener]:
-    opened: list[SqlStore] = []
-
-    async def open_() -> SqlStore:
-        store = SqlStore(url)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_
-    for store in opened:
-        await store.close()
-
-
 @pytest.fixture
 async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    async for opener in _open_all(db_url):
+    async for opener in opened_stores(db_url):
         yield await opener()
 
 
@@ -71,7 +43,7 @@ async def store(db_url: str) -> AsyncIterator[SqlStore]:
 async def mysql_stores(
     request: pytest.FixtureRequest, mariadb_server: PrivateMariaDB
 ) -> AsyncIterator[Opener]:
-    async for opener in _open_all(mariadb_server.fresh_database(_database_name(request))):
+    async for opener in opened_stores(mariadb_server.fresh_database(database_name(request))):
         yield opener
 
 

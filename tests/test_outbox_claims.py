@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
-from service.store import ClaimLost, NewEvent, SessionRecord, SqlStore, open_store
+from service.store import ClaimLost, NewEvent, SessionRecord, SqlStore
 from tests.conftest import ENGINES, WEBHOOK_SECRET
 from tests.support.receivers import python_receiver
+from tests.support.stores import opened_stores
 from tests.test_webhooks import FAST_RETRY, until
 from webhooks.dispatcher import Dispatcher
 
@@ -29,17 +30,8 @@ async def stores(
     """`await stores()`: another open SqlStore over the same one database (SQLite file or
     MariaDB database), as a separate process would have."""
     url = database("claims").get("SIDECAR_DATABASE_URL") or str(tmp_path / "claims.sqlite3")
-    opened: list[SqlStore] = []
-
-    async def another() -> SqlStore:
-        store = open_store(url)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield another
-    for store in opened:
-        await store.close()
+    async for opener in opened_stores(url):
+        yield opener
 
 
 async def emit(store: SqlStore, session_id: str, n: int, start: int = 0) -> None:

@@ -8,14 +8,13 @@ pre-Alembic file; MySQL retries, reconnection, races between two processes' stor
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,52 +42,24 @@ from service.store.migrations import head_revision
 from service.store.migrations.legacy import LEGACY_MIGRATIONS
 from service.store.schema import tables
 from tests.support.mariadb import PrivateMariaDB
-
-Opener = Callable[..., Awaitable[SqlStore]]
-
-
-def _database_name(request: pytest.FixtureRequest) -> str:
-    return "t_" + hashlib.blake2b(request.node.nodeid.encode(), digest_size=10).hexdigest()
-
-
-@pytest.fixture(params=["sqlite", "mariadb"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database on each engine."""
-    if request.param == "sqlite":
-        return str(tmp_path / "db" / "s.sqlite3")
-    server: PrivateMariaDB = request.getfixturevalue("mariadb_server")
-    return server.fresh_database(_database_name(request))
+from tests.support.stores import Opener, database_name, opened_stores
 
 
 @pytest.fixture
 def mariadb_url(request: pytest.FixtureRequest, mariadb_server: PrivateMariaDB) -> str:
-    return mariadb_server.fresh_database(_database_name(request))
-
-
-async def _opener(url: str) -> AsyncIterator[Opener]:
-    opened: list[SqlStore] = []
-
-    async def open_(prefix: str = "wa_", **options: Any) -> SqlStore:
-        store = SqlStore(url, prefix, **options)
-        await store.open()
-        opened.append(store)
-        return store
-
-    yield open_
-    for store in opened:
-        await store.close()
+    return mariadb_server.fresh_database(database_name(request))
 
 
 @pytest.fixture
 async def stores(db_url: str) -> AsyncIterator[Opener]:
     """Open stores on this test's database (closed at the end)."""
-    async for opener in _opener(db_url):
+    async for opener in opened_stores(db_url):
         yield opener
 
 
 @pytest.fixture
 async def mysql_stores(mariadb_url: str) -> AsyncIterator[Opener]:
-    async for opener in _opener(mariadb_url):
+    async for opener in opened_stores(mariadb_url):
         yield opener
 
 
