@@ -34,12 +34,16 @@ def _store(url: str | None, settings: Settings) -> SqlStore:
     return open_store(url or settings.store_url, settings.db_prefix)
 
 
-async def _status(store: SqlStore) -> dict[str, Any]:
+async def inspect_store(store: SqlStore) -> dict[str, Any]:
+    """What `db status` and the doctor report, read without migrating: `current` and `head`
+    revisions, the server info, and `sessions` (counted only at head: a legacy file has
+    other tables)."""
     await store.open(migrate=False)
     try:
         current, head = await store.schema_status()
         info = await store.server_info()
-        return {"current": current, "head": head, **info}
+        sessions = await store.count_sessions() if current == head else 0
+        return {"current": current, "head": head, "sessions": sessions, **info}
     finally:
         await store.close()
 
@@ -52,7 +56,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             # Looking must not create the file.
             _say(f"{store.path} does not exist yet: the service (or `db migrate`) creates it")
             return 1
-        status = asyncio.run(_status(store))
+        status = asyncio.run(inspect_store(store))
     except ConfigError as exc:
         return _fail(str(exc))
     _say(f"store      {status['engine']} {status['server_version']} at {store.display_url}")

@@ -318,6 +318,7 @@ MIN_SERVER = {"mariadb": (10, 6), "mysql": (8, 0)}
 def check_database(settings: Settings) -> Check:
     """The store opens through its own interface: schema version, and for MySQL/MariaDB the
     server version, utf8mb4, sql_mode and SKIP LOCKED."""
+    from service.dbcli import inspect_store
     from service.store.sql import open_store
 
     try:
@@ -327,7 +328,7 @@ def check_database(settings: Settings) -> Check:
     if store.path is not None and not store.path.exists():
         return Check("database", OK, f"{store.path} does not exist yet; the service creates it")
     try:
-        current, head, info, sessions = asyncio.run(_inspect_store(store))
+        info = asyncio.run(inspect_store(store))
     except ConfigError as exc:
         return Check("database", FAIL, f"{exc}; {_REMEDY}")
     except Exception as exc:
@@ -336,6 +337,7 @@ def check_database(settings: Settings) -> Check:
             FAIL,
             f"{store.display_url} does not open ({type(exc).__name__}: {exc}); {_REMEDY}",
         )
+    current, head, sessions = info["current"], info["head"], info["sessions"]
     where = f"{info['engine']} {info['server_version']} at {store.display_url}"
     problems = _server_problems(info)
     if current is None:
@@ -347,18 +349,6 @@ def check_database(settings: Settings) -> Check:
     if problems:
         return Check("database", WARN, f"{where} ({state}): {'; '.join(problems)}")
     return Check("database", OK, f"{where} ({state})")
-
-
-async def _inspect_store(store: Any) -> tuple[str | None, str, dict[str, Any], int]:
-    await store.open(migrate=False)
-    try:
-        current, head = await store.schema_status()
-        info = await store.server_info()
-        # Only a store at this version has the tables to count (a legacy file has others).
-        sessions = await store.count_sessions() if current == head else 0
-        return current, head, info, sessions
-    finally:
-        await store.close()
 
 
 def _server_problems(info: dict[str, Any]) -> list[str]:
