@@ -354,7 +354,7 @@ def test_kill_9_mid_delivery_loses_nothing(
 ) -> None:
     port = free_port()
     with python_receiver(port=port) as receiver:
-        receiver.delay = 0.3  # slow enough that a kill lands mid-request
+        receiver.delay = 1.0  # slow enough that a kill lands mid-request
         car = Sidecar(
             tmp_path / "storage",
             WA_WEB_URL=phone.base + "/",
@@ -366,9 +366,9 @@ def test_kill_9_mid_delivery_loses_nothing(
         try:
             for sid in ("k1", "k2"):
                 car.api.post("/api/sessions", json={"workspace_id": "acme", "session_id": sid})
-            # Kill while a delivery is in flight: the receiver holds each request 0.3 s.
-            eventually(lambda: receiver.active > 0, 30, "a delivery in flight")
-            in_flight = receiver.requests[-1]["json"]["id"]
+            # Kill while a delivery is in flight: the receiver holds each answer 1 s.
+            eventually(lambda: receiver.holding, 30, "a delivery in flight")
+            in_flight = receiver.holding[0]
             car.kill9()
             receiver.delay = 0
             car.start()

@@ -74,6 +74,7 @@ class Receiver:
         self.url = ""
         self.active = 0
         self.max_active = 0
+        self.holding: list[str] = []  # ids of the events whose answer is being held
 
     def app(self) -> Starlette:
         import asyncio
@@ -88,17 +89,21 @@ class Receiver:
 
         async def record(request: Request) -> Response:
             body = await request.body()
-            self.requests.append(
-                {
-                    "headers": dict(request.headers),
-                    "body": body,
-                    "json": json.loads(body or b"{}"),
-                    "query": dict(request.query_params),
-                    "path": request.url.path,
-                }
-            )
+            seen = {
+                "headers": dict(request.headers),
+                "body": body,
+                "json": json.loads(body or b"{}"),
+                "query": dict(request.query_params),
+                "path": request.url.path,
+            }
+            self.requests.append(seen)
             if self.delay:
-                await asyncio.sleep(self.delay)
+                held = str(seen["json"].get("id"))
+                self.holding.append(held)
+                try:
+                    await asyncio.sleep(self.delay)
+                finally:
+                    self.holding.remove(held)
             return JSONResponse({"ok": self.status < 300}, status_code=self.status)
 
         return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
