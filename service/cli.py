@@ -75,6 +75,7 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     print(f"SIDECAR_API_SECRET={secrets.token_hex(32)}")
     print(f"SIDECAR_WEBHOOK_SECRET={secrets.token_hex(32)}")
     print(f"SIDECAR_ENCRYPTION_KEY={base64.b64encode(secrets.token_bytes(32)).decode()}")
+    print(f"SIDECAR_INTERNAL_SECRET={secrets.token_hex(32)}")
     return 0
 
 

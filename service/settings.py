@@ -6,9 +6,12 @@ Names follow DESIGN.md §8. The environment wins over `.env`; `.env` wins over d
 from __future__ import annotations
 
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
@@ -16,6 +19,12 @@ from dotenv import dotenv_values
 from service.digits import ascii_int
 from service.errors import ConfigError
 from service.netguard import AllowList
+
+# What a process of the service does: everything (one host), the HTTP API (no browser), the
+# sessions (browsers, senders, inbound), or only webhook delivery and broadcasting.
+Role = Literal["all", "api", "worker", "dispatcher"]
+ROLES: tuple[str, ...] = get_args(Role)
+NODE_ID = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 
 
 def _split_secrets(raw: str) -> tuple[str, ...]:
@@ -77,6 +86,15 @@ class Settings:
     meta_graph_version: str = "v25.0"
     log_level: str = "info"
     metrics_token: str = field(default="", repr=False)
+    # Cluster mode: what this process does (`all` is the single host), who it is, how long
+    # its leases last, and where sessions go. The internal secret signs the calls between
+    # processes; the advertised URL is where the others reach this worker's RPC endpoint.
+    role: str = "all"
+    node_id: str = ""
+    lease_ttl: int = 15
+    placement: str = "capacity"
+    internal_secret: str = field(default="", repr=False)
+    advertise_url: str = ""
 
     @property
     def sessions_dir(self) -> Path:
@@ -91,6 +109,20 @@ class Settings:
     def base_url(self) -> str:
         """Where this service is reachable, for links it hands out (QR image URLs)."""
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def node_name(self) -> str:
+        """SIDECAR_NODE_ID, or this host's name and port (unique per process on a host)."""
+        return self.node_id or f"{socket.gethostname()}:{self.port}"[:64]
+
+    @property
+    def rpc_url(self) -> str:
+        """Where the other processes call this worker (SIDECAR_ADVERTISE_URL by default
+        `http://<host>:<port>`, the host's name when it listens on every address)."""
+        if self.advertise_url:
+            return self.advertise_url.rstrip("/")
+        host = socket.gethostname() if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
 
     def require_secrets(self) -> None:
         """Refuse to run without the two secrets every request and webhook is signed with."""
@@ -138,7 +170,36 @@ class Settings:
             raise ConfigError("WA_LOAD_TIMEOUT and SIDECAR_SEND_HANDOFF_TIMEOUT must be at least 1")
         if settings.max_sessions < 1 or settings.max_concurrent_launches < 1:
             raise ConfigError("MAX_SESSIONS and MAX_CONCURRENT_LAUNCHES must be at least 1")
+        settings.check_cluster()
         return settings
+
+    def check_cluster(self) -> None:
+        """The cluster settings make sense together (also for `serve --role`)."""
+        if self.role not in ROLES:
+            raise ConfigError(f"SIDECAR_ROLE must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.placement not in ("capacity", "workspace_hash"):
+            raise ConfigError("SIDECAR_PLACEMENT must be capacity or workspace_hash")
+        if self.lease_ttl < 3:
+            raise ConfigError("SIDECAR_LEASE_TTL must be at least 3 (seconds)")
+        if self.node_id and not NODE_ID.fullmatch(self.node_id):
+            raise ConfigError(
+                "SIDECAR_NODE_ID: use up to 64 of A-Z, a-z, 0-9 and . _ : @ - (one per process)"
+            )
+        if self.role == "all":
+            return
+        if not self.internal_secret:
+            raise ConfigError(
+                f"--role {self.role} needs SIDECAR_INTERNAL_SECRET (the same on every process "
+                "of the cluster): generate one with `python -m service keygen`"
+            )
+        if not self.database_url.startswith("mysql"):
+            raise ConfigError(
+                f"--role {self.role} needs a store every process shares: set "
+                "SIDECAR_DATABASE_URL=mysql+pymysql://user:pass@host:port/db (MariaDB 10.6+ or "
+                "MySQL 8); SQLite serves one process only (--role all)"
+            )
+        if self.advertise_url and urlsplit(self.advertise_url).scheme not in ("http", "https"):
+            raise ConfigError("SIDECAR_ADVERTISE_URL must be an http(s) URL")
 
 
 def _parse(name: str, raw: str, default: object) -> object:
@@ -221,4 +282,10 @@ _ENV_NAMES: dict[str, str] = {
     "meta_graph_version": "META_GRAPH_VERSION",
     "log_level": "SIDECAR_LOG_LEVEL",
     "metrics_token": "SIDECAR_METRICS_TOKEN",
+    "role": "SIDECAR_ROLE",
+    "node_id": "SIDECAR_NODE_ID",
+    "lease_ttl": "SIDECAR_LEASE_TTL",
+    "placement": "SIDECAR_PLACEMENT",
+    "internal_secret": "SIDECAR_INTERNAL_SECRET",
+    "advertise_url": "SIDECAR_ADVERTISE_URL",
 }

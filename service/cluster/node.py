@@ -6,15 +6,19 @@ believes it owns (`owned`, session id -> Lease) and tells its owner through call
 `on_acquired(lease)` when it gains a session, `on_lost(session_id)` when a lease ran out
 under it (another node may run the session now: stop without writing), `on_released(
 session_id)` when it gave one up on purpose (rebalance, drain, desired state stopped).
+`before_release(session_id)` is awaited while the lease is still held, before giving a session
+up on purpose: the browser closes and lets go of the profile before another node may open it.
+`wake()` cuts the wait before the next round short (a session was created or started).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from service.cluster.placement import (
@@ -32,6 +36,10 @@ log = logging.getLogger("service.cluster")
 
 
 def _ignore(_: object) -> None:
+    return None
+
+
+async def _nothing(_: str) -> None:
     return None
 
 
@@ -55,6 +63,7 @@ class ClusterNode:
         on_acquired: Callable[[Lease], None] = _ignore,
         on_lost: Callable[[str], None] = _ignore,
         on_released: Callable[[str], None] = _ignore,
+        before_release: Callable[[str], Awaitable[None]] = _nothing,
     ) -> None:
         if placement not in PLACEMENT_POLICIES:
             raise ValueError(f"unknown placement policy {placement!r}")
@@ -73,7 +82,9 @@ class ClusterNode:
         self.on_acquired = on_acquired
         self.on_lost = on_lost
         self.on_released = on_released
+        self.before_release = before_release
         self.owned: dict[str, Lease] = {}
+        self._wake = asyncio.Event()
         self.draining = False
         self.started_at = 0.0
 
@@ -205,9 +216,16 @@ class ClusterNode:
     async def release(self, session_id: str) -> bool:
         """Give up one owned session's lease (reported to `on_released`); False when this
         node did not own it or the lease was no longer its own."""
-        lease = self.owned.pop(session_id, None)
+        lease = self.owned.get(session_id)
         if lease is None:
             return False
+        try:
+            await self.before_release(session_id)
+        except Exception:
+            log.exception("node %s: closing session %s before release", self.node_id, session_id)
+        if self.owned.get(session_id) is not lease:
+            return False  # lost meanwhile (a renewal round saw it expire)
+        del self.owned[session_id]
         done = await self.store.release_lease(session_id, self.node_id, lease.token)
         self._call(self.on_released if done else self.on_lost, session_id)
         return done
@@ -230,15 +248,22 @@ class ClusterNode:
         await self.claim()
         await self.rebalance()
 
+    def wake(self) -> None:
+        """Run the next round now (a session to place was created, started or stopped)."""
+        self._wake.set()
+
     async def run(self) -> None:
-        """`tick()` every ttl/3 until cancelled; a failed round is logged and retried. On
-        cancel nothing is released (as after a kill): call `drain()` for a clean exit."""
+        """`tick()` every ttl/3 (or at once after `wake()`) until cancelled; a failed round is
+        logged and retried. On cancel nothing is released (as after a kill): call `drain()`
+        for a clean exit."""
         while True:
+            self._wake.clear()
             try:
                 await self.tick()
             except Exception as exc:  # the store may be restarting: keep going
                 log.warning("cluster round of node %s failed: %s", self.node_id, exc)
-            await asyncio.sleep(self.ttl / 3)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.ttl / 3)
 
     # -- helpers --------------------------------------------------------------------------
 
