@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -12,6 +12,7 @@ import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
 
 from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
@@ -21,6 +22,11 @@ from service.api import messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
+from service.cluster.agent import WorkerAgent
+from service.cluster.fencing import FencedStore
+from service.cluster.node import ClusterNode
+from service.cluster.remote import RemoteEngine, RemoteEngines, RemoteRuntime
+from service.cluster.rpc import RpcClient, internal_routes
 from service.errors import (
     ApiError,
     ConfigError,
@@ -38,7 +44,7 @@ from service.openapi import build_openapi
 from service.qr import qr_links
 from service.secretbox import SecretBox, parse_key
 from service.sessions.layout import private_dir
-from service.sessions.manager import SessionManager
+from service.sessions.manager import Engines, Runtime, SessionManager
 from service.sessions.runtime import SessionRuntime
 from service.sessions.state import StatusWriter
 from service.sessions.worker import WorkerContext
@@ -55,11 +61,16 @@ def create_app(
 ) -> Starlette:
     """A complete sidecar on `settings`; nothing global, so tests build one per temp dir.
 
+    `settings.role` says what this process does: `all` (the single host), `api` (the HTTP
+    API and webhook delivery; sessions run on workers), `worker` (the sessions whose leases
+    it holds, and the internal RPC endpoint) or `dispatcher` (webhooks and broadcasting).
     `with_browsers=False` leaves out the Chromium runtime: sessions are records only.
     """
     settings.require_secrets()
+    settings.check_cluster()
     if settings.webhook_url and (problem := webhook_url_problem(settings.webhook_url)):
         raise ConfigError(f"SIDECAR_WEBHOOK_URL {problem}")
+    role = settings.role
     store = store or open_store(settings.store_url, settings.db_prefix)
     secretbox = SecretBox(parse_key(settings.encryption_key)) if settings.encryption_key else None
     metrics = Metrics()
@@ -72,37 +83,34 @@ def create_app(
         timeout=httpx.Timeout(settings.media_fetch_timeout),
         headers={"User-Agent": f"wa-sidecar/{__version__}"},
     )
+    # Every process of a cluster heartbeats; workers also hold sessions' leases.
+    node: ClusterNode | None = None
+    if role != "all":
+        node = ClusterNode(
+            store,
+            settings.node_name,
+            role=role,
+            capacity=settings.max_sessions,
+            ttl=float(settings.lease_ttl),
+            placement=settings.placement,
+            address=settings.rpc_url,
+        )
+    # A worker's writes for a session carry its lease: refused once the lease moved on.
+    writer = (
+        FencedStore.wrap(store, node.node_id, node.owned) if node and role == "worker" else store
+    )
     runtime: SessionRuntime | None = None
     messenger: Messenger | None = None
     selector: ProviderSelector | None = None
     meta_provider: MetaEngine | None = None
-    if with_browsers:
-        wa_js = Path(settings.wa_js_path)
-        status = StatusWriter(store)
-        context = WorkerContext(
-            store=store,
-            status=status,
-            launcher=ChromiumLauncher(settings.chromium_path),
-            launch_slots=asyncio.Semaphore(settings.max_concurrent_launches),
-            qr_links=links_qr,
-            sessions_root=settings.sessions_dir,
-            wa_web_url=settings.wa_web_url,
-            wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
-            memory_limit_bytes=settings.session_memory_limit_mb * MB,
-            load_timeout=float(settings.wa_load_timeout),
-            wa_js_config=WaJsConfig(
-                device_name=settings.wa_device_name,
-                link_preview_servers=settings.link_preview_servers,
-            ),
-        )
-        runtime = SessionRuntime(context)
-        webjs = WebJsEngine(
-            runtime,
-            settings.sessions_dir,
-            link_previews=bool(settings.link_preview_servers),
-            handoff=float(settings.send_handoff_timeout),
-        )
-        meta_provider = MetaEngine(
+    webjs: WebJsEngine | None = None
+    rpc: RpcClient | None = None
+    engines: Engines | None = None
+    session_runtime: Runtime | None = None
+    status = StatusWriter(writer)
+
+    def meta_engine() -> MetaEngine:
+        return MetaEngine(
             http,
             graph_url=settings.meta_graph_url,
             version=settings.meta_graph_version,
@@ -110,16 +118,13 @@ def create_app(
             credentials=lambda record: manager.meta_config(record),
             statuses=status,
         )
-        selector = ProviderSelector(
-            store,
-            webjs,
-            meta_provider,
-            failure_threshold=settings.failover_threshold,
-            cooldown=float(settings.failover_cooldown_s),
-        )
-        messenger = Messenger(
-            store,
-            selector,
+
+    def build_messenger(
+        chooser: ProviderSelector, nudge: Callable[[str], None] | None
+    ) -> Messenger:
+        return Messenger(
+            writer,
+            chooser,
             settings.sessions_dir,
             fetcher=MediaFetcher(
                 NetGuard(
@@ -140,74 +145,146 @@ def create_app(
             observe_send=lambda provider, seconds: metrics.send_seconds.labels(provider).observe(
                 seconds
             ),
+            nudge=nudge,
         )
+
+    if with_browsers and role in ("all", "worker"):
+        wa_js = Path(settings.wa_js_path)
+        context = WorkerContext(
+            store=writer,
+            status=status,
+            launcher=ChromiumLauncher(settings.chromium_path),
+            launch_slots=asyncio.Semaphore(settings.max_concurrent_launches),
+            qr_links=links_qr,
+            sessions_root=settings.sessions_dir,
+            wa_web_url=settings.wa_web_url,
+            wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
+            memory_limit_bytes=settings.session_memory_limit_mb * MB,
+            load_timeout=float(settings.wa_load_timeout),
+            wa_js_config=WaJsConfig(
+                device_name=settings.wa_device_name,
+                link_preview_servers=settings.link_preview_servers,
+            ),
+        )
+        owned = node.owned if node is not None else None
+        runtime = SessionRuntime(
+            context, owns=(lambda session_id: session_id in owned) if owned is not None else None
+        )
+        webjs = WebJsEngine(
+            runtime,
+            settings.sessions_dir,
+            link_previews=bool(settings.link_preview_servers),
+            handoff=float(settings.send_handoff_timeout),
+        )
+        meta_provider = meta_engine()
+        selector = ProviderSelector(
+            writer,
+            webjs,
+            meta_provider,
+            failure_threshold=settings.failover_threshold,
+            cooldown=float(settings.failover_cooldown_s),
+        )
+        messenger = build_messenger(selector, None)
         context.pages = webjs
         webjs.sink = meta_provider.sink = messenger
         status.subscribe(messenger.on_session_status)
-    dispatcher = Dispatcher(
-        store,
-        http,
-        secret=settings.webhook_secret,
-        default_url=settings.webhook_url,
-        timeout=settings.webhook_timeout,
-        concurrency=settings.webhook_concurrency,
-        retry=RetryPolicy(
-            base=settings.webhook_retry_base_ms / 1000, cap=float(settings.webhook_retry_cap_s)
-        ),
-        on_result=lambda result: metrics.deliveries.labels(result).inc(),
-        # One service per store (`hold_single_service`): a stable owner lets a restart after
-        # a kill -9 take back the lines it had claimed at once, not after their claims expire.
-        owner=f"service@{socket.gethostname()}"[:64],
-    )
-    store.subscribe(dispatcher.on_events)
+        engines, session_runtime = selector, runtime
+    elif with_browsers and role == "api":
+        # Sessions run on the workers: the API reaches each one's owner over RPC.
+        rpc = RpcClient(store, http, settings.internal_secret, float(settings.lease_ttl))
+        remote = RemoteEngine(store, rpc, status, settings.sessions_dir)
+        meta_provider = meta_engine()
+        selector = ProviderSelector(store, remote, meta_provider)
+        messenger = build_messenger(selector, rpc.nudge)
+        meta_provider.sink = messenger
+        engines, session_runtime = RemoteEngines(remote), RemoteRuntime(rpc)
+    dispatcher: Dispatcher | None = None
     broadcaster: Broadcaster | None = None
-    if settings.broadcast_driver != "none":
-        broadcaster = Broadcaster(
-            PusherConfig(
-                app_id=settings.pusher_app_id,
-                key=settings.pusher_app_key,
-                secret=settings.pusher_app_secret,
-                host=settings.pusher_host,
-                port=settings.pusher_port,
-                scheme=settings.pusher_scheme,
-            ),
+    if role in ("all", "api", "dispatcher"):
+        dispatcher = Dispatcher(
+            store,
             http,
+            secret=settings.webhook_secret,
+            default_url=settings.webhook_url,
+            timeout=settings.webhook_timeout,
+            concurrency=settings.webhook_concurrency,
+            retry=RetryPolicy(
+                base=settings.webhook_retry_base_ms / 1000,
+                cap=float(settings.webhook_retry_cap_s),
+            ),
+            on_result=lambda result: metrics.deliveries.labels(result).inc(),
+            # A stable owner lets a restart after a kill -9 take back the lines it had
+            # claimed at once, not after their claims expire: the node id in a cluster, the
+            # host for the single service (`hold_single_service`).
+            owner=(node.node_id if node else f"service@{socket.gethostname()}")[:64],
         )
-        store.subscribe(broadcaster.on_events)
+        store.subscribe(dispatcher.on_events)
+        if settings.broadcast_driver != "none":
+            broadcaster = Broadcaster(
+                PusherConfig(
+                    app_id=settings.pusher_app_id,
+                    key=settings.pusher_app_key,
+                    secret=settings.pusher_app_secret,
+                    host=settings.pusher_host,
+                    port=settings.pusher_port,
+                    scheme=settings.pusher_scheme,
+                ),
+                http,
+            )
+            store.subscribe(broadcaster.on_events)
     manager = SessionManager(
-        store,
+        writer,
         settings.sessions_dir,
-        max_sessions=settings.max_sessions,
+        # In a cluster MAX_SESSIONS is each worker's: placement keeps to it.
+        max_sessions=settings.max_sessions if role == "all" else 10**9,
         secretbox=secretbox,
-        runtime=runtime,
-        engines=selector,
+        runtime=session_runtime,
+        engines=engines,
         forgetful=tuple(x for x in (messenger, selector) if x is not None),
     )
+    agent: WorkerAgent | None = None
+    if node is not None and role == "worker" and runtime is not None and messenger is not None:
+        assert webjs is not None
+        agent = WorkerAgent(node, store, manager, runtime, messenger, webjs)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         private_dir(settings.sessions_dir)
         redact_access_log()
         await store.open()
-        if isinstance(store, SqlStore):
+        if isinstance(store, SqlStore) and role == "all":
             await store.hold_single_service()
-        # Another process sharing a MySQL store appends events too: notice them.
+        # Other processes sharing a MySQL store append events too: notice them.
         watching = None
-        if isinstance(store, SqlStore) and not store.is_sqlite:
+        if isinstance(store, SqlStore) and not store.is_sqlite and dispatcher is not None:
             watching = asyncio.create_task(store.watch())
+        heartbeat = None
         try:
-            await dispatcher.start()
+            if dispatcher is not None:
+                await dispatcher.start()
             if broadcaster is not None:
                 await broadcaster.start()
-            # Settle interrupted sends before any browser can report a connection.
-            if messenger is not None:
+            # Settle interrupted sends before any browser can report a connection (a worker
+            # settles each session as it takes it).
+            if messenger is not None and agent is None:
                 await messenger.start()
             if runtime is not None:
                 await runtime.start()
-                await manager.restore()
                 metrics.start_memory_sampler(runtime.memory_sample)
+                if agent is not None:
+                    agent.start()
+                else:
+                    await manager.restore()
+            elif node is not None:
+                heartbeat = asyncio.create_task(node.run())
             yield
         finally:
+            if agent is not None:
+                # Hand every session over (browsers closed, leases released) first.
+                await agent.stop()
+            if heartbeat is not None:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
             # Senders finish their message in flight while the browsers are still up.
             if messenger is not None:
                 await messenger.stop()
@@ -217,14 +294,17 @@ def create_app(
             if broadcaster is not None:
                 await broadcaster.stop()
             # Deliveries in flight finish; the rest wait in the outbox for the next start.
-            await dispatcher.stop()
+            if dispatcher is not None:
+                await dispatcher.stop()
+            if rpc is not None:
+                await rpc.close()
             await http.aclose()
             if watching is not None:
                 watching.cancel()
                 await asyncio.gather(watching, return_exceptions=True)
             await store.close()
 
-    routes = [
+    public = [
         *system.routes,
         *sessions.routes,
         *qr.routes,
@@ -232,17 +312,29 @@ def create_app(
         *webhooks.routes,
         *meta.routes,
     ]
+    if role in ("all", "api"):
+        routes: list[BaseRoute] = list(public)
+        guard = Middleware(
+            RequestGuard,
+            secrets=settings.api_secrets,
+            tolerance=settings.signature_tolerance,
+            max_body_bytes=settings.max_body_bytes,
+            first_sighting=store.first_sighting,
+        )
+    else:
+        # A worker answers only the cluster's signed calls (and health and metrics).
+        routes = [*system.routes, *(internal_routes(agent) if agent is not None else [])]
+        guard = Middleware(
+            RequestGuard,
+            secrets=(settings.internal_secret,),
+            tolerance=settings.signature_tolerance,
+            max_body_bytes=settings.max_body_bytes,
+            first_sighting=store.first_sighting,
+            prefix="/internal",
+        )
     app = Starlette(
         routes=routes,
-        middleware=[
-            Middleware(
-                RequestGuard,
-                secrets=settings.api_secrets,
-                tolerance=settings.signature_tolerance,
-                max_body_bytes=settings.max_body_bytes,
-                first_sighting=store.first_sighting,
-            )
-        ],
+        middleware=[guard],
         exception_handlers={
             ApiError: handle_api_error,
             HTTPException: handle_http_exception,
@@ -261,6 +353,7 @@ def create_app(
     app.state.dispatcher = dispatcher
     app.state.broadcaster = broadcaster
     app.state.qr_links = links_qr
-    app.state.openapi = build_openapi(routes)
+    app.state.openapi = build_openapi(public)
     app.state.metrics = metrics
+    app.state.node = node
     return app

@@ -32,10 +32,6 @@ _SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")
 FirstSighting = Callable[[str, float, float], Awaitable[bool]]
 
 
-def _is_protected(path: str) -> bool:
-    return path == "/api" or path.startswith("/api/")
-
-
 class RequestGuard:
     """Body limit (413) everywhere; X-Timestamp + X-HMAC-Signature (401) on `/api/*`."""
 
@@ -49,8 +45,11 @@ class RequestGuard:
         first_sighting: FirstSighting,
         body_timeout: float = 30.0,
         clock: Callable[[], float] = time.time,
+        prefix: str = "/api",
     ) -> None:
         self.app = app
+        # The paths it signs: `/api` (the public API) or `/internal` (a worker's RPC).
+        self.prefix = prefix
         self.secrets = secrets
         self.tolerance = tolerance
         self.max_body_bytes = max_body_bytes
@@ -69,7 +68,8 @@ class RequestGuard:
         if _DIGITS.fullmatch(declared) and int(declared) > self.max_body_bytes:
             await self._too_large(scope, receive, send)
             return
-        protected = _is_protected(scope["path"])
+        path = scope["path"]
+        protected = path == self.prefix or path.startswith(self.prefix + "/")
         if protected:
             failure = self._check_headers(headers)
             if failure is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import dataclasses
 import logging
 import secrets
 import shlex
@@ -14,7 +15,7 @@ import time
 
 from service import admin, dbcli, demo, doctor, logs
 from service.errors import ConfigError
-from service.settings import Settings
+from service.settings import ROLES, Settings
 from service.signing import sign_request
 
 
@@ -23,8 +24,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from service.app import create_app
 
-    settings = Settings.from_env()
     try:
+        settings = Settings.from_env()
+        # The command line wins over the environment; the app must know its own port (a
+        # worker tells the others where to call it).
+        overrides = {"host": args.host, "port": args.port, "role": args.role}
+        settings = dataclasses.replace(
+            settings, **{k: v for k, v in overrides.items() if v is not None}
+        )
+        settings.check_cluster()
         app = create_app(settings)
         # A store that cannot be reached (or migrated) stops the start with one line, before
         # uvicorn would print the same as a traceback.
@@ -39,8 +47,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         signal.signal(signum, _exit_cleanly)
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level,
         log_config=log_config,
         proxy_headers=False,
@@ -61,7 +69,8 @@ async def _check_store(settings: Settings) -> None:
     store = open_store(settings.store_url, settings.db_prefix)
     await store.open()
     try:
-        await store.hold_single_service()
+        if settings.role == "all":
+            await store.hold_single_service()
     finally:
         await store.close()
 
@@ -113,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
     serve.add_argument("--host", help="override SIDECAR_HOST")
     serve.add_argument("--port", type=int, help="override SIDECAR_PORT")
+    serve.add_argument(
+        "--role",
+        choices=ROLES,
+        help="override SIDECAR_ROLE: all (one host, the default), api, worker or dispatcher",
+    )
     serve.set_defaults(func=cmd_serve)
     keygen = sub.add_parser("keygen", help="print new secrets as .env lines")
     keygen.set_defaults(func=cmd_keygen)

@@ -16,7 +16,13 @@ from playwright.async_api import BrowserContext, Page, Playwright, async_playwri
 from playwright.async_api import Error as PlaywrightError
 
 from service.browser.flags import chromium_args
-from service.browser.process import browser_pid, kill_processes, profile_processes, tree_pss
+from service.browser.process import (
+    browser_pid,
+    kill_processes,
+    leftovers,
+    profile_processes,
+    tree_pss,
+)
 from service.browser.profile_lock import clear_stale_locks
 
 log = logging.getLogger("service.browser")
@@ -84,10 +90,10 @@ class BrowserSession:
         self._closing = True
         with contextlib.suppress(PlaywrightError, asyncio.TimeoutError):
             await asyncio.wait_for(self.context.close(), timeout)
-        leftovers = profile_processes(self.profile)
-        if leftovers:
-            log.warning("killing %d leftover Chromium processes", len(leftovers))
-            await asyncio.to_thread(kill_processes, leftovers)
+        left = leftovers(self.profile, self.pid)
+        if left:
+            log.warning("killing %d leftover Chromium processes", len(left))
+            await asyncio.to_thread(kill_processes, left)
         self._gone("closed")
 
 

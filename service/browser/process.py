@@ -32,6 +32,22 @@ def browser_pid(profile: Path) -> int | None:
     return None
 
 
+def leftovers(profile: Path, own_pid: int | None) -> list[psutil.Process]:
+    """The processes on `profile` that a browser closing (main process `own_pid`) may
+    end: its own, and orphans of it, never another live browser's tree on the same profile
+    (in a cluster the session's next worker may already run one there)."""
+    procs = profile_processes(profile)
+    keep: set[int] = set()
+    for proc in procs:
+        try:
+            if proc.pid == own_pid or any(a.startswith("--type=") for a in proc.cmdline()):
+                continue
+            keep |= {proc.pid, *(child.pid for child in proc.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            continue
+    return [proc for proc in procs if proc.pid not in keep]
+
+
 def tree(pid: int) -> list[psutil.Process]:
     try:
         root = psutil.Process(pid)

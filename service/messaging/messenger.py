@@ -63,8 +63,12 @@ class Messenger:
         pacing: PacingPolicy,
         max_media_bytes: int,
         observe_send: Callable[[str, float], None] | None = None,
+        nudge: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
+        # In the api role senders run on the workers: a queued message nudges its session's
+        # owner instead of waking a sender here.
+        self.nudge = nudge
         self.selector = selector
         self.sessions_root = sessions_root
         self.fetcher = fetcher
@@ -82,6 +86,8 @@ class Messenger:
 
     async def start(self) -> None:
         """Settle what a crash left in flight, then resume every queue."""
+        if self.nudge is not None:
+            return  # the workers settle each session as they take it
         interrupted = await self.store.interrupt_sending(status_event)
         if interrupted:
             log.warning(
@@ -104,7 +110,33 @@ class Messenger:
             for task in pending:
                 task.cancel()
 
+    async def take_over(self, session_id: str) -> None:
+        """A worker took the session (its owner died, or it moved here): settle the sends
+        the previous owner left in flight, then resume its queue."""
+        interrupted = await self.store.interrupt_sending(status_event, session_id)
+        if interrupted:
+            log.warning(
+                "session %s: %d messages were being sent by its previous worker; marked "
+                "failed/interrupted",
+                session_id,
+                len(interrupted),
+            )
+        self.wake(session_id)
+
+    async def hand_over(self, session_id: str, timeout: float = 20.0) -> None:
+        """The session leaves this worker: its sender finishes the message in flight."""
+        sender = self.senders.pop(session_id, None)
+        if sender is None or sender.task is None:
+            return
+        sender.stop()
+        _, pending = await asyncio.wait([sender.task], timeout=timeout)
+        for task in pending:
+            task.cancel()
+
     def wake(self, session_id: str) -> None:
+        if self.nudge is not None:
+            self.nudge(session_id)
+            return
         if self._closing:
             return
         sender = self.senders.get(session_id)

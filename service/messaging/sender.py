@@ -16,7 +16,7 @@ from adapters.base import Engine, ErrorKind, ProviderError
 from adapters.selector import ProviderSelector
 from service.messaging.pacing import Pacer
 from service.messaging.status import change_status
-from service.store import MessageRecord, SessionRecord, StaleMessage, Store
+from service.store import LeaseLost, MessageRecord, SessionRecord, StaleMessage, Store
 
 log = logging.getLogger("service.messaging")
 
@@ -101,6 +101,12 @@ class Sender:
                 continue  # re-check: a more urgent message or a disconnect may have come
             try:
                 await self._send(message, session, plan)
+            except LeaseLost:
+                # Another worker holds the session now: it sends the rest.
+                self.log.warning(
+                    "session %s: lease lost; this worker stops sending", self.session_id
+                )
+                return
             except Exception as exc:
                 # A bug must not stop the queue, nor leave the message `sending` until a
                 # reboot: it fails, with the error named, and the next one goes.

@@ -228,6 +228,11 @@ class SessionManager:
     def _engine(self, record: SessionRecord) -> Engine:
         return require_browsers(self.engines).engine(record)
 
+    async def apply(self, session_id: str) -> None:
+        """Make the session's engine follow its desired_state now (a cluster worker that
+        took the session, or was asked to)."""
+        await self._reconcile(session_id)
+
     async def _reconcile(self, session_id: str) -> None:
         if self.engines is None:
             return

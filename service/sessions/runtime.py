@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 
 from service.browser import BridgeError, PageBridge
 from service.browser.process import kill_processes, profile_processes
@@ -25,8 +26,10 @@ STOP_TIMEOUT = 30.0
 class SessionRuntime:
     """Makes each session's observed status follow its desired_state."""
 
-    def __init__(self, ctx: WorkerContext) -> None:
+    def __init__(self, ctx: WorkerContext, owns: Callable[[str], bool] | None = None) -> None:
         self.ctx = ctx
+        # In a cluster a worker runs only the sessions whose lease it holds (None: all).
+        self.owns = owns
         self.workers: dict[str, SessionWorker] = {}
         self._lock = asyncio.Lock()
         self._closing = False
@@ -60,6 +63,11 @@ class SessionRuntime:
             worker = self.workers.get(session_id)
             if record is None:
                 return
+            if self.owns is not None and not self.owns(session_id):
+                # Another node's now (or nobody's yet): close ours, say nothing.
+                if worker is not None and not worker.stopping:
+                    worker.stop(silent=True)
+                return
             if record.desired_state == "running":
                 if worker is None or worker.stopping:
                     if worker is None:
@@ -80,6 +88,14 @@ class SessionRuntime:
             worker = self.workers.get(session_id)
             if worker is not None and not worker.stopping:
                 worker.stop(silent=True)
+
+    async def settled(self, session_id: str, timeout: float = STOP_TIMEOUT) -> bool:
+        """Wait (bounded) until no browser of the session runs; False if one still does."""
+        worker = self.workers.get(session_id)
+        if worker is None or worker.task is None:
+            return True
+        done, _ = await asyncio.wait([worker.task], timeout=timeout)
+        return bool(done)
 
     def _spawn(self, session_id: str, after: SessionWorker | None) -> None:
         worker = SessionWorker(session_id, self.ctx)

@@ -69,6 +69,19 @@ class StatusWriter:
                 record = stale.current
         return await self._move(record, status, reason, changes, events)
 
+    async def move_once(
+        self,
+        record: SessionRecord,
+        status: str,
+        *,
+        reason: str | None = None,
+        changes: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        """`move`, only if the session is still as `record` says: `StaleStatus` otherwise.
+        For a process that does not run the session (the api role), so a worker's newer
+        status is never overwritten."""
+        return await self._move(record, status, reason, changes, None)
+
     async def _move(
         self,
         record: SessionRecord,

@@ -130,9 +130,12 @@ class Lease:
     expires_at: float
 
 
-class LeaseLost(Exception):
+class LeaseLost(LookupError):
     """A write fenced by (node, token) was refused: the session's lease is no longer that
-    node's with that token, or it has expired. Nothing was written."""
+    node's with that token, or it has expired. Nothing was written.
+
+    A LookupError: to a worker, a session whose lease moved on is as gone as a deleted one,
+    and the code that stops quietly for a deleted session stops quietly for this too."""
 
     def __init__(self, session_id: str, token: int) -> None:
         super().__init__(f"lease of session {session_id!r} with token {token} is lost")
@@ -352,10 +355,11 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def interrupt_sending(
-        self, event_for: Callable[[MessageRecord], NewEvent]
+        self, event_for: Callable[[MessageRecord], NewEvent], session_id: str | None = None
     ) -> list[MessageRecord]:
-        """After a crash: every `sending` message becomes `failed` with error `interrupted`
-        (it may or may not have left), each with the event `event_for` builds for it."""
+        """After a crash: every `sending` message (of `session_id` only, when given: a worker
+        taking a session over) becomes `failed` with error `interrupted` (it may or may not
+        have left), each with the event `event_for` builds for it."""
 
     @abc.abstractmethod
     async def count_messages(self, session_id: str, status: str) -> int: ...
@@ -459,6 +463,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def check_lease(self, session_id: str, node_id: str, token: int, now: float) -> bool:
         """True while the session's lease is this node's, with this token, and unexpired."""
+
+    @abc.abstractmethod
+    async def lease(self, session_id: str) -> Lease | None:
+        """The session's lease row (maybe expired or released), or None: who runs it."""
 
     @abc.abstractmethod
     async def leases(self, node_id: str | None = None) -> list[Lease]:

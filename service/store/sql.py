@@ -1317,7 +1317,7 @@ class SqlStore(Store):
         return await self._transaction(record)
 
     async def interrupt_sending(
-        self, event_for: Callable[[MessageRecord], NewEvent]
+        self, event_for: Callable[[MessageRecord], NewEvent], session_id: str | None = None
     ) -> list[MessageRecord]:
         q = self.q
 
@@ -1326,6 +1326,10 @@ class SqlStore(Store):
             now = time.time()
             failed = []
             for message_id in ids:
+                if session_id is not None:
+                    found = tx.one(q.message_get, {"id": message_id})
+                    if found is None or MessageRecord(*found).session_id != session_id:
+                        continue
                 tx.run(q.message_interrupt, {"k_id": message_id, "now": now})
                 record = MessageRecord(*tx.one(q.message_get, {"id": message_id}))
                 tx.appended += self._append_session_events(
@@ -1563,6 +1567,10 @@ class SqlStore(Store):
             return False
         lease = _lease(row)
         return lease.node_id == node_id and lease.token == token and lease.expires_at > now
+
+    async def lease(self, session_id: str) -> Lease | None:
+        row = await self._read(lambda tx: tx.one(self.q.lease_get, {"session_id": session_id}))
+        return None if row is None else _lease(row)
 
     async def leases(self, node_id: str | None = None) -> list[Lease]:
         q = self.q

@@ -1,0 +1,116 @@
+"""The api role's view of sessions that run elsewhere: each one's worker does the work.
+
+`RemoteEngine` stands where the browser engine stands in a single process: the session
+manager asks it to start, stop, restart, log out, show the QR or a pairing code, and it
+asks the worker that holds the session's lease over RPC. A session nobody holds is placed
+by the workers themselves (`wake_workers` runs their placement round at once); until one
+takes it, the API shows it `initializing`. `RemoteRuntime` keeps the owner's browser off a
+session's profile while the API deletes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from adapters.base import Engine, ErrorKind, ProviderError, ProviderStatus, QrCode, SendResult
+from service.cluster.rpc import RpcClient
+from service.sessions.layout import profile_dir, remove_tree
+from service.sessions.state import StatusWriter
+from service.store import MessageRecord, SessionRecord, StaleStatus, Store
+from service.store.base import NodeRecord
+
+
+class RemoteEngine(Engine):
+    """Every session's lifecycle, run by the worker that owns it."""
+
+    name = "webjs"
+
+    def __init__(
+        self, store: Store, rpc: RpcClient, status: StatusWriter, sessions_root: Path
+    ) -> None:
+        self.store = store
+        self.rpc = rpc
+        self.statuses = status
+        self.sessions_root = sessions_root
+
+    async def start(self, session: SessionRecord) -> None:
+        if await self.rpc.owner(session.session_id) is not None:
+            await self.rpc.call(session.session_id, "reconcile")
+            return
+        if session.status in ("stopped", "failed"):
+            # Only if no worker has moved it meanwhile: theirs is the newer word.
+            with contextlib.suppress(StaleStatus):
+                await self.statuses.move_once(session, "initializing")
+        self.rpc.wake_workers()
+
+    async def stop(self, session: SessionRecord, *, handover: bool = False) -> None:
+        if await self.rpc.owner(session.session_id) is not None:
+            await self.rpc.call(session.session_id, "reconcile")
+            return
+        if not handover and session.status != "stopped":
+            # No worker runs it (its worker died, or none took it yet): say so.
+            with contextlib.suppress(StaleStatus):
+                await self.statuses.move_once(
+                    session, "stopped", changes={"qr": None, "qr_expires_at": None}
+                )
+
+    async def restart(self, session: SessionRecord) -> None:
+        await self.rpc.call(session.session_id, "restart")
+
+    async def qr(self, session: SessionRecord) -> QrCode:
+        answer = (await self.rpc.call(session.session_id, "qr")).json()
+        return QrCode(str(answer["qr"]), answer.get("expires_at"))
+
+    async def pairing_code(self, session: SessionRecord, phone: str) -> str:
+        answer = (await self.rpc.call(session.session_id, "pairing-code", {"phone": phone})).json()
+        return str(answer["code"])
+
+    async def logout(self, session: SessionRecord) -> None:
+        if await self.rpc.owner(session.session_id) is not None:
+            await self.rpc.call(session.session_id, "logout")
+            return
+        # No browser has the profile open: forget the login on disk.
+        remove_tree(profile_dir(self.sessions_root, session.workspace_id, session.session_id))
+        await self.store.update_session(session.session_id, {"phone_number": None})
+
+    def status(self, session: SessionRecord) -> ProviderStatus:
+        # What the owner last recorded; it re-checks the page itself before each send.
+        if session.status != "connected":
+            return ProviderStatus(False, f"web session is {session.status}")
+        return ProviderStatus(True)
+
+    async def send(self, session: SessionRecord, message: MessageRecord) -> SendResult:
+        raise ProviderError(ErrorKind.PROVIDER_DOWN, "the session's worker sends its messages")
+
+
+class RemoteEngines:
+    """The manager's engines in the api role: one remote engine for every session."""
+
+    def __init__(self, engine: RemoteEngine) -> None:
+        self.remote = engine
+
+    def engine(self, session: SessionRecord) -> Engine:
+        return self.remote
+
+
+class RemoteRuntime:
+    """Keeps a session's owner from running it while the API deletes it."""
+
+    def __init__(self, rpc: RpcClient) -> None:
+        self.rpc = rpc
+        self._holders: dict[str, NodeRecord] = {}
+
+    async def remove(self, session_id: str) -> None:
+        found = await self.rpc.owner(session_id)
+        if found is None:
+            return
+        _, node = found
+        await self.rpc.call(session_id, "remove")
+        self._holders[session_id] = node
+
+    def release(self, session_id: str) -> None:
+        node = self._holders.pop(session_id, None)
+        if node is not None:
+            # The id may be used again on that worker (its lease row is gone with the rows).
+            self.rpc.spawn_post(node, f"/internal/sessions/{session_id}/release")
