@@ -245,7 +245,8 @@ def create_app(
     agent: WorkerAgent | None = None
     if node is not None and role == "worker" and runtime is not None and messenger is not None:
         assert webjs is not None
-        agent = WorkerAgent(node, store, manager, runtime, messenger, webjs)
+        peers = RpcClient(store, http, settings.internal_secret, float(settings.lease_ttl))
+        agent = WorkerAgent(node, store, manager, runtime, messenger, webjs, peers)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -260,3 +260,58 @@ def test_a_worker_paused_past_its_lease_neither_writes_nor_sends(
     later = [e for e in cluster.api.events("p1") if e["id"] not in events_before]
     assert {e["event"] for e in later} <= {"message_status_updated"}, later
     assert cluster.owners() == {"p1": "w2"}
+
+
+def send_retrying(cluster: Cluster, session_id: str, text: str) -> str:
+    """A send as a Laravel job makes it: a 409 or 503 while the session moves is retried."""
+
+    def attempt() -> str | None:
+        response = cluster.api.api.post(
+            f"/api/sessions/{session_id}/messages",
+            json={"to": FRIEND, "type": "text", "text": text},
+        )
+        if response.status_code in (409, 503):
+            return None
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    return eventually(attempt, 90, f"{session_id} to accept {text!r}")
+
+
+def test_a_rolling_restart_of_every_worker_loses_nothing(cluster: Cluster, phone: Phone) -> None:
+    cluster.start("w1", "w2")
+    numbers = {"r1": "5511999990201", "r2": "5511999990202", "r3": "5511999990203"}
+    for session_id, number in numbers.items():
+        cluster.link(session_id, number)
+    accepted: dict[str, list[str]] = {sid: [] for sid in numbers}
+    for name, other in (("w1", "w2"), ("w2", "w1")):
+        # Sends still queued or in flight when the worker is told to stop.
+        for i in range(3):
+            for session_id in numbers:
+                text = f"{session_id} {name} {i}"
+                accepted[session_id].append(send_retrying(cluster, session_id, text))
+        worker = cluster.workers[name]
+        assert worker.terminate() == 0
+        # It handed everything over on its way out: the other holds every session now.
+        assert set(cluster.owners().values()) <= {other}
+        eventually(lambda other=other: cluster.owners() == dict.fromkeys(numbers, other), 30, other)
+        for session_id in numbers:
+            cluster.api.wait_status(session_id, "connected", timeout=90)
+            text = f"{session_id} while {name} restarts"
+            accepted[session_id].append(send_retrying(cluster, session_id, text))
+        worker.start()
+        eventually(
+            lambda name=name: set(cluster.owners().values()) == {"w1", "w2"},
+            60,
+            f"{name} to take a share again",
+        )
+        for session_id in numbers:
+            cluster.api.wait_status(session_id, "connected", timeout=90)
+    for session_id, number in numbers.items():
+        statuses = settled(cluster, session_id, accepted[session_id])
+        assert set(statuses.values()) <= {"sent", "delivered", "read"}, statuses
+        at_phone = texts_at_phone(phone, number)
+        assert len(at_phone) == len(set(at_phone)) == len(accepted[session_id]), at_phone
+    # No session needed a new QR on the way.
+    for session_id in numbers:
+        assert len(cluster.api.events(session_id, "qr_code_generated")) == 1

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 
 from adapters.base import Engine
 from service.cluster.node import ClusterNode
-from service.cluster.rpc import SessionUnassigned
+from service.cluster.rpc import RpcClient, SessionUnassigned
 from service.errors import ValidationFailed
 from service.messaging.messenger import Messenger
 from service.sessions.manager import SessionManager
@@ -42,6 +42,7 @@ class WorkerAgent:
         runtime: SessionRuntime,
         messenger: Messenger,
         webjs: Engine,
+        rpc: RpcClient | None = None,
     ) -> None:
         self.node = node
         self.store = store
@@ -49,8 +50,11 @@ class WorkerAgent:
         self.runtime = runtime
         self.messenger = messenger
         self.webjs = webjs
+        # To tell the other workers at once that sessions were let go (else: their next round).
+        self.rpc = rpc
         node.on_acquired = self._acquired
         node.on_lost = self._lost
+        node.on_released = self._released
         node.before_release = self._before_release
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.Task[None] | None = None
@@ -59,6 +63,15 @@ class WorkerAgent:
 
     def start(self) -> None:
         self._loop = asyncio.create_task(self.node.run(), name=f"cluster:{self.node.node_id}")
+        self._spawn(self._poll_queues())
+
+    async def _poll_queues(self) -> None:
+        """The fallback for a nudge that never came (the api could not reach us): every
+        owned session's sender looks at its queue every third of the lease ttl."""
+        while True:
+            await asyncio.sleep(self.node.ttl / 3)
+            for session_id in list(self.node.owned):
+                self.messenger.wake(session_id)
 
     async def stop(self) -> None:
         """A clean exit: every session is handed over (closed, then its lease released), so
@@ -67,8 +80,16 @@ class WorkerAgent:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
         try:
+            # Close every browser at once (a worker may hold dozens), then give the leases up.
+            self.node.draining = True
+            await asyncio.gather(
+                *(self._before_release(sid) for sid in list(self.node.owned)),
+                return_exceptions=True,
+            )
             released = await self.node.drain()
             log.info("worker %s handed over %d sessions", self.node.node_id, len(released))
+            if released and self.rpc is not None:
+                await self.rpc.wake_all(but=self.node.node_id)
         except Exception as exc:  # the store is down: the leases expire by themselves
             log.warning("worker %s could not hand its sessions over: %s", self.node.node_id, exc)
         for task in list(self._tasks):
@@ -97,6 +118,10 @@ class WorkerAgent:
             return  # lost again already, or deleted
         except Exception:
             log.exception("worker %s: starting session %s failed", self.node.node_id, session_id)
+
+    def _released(self, session_id: str) -> None:
+        if self.rpc is not None and not self.node.draining:
+            self.rpc.wake_workers()  # (a drain wakes them once, at its end)
 
     def _lost(self, session_id: str) -> None:
         log.warning("worker %s lost the lease of session %s", self.node.node_id, session_id)

@@ -184,17 +184,16 @@ class RpcClient:
 
     def wake_workers(self) -> None:
         """Every live worker runs a placement round now (a session wants to run)."""
+        self._spawn(self._quietly(self.wake_all()))
 
-        async def wake_all() -> None:
-            now = self.clock()
-            self._nodes_at = 0.0
-            for node in (await self.nodes()).values():
-                if node.address and node.role != "api" and now - node.heartbeat_at < self.ttl:
-                    await self._quietly(
-                        self.post(node, "/internal/claim", {}, timeout=NUDGE_TIMEOUT)
-                    )
-
-        self._spawn(self._quietly(wake_all()))
+    async def wake_all(self, but: str | None = None) -> None:
+        """`wake_workers`, awaited; `but` is left out (the caller itself)."""
+        now = self.clock()
+        self._nodes_at = 0.0
+        for node in (await self.nodes()).values():
+            live = now - node.heartbeat_at < self.ttl and not node.draining
+            if node.address and node.role == "worker" and live and node.node_id != but:
+                await self._quietly(self.post(node, "/internal/claim", {}, timeout=NUDGE_TIMEOUT))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:
