@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -54,6 +55,24 @@ from webhooks.broadcast import Broadcaster, PusherConfig
 from webhooks.dispatcher import Dispatcher, RetryPolicy
 
 MB = 1024 * 1024
+
+
+async def check_service_kind(store: SqlStore, role: str, ttl: float) -> None:
+    """A single-host service (role all) and a cluster never share a store: both would run
+    the same sessions. ConfigError, with what to do, when the other kind is there."""
+    if role == "all":
+        live = [n for n in await store.list_nodes() if time.time() - n.heartbeat_at < ttl]
+        if live:
+            raise ConfigError(
+                f"cluster processes ({', '.join(n.node_id for n in live[:5])}) use this store: "
+                "start this one with a cluster role (--role api or worker), or stop them"
+            )
+        await store.hold_single_service()
+    elif await store.single_service_running():
+        raise ConfigError(
+            "a single-host service (--role all) runs on this store: stop it before starting "
+            f"--role {role} processes on it"
+        )
 
 
 def create_app(
@@ -253,8 +272,8 @@ def create_app(
         private_dir(settings.sessions_dir)
         redact_access_log()
         await store.open()
-        if isinstance(store, SqlStore) and role == "all":
-            await store.hold_single_service()
+        if isinstance(store, SqlStore):
+            await check_service_kind(store, role, float(settings.lease_ttl))
         # Other processes sharing a MySQL store append events too: notice them.
         watching = None
         if isinstance(store, SqlStore) and not store.is_sqlite and dispatcher is not None:

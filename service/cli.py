@@ -64,13 +64,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 async def _check_store(settings: Settings) -> None:
-    from service.store import open_store
+    from service.app import check_service_kind
+    from service.store import SqlStore, open_store
 
     store = open_store(settings.store_url, settings.db_prefix)
     await store.open()
     try:
-        if settings.role == "all":
-            await store.hold_single_service()
+        if isinstance(store, SqlStore):
+            await check_service_kind(store, settings.role, float(settings.lease_ttl))
     finally:
         await store.close()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from adapters.base import Engine, ErrorKind, ProviderError, ProviderStatus, QrCode, SendResult
 from service.cluster.rpc import RpcClient
+from service.errors import Conflict
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
 from service.store import MessageRecord, SessionRecord, StaleStatus, Store
@@ -59,6 +60,13 @@ class RemoteEngine(Engine):
         await self.rpc.call(session.session_id, "restart")
 
     async def qr(self, session: SessionRecord) -> QrCode:
+        if session.status != "qr_required":
+            # As a worker would answer, without the round trip.
+            raise Conflict(
+                f"session is {session.status}; there is no QR to scan",
+                code="no_qr",
+                details={"status": session.status},
+            )
         answer = (await self.rpc.call(session.session_id, "qr")).json()
         return QrCode(str(answer["qr"]), answer.get("expires_at"))
 

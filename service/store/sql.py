@@ -872,7 +872,7 @@ class SqlStore(Store):
             return
 
         def take() -> None:
-            name = f"wa-sidecar-service:{self.url.database}:{self.prefix}"[:64]
+            name = self._service_lock
             holder = self.engine.raw_connection()
             cur = holder.cursor()
             try:
@@ -891,6 +891,29 @@ class SqlStore(Store):
             self._holder = holder
 
         await self._call(take)
+
+    @property
+    def _service_lock(self) -> str:
+        return f"wa-sidecar-service:{self.url.database}:{self.prefix}"[:64]
+
+    async def single_service_running(self) -> bool:
+        """On MySQL: whether a single-host service (`hold_single_service`) runs on this
+        store now; a cluster's processes must not start beside it."""
+        if self.is_sqlite:
+            return False
+
+        def used() -> bool:
+            conn = self.engine.raw_connection()
+            try:
+                cur = conn.cursor()
+                cur.execute("SELECT IS_USED_LOCK(%s)", (self._service_lock,))
+                row = cur.fetchone()
+                cur.close()
+                return bool(row and row[0] is not None)
+            finally:
+                conn.close()
+
+        return await self._call(used)
 
     async def close(self) -> None:
         if self._engine is not None:

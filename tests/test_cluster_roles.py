@@ -1,0 +1,185 @@
+"""The cluster roles at their edges, with no browser: what each refuses to start with, what
+a worker's internal port answers, and what the api answers for a session whose worker is
+missing or dead (a clear 503, never a hang)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.errors import ConfigError
+from service.settings import Settings
+from service.store import open_store
+from service.store.base import NodeRecord
+from tests.conftest import base_env
+from tests.support.mariadb import PrivateMariaDB
+from tests.support.server import ROOT, free_port
+from tests.support.sidecar import Sidecar
+from tests.support.signing import SidecarAuth
+
+INTERNAL = "internal-" + "d" * 40
+
+
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"SIDECAR_ROLE": "boss"}, "SIDECAR_ROLE must be one of all, api, worker, dispatcher"),
+        ({"SIDECAR_ROLE": "worker"}, "SIDECAR_INTERNAL_SECRET"),
+        ({"SIDECAR_ROLE": "api", "SIDECAR_INTERNAL_SECRET": INTERNAL}, "mysql+pymysql://"),
+        ({"SIDECAR_PLACEMENT": "random"}, "SIDECAR_PLACEMENT"),
+        ({"SIDECAR_LEASE_TTL": "1"}, "SIDECAR_LEASE_TTL"),
+        ({"SIDECAR_NODE_ID": "../etc"}, "SIDECAR_NODE_ID"),
+    ],
+)
+def test_cluster_settings_that_cannot_work_are_refused(env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle.replace("+", r"\+")):
+        Settings.from_mapping(env)
+
+
+def serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "service", "serve", *args],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_cluster_role_on_sqlite_stops_with_one_line(tmp_path: Path) -> None:
+    env = {**base_env(tmp_path / "storage"), "SIDECAR_INTERNAL_SECRET": INTERNAL}
+    result = serve(env, "--role", "worker")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SQLite serves one process only" in lines[0], result.stderr
+
+
+@pytest.fixture
+def cluster_env(tmp_path: Path, mariadb_server: PrivateMariaDB) -> dict[str, str]:
+    name = f"roles_{time.monotonic_ns() % 10**9}"
+    return {
+        **base_env(tmp_path / "storage"),
+        "SIDECAR_DATABASE_URL": mariadb_server.fresh_database(name),
+        "SIDECAR_INTERNAL_SECRET": INTERNAL,
+        "SIDECAR_LEASE_TTL": "6",
+    }
+
+
+def test_a_single_host_service_and_a_cluster_never_share_a_store(
+    tmp_path: Path, cluster_env: dict[str, str]
+) -> None:
+    single = Sidecar(tmp_path / "storage", **cluster_env).start()
+    try:
+        result = serve(cluster_env, "--role", "api")
+        assert result.returncode == 2
+        assert "a single-host service (--role all) runs on this store" in result.stderr
+    finally:
+        single.close()
+    api = Sidecar(tmp_path / "storage", SIDECAR_ROLE="api", **cluster_env).start()
+    try:
+        result = serve(cluster_env)
+        assert result.returncode == 2
+        assert "cluster processes" in result.stderr and "use this store" in result.stderr
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def api(tmp_path: Path, cluster_env: dict[str, str]) -> Iterator[Sidecar]:
+    car = Sidecar(
+        tmp_path / "storage", SIDECAR_ROLE="api", SIDECAR_NODE_ID="api-1", **cluster_env
+    ).start()
+    try:
+        yield car
+    finally:
+        car.close()
+
+
+def put_owner(env: dict[str, str], session_id: str, address: str) -> None:
+    """A worker row and its lease on `session_id`, as a worker at `address` would write."""
+
+    async def write() -> None:
+        store = open_store(env["SIDECAR_DATABASE_URL"])
+        await store.open()
+        try:
+            now = time.time()
+            node = NodeRecord("w-gone", "worker", address, 10, 1, now, now, False)
+            await store.heartbeat(node, now)
+            assert await store.acquire_lease(session_id, "w-gone", now, 60.0) is not None
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
+def test_the_api_answers_503_for_a_session_no_worker_can_serve(
+    api: Sidecar, cluster_env: dict[str, str]
+) -> None:
+    created = api.api.post("/api/sessions", json={"workspace_id": "acme", "session_id": "c1"})
+    assert created.status_code == 201, created.text
+    # No worker yet: the session waits to be placed, and says so.
+    assert created.json()["status"] == "initializing"
+    assert api.api.get("/api/sessions/c1/qr").json()["error"]["code"] == "no_qr"
+    restart = api.api.post("/api/sessions/c1/restart", json={})
+    assert restart.status_code == 503
+    assert restart.json()["error"]["code"] == "session_unassigned"
+    sent = api.api.post(
+        "/api/sessions/c1/messages", json={"to": "5511988880002", "type": "text", "text": "hi"}
+    )
+    assert sent.status_code == 409 and sent.json()["error"]["code"] == "session_not_connected"
+
+    # A worker holds it but is gone (nothing listens at its address): 503 at once, no hang.
+    put_owner(cluster_env, "c1", f"http://127.0.0.1:{free_port()}")
+    stop = api.api.post("/api/sessions/c1/stop", json={})
+    assert stop.status_code == 503, stop.text
+    error = stop.json()["error"]
+    assert error["code"] == "worker_unavailable" and error["details"]["node_id"] == "w-gone"
+
+
+def test_a_workers_port_answers_only_signed_internal_calls(
+    tmp_path: Path, cluster_env: dict[str, str]
+) -> None:
+    worker = Sidecar(
+        tmp_path / "storage",
+        SIDECAR_ROLE="worker",
+        SIDECAR_NODE_ID="w1",
+        CHROMIUM_PATH="/nonexistent/chromium",
+        **cluster_env,
+    ).start()
+    try:
+        base = worker.base
+        assert httpx.get(f"{base}/health").status_code == 200
+        # The public API is not served here.
+        assert httpx.get(f"{base}/api/sessions").status_code == 404
+        unsigned = httpx.post(f"{base}/internal/claim", json={})
+        assert unsigned.status_code == 401
+        # Signed with the API secret instead of the internal one: refused.
+        wrong = httpx.post(
+            f"{base}/internal/claim",
+            json={},
+            auth=SidecarAuth(base_env(tmp_path)["SIDECAR_API_SECRET"]),
+        )
+        assert wrong.status_code == 401
+        right = httpx.post(
+            f"{base}/internal/claim", json={"nonce": "1"}, auth=SidecarAuth(INTERNAL)
+        )
+        assert right.status_code == 200, right.text
+        # A session this worker does not hold: 503 session_unassigned, so the api retries.
+        other = httpx.post(
+            f"{base}/internal/sessions/nope/qr", json={"nonce": "2"}, auth=SidecarAuth(INTERNAL)
+        )
+        assert other.status_code == 503 and other.json()["error"]["code"] == "session_unassigned"
+        bad = httpx.post(
+            f"{base}/internal/sessions/a..b/qr", json={"nonce": "3"}, auth=SidecarAuth(INTERNAL)
+        )
+        assert bad.status_code == 422
+    finally:
+        worker.close()
