@@ -216,7 +216,8 @@ def create_app(
         selector = ProviderSelector(store, remote, meta_provider)
         messenger = build_messenger(selector, rpc.nudge)
         meta_provider.sink = messenger
-        engines, session_runtime = RemoteEngines(remote), RemoteRuntime(rpc)
+        engines = RemoteEngines(remote, RemoteEngine(store, rpc, status, settings.sessions_dir))
+        session_runtime = RemoteRuntime(rpc)
     dispatcher: Dispatcher | None = None
     broadcaster: Broadcaster | None = None
     if role in ("all", "api", "dispatcher"):

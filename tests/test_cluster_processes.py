@@ -20,7 +20,7 @@ import pytest
 from tests.support.mariadb import PrivateMariaDB
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
-from tests.support.sidecar import Sidecar
+from tests.support.sidecar import Sidecar, chromium_processes
 
 pytestmark = pytest.mark.browser
 
@@ -315,3 +315,36 @@ def test_a_rolling_restart_of_every_worker_loses_nothing(cluster: Cluster, phone
     # No session needed a new QR on the way.
     for session_id in numbers:
         assert len(cluster.api.events(session_id, "qr_code_generated")) == 1
+
+
+def test_every_session_call_reaches_its_worker(cluster: Cluster, phone: Phone) -> None:
+    cluster.start("w1")
+    api = cluster.api.api
+    cluster.link("l1", "5511999990301")
+    # Restart: the worker restarts the browser; the login is kept.
+    assert api.post("/api/sessions/l1/restart").status_code == 202
+    cluster.api.wait_status("l1", "connected", timeout=90)
+    # Stop: the worker closes the browser and says so, then lets the lease go.
+    stopped = api.post("/api/sessions/l1/stop")
+    assert stopped.status_code == 202, stopped.text
+    cluster.api.wait_status("l1", "stopped", timeout=60)
+    eventually(lambda: "l1" not in cluster.owners(), 30, "the lease of l1 to be released")
+    eventually(lambda: not chromium_for(cluster.storage, "l1"), 30, "l1's browser to close")
+    # Start: placed again, restored from its profile.
+    assert api.post("/api/sessions/l1/start").status_code == 202
+    cluster.api.wait_status("l1", "connected", timeout=90)
+    assert len(cluster.api.events("l1", "qr_code_generated")) == 1
+    # Logout: unlinked on the worker, which shows a new QR.
+    assert api.post("/api/sessions/l1/logout").status_code == 202
+    cluster.api.wait_status("l1", "qr_required", timeout=90)
+    assert api.get("/api/sessions/l1/qr").status_code == 200
+    # Delete: the worker lets go of the profile, the api purges it; the id is free again.
+    assert api.delete("/api/sessions/l1").status_code == 204
+    assert not (cluster.storage / "sessions" / "acme" / "l1").exists()
+    eventually(lambda: not chromium_for(cluster.storage, "l1"), 30, "l1's browser to close")
+    cluster.link("l1", "5511999990302")
+
+
+def chromium_for(storage: Path, session_id: str) -> list[Any]:
+    profile = str((storage / "sessions" / "acme" / session_id / "profile").resolve())
+    return [p for p in chromium_processes(storage) if f"--user-data-dir={profile}" in p.cmdline()]

@@ -93,13 +93,16 @@ class RemoteEngine(Engine):
 
 
 class RemoteEngines:
-    """The manager's engines in the api role: one remote engine for every session."""
+    """The manager's engines in the api role: every session runs on its worker. Two stand-
+    ins, one per kind of engine, so a change of provider_mode reaches the worker (which
+    closes the browser, or opens one) as it would reach the engines in one process."""
 
-    def __init__(self, engine: RemoteEngine) -> None:
-        self.remote = engine
+    def __init__(self, web: RemoteEngine, meta: RemoteEngine) -> None:
+        self.web = web
+        self.meta = meta
 
     def engine(self, session: SessionRecord) -> Engine:
-        return self.remote
+        return self.meta if session.provider_mode == "meta" else self.web
 
 
 class RemoteRuntime:
