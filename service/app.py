@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -26,6 +27,7 @@ from service.browser.bridge import WaJsConfig
 from service.cluster.agent import WorkerAgent
 from service.cluster.fencing import FencedStore
 from service.cluster.node import ClusterNode
+from service.cluster.placement import SESSION_BYTES, memory_headroom
 from service.cluster.remote import RemoteEngine, RemoteEngines, RemoteRuntime
 from service.cluster.rpc import RpcClient, internal_routes
 from service.errors import (
@@ -55,6 +57,12 @@ from webhooks.broadcast import Broadcaster, PusherConfig
 from webhooks.dispatcher import Dispatcher, RetryPolicy
 
 MB = 1024 * 1024
+
+
+def host_headroom(settings: Settings) -> int:
+    """More sessions this host's available memory takes (MemAvailable, less a reserve)."""
+    per_session = settings.session_memory_limit_mb * MB or SESSION_BYTES
+    return memory_headroom(psutil.virtual_memory().available, per_session)
 
 
 async def check_service_kind(store: SqlStore, role: str, ttl: float) -> None:
@@ -113,6 +121,8 @@ def create_app(
             ttl=float(settings.lease_ttl),
             placement=settings.placement,
             address=settings.rpc_url,
+            # A worker takes sessions while MAX_SESSIONS and its host's free memory allow.
+            headroom=(lambda: host_headroom(settings)) if role == "worker" else None,
         )
     # A worker's writes for a session carry its lease: refused once the lease moved on.
     writer = (

@@ -99,3 +99,17 @@ def rebalance(nodes: Iterable[NodeRecord], load: Mapping[str, int], step: int) -
         held[receiver] += 1
         plan[giver] = plan.get(giver, 0) + 1
     return plan
+
+
+# What a session is assumed to take when SESSION_MEMORY_LIMIT_MB does not say (Chromium with
+# WhatsApp Web measures 110 to 150 MB of PSS; see BENCHMARKS.md), and what a worker's host
+# keeps for everything else.
+SESSION_BYTES = 160 * 1024 * 1024
+RESERVE_BYTES = 1024 * 1024 * 1024
+
+
+def memory_headroom(
+    available: int, per_session: int = SESSION_BYTES, reserve: int = RESERVE_BYTES
+) -> int:
+    """How many more sessions fit in `available` bytes of memory, after `reserve`."""
+    return max(0, (available - reserve) // max(1, per_session))
