@@ -32,8 +32,10 @@ from service.store.base import Lease, NodeRecord, Store
 
 log = logging.getLogger("service.cluster")
 
-# How long a page call may take before the API answers 503 (a QR refresh waits up to 5 s).
-CALL_TIMEOUT = 30.0
+# How long a page call may take before the API answers 503 (a QR refresh waits up to 5 s, a
+# logout closes a browser); a worker that does not even accept the connection fails sooner.
+CALL_TIMEOUT = 15.0
+CONNECT_TIMEOUT = 2.0
 # A nudge is a hint: the worker polls its queues too, so a slow one is simply dropped.
 NUDGE_TIMEOUT = 2.0
 
@@ -151,7 +153,7 @@ class RpcClient:
                 node.address.rstrip("/") + path,
                 content=body,
                 headers=_signed(self.secret, "POST", path, body),
-                timeout=timeout or self.timeout,
+                timeout=httpx.Timeout(timeout or self.timeout, connect=CONNECT_TIMEOUT),
             )
         except httpx.HTTPError as exc:
             raise WorkerUnavailable(
