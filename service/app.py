@@ -17,7 +17,7 @@ from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
-from service.api import messages, meta, qr, sessions, system, webhooks
+from service.api import cluster, messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
@@ -231,6 +231,7 @@ def create_app(
         *messages.routes,
         *webhooks.routes,
         *meta.routes,
+        *cluster.routes,
     ]
     app = Starlette(
         routes=routes,

@@ -1,0 +1,55 @@
+"""The cluster as the store sees it: `/api/cluster/nodes`."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from service.api.routing import Operation, Resource, reply
+from service.clock import iso
+from service.cluster.status import NodeStatus, cluster_status
+from service.models import responses as rs
+from service.settings import Settings
+from service.store import Store
+
+
+def node_view(node: NodeStatus) -> rs.Node:
+    record = node.record
+    return rs.Node.model_validate(
+        {
+            "node_id": record.node_id,
+            "role": record.role,
+            "address": record.address,
+            "capacity": record.capacity,
+            "sessions": node.leases,
+            "reported_sessions": record.sessions,
+            "heartbeat_at": iso(record.heartbeat_at),
+            "started_at": iso(record.started_at),
+            "heartbeat_age_s": round(node.age, 3),
+            "live": node.live,
+            "draining": record.draining,
+        }
+    )
+
+
+async def list_nodes(request: Request) -> Response:
+    store: Store = request.app.state.store
+    settings: Settings = request.app.state.settings
+    status = await cluster_status(store, time.time(), settings.lease_ttl)
+    return reply(
+        rs.NodeList(data=[node_view(node) for node in status.nodes], lease_ttl=settings.lease_ttl)
+    )
+
+
+routes = [
+    Resource(
+        "/api/cluster/nodes",
+        get=Operation(
+            "List the cluster's nodes: heartbeat age, sessions and capacity of each",
+            list_nodes,
+            {200: rs.NodeList},
+        ),
+    ),
+]
