@@ -8,30 +8,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.api.routing import Operation, Resource, reply
-from service.clock import iso
-from service.cluster.status import NodeStatus, cluster_status
+from service.cluster.status import cluster_status
 from service.models import responses as rs
 from service.settings import Settings
 from service.store import Store
-
-
-def node_view(node: NodeStatus) -> rs.Node:
-    record = node.record
-    return rs.Node.model_validate(
-        {
-            "node_id": record.node_id,
-            "role": record.role,
-            "address": record.address,
-            "capacity": record.capacity,
-            "sessions": node.leases,
-            "reported_sessions": record.sessions,
-            "heartbeat_at": iso(record.heartbeat_at),
-            "started_at": iso(record.started_at),
-            "heartbeat_age_s": round(node.age, 3),
-            "live": node.live,
-            "draining": record.draining,
-        }
-    )
 
 
 async def list_nodes(request: Request) -> Response:
@@ -39,7 +19,10 @@ async def list_nodes(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     status = await cluster_status(store, time.time(), settings.lease_ttl)
     return reply(
-        rs.NodeList(data=[node_view(node) for node in status.nodes], lease_ttl=settings.lease_ttl)
+        rs.NodeList(
+            data=[rs.Node.model_validate(node.as_dict()) for node in status.nodes],
+            lease_ttl=settings.lease_ttl,
+        )
     )
 
 

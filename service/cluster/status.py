@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
+from service.clock import iso
 from service.store.base import NodeRecord, Store
 
 
@@ -23,6 +25,23 @@ class NodeStatus:
     age: float
     # A heartbeat younger than the lease ttl and not draining: it may take sessions.
     live: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the API and `cluster status --json` show it (`rs.Node`)."""
+        record = self.record
+        return {
+            "node_id": record.node_id,
+            "role": record.role,
+            "address": record.address,
+            "capacity": record.capacity,
+            "sessions": self.leases,
+            "reported_sessions": record.sessions,
+            "heartbeat_at": iso(record.heartbeat_at),
+            "started_at": iso(record.started_at),
+            "heartbeat_age_s": round(self.age, 3),
+            "live": self.live,
+            "draining": record.draining,
+        }
 
 
 @dataclass(frozen=True)
