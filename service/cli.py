@@ -1,4 +1,5 @@
-"""`python -m service serve|keygen|sign|sessions|doctor|db|demo`: the operator's entry points."""
+"""`python -m service serve|keygen|sign|sessions|doctor|db|cluster|drain|demo`: the operator's
+entry points."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import signal
 import sys
 import time
 
-from service import admin, dbcli, demo, doctor, logs
+from service import admin, clustercli, dbcli, demo, doctor, logs
 from service.errors import ConfigError
 from service.settings import ROLES, Settings
 from service.signing import sign_request
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.add_parser(sub)
     doctor.add_parser(sub)
     dbcli.add_parser(sub)
+    clustercli.add_parser(sub)
     demo.add_parser(sub)
     return parser
 

@@ -3,17 +3,21 @@
 Counters that follow events (messages by provider and status, failovers, inbound) are
 counted from the store's post-commit listener, so they count exactly what was recorded.
 Gauges that describe state (sessions by status, webhook backlog) are read at scrape time.
+Every series carries the `node` label of the process that exports it (cluster mode has many),
+added when the registry is collected, so no metric has to remember it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
 
 from service import __version__
 from service.store import SESSION_STATUSES, AppendedEvent, Store
@@ -23,15 +27,38 @@ log = logging.getLogger("service.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-class Metrics:
-    """Every metric the sidecar exports, in its own registry."""
+class NodeLabelled:
+    """A collector of `registry`'s metrics with `node` added to every sample's labels."""
 
-    def __init__(self) -> None:
+    def __init__(self, registry: CollectorRegistry, node: str) -> None:
+        self.registry = registry
+        self.node = node
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            labelled = copy.copy(family)
+            labelled.samples = [
+                sample._replace(labels={**sample.labels, "node": self.node})
+                for sample in family.samples
+            ]
+            yield labelled
+
+
+class Metrics:
+    """Every metric the sidecar exports, in its own registry. `node` and `role` are this
+    process's in the cluster (SIDECAR_NODE_ID, SIDECAR_ROLE); with no node, the series
+    carry no `node` label."""
+
+    def __init__(self, *, node: str = "", role: str = "all") -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.exposed: NodeLabelled | CollectorRegistry = NodeLabelled(r, node) if node else r
         Gauge("wa_sidecar_info", "Build information", ["version"], registry=r).labels(
             __version__
         ).set(1)
+        Gauge(
+            "wa_sidecar_node_info", "This process in the cluster", ["node", "role"], registry=r
+        ).labels(node, role).set(1)
         self.sessions = Gauge("wa_sessions", "Sessions by observed status", ["status"], registry=r)
         self.messages = Counter(
             "wa_messages_total",
@@ -111,7 +138,7 @@ class Metrics:
         self.webhook_dead.set(stats["dead"])
         oldest = stats["oldest_pending_at"]
         self.webhook_oldest.set(max(time.time() - oldest, 0.0) if oldest else 0.0)
-        return generate_latest(self.registry)
+        return generate_latest(self.exposed)
 
     def start_memory_sampler(
         self, sample: Callable[[], dict[str, int]], interval: float = 30.0

@@ -40,6 +40,13 @@ async def store(db_url: str) -> AsyncIterator[SqlStore]:
 
 
 @pytest.fixture
+async def stores(db_url: str) -> AsyncIterator[Opener]:
+    """Stores on this test's database, as separate processes would have them."""
+    async for opener in opened_stores(db_url):
+        yield opener
+
+
+@pytest.fixture
 async def mysql_stores(
     request: pytest.FixtureRequest, mariadb_server: PrivateMariaDB
 ) -> AsyncIterator[Opener]:
@@ -287,6 +294,69 @@ async def test_drain_releases_everything_and_the_others_take_it(store: SqlStore)
     assert counts(leases) == {"a": 15, "b": 15}
     assert all(leases[s].token == 2 for s in had)
     assert await c.claim() == []
+
+
+async def test_a_drain_requested_through_the_store_holds_until_the_process_restarts(
+    stores: Opener,
+) -> None:
+    store, command = await stores(), await stores()  # the node's, and the drain command's
+    clock = Clock()
+    await seed(store, 30)
+    closed: list[tuple[str, bool]] = []
+    released: list[str] = []
+
+    async def close(session_id: str) -> None:
+        lease = c.owned[session_id]
+        held = await store.check_lease(session_id, "c", lease.token, clock())
+        closed.append((session_id, held))
+
+    a, b = make_nodes(store, clock, "ab")
+    (c,) = make_nodes(store, clock, "c", before_release=close, on_released=released.append)
+    await start([a, b, c])
+    had = sorted(c.owned)
+    assert len(had) == 10
+    assert await command.request_drain("c")
+    assert not await command.request_drain("nobody")
+    await run_rounds([c, a, b], clock, 1)
+    # c heard of it at its heartbeat, closed each session while still holding its lease,
+    # then gave it up; a and b (later in the round) took them over.
+    assert c.draining and c.owned == {}
+    assert closed == [(session_id, True) for session_id in had] and released == had
+    leases = await owners(store, clock())
+    assert counts(leases) == {"a": 15, "b": 15}
+    assert all(leases[s].token == 2 for s in had)
+    # It stays drained while the process lives: its own heartbeats do not clear it.
+    await run_rounds([a, b, c], clock, 3)
+    assert c.owned == {} and await c.claim() == []
+    (record,) = [r for r in await store.list_nodes() if r.node_id == "c"]
+    assert record.draining and record.sessions == 0
+    # Restarted under the same node id (a new ClusterNode, a later start): fresh.
+    (c,) = make_nodes(store, clock, "c", rebalance_step=5)
+    assert not (await c.beat()).draining
+    await run_rounds([a, b, c], clock, 6)
+    leases = await owners(store, clock())
+    assert counts(leases) == {"a": 10, "b": 10, "c": 10}
+    assert_consistent([a, b, c], leases)
+
+
+async def test_a_drain_slower_than_the_ttl_keeps_the_leases_it_has_not_released(
+    store: SqlStore,
+) -> None:
+    clock = Clock()
+    await seed(store, 8)
+    lost: list[str] = []
+    held: list[bool] = []
+
+    async def slow_close(session_id: str) -> None:
+        clock.advance(TTL / 2)  # each browser takes half a ttl to close
+        lease = a.owned[session_id]
+        held.append(await store.check_lease(session_id, "a", lease.token, clock()))
+
+    (a,) = make_nodes(store, clock, "a", before_release=slow_close, on_lost=lost.append)
+    await start([a])
+    assert len(a.owned) == 8
+    assert len(await a.drain()) == 8  # four ttls: every lease was renewed on the way
+    assert held == [True] * 8 and lost == []
 
 
 async def test_a_session_no_longer_wanted_is_released(store: SqlStore) -> None:

@@ -599,6 +599,31 @@ async def test_heartbeats_upsert_nodes(stores: Opener) -> None:
     assert [n.node_id for n in await store.list_nodes()] == ["n2"]
 
 
+async def test_a_requested_drain_holds_for_the_process_and_a_restart_clears_it(
+    stores: Opener,
+) -> None:
+    store, other = await stores(), await stores()
+    assert not await other.request_drain("n1")  # no such node
+    beat = NodeRecord("n1", "worker", capacity=10, started_at=90.0)
+    assert await store.heartbeat(beat, 100.0) is False
+    assert await other.request_drain("n1")  # another process (the drain command) asks
+    assert (await store.list_nodes())[0].draining
+    # The same process beats on with draining=False: the request stays, and it is told.
+    assert await store.heartbeat(beat, 105.0) is True
+    assert await store.heartbeat(NodeRecord("n1", "worker", started_at=0.0), 106.0) is True
+    assert await store.heartbeat(beat, 110.0) is True
+    (row,) = await store.list_nodes()
+    assert (row.draining, row.heartbeat_at, row.started_at) == (True, 110.0, 90.0)
+    # Restarted under the same id (another started_at): it starts fresh.
+    restarted = NodeRecord("n1", "worker", capacity=10, started_at=200.0)
+    assert await store.heartbeat(restarted, 201.0) is False
+    assert not (await store.list_nodes())[0].draining
+    # A node that drains of its own accord says so; a new row can start draining.
+    assert await store.heartbeat(NodeRecord("n2", "worker", draining=True), 202.0) is True
+    assert [n.draining for n in await store.list_nodes()] == [False, True]
+    assert await store.request_drain("n2")  # already draining: still a known node
+
+
 async def test_leases_renew_expire_release_and_tokens_only_grow(stores: Opener) -> None:
     store = await stores()
     t = 1000.0

@@ -9,12 +9,16 @@ session_id)` when it gave one up on purpose (rebalance, drain, desired state sto
 `before_release(session_id)` is awaited while the lease is still held, before giving a session
 up on purpose: the browser closes and lets go of the profile before another node may open it.
 `wake()` cuts the wait before the next round short (a session was created or started).
+A drain is either called (`drain()`) or requested through the store (`python -m service
+drain NODE` sets the row's flag): the next heartbeat hears of it and the round drains. Either
+way the node stays drained until its process restarts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -87,6 +91,7 @@ class ClusterNode:
         self._wake = asyncio.Event()
         self.draining = False
         self.started_at = 0.0
+        self._renewed_at = 0.0
 
     @property
     def runs_sessions(self) -> bool:
@@ -102,7 +107,8 @@ class ClusterNode:
     # -- rounds ---------------------------------------------------------------------------
 
     async def beat(self) -> NodeRecord:
-        """Heartbeat: this node's row with its session count, capacity and draining flag."""
+        """Heartbeat: this node's row with its session count, capacity and draining flag.
+        A drain requested through the store sets `draining` (for good: `tick` drains)."""
         now = self.clock()
         if not self.started_at:
             self.started_at = now
@@ -116,17 +122,22 @@ class ClusterNode:
             heartbeat_at=now,
             draining=self.draining,
         )
-        await self.store.heartbeat(record, now)
+        if await self.store.heartbeat(record, now) and not self.draining:
+            log.info("node %s: drain requested", self.node_id)
+            self.draining = True
+            record = dataclasses.replace(record, draining=True)
         return record
 
     async def renew(self) -> list[str]:
         """Extend this node's live leases; each session it owned that did not renew (expired,
         maybe taken over) is dropped and reported to `on_lost`. A live lease of this node it
         did not know of (a restart under the same id within the ttl) is adopted."""
+        now = self.clock()
         renewed = {
             lease.session_id: lease
-            for lease in await self.store.renew_leases(self.node_id, self.clock(), self.ttl)
+            for lease in await self.store.renew_leases(self.node_id, now, self.ttl)
         }
+        self._renewed_at = now
         lost = [
             session_id
             for session_id, lease in self.owned.items()
@@ -231,19 +242,26 @@ class ClusterNode:
         return done
 
     async def drain(self) -> list[str]:
-        """Stop taking sessions, say so in a heartbeat, and release every lease."""
+        """Stop taking sessions, say so in a heartbeat, and release every lease (each after
+        `before_release`), renewing the ones still held as the closing goes on."""
         self.draining = True
         await self.beat()
         released = []
         for session_id in sorted(self.owned):
+            if self.clock() - self._renewed_at >= self.ttl / 3:
+                # Closing browsers one at a time may outlast a lease: keep the rest held.
+                await self.renew()
             if await self.release(session_id):
                 released.append(session_id)
         await self.beat()
         return released
 
     async def tick(self) -> None:
-        """One round: beat, renew, claim, rebalance."""
+        """One round: beat (then drain, when a drain was requested), renew, claim,
+        rebalance."""
         await self.beat()
+        if self.draining and self.owned:
+            await self.drain()
         await self.renew()
         await self.claim()
         await self.rebalance()

@@ -141,6 +141,29 @@ class DeliveryList(Output):
     data: list[Delivery]
 
 
+class Node(Output):
+    """One process of the cluster, as its last heartbeat and the leases table show it."""
+
+    node_id: str = Field(examples=["worker-1"])
+    role: str = Field(examples=["worker"])
+    address: str | None = Field(description="its internal RPC URL")
+    capacity: int = Field(description="sessions it may run, as its last heartbeat said")
+    sessions: int = Field(description="live session leases it holds now")
+    reported_sessions: int = Field(description="sessions it ran at its last heartbeat")
+    heartbeat_at: Timestamp
+    started_at: Timestamp = Field(description="when its process started")
+    heartbeat_age_s: float
+    live: bool = Field(description="a heartbeat younger than lease_ttl, and not draining")
+    draining: bool
+
+
+class NodeList(Output):
+    """Every node that shares the store (none for a single-host service)."""
+
+    data: list[Node]
+    lease_ttl: int = Field(description="seconds: a node whose heartbeat is older is gone")
+
+
 class Health(Output):
     status: Literal["ok"]
     version: str

@@ -425,9 +425,20 @@ class Store(abc.ABC):
 
     # cluster: nodes and leases
     @abc.abstractmethod
-    async def heartbeat(self, node: NodeRecord, now: float) -> None:
+    async def heartbeat(self, node: NodeRecord, now: float) -> bool:
         """Insert or update the node's row, its `heartbeat_at` set to `now`. A `started_at`
-        of 0 means `now` on the first heartbeat and leaves the stored one alone after."""
+        of 0 means `now` on the first heartbeat and leaves the stored one alone after.
+
+        Returns whether the row is draining after the write: `node.draining`, or a drain
+        requested (`request_drain`) of the same process, that is while the stored
+        `started_at` is the node's (or the node's is 0). A row whose `started_at` differs
+        belongs to an earlier process under the same node id, so its drain is cleared: a
+        restarted process starts fresh (a rolling restart)."""
+
+    @abc.abstractmethod
+    async def request_drain(self, node_id: str) -> bool:
+        """Mark the node's row draining, for the process that runs it to notice at its next
+        heartbeat; False when there is no such row."""
 
     @abc.abstractmethod
     async def list_nodes(self) -> list[NodeRecord]:

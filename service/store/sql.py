@@ -413,6 +413,9 @@ class _Queries:
                 started_at=case((started > 0, started), else_=n.c.started_at),
             )
         )
+        by_node = n.c.node_id == bindparam("k_node")
+        self.node_lock = c(select(n.c.started_at, n.c.draining).where(by_node).with_for_update())
+        self.node_drain = c(update(n).where(by_node).values(draining=1))
         self.node_list = c(select(*self.node_cols).order_by(n.c.node_id))
         self.node_delete = c(delete(n).where(n.c.node_id == bindparam("node_id")))
         # leases
@@ -1487,16 +1490,15 @@ class SqlStore(Store):
 
     # cluster: nodes and leases
 
-    async def heartbeat(self, node: NodeRecord, now: float) -> None:
+    async def heartbeat(self, node: NodeRecord, now: float) -> bool:
         q = self.q
         integrity = self.engine.dialect.loaded_dbapi.IntegrityError
-        beat = {
-            "k_node": node.node_id,
+        key = {"k_node": node.node_id}
+        beat = key | {
             "v_role": node.role,
             "v_address": node.address,
             "v_capacity": node.capacity,
             "v_sessions": node.sessions,
-            "v_draining": int(node.draining),
             "v_now": now,
             "v_started": node.started_at,
         }
@@ -1506,16 +1508,29 @@ class SqlStore(Store):
             "draining": int(node.draining),
         }
 
-        def upsert(tx: Tx) -> None:
-            if tx.run(q.node_beat, beat):
-                return
-            try:
-                tx.run(q.node_insert, row)
-            except integrity:
-                # Inserted by another process since the update: that row is there now.
-                tx.run(q.node_beat, beat)
+        def upsert(tx: Tx) -> bool:
+            # The row's lock orders this against a request_drain from another process.
+            stored = tx.one(q.node_lock, key)
+            if stored is None:
+                try:
+                    tx.run(q.node_insert, row)
+                    return node.draining
+                except integrity:
+                    # Inserted by another process since the read: judge that row.
+                    stored = tx.one(q.node_lock, key)
+                    if stored is None:
+                        raise
+            started_at, requested = float(stored[0]), bool(stored[1])
+            same_process = not node.started_at or started_at == node.started_at
+            draining = node.draining or (requested and same_process)
+            tx.run(q.node_beat, beat | {"v_draining": int(draining)})
+            return draining
 
-        await self._transaction(upsert)
+        return await self._transaction(upsert)
+
+    async def request_drain(self, node_id: str) -> bool:
+        values = {"k_node": node_id}
+        return await self._transaction(lambda tx: tx.run(self.q.node_drain, values) > 0)
 
     async def list_nodes(self) -> list[NodeRecord]:
         rows = await self._read(lambda tx: tx.all(self.q.node_list))
