@@ -100,7 +100,7 @@ def create_app(
     role = settings.role
     store = store or open_store(settings.store_url, settings.db_prefix)
     secretbox = SecretBox(parse_key(settings.encryption_key)) if settings.encryption_key else None
-    metrics = Metrics()
+    metrics = Metrics(node=settings.node_name if role != "all" else "", role=role)
     store.subscribe(metrics.on_events)
     links_qr = qr_links(settings.api_secrets[0], settings.base_url)
     links_media = media_links(settings.api_secrets[0], settings.base_url)

@@ -120,8 +120,8 @@ class WorkerAgent:
             log.exception("worker %s: starting session %s failed", self.node.node_id, session_id)
 
     def _released(self, session_id: str) -> None:
-        if self.rpc is not None and not self.node.draining:
-            self.rpc.wake_workers()  # (a drain wakes them once, at its end)
+        if self.rpc is not None:
+            self.rpc.wake_workers()
 
     def _lost(self, session_id: str) -> None:
         log.warning("worker %s lost the lease of session %s", self.node.node_id, session_id)
