@@ -28,6 +28,7 @@ from service.cluster.agent import WorkerAgent
 from service.cluster.fencing import FencedStore
 from service.cluster.node import ClusterNode
 from service.cluster.placement import SESSION_BYTES, memory_headroom
+from service.cluster.profiles import ProfileGuard
 from service.cluster.remote import RemoteEngine, RemoteEngines, RemoteRuntime
 from service.cluster.rpc import RpcClient, internal_routes
 from service.errors import (
@@ -195,6 +196,8 @@ def create_app(
                 link_preview_servers=settings.link_preview_servers,
             ),
         )
+        if node is not None:
+            context.profile_guard = ProfileGuard(store, float(settings.lease_ttl)).may_open
         owned = node.owned if node is not None else None
         runtime = SessionRuntime(
             context, owns=(lambda session_id: session_id in owned) if owned is not None else None

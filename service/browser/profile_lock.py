@@ -7,6 +7,7 @@ after a restart), so a lock is cleared whenever no live process uses the profile
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 from service.browser.process import profile_processes
@@ -31,3 +32,14 @@ def clear_stale_locks(profile: Path) -> bool:
         path.unlink(missing_ok=True)
     log.info("cleared stale Chromium profile lock", extra={"profile": str(profile)})
     return True
+
+
+def lock_host(profile: Path) -> str | None:
+    """The host named in the profile's SingletonLock (Chromium writes `<host>-<pid>`), or
+    None when there is no lock."""
+    try:
+        target = os.readlink(profile / "SingletonLock")
+    except OSError:
+        return None
+    host, _, pid = target.rpartition("-")
+    return host if host and pid.isascii() and pid.isdigit() else None

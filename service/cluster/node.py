@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import socket
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -79,6 +80,7 @@ class ClusterNode:
         self.placement = placement
         self.clock = clock
         self.address = address
+        self.host = socket.gethostname()
         self.claim_batch = claim_batch
         self.rebalance_step = rebalance_step
         # How many more sessions memory allows now (None: no limit beyond `capacity`).
@@ -121,6 +123,7 @@ class ClusterNode:
             started_at=self.started_at,
             heartbeat_at=now,
             draining=self.draining,
+            host=self.host,
         )
         if await self.store.heartbeat(record, now) and not self.draining:
             log.info("node %s: drain requested", self.node_id)

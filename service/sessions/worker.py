@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from service.browser import BridgeError, ChromiumLauncher, LaunchError, PageBridge
 from service.browser.bridge import BridgeEvent, WaJsConfig
+from service.browser.profile_lock import lock_host
 from service.clock import iso
 from service.links import SignedLinks
 from service.models.events import QrCodeGenerated
@@ -74,6 +77,9 @@ class WorkerContext:
     load_timeout: float = 90.0
     wa_js_config: WaJsConfig = field(default_factory=WaJsConfig)
     pages: PageListener | None = None
+    # In a cluster on shared storage: whether a lock naming another host may be cleared
+    # (session id, profile, host) -> bool; None opens whatever no local process holds.
+    profile_guard: Callable[[str, Path, str], Awaitable[bool]] | None = None
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -205,6 +211,14 @@ class SessionWorker:
         await self.move("initializing", changes={"qr": None, "qr_expires_at": None})
         record = await self.record()
         profile = profile_dir(self.ctx.sessions_root, record.workspace_id, record.session_id)
+        host = lock_host(profile)
+        if (
+            host is not None
+            and host != socket.gethostname()
+            and self.ctx.profile_guard is not None
+            and not await self.ctx.profile_guard(self.session_id, profile, host)
+        ):
+            return Outcome("crash", f"the profile is in use on host {host}")
         async with self.ctx.launch_slots:
             if self._stop.is_set():
                 return Outcome("stop")

@@ -106,7 +106,7 @@ class StaleMessage(Exception):
 @dataclass(frozen=True)
 class NodeRecord:
     """One sidecar process of a cluster, as its last heartbeat left it. `address` is its
-    internal RPC URL; `sessions` how many it runs now, of `capacity`."""
+    internal RPC URL; `sessions` how many it runs now, of `capacity`; `host` the machine."""
 
     node_id: str
     role: str
@@ -116,6 +116,8 @@ class NodeRecord:
     started_at: float = 0.0
     heartbeat_at: float = 0.0
     draining: bool = False
+    # Its host's name (socket.gethostname(), what Chromium writes in a profile's lock).
+    host: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ One definition serves SQLite and MySQL/MariaDB. The columns of sessions, message
 and seen_signatures match the hand-written schema the store had before Alembic (its version
 4): the same VARCHAR lengths, unique keys and indexes. `nodes` and `leases` (cluster mode's
 coordination) came with revision 0002, the outbox's `claimed_by` and `claimed_until` (which
-dispatcher delivers a session's line) with 0003.
+dispatcher delivers a session's line) with 0003, `nodes.host` with 0004.
 
 MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
 (utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
@@ -192,6 +192,8 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         Column("started_at", Double, nullable=False),
         Column("heartbeat_at", Double, nullable=False),
         Column("draining", Integer, nullable=False, server_default="0"),
+        # The host's name as Chromium writes it in a profile's lock (revision 0004).
+        Column("host", String(255)),
         **options,
     )
     leases = Table(

@@ -409,6 +409,7 @@ class _Queries:
                 capacity=bindparam("v_capacity"),
                 sessions=bindparam("v_sessions"),
                 draining=bindparam("v_draining"),
+                host=bindparam("v_host"),
                 heartbeat_at=bindparam("v_now"),
                 started_at=case((started > 0, started), else_=n.c.started_at),
             )
@@ -1501,6 +1502,7 @@ class SqlStore(Store):
             "v_sessions": node.sessions,
             "v_now": now,
             "v_started": node.started_at,
+            "v_host": node.host,
         }
         row = asdict(node) | {
             "started_at": node.started_at or now,
