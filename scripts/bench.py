@@ -212,10 +212,16 @@ def send_accept(car: Sidecar, plan: Plan, results: Results) -> None:
 
 
 def accept_latencies(
-    base: str, clients: int, per_client: int, sessions: list[str], tag: str = "accept"
+    base: str,
+    clients: int,
+    per_client: int,
+    sessions: list[str],
+    tag: str = "accept",
+    errors: list[str] | None = None,
 ) -> list[float]:
     """Seconds each signed `POST .../messages` took to come back 202: `clients` concurrent
-    clients, `per_client` requests each, client c sending to sessions[c % len(sessions)]."""
+    clients, `per_client` requests each, client c sending to sessions[c % len(sessions)].
+    With `errors`, a request that fails at the transport is noted there instead of raised."""
 
     async def run() -> list[float]:
         latencies: list[float] = []
@@ -240,7 +246,13 @@ def accept_latencies(
                         "X-HMAC-Signature": sign_request(API_SECRET, ts, "POST", path, body),
                     }
                     t0 = time.perf_counter()
-                    response = await client.post(path, content=body, headers=headers)
+                    try:
+                        response = await client.post(path, content=body, headers=headers)
+                    except httpx.TransportError as exc:
+                        if errors is None:
+                            raise
+                        errors.append(type(exc).__name__)
+                        continue
                     latencies.append(time.perf_counter() - t0)
                     assert response.status_code == 202, response.text
 

@@ -27,6 +27,7 @@ started are stopped (by their pid). The store is read through the Store interfac
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
@@ -178,8 +179,9 @@ def accept_under_load(
     done_before = settled_count(probe, sessions)
     meter = CpuMeter(cpu).start()
     t0 = time.monotonic()
+    errors: list[str] = []
     latencies = accept_latencies(
-        car.base, plan.accept_clients, plan.accept_per_client, sessions, tag="acc"
+        car.base, plan.accept_clients, plan.accept_per_client, sessions, "acc", errors
     )
     window = time.monotonic() - t0
     usage = meter.stop()
@@ -194,6 +196,7 @@ def accept_under_load(
     drained = time.monotonic() - t_fill
     return {
         "n": len(latencies),
+        "transport_errors": len(errors),
         "clients": plan.accept_clients,
         "sessions": len(sessions),
         "p50_ms": pct(latencies, 0.5) * 1000,
@@ -482,7 +485,9 @@ def webhook_rate(
                     counts: dict[str, Any] = client.get("/count").json()
                     return counts
 
-                wait_until(lambda: arrived()["count"] >= total, plan.deadline, "every event")
+                # Bounded: what arrived by then is reported (received < events), not a crash.
+                with contextlib.suppress(TimeoutError):
+                    wait_until(lambda: arrived()["count"] >= total, plan.deadline * 2, "events")
                 usage = meter.stop()
                 time.sleep(1)  # anything delivered twice would arrive by now
                 counts = arrived()
@@ -520,7 +525,7 @@ def receiver_pid() -> int:
 # Main -------------------------------------------------------------------------------------
 
 
-def run(plan: Plan) -> dict[str, Any]:
+def run(plan: Plan, skip: frozenset[str] = frozenset()) -> dict[str, Any]:
     results: dict[str, Any] = {"accept": {}, "webhooks": {}, "failover": {}}
     info: dict[str, Any] = {"mode": "quick" if plan is QUICK else "full"}
     started = time.monotonic()
@@ -531,7 +536,7 @@ def run(plan: Plan) -> dict[str, Any]:
         print(f"  private mariadbd on 127.0.0.1:{db.port} (pid {db.pid})", flush=True)
         try:
             with sandbox_process(qr_interval=20, qr_max_rotations=50) as phone:
-                for dispatchers in plan.dispatchers:
+                for dispatchers in plan.dispatchers if "webhooks" not in skip else ():
                     webhook_rate(db, tmp, phone, dispatchers, plan, results)
                 single_process(db, tmp, phone, plan, results)
                 url = db.fresh_database("bench_cluster")
@@ -585,6 +590,9 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="a short smoke run")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--skip", action="append", default=[], choices=["webhooks"], help="leave a scenario out"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     plan = QUICK if args.quick else FULL
@@ -593,7 +601,7 @@ def main() -> int:
         "on 127.0.0.1 only",
         flush=True,
     )
-    emit(run(plan), table, args.json)
+    emit(run(plan, frozenset(args.skip)), table, args.json)
     return 0
 
 
