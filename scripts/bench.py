@@ -25,7 +25,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,11 +77,11 @@ class Results:
 
     def add(self, name: str, **values: Any) -> None:
         self.scenarios[name] = values
-        shown = ", ".join(f"{k}={_fmt(v)}" for k, v in values.items())
+        shown = ", ".join(f"{k}={fmt(v)}" for k, v in values.items())
         print(f"  [{self.engine}] {name:<14} {shown}", flush=True)
 
 
-def _fmt(value: Any) -> str:
+def fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
@@ -199,38 +200,7 @@ def qr_ready(car: Sidecar, receiver: Any, plan: Plan, results: Results) -> None:
 
 def send_accept(car: Sidecar, plan: Plan, results: Results) -> None:
     """p50/p99 of signed send requests, `accept_clients` concurrent clients."""
-
-    async def run() -> list[float]:
-        latencies: list[float] = []
-        limits = httpx.Limits(max_connections=plan.accept_clients)
-        async with httpx.AsyncClient(base_url=car.base, limits=limits, timeout=60) as client:
-
-            async def one_client(c: int) -> None:
-                for i in range(plan.accept_per_client):
-                    body = json.dumps(
-                        {
-                            "to": "5511988880002",
-                            "type": "text",
-                            "text": f"a{c}-{i}",
-                            "idempotency_key": f"accept-{c}-{i}",
-                        }
-                    ).encode()
-                    path = "/api/sessions/t0/messages"
-                    ts = str(int(time.time()))
-                    headers = {
-                        "X-Timestamp": ts,
-                        "Content-Type": "application/json",
-                        "X-HMAC-Signature": sign_request(API_SECRET, ts, "POST", path, body),
-                    }
-                    t0 = time.perf_counter()
-                    response = await client.post(path, content=body, headers=headers)
-                    latencies.append(time.perf_counter() - t0)
-                    assert response.status_code == 202, response.text
-
-            await asyncio.gather(*(one_client(c) for c in range(plan.accept_clients)))
-        return latencies
-
-    latencies = asyncio.run(run())
+    latencies = accept_latencies(car.base, plan.accept_clients, plan.accept_per_client, ["t0"])
     results.add(
         "send_accept",
         n=len(latencies),
@@ -239,6 +209,57 @@ def send_accept(car: Sidecar, plan: Plan, results: Results) -> None:
         p99_ms=pct(latencies, 0.99) * 1000,
         budget_p99_ms=20.0,
     )
+
+
+def accept_latencies(
+    base: str,
+    clients: int,
+    per_client: int,
+    sessions: list[str],
+    tag: str = "accept",
+    errors: list[str] | None = None,
+) -> list[float]:
+    """Seconds each signed `POST .../messages` took to come back 202: `clients` concurrent
+    clients, `per_client` requests each, client c sending to sessions[c % len(sessions)].
+    With `errors`, a request that fails at the transport is noted there instead of raised."""
+
+    async def run() -> list[float]:
+        latencies: list[float] = []
+        limits = httpx.Limits(max_connections=clients)
+        async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
+
+            async def one_client(c: int) -> None:
+                path = f"/api/sessions/{sessions[c % len(sessions)]}/messages"
+                for i in range(per_client):
+                    body = json.dumps(
+                        {
+                            "to": "5511988880002",
+                            "type": "text",
+                            "text": f"a{c}-{i}",
+                            "idempotency_key": f"{tag}-{c}-{i}",
+                        }
+                    ).encode()
+                    ts = str(int(time.time()))
+                    headers = {
+                        "X-Timestamp": ts,
+                        "Content-Type": "application/json",
+                        "X-HMAC-Signature": sign_request(API_SECRET, ts, "POST", path, body),
+                    }
+                    t0 = time.perf_counter()
+                    try:
+                        response = await client.post(path, content=body, headers=headers)
+                    except httpx.TransportError as exc:
+                        if errors is None:
+                            raise
+                        errors.append(type(exc).__name__)
+                        continue
+                    latencies.append(time.perf_counter() - t0)
+                    assert response.status_code == 202, response.text
+
+            await asyncio.gather(*(one_client(c) for c in range(clients)))
+        return latencies
+
+    return asyncio.run(run())
 
 
 def throughput(
@@ -252,24 +273,7 @@ def throughput(
     total = plan.throughput_per_session * len(sessions)
     t0 = time.monotonic()
 
-    def feed(sid: str) -> None:
-        with httpx.Client(base_url=car.base, auth=car.api.auth, timeout=60) as client:
-            for i in range(plan.throughput_per_session):
-                client.post(
-                    f"/api/sessions/{sid}/messages",
-                    json={
-                        "to": "5511988880002",
-                        "type": "text",
-                        "text": f"{sid}-{i}",
-                        "idempotency_key": f"tp-{sid}-{i}",
-                    },
-                ).raise_for_status()
-
-    threads = [threading.Thread(target=feed, args=(sid,)) for sid in sessions]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    feed(car, sessions, plan.throughput_per_session, "tp")
     # Every message is in the store once its 202 came back: wait for none to be unsent.
     wait_until(
         lambda: not probe.any_messages(sessions, ("queued", "sending")),
@@ -286,6 +290,30 @@ def throughput(
         failed=probe.messages(sessions, "failed"),
         budget_msg_per_min=6000,
     )
+
+
+def feed(car: Sidecar, sessions: list[str], per_session: int, tag: str) -> None:
+    """Queue `per_session` messages on each of `sessions`, one thread per session, each
+    request answered (202) before the next; returns once every one was accepted."""
+
+    def one(sid: str) -> None:
+        with httpx.Client(base_url=car.base, auth=car.api.auth, timeout=60) as client:
+            for i in range(per_session):
+                client.post(
+                    f"/api/sessions/{sid}/messages",
+                    json={
+                        "to": "5511988880002",
+                        "type": "text",
+                        "text": f"{sid}-{i}",
+                        "idempotency_key": f"{tag}-{sid}-{i}",
+                    },
+                ).raise_for_status()
+
+    threads = [threading.Thread(target=one, args=(sid,)) for sid in sessions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def memory(
@@ -335,18 +363,8 @@ def recovery(
 
 def webhook_rate(plan: Plan, results: Results, store_url: str) -> None:
     """Events/s from the outbox to a receiver in its own process (the dispatcher alone)."""
-    port = free_port()
-    receiver = subprocess.Popen(
-        [sys.executable, __file__, "--serve-receiver", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_http(f"http://127.0.0.1:{port}/count", proc=receiver)
-        rate, count = asyncio.run(_dispatch(plan, store_url, f"http://127.0.0.1:{port}"))
-    finally:
-        receiver.terminate()
-        receiver.wait(timeout=10)
+    with receiver_process() as base:
+        rate, count = asyncio.run(_dispatch(plan, store_url, base))
     results.add("webhook_rate", events=count, events_per_s=round(rate), budget_per_s=1000)
 
 
@@ -377,24 +395,67 @@ async def _dispatch(plan: Plan, store_url: str, base: str) -> tuple[float, int]:
     return dispatcher.delivered / elapsed, dispatcher.delivered
 
 
+@contextmanager
+def receiver_process() -> Iterator[str]:
+    """The receiver of `serve_receiver` in a process of its own; yields its base URL
+    (webhooks go to `{base}/hook`, `{base}/count` tells what arrived)."""
+    port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--serve-receiver", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/count", proc=receiver)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        receiver.terminate()
+        receiver.wait(timeout=10)
+
+
 def serve_receiver(port: int) -> None:
-    """A minimal webhook receiver in its own process (so it does not share our GIL)."""
+    """A minimal webhook receiver in its own process (so it does not share our GIL).
+
+    `/count` answers how many requests came, when the first and the last came (epoch
+    seconds), and, for events whose data carries a number `n` counting up from 0 in each
+    session, how many arrived again (`duplicates`) or out of their session's order."""
     import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Route
 
-    count = 0
+    count = duplicates = out_of_order = 0
+    first = last = 0.0
+    arrived: dict[str, set[int]] = {}  # session -> the numbers that came
 
     async def hook(request: Request) -> Response:
-        nonlocal count
-        await request.body()
+        nonlocal count, duplicates, out_of_order, first, last
+        body = json.loads(await request.body())
+        last = time.time()
+        first = first or last
         count += 1
+        n = body.get("data", {}).get("n") if isinstance(body.get("data"), dict) else None
+        if isinstance(n, int):
+            session = str(body.get("session_id"))
+            seen = arrived.setdefault(session, set())
+            if n in seen:
+                duplicates += 1
+            elif n != len(seen):  # n != 0, 1, 2, ... in the order they were appended
+                out_of_order += 1
+            seen.add(n)
         return Response(b"{}", media_type="application/json")
 
     async def counter(request: Request) -> Response:
-        return JSONResponse({"count": count})
+        return JSONResponse(
+            {
+                "count": count,
+                "duplicates": duplicates,
+                "out_of_order": out_of_order,
+                "first": first,
+                "last": last,
+            }
+        )
 
     app = Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/count", counter)])
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
@@ -414,6 +475,19 @@ def machine() -> dict[str, Any]:
     }
 
 
+def single_service(storage: Path, phone: Phone, webhook_url: str, database_url: str) -> Sidecar:
+    """The single process (role all) the bench measures, pacing off, not started yet."""
+    return Sidecar(
+        storage,
+        WA_WEB_URL=phone.base + "/",
+        SIDECAR_PACING="off",
+        SIDECAR_WEBHOOK_URL=webhook_url,
+        SIDECAR_DATABASE_URL=database_url,
+        MAX_SESSIONS="100",
+        SIDECAR_LOG_LEVEL="warning",
+    )
+
+
 def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) -> Results:
     """Every scenario on one engine, with a sandbox, a receiver and a sidecar of its own."""
     results = Results(engine)
@@ -429,15 +503,7 @@ def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) ->
         sandbox_process(qr_interval=20, qr_max_rotations=50) as phone,
         python_receiver() as receiver,
     ):
-        car = Sidecar(
-            tmp / "storage",
-            WA_WEB_URL=phone.base + "/",
-            SIDECAR_PACING="off",
-            SIDECAR_WEBHOOK_URL=receiver.url,
-            SIDECAR_DATABASE_URL=sidecar_url,
-            MAX_SESSIONS="100",
-            SIDECAR_LOG_LEVEL="warning",
-        )
+        car = single_service(tmp / "storage", phone, receiver.url, sidecar_url)
         probe: StoreProbe | None = None
         try:
             car.start()
@@ -519,7 +585,7 @@ def table(report: dict[str, Any]) -> str:
             keys += [k for k in report[engine].get(scenario, {}) if measured(k) and k not in keys]
         for key in keys:
             row = [scenario, key]
-            row += [_cell(report[e].get(scenario, {}).get(key)) for e in engines]
+            row += [cell(report[e].get(scenario, {}).get(key)) for e in engines]
             if "ratio" in report:
                 ratio = report["ratio"].get(scenario, {}).get(key)
                 row.append("" if ratio is None else f"{ratio:.2f}x")
@@ -535,7 +601,7 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _cell(value: Any) -> str:
+def cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
@@ -568,15 +634,19 @@ def main() -> int:
         f"{' and '.join(engines)}, on 127.0.0.1 only",
         flush=True,
     )
-    report = run(plan, engines)
+    emit(run(plan, engines), table, args.json)
+    return 0
+
+
+def emit(report: dict[str, Any], table: Callable[[dict[str, Any]], str], path: Path | None) -> None:
+    """Print the report as a table, then as JSON; also write the JSON to `path` if given."""
     text = json.dumps(report, indent=2)
     print()
     print(table(report))
     print()
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    return 0
+    if path:
+        path.write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -19,15 +19,15 @@ from typing import Any
 
 import pytest
 
+from tests.support.cluster import Cluster, with_signal
 from tests.support.mariadb import PrivateMariaDB
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import ROOT
-from tests.support.sidecar import Sidecar, chromium_processes
+from tests.support.sidecar import chromium_processes
 
 pytestmark = pytest.mark.browser
 
-INTERNAL_SECRET = "internal-" + "c" * 40
 FRIEND = "5511988880002"
 TTL = 6
 
@@ -38,89 +38,12 @@ def phone() -> Iterator[Phone]:
         yield p
 
 
-class Cluster:
-    """An api process and named workers sharing `url` and `storage`."""
-
-    def __init__(self, storage: Path, url: str, phone: Phone, receiver: Receiver) -> None:
-        self.storage = storage
-        self.url = url
-        self.env = {
-            "SIDECAR_DATABASE_URL": url,
-            "SIDECAR_INTERNAL_SECRET": INTERNAL_SECRET,
-            "SIDECAR_LEASE_TTL": str(TTL),
-            "WA_WEB_URL": phone.base + "/",
-            "SIDECAR_WEBHOOK_URL": receiver.url,
-            "SIDECAR_PACING": "off",
-        }
-        self.api = Sidecar(storage, SIDECAR_ROLE="api", SIDECAR_NODE_ID="api-1", **self.env)
-        self.workers: dict[str, Sidecar] = {}
-
-    def start(self, *workers: str) -> Cluster:
-        self.api.start()
-        for name in workers:
-            self.add_worker(name)
-        return self
-
-    def add_worker(self, name: str) -> Sidecar:
-        worker = Sidecar(self.storage, SIDECAR_ROLE="worker", SIDECAR_NODE_ID=name, **self.env)
-        self.workers[name] = worker.start()
-        return worker
-
-    def close(self) -> None:
-        for worker in self.workers.values():
-            if worker.proc is not None and worker.proc.poll() is None:
-                with_signal(worker, signal.SIGCONT)
-        for worker in self.workers.values():
-            worker.close()
-        self.api.close()
-
-    def query(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        conn = self.server.connect(self.database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return list(cur.fetchall())
-        finally:
-            conn.close()
-
-    def owners(self) -> dict[str, str]:
-        """Session id -> node holding its live lease."""
-        rows = self.query(
-            "SELECT session_id, node_id FROM wa_leases WHERE expires_at > %s", time.time()
-        )
-        return {str(s): str(n) for s, n in rows}
-
-    def session(self, session_id: str) -> dict[str, Any]:
-        return self.api.session(session_id)
-
-    def link(self, session_id: str, number: str) -> None:
-        created = self.api.api.post(
-            "/api/sessions", json={"workspace_id": "acme", "session_id": session_id}
-        )
-        assert created.status_code == 201, created.text
-        self.api.wait_status(session_id, "qr_required", timeout=90)
-        qr = self.api.api.get(f"/api/sessions/{session_id}/qr")
-        assert qr.status_code == 200, qr.text
-        scan = self.phone_scan(qr.json()["qr"], number)
-        assert scan.status_code == 200, scan.text
-        self.api.wait_status(session_id, "connected", timeout=90)
-
-    phone_scan: Any = None
-    server: PrivateMariaDB
-    database: str
-
-
-def with_signal(worker: Sidecar, signum: int) -> None:
-    assert worker.proc is not None
-    os.kill(worker.proc.pid, signum)
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, phone: Phone, mariadb_server: PrivateMariaDB) -> Iterator[Cluster]:
     name = f"cluster_{os.getpid()}_{time.monotonic_ns() % 10**6}"
     url = mariadb_server.fresh_database(name)
     with python_receiver() as receiver:
-        group = Cluster(tmp_path / "storage", url, phone, receiver)
+        group = Cluster(tmp_path / "storage", url, phone, receiver.url, ttl=TTL)
         group.server, group.database = mariadb_server, name
         group.phone_scan = phone.scan
         group.receiver = receiver  # type: ignore[attr-defined]
