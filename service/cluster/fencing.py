@@ -5,7 +5,8 @@ session's lease. `FencedStore` adds `fence=(node_id, token)` to each such write,
 token of the lease the node holds now (`owned`, kept by `ClusterNode`), so the store refuses
 it with `LeaseLost` once the lease has moved on: a worker that was paused past its lease and
 wakes up can neither write nor claim a message to send for a session it lost. A session the
-node does not own at all is refused before the store is asked.
+node does not own at all is refused before the store is asked. The check is made in the
+write's own transaction, under the lease row's lock.
 
 Reads, and whatever is not a session's (outbox marks, replay signatures), pass through.
 """
@@ -49,12 +50,6 @@ class FencedStore:
             raise LeaseLost(session_id, 0)
         return self.node_id, lease.token
 
-    async def _check(self, session_id: str) -> None:
-        """For writes the store cannot fence in their own transaction: the lease is live now."""
-        node, token = self.fence(session_id)
-        if not await self._store.check_lease(session_id, node, token, self._clock()):
-            raise LeaseLost(session_id, token)
-
     async def update_session(
         self,
         session_id: str,
@@ -90,14 +85,26 @@ class FencedStore:
             message_id, changes, events, expect_status=expect_status, fence=fence
         )
 
-    async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
-        await self._check(message.session_id)
-        return await self._store.record_inbound(message, event)
+    async def record_inbound(
+        self,
+        message: MessageRecord,
+        event: NewEvent,
+        *,
+        fence: tuple[str, int] | None = None,
+    ) -> MessageRecord | None:
+        return await self._store.record_inbound(
+            message, event, fence=fence or self.fence(message.session_id)
+        )
 
     async def interrupt_sending(
-        self, event_for: Callable[[MessageRecord], NewEvent], session_id: str | None = None
+        self,
+        event_for: Callable[[MessageRecord], NewEvent],
+        session_id: str | None = None,
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> list[MessageRecord]:
         if session_id is None:
             raise ValueError("a worker settles the sends of the sessions it takes, one by one")
-        await self._check(session_id)
-        return await self._store.interrupt_sending(event_for, session_id)
+        return await self._store.interrupt_sending(
+            event_for, session_id, fence=fence or self.fence(session_id)
+        )

@@ -352,16 +352,28 @@ class Store(abc.ABC):
         """The session's message with this provider ref (or this provider message id)."""
 
     @abc.abstractmethod
-    async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
-        """Store an inbound message and its event; None when its provider ref is known."""
+    async def record_inbound(
+        self,
+        message: MessageRecord,
+        event: NewEvent,
+        *,
+        fence: tuple[str, int] | None = None,
+    ) -> MessageRecord | None:
+        """Store an inbound message and its event; None when its provider ref is known.
+        `fence` as in `update_session`."""
 
     @abc.abstractmethod
     async def interrupt_sending(
-        self, event_for: Callable[[MessageRecord], NewEvent], session_id: str | None = None
+        self,
+        event_for: Callable[[MessageRecord], NewEvent],
+        session_id: str | None = None,
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> list[MessageRecord]:
         """After a crash: every `sending` message (of `session_id` only, when given: a worker
         taking a session over) becomes `failed` with error `interrupted` (it may or may not
-        have left), each with the event `event_for` builds for it."""
+        have left), each with the event `event_for` builds for it. `fence` (with
+        `session_id`) as in `update_session`."""
 
     @abc.abstractmethod
     async def count_messages(self, session_id: str, status: str) -> int: ...

@@ -281,6 +281,14 @@ class _Queries:
         if mysql:
             sending = sending.with_for_update(skip_locked=skip_locked)
         self.message_sending = c(sending)
+        # One session's sends, for the worker taking it over: waits for (never skips) a row
+        # another transaction holds, so no message of the session is left out.
+        of_session = (
+            select(m.c.id)
+            .where(m.c.session_id == bindparam("session_id"), m.c.status == "sending")
+            .order_by(m.c.seq)
+        )
+        self.message_sending_of = c(of_session.with_for_update() if mysql else of_session)
         self.message_interrupt = c(
             update(m)
             .where(m.c.id == bindparam("k_id"))
@@ -1324,10 +1332,18 @@ class SqlStore(Store):
 
         return await self._read(find)
 
-    async def record_inbound(self, message: MessageRecord, event: NewEvent) -> MessageRecord | None:
+    async def record_inbound(
+        self,
+        message: MessageRecord,
+        event: NewEvent,
+        *,
+        fence: tuple[str, int] | None = None,
+    ) -> MessageRecord | None:
         q = self.q
 
         def record(tx: Tx) -> MessageRecord | None:
+            if fence is not None:
+                self._check_fence(tx, message.session_id, fence)
             # The session's row lock serialises deliveries of one session's inbound messages
             # across processes (a no-op on SQLite, whose writes are serial anyway).
             if not self.is_sqlite:
@@ -1344,19 +1360,24 @@ class SqlStore(Store):
         return await self._transaction(record)
 
     async def interrupt_sending(
-        self, event_for: Callable[[MessageRecord], NewEvent], session_id: str | None = None
+        self,
+        event_for: Callable[[MessageRecord], NewEvent],
+        session_id: str | None = None,
+        *,
+        fence: tuple[str, int] | None = None,
     ) -> list[MessageRecord]:
         q = self.q
 
         def interrupt(tx: Tx) -> list[MessageRecord]:
-            ids = [row[0] for row in tx.all(q.message_sending)]
+            if session_id is None:
+                ids = [row[0] for row in tx.all(q.message_sending)]
+            else:
+                if fence is not None:
+                    self._check_fence(tx, session_id, fence)
+                ids = [row[0] for row in tx.all(q.message_sending_of, {"session_id": session_id})]
             now = time.time()
             failed = []
             for message_id in ids:
-                if session_id is not None:
-                    found = tx.one(q.message_get, {"id": message_id})
-                    if found is None or MessageRecord(*found).session_id != session_id:
-                        continue
                 tx.run(q.message_interrupt, {"k_id": message_id, "now": now})
                 record = MessageRecord(*tx.one(q.message_get, {"id": message_id}))
                 tx.appended += self._append_session_events(
