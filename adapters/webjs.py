@@ -186,6 +186,17 @@ class WebJsEngine(Engine):
         except (BridgeError, ValueError) as exc:
             raise Conflict(f"WhatsApp Web gave no media: {exc}", code="media_unavailable") from None
 
+    async def quiesce(self, session_id: str, timeout: float) -> bool:
+        """Wait (bounded) until wa-js settled every send the session's page holds, so a
+        browser closed on purpose (the session moves to another worker) fails none of them;
+        False when some are still pending at the deadline."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._pending.get(session_id):
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
     # sending
 
     def status(self, session: SessionRecord) -> ProviderStatus:

@@ -176,6 +176,8 @@ def create_app(
                 seconds
             ),
             nudge=nudge,
+            # A worker sends only while its lease runs, by its own clock.
+            may_send=node.holds if node is not None and role == "worker" else None,
         )
 
     if with_browsers and role in ("all", "worker"):

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
-from adapters.base import Engine
+from adapters.webjs import WebJsEngine
 from service.cluster.node import ClusterNode
 from service.cluster.rpc import RpcClient, SessionUnassigned
 from service.errors import ValidationFailed
@@ -29,6 +29,9 @@ from service.store import Store
 from service.store.base import Lease
 
 log = logging.getLogger("service.cluster")
+
+# How long a session leaving this worker waits for wa-js to settle the sends its page holds.
+HANDOVER_SETTLE = 10.0
 
 
 class WorkerAgent:
@@ -41,7 +44,7 @@ class WorkerAgent:
         manager: SessionManager,
         runtime: SessionRuntime,
         messenger: Messenger,
-        webjs: Engine,
+        webjs: WebJsEngine,
         rpc: RpcClient | None = None,
     ) -> None:
         self.node = node
@@ -79,9 +82,11 @@ class WorkerAgent:
         if self._loop is not None:
             self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
+        # The leases stay renewed while the browsers close.
+        self.node.draining = True
+        keeper = asyncio.create_task(self.node.keep_alive())
         try:
             # Close every browser at once (a worker may hold dozens), then give the leases up.
-            self.node.draining = True
             await asyncio.gather(
                 *(self._before_release(sid) for sid in list(self.node.owned)),
                 return_exceptions=True,
@@ -92,6 +97,9 @@ class WorkerAgent:
                 await self.rpc.wake_all(but=self.node.node_id)
         except Exception as exc:  # the store is down: the leases expire by themselves
             log.warning("worker %s could not hand its sessions over: %s", self.node.node_id, exc)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -133,13 +141,20 @@ class WorkerAgent:
 
     async def _before_release(self, session_id: str) -> None:
         record = await self.store.get_session(session_id)
+        # The send in flight finishes, and wa-js settles what it holds (bounded), before
+        # the page closes: closing it would fail those sends as interrupted.
         await self.messenger.hand_over(session_id)
+        await self.webjs.quiesce(session_id, timeout=HANDOVER_SETTLE)
         if record is not None and record.desired_state != "running":
             # Stopped on purpose: say so while the lease is still ours.
             await self.manager.apply(session_id)
         else:
             await self.runtime.detach(session_id)
-        await self.runtime.settled(session_id)
+        if not await self.runtime.settled(session_id):
+            # A browser that would not close must not be left on a profile the next owner
+            # opens: end it the hard way while the lease is still ours.
+            log.warning("session %s: browser did not close; killing it", session_id)
+            await self.runtime.kill(session_id)
 
     # -- what the API asks -----------------------------------------------------------------
 

@@ -94,6 +94,8 @@ class ClusterNode:
         self.draining = False
         self.started_at = 0.0
         self._renewed_at = 0.0
+        # The token of each lease given up, so a renewal racing the release never adopts it.
+        self._released: dict[str, int] = {}
 
     @property
     def runs_sessions(self) -> bool:
@@ -128,14 +130,20 @@ class ClusterNode:
         if await self.store.heartbeat(record, now) and not self.draining:
             log.info("node %s: drain requested", self.node_id)
             self.draining = True
+            self.wake()  # the placement loop drains
             record = dataclasses.replace(record, draining=True)
         return record
 
     async def renew(self) -> list[str]:
         """Extend this node's live leases; each session it owned that did not renew (expired,
         maybe taken over) is dropped and reported to `on_lost`. A live lease of this node it
-        did not know of (a restart under the same id within the ttl) is adopted."""
+        did not know of (a restart under the same id within the ttl) is adopted.
+
+        Safe beside a claim or a release running at the same time (`run` renews in a loop of
+        its own): only sessions held before the renewal can be lost by it, and a session
+        given up meanwhile is not adopted back."""
         now = self.clock()
+        before = dict(self.owned)
         renewed = {
             lease.session_id: lease
             for lease in await self.store.renew_leases(self.node_id, now, self.ttl)
@@ -143,18 +151,33 @@ class ClusterNode:
         self._renewed_at = now
         lost = [
             session_id
-            for session_id, lease in self.owned.items()
-            if session_id not in renewed or renewed[session_id].token != lease.token
+            for session_id, lease in before.items()
+            if self._holds(session_id, lease.token)
+            and (session_id not in renewed or renewed[session_id].token != lease.token)
         ]
         for session_id in lost:
             del self.owned[session_id]
             self._call(self.on_lost, session_id)
         for session_id, lease in renewed.items():
-            adopted = session_id not in self.owned
-            self.owned[session_id] = lease
-            if adopted:
+            current = self.owned.get(session_id)
+            if current is not None:
+                if current.token == lease.token:
+                    self.owned[session_id] = lease  # the new expiry
+            elif session_id not in before and self._released.get(session_id) != lease.token:
+                self.owned[session_id] = lease
                 self._call(self.on_acquired, lease)
         return lost
+
+    def _holds(self, session_id: str, token: int) -> bool:
+        current = self.owned.get(session_id)
+        return current is not None and current.token == token
+
+    def holds(self, session_id: str, margin: float = 1.0) -> bool:
+        """Whether this node may act for the session now: it holds the lease and the lease
+        runs for at least `margin` more seconds by its last renewal. A node that was paused
+        past its lease (SIGSTOP, a long GC) says no at once, before a renewal round ran."""
+        lease = self.owned.get(session_id)
+        return lease is not None and lease.expires_at - margin > self.clock()
 
     async def claim(self) -> list[Lease]:
         """Take (up to `claim_batch`) running sessions with no live lease that placement
@@ -187,6 +210,7 @@ class ClusterNode:
                 del self.owned[session_id]
                 self._call(self.on_lost, session_id)
             self.owned[session_id] = lease
+            self._released.pop(session_id, None)
             acquired.append(lease)
             self._call(self.on_acquired, lease)
         return acquired
@@ -237,9 +261,10 @@ class ClusterNode:
             await self.before_release(session_id)
         except Exception:
             log.exception("node %s: closing session %s before release", self.node_id, session_id)
-        if self.owned.get(session_id) is not lease:
+        if not self._holds(session_id, lease.token):
             return False  # lost meanwhile (a renewal round saw it expire)
         del self.owned[session_id]
+        self._released[session_id] = lease.token
         done = await self.store.release_lease(session_id, self.node_id, lease.token)
         self._call(self.on_released if done else self.on_lost, session_id)
         return done
@@ -274,17 +299,38 @@ class ClusterNode:
         self._wake.set()
 
     async def run(self) -> None:
-        """`tick()` every ttl/3 (or at once after `wake()`) until cancelled; a failed round is
-        logged and retried. On cancel nothing is released (as after a kill): call `drain()`
-        for a clean exit."""
+        """Until cancelled: heartbeats and renewals every ttl/3 in a loop of their own, which
+        nothing else waits on (closing a browser before a release may take many seconds,
+        and the other leases must not run out meanwhile); and placement rounds (drain when
+        requested, claim, rebalance) every ttl/3, or at once after `wake()`. A failed round
+        is logged and retried. On cancel nothing is released (as after a kill): call
+        `drain()` for a clean exit."""
+        keeper = asyncio.create_task(self.keep_alive(), name=f"lease-keeper:{self.node_id}")
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    if self.draining and self.owned:
+                        await self.drain()
+                    await self.claim()
+                    await self.rebalance()
+                except Exception as exc:  # the store may be restarting: keep going
+                    log.warning("cluster round of node %s failed: %s", self.node_id, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.ttl / 3)
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def keep_alive(self) -> None:
+        """Heartbeat and renew every ttl/3 until cancelled (also while a node drains)."""
         while True:
-            self._wake.clear()
             try:
-                await self.tick()
-            except Exception as exc:  # the store may be restarting: keep going
-                log.warning("cluster round of node %s failed: %s", self.node_id, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.ttl / 3)
+                await self.beat()
+                await self.renew()
+            except Exception as exc:
+                log.warning("heartbeat of node %s failed: %s", self.node_id, exc)
+            await asyncio.sleep(self.ttl / 3)
 
     # -- helpers --------------------------------------------------------------------------
 

@@ -64,11 +64,15 @@ class Messenger:
         max_media_bytes: int,
         observe_send: Callable[[str, float], None] | None = None,
         nudge: Callable[[str], None] | None = None,
+        may_send: Callable[[str], bool] | None = None,
     ) -> None:
         self.store = store
         # In the api role senders run on the workers: a queued message nudges its session's
         # owner instead of waking a sender here.
         self.nudge = nudge
+        self.may_send = may_send
+        # Sessions being handed to another worker: nothing wakes a sender for them here.
+        self._leaving: set[str] = set()
         self.selector = selector
         self.sessions_root = sessions_root
         self.fetcher = fetcher
@@ -113,6 +117,7 @@ class Messenger:
     async def take_over(self, session_id: str) -> None:
         """A worker took the session (its owner died, or it moved here): settle the sends
         the previous owner left in flight, then resume its queue."""
+        self._leaving.discard(session_id)
         interrupted = await self.store.interrupt_sending(status_event, session_id)
         if interrupted:
             log.warning(
@@ -124,7 +129,9 @@ class Messenger:
         self.wake(session_id)
 
     async def hand_over(self, session_id: str, timeout: float = 20.0) -> None:
-        """The session leaves this worker: its sender finishes the message in flight."""
+        """The session leaves this worker: its sender finishes the message in flight, and
+        none starts again here (a nudge or a status change may still come)."""
+        self._leaving.add(session_id)
         sender = self.senders.pop(session_id, None)
         if sender is None or sender.task is None:
             return
@@ -137,7 +144,7 @@ class Messenger:
         if self.nudge is not None:
             self.nudge(session_id)
             return
-        if self._closing:
+        if self._closing or session_id in self._leaving:
             return
         sender = self.senders.get(session_id)
         if sender is None or sender.task is None or sender.task.done():
@@ -149,6 +156,7 @@ class Messenger:
                 session_dir=lambda: self._session_dir(session_id),
                 on_settled=self._apply_early,
                 observe=self.observe_send,
+                may_send=self.may_send,
             )
             self.senders[session_id] = sender
             sender.start()
@@ -156,6 +164,7 @@ class Messenger:
 
     def forget(self, session_id: str) -> None:
         """The session is being deleted: its sender ends after the message in flight."""
+        self._leaving.discard(session_id)
         sender = self.senders.pop(session_id, None)
         if sender is not None:
             sender.stop()

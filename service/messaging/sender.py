@@ -45,8 +45,12 @@ class Sender:
         session_dir: Callable[[], Awaitable[Path | None]],
         on_settled: Callable[[MessageRecord], Awaitable[None]] | None = None,
         observe: Callable[[str, float], None] | None = None,
+        may_send: Callable[[str], bool] | None = None,
     ) -> None:
         self.session_id = session_id
+        # In a cluster: whether this worker still holds the session's lease, by its own
+        # clock (a worker paused past its lease must not send before a renewal tells it).
+        self.may_send = may_send
         # Every line this session logs carries its id (a field of the JSON log line).
         self.log = logging.LoggerAdapter(log, {"session_id": session_id})
         self.store = store
@@ -143,6 +147,9 @@ class Sender:
         started = time.monotonic()
         try:
             outgoing = await self._resolve_reply(message)
+            if self.may_send is not None and not self.may_send(self.session_id):
+                # Claimed, not sent: the session's next owner settles it as interrupted.
+                raise LeaseLost(self.session_id, 0)
             provider, result = await self.selector.send(session, outgoing, plan)
         except ProviderError as exc:
             self.pacer.record(message.chat_id)

@@ -121,11 +121,17 @@ class SessionRuntime:
             # Stuck (a hung launch or page): end it the hard way before anyone touches the
             # profile on disk.
             log.warning("session %s did not stop in %.0f s; killing it", session_id, STOP_TIMEOUT)
+            await self.kill(session_id)
+
+    async def kill(self, session_id: str) -> None:
+        """End the session's supervisor and every process on its profile (stuck closing)."""
+        worker = self.workers.get(session_id)
+        if worker is not None and worker.task is not None:
             worker.task.cancel()
-            record = await self.ctx.store.get_session(session_id)
-            if record is not None:
-                profile = profile_dir(self.ctx.sessions_root, record.workspace_id, session_id)
-                await asyncio.to_thread(kill_processes, profile_processes(profile))
+        record = await self.ctx.store.get_session(session_id)
+        if record is not None:
+            profile = profile_dir(self.ctx.sessions_root, record.workspace_id, session_id)
+            await asyncio.to_thread(kill_processes, profile_processes(profile))
 
     def release(self, session_id: str) -> None:
         """End a hold taken by `remove` once the session's rows and files are gone."""
