@@ -39,6 +39,8 @@ ERROR_TEXT = {
     413: "body larger than the limit (`payload_too_large`)",
     422: "validation failed (`validation_failed`): `details.field` names the field and "
     "`details.errors` lists every problem when there are several",
+    502: "in a cluster, the session's worker answered with an error of its own "
+    "(`worker_error`; its log says why)",
     503: "at capacity (`at_capacity`, MAX_SESSIONS); in a cluster, the session's worker did "
     "not answer (`worker_unavailable`) or no worker holds the session this moment "
     "(`session_unassigned`): retry in a few seconds",

@@ -192,6 +192,11 @@ class Settings:
                 f"--role {self.role} needs SIDECAR_INTERNAL_SECRET (the same on every process "
                 "of the cluster): generate one with `python -m service keygen`"
             )
+        if self.internal_secret in (*self.api_secrets, self.webhook_secret):
+            raise ConfigError(
+                "SIDECAR_INTERNAL_SECRET must differ from the API and webhook secrets: whoever "
+                "holds those must not be able to call a worker's internal endpoint"
+            )
         if not self.database_url.startswith("mysql"):
             raise ConfigError(
                 f"--role {self.role} needs a store every process shares: set "

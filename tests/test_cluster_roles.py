@@ -20,6 +20,7 @@ from service.store import open_store
 from service.store.base import NodeRecord
 from tests.conftest import base_env
 from tests.support.mariadb import PrivateMariaDB
+from tests.support.receivers import python_receiver
 from tests.support.server import ROOT, free_port
 from tests.support.sidecar import Sidecar
 from tests.support.signing import SidecarAuth
@@ -36,6 +37,14 @@ INTERNAL = "internal-" + "d" * 40
         ({"SIDECAR_PLACEMENT": "random"}, "SIDECAR_PLACEMENT"),
         ({"SIDECAR_LEASE_TTL": "1"}, "SIDECAR_LEASE_TTL"),
         ({"SIDECAR_NODE_ID": "../etc"}, "SIDECAR_NODE_ID"),
+        (
+            {
+                "SIDECAR_ROLE": "worker",
+                "SIDECAR_INTERNAL_SECRET": "s" * 40,
+                "SIDECAR_API_SECRET": "s" * 40,
+            },
+            "must differ from the API and webhook secrets",
+        ),
     ],
 )
 def test_cluster_settings_that_cannot_work_are_refused(env: dict[str, str], needle: str) -> None:
@@ -103,7 +112,7 @@ def api(tmp_path: Path, cluster_env: dict[str, str]) -> Iterator[Sidecar]:
         car.close()
 
 
-def put_owner(env: dict[str, str], session_id: str, address: str) -> None:
+def put_owner(env: dict[str, str], session_id: str, address: str, node_id: str = "w-gone") -> None:
     """A worker row and its lease on `session_id`, as a worker at `address` would write."""
 
     async def write() -> None:
@@ -111,9 +120,12 @@ def put_owner(env: dict[str, str], session_id: str, address: str) -> None:
         await store.open()
         try:
             now = time.time()
-            node = NodeRecord("w-gone", "worker", address, 10, 1, now, now, False)
+            node = NodeRecord(node_id, "worker", address, 10, 1, now, now, False)
             await store.heartbeat(node, now)
-            assert await store.acquire_lease(session_id, "w-gone", now, 60.0) is not None
+            lease = await store.lease(session_id)
+            if lease is not None:
+                assert await store.release_lease(session_id, lease.node_id, lease.token)
+            assert await store.acquire_lease(session_id, node_id, now, 60.0) is not None
         finally:
             await store.close()
 
@@ -142,6 +154,16 @@ def test_the_api_answers_503_for_a_session_no_worker_can_serve(
     assert stop.status_code == 503, stop.text
     error = stop.json()["error"]
     assert error["code"] == "worker_unavailable" and error["details"]["node_id"] == "w-gone"
+
+    # A worker that refuses the api's signature (another internal secret, a clock far off):
+    # not the client's fault, so not its 401 either.
+    with python_receiver() as refusing:
+        refusing.status = 401
+        put_owner(cluster_env, "c1", refusing.url.removesuffix("/hook"), "w-refusing")
+        logout = api.api.post("/api/sessions/c1/logout", json={})
+        assert logout.status_code == 502, logout.text
+        assert logout.json()["error"]["code"] == "worker_error"
+        assert refusing.requests[0]["path"] == "/internal/sessions/c1/logout"
 
 
 def test_a_workers_port_answers_only_signed_internal_calls(

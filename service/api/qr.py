@@ -70,7 +70,7 @@ routes = [
             "The current QR: JSON, or the PNG with Accept: image/png",
             get_qr,
             {200: rs.Qr},
-            errors=(404, 409, 503),
+            errors=(404, 409, 502, 503),
             alternatives=(_PNG,),
             description="409 `no_qr` unless the session is `qr_required`. With "
             "`Accept: image/png` (and not application/json) the answer is the PNG.",
@@ -82,7 +82,7 @@ routes = [
             "A link code to type on the phone instead of scanning",
             pairing_code,
             {200: rs.PairingCode},
-            errors=(404, 409, 503),
+            errors=(404, 409, 502, 503),
             body=rq.PairingCodeRequest,
         ),
     ),

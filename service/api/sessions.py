@@ -122,7 +122,7 @@ def _action(action: str, summary: str) -> Operation:
         summary,
         run,
         {202: rs.Session},
-        errors=(404, 409, 503),
+        errors=(404, 409, 502, 503),
         body=rq.NoOptions,
         body_required=False,
     )
@@ -147,14 +147,14 @@ routes = [
             "Change provider_mode, webhook_url or Meta credentials",
             patch_session,
             {200: rs.Session},
-            errors=(404, 503),
+            errors=(404, 502, 503),
             body=rq.SessionPatch,
         ),
         delete=Operation(
             "Stop the session and purge its profile and rows",
             delete_session,
             {204: None},
-            errors=(404, 503),
+            errors=(404, 502, 503),
         ),
     ),
     Resource(

@@ -21,6 +21,9 @@ from service.sessions.state import StatusWriter
 from service.store import MessageRecord, SessionRecord, StaleStatus, Store
 from service.store.base import NodeRecord
 
+# A logout waits for the browser to close (the runtime's STOP_TIMEOUT, 30 s) and more.
+LOGOUT_TIMEOUT = 45.0
+
 
 class RemoteEngine(Engine):
     """Every session's lifecycle, run by the worker that owns it."""
@@ -76,7 +79,8 @@ class RemoteEngine(Engine):
 
     async def logout(self, session: SessionRecord) -> None:
         if await self.rpc.owner(session.session_id) is not None:
-            await self.rpc.call(session.session_id, "logout")
+            # Unlinking closes the browser (up to STOP_TIMEOUT): give it that long.
+            await self.rpc.call(session.session_id, "logout", timeout=LOGOUT_TIMEOUT)
             return
         # No browser has the profile open: forget the login on disk.
         remove_tree(profile_dir(self.sessions_root, session.workspace_id, session.session_id))

@@ -54,6 +54,18 @@ class SessionUnassigned(ApiError):
     code = "session_unassigned"
 
 
+class WorkerError(ApiError):
+    """The worker answered something an API client must not take for its own request's
+    fault (a 401 from a secret or a clock the two processes disagree on, a 500, ...)."""
+
+    status = 502
+    code = "worker_error"
+
+
+# What a worker answers that means the same to the API's client as it means to the api.
+PASSED_ON = frozenset({404, 409, 422, 503})
+
+
 class RemoteError(ApiError):
     """An error the worker answered, passed on with its status, code and details."""
 
@@ -156,12 +168,24 @@ class RpcClient:
                 timeout=httpx.Timeout(timeout or self.timeout, connect=CONNECT_TIMEOUT),
             )
         except httpx.HTTPError as exc:
+            self._nodes_at = 0.0  # read the node rows again next time (a new address?)
             raise WorkerUnavailable(
                 f"worker {node.node_id} did not answer: {type(exc).__name__}",
                 details={"node_id": node.node_id},
             ) from None
         if response.is_success:
             return response
+        if response.status_code not in PASSED_ON:
+            log.error(
+                "worker %s answered %s to %s",
+                node.node_id,
+                response.status_code,
+                path.split("/")[-1],
+            )
+            raise WorkerError(
+                f"worker {node.node_id} answered {response.status_code}; see its log",
+                details={"node_id": node.node_id, "status": response.status_code},
+            )
         try:
             error = response.json()["error"]
             raise RemoteError(
