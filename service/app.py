@@ -235,7 +235,7 @@ def create_app(
         session_runtime = RemoteRuntime(rpc)
     dispatcher: Dispatcher | None = None
     broadcaster: Broadcaster | None = None
-    if role in ("all", "api", "dispatcher"):
+    if role in ("all", "dispatcher") or (role == "api" and settings.api_dispatch):
         dispatcher = Dispatcher(
             store,
             http,

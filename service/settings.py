@@ -95,6 +95,9 @@ class Settings:
     placement: str = "capacity"
     internal_secret: str = field(default="", repr=False)
     advertise_url: str = ""
+    # Whether an api process also delivers webhooks (off when dispatcher processes do it,
+    # which keeps the API's event loop for requests alone).
+    api_dispatch: bool = True
 
     @property
     def sessions_dir(self) -> Path:
@@ -293,4 +296,5 @@ _ENV_NAMES: dict[str, str] = {
     "placement": "SIDECAR_PLACEMENT",
     "internal_secret": "SIDECAR_INTERNAL_SECRET",
     "advertise_url": "SIDECAR_ADVERTISE_URL",
+    "api_dispatch": "SIDECAR_API_DISPATCH",
 }

@@ -107,6 +107,8 @@ class RpcClient:
         self._nodes: dict[str, NodeRecord] = {}
         self._nodes_at = 0.0
         self._background: set[asyncio.Task[None]] = set()
+        # Sessions with a nudge in flight -> whether another was asked for meanwhile.
+        self._nudging: dict[str, bool] = {}
 
     async def nodes(self) -> dict[str, NodeRecord]:
         """Node rows by id, read at most once a second."""
@@ -200,9 +202,26 @@ class RpcClient:
                 details={"node_id": node.node_id},
             ) from None
 
-    def nudge(self, session_id: str, op: str = "wake") -> None:
-        """Tell the owner now (a message was queued); a failure is only logged."""
-        self._spawn(self._quietly(self.call(session_id, op, timeout=NUDGE_TIMEOUT)))
+    def nudge(self, session_id: str) -> None:
+        """Tell the owner now that a message was queued; a failure is only logged. Nudges of
+        one session coalesce: while one is in flight, any number more make one more after
+        it (the sender reads its whole queue when woken), not one call per message."""
+        if session_id in self._nudging:
+            self._nudging[session_id] = True
+            return
+        self._nudging[session_id] = False
+
+        async def nudge() -> None:
+            try:
+                while True:
+                    await self._quietly(self.call(session_id, "wake", timeout=NUDGE_TIMEOUT))
+                    if not self._nudging.get(session_id):
+                        return
+                    self._nudging[session_id] = False
+            finally:
+                self._nudging.pop(session_id, None)
+
+        self._spawn(nudge())
 
     def spawn_post(self, node: NodeRecord, path: str) -> None:
         """`post` in the background; a failure is only logged."""
