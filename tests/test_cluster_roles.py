@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -205,3 +206,19 @@ def test_a_workers_port_answers_only_signed_internal_calls(
         assert bad.status_code == 422
     finally:
         worker.close()
+
+
+def test_each_role_builds_only_its_part(cluster_env: dict[str, str]) -> None:
+    from service.app import create_app
+
+    def build(**env: str) -> Any:
+        return create_app(Settings.from_mapping({**cluster_env, **env})).state
+
+    api = build(SIDECAR_ROLE="api")
+    assert api.dispatcher is not None and api.runtime is None and api.messenger is not None
+    assert build(SIDECAR_ROLE="api", SIDECAR_API_DISPATCH="false").dispatcher is None
+    dispatcher = build(SIDECAR_ROLE="dispatcher")
+    assert dispatcher.dispatcher is not None and dispatcher.messenger is None
+    worker = build(SIDECAR_ROLE="worker", SIDECAR_NODE_ID="w9")
+    assert worker.dispatcher is None and worker.runtime is not None
+    assert worker.node.node_id == "w9" and worker.node.role == "worker"
