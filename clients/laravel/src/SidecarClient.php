@@ -15,6 +15,7 @@ use WaSidecar\Laravel\Exceptions\NotFoundException;
 use WaSidecar\Laravel\Exceptions\PayloadTooLargeException;
 use WaSidecar\Laravel\Exceptions\RateLimitedException;
 use WaSidecar\Laravel\Exceptions\SidecarException;
+use WaSidecar\Laravel\Exceptions\UnavailableException;
 use WaSidecar\Laravel\Exceptions\ValidationException;
 
 /**
@@ -332,6 +333,7 @@ class SidecarClient
             $status === 413 => PayloadTooLargeException::class,
             $status === 422 => ValidationException::class,
             $status === 503 && $code === 'at_capacity' => CapacityException::class,
+            in_array($code, ['session_unassigned', 'worker_unavailable', 'worker_error'], true) => UnavailableException::class,
             default => SidecarException::class,
         };
 
