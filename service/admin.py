@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Generator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -18,7 +18,7 @@ import httpx
 
 from service.errors import ConfigError
 from service.settings import Settings
-from service.signing import sign_request
+from service.signing import HmacAuth
 
 ACTIONS = ("start", "stop", "restart", "logout")
 TABLE_COLUMNS = (
@@ -58,24 +58,6 @@ class ApiFailure(Exception):
         self.status = status
         self.code = code
         self.message = message
-
-
-class HmacAuth(httpx.Auth):
-    """X-Timestamp and X-HMAC-Signature over the exact path, query and body httpx sends."""
-
-    requires_request_body = True
-
-    def __init__(self, secret: str) -> None:
-        self._secret = secret
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        timestamp = str(int(time.time()))
-        path = request.url.raw_path.decode("ascii")
-        request.headers["X-Timestamp"] = timestamp
-        request.headers["X-HMAC-Signature"] = sign_request(
-            self._secret, timestamp, request.method, path, request.content
-        )
-        yield request
 
 
 def display_url(url: str) -> str:

@@ -60,6 +60,13 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class NoQr(Conflict):
+    code = "no_qr"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"session is {status}; there is no QR to scan", details={"status": status})
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"

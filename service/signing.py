@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable
+import time
+from collections.abc import Generator, Iterable
+
+import httpx
 
 
 def request_message(timestamp: str, method: str, path: str, body: bytes) -> bytes:
@@ -43,3 +46,21 @@ def verify_request(
 ) -> bool:
     """True when any of `secrets` produced the request's `signature`."""
     return hmac_matches(secrets, request_message(timestamp, method, path, body), signature)
+
+
+class HmacAuth(httpx.Auth):
+    """X-Timestamp and X-HMAC-Signature over the exact path, query and body httpx sends."""
+
+    requires_request_body = True
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        timestamp = str(int(time.time()))
+        path = request.url.raw_path.decode("ascii")
+        request.headers["X-Timestamp"] = timestamp
+        request.headers["X-HMAC-Signature"] = sign_request(
+            self._secret, timestamp, request.method, path, request.content
+        )
+        yield request

@@ -13,7 +13,6 @@ Reads, and whatever is not a session's (outbox marks, replay signatures), pass t
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
@@ -28,12 +27,10 @@ class FencedStore:
         store: Store,
         node_id: str,
         owned: Mapping[str, Lease],
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self.node_id = node_id
         self._owned = owned
-        self._clock = clock
 
     @classmethod
     def wrap(cls, store: Store, node_id: str, owned: Mapping[str, Lease]) -> Store:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adapters.base import Engine, ErrorKind, ProviderError, ProviderStatus, QrCode, SendResult
 from service.cluster.rpc import RpcClient
-from service.errors import Conflict
+from service.errors import NoQr
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
 from service.store import MessageRecord, SessionRecord, StaleStatus, Store
@@ -64,12 +64,7 @@ class RemoteEngine(Engine):
 
     async def qr(self, session: SessionRecord) -> QrCode:
         if session.status != "qr_required":
-            # As a worker would answer, without the round trip.
-            raise Conflict(
-                f"session is {session.status}; there is no QR to scan",
-                code="no_qr",
-                details={"status": session.status},
-            )
+            raise NoQr(session.status)  # as a worker would answer, without the round trip
         answer = (await self.rpc.call(session.session_id, "qr")).json()
         return QrCode(str(answer["qr"]), answer.get("expires_at"))
 

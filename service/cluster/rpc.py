@@ -28,6 +28,7 @@ from starlette.routing import Route
 
 from service.errors import ApiError, MalformedJson, ValidationFailed
 from service.models.base import ID_PATTERN
+from service.signing import HmacAuth
 from service.store.base import Lease, NodeRecord, Store
 
 log = logging.getLogger("service.cluster")
@@ -74,17 +75,6 @@ class RemoteError(ApiError):
         self.status = status
 
 
-def _signed(secret: str, method: str, path: str, body: bytes) -> dict[str, str]:
-    from service.signing import sign_request
-
-    timestamp = str(int(time.time()))
-    return {
-        "Content-Type": "application/json",
-        "X-Timestamp": timestamp,
-        "X-HMAC-Signature": sign_request(secret, timestamp, method, path, body),
-    }
-
-
 class RpcClient:
     """Finds a session's owner through the store and calls it."""
 
@@ -100,7 +90,7 @@ class RpcClient:
     ) -> None:
         self.store = store
         self.http = http
-        self.secret = secret
+        self.auth = HmacAuth(secret)
         self.ttl = ttl
         self.timeout = timeout
         self.clock = clock
@@ -166,7 +156,8 @@ class RpcClient:
             response = await self.http.post(
                 node.address.rstrip("/") + path,
                 content=body,
-                headers=_signed(self.secret, "POST", path, body),
+                headers={"Content-Type": "application/json"},
+                auth=self.auth,
                 timeout=httpx.Timeout(timeout or self.timeout, connect=CONNECT_TIMEOUT),
             )
         except httpx.HTTPError as exc:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from service.browser import BridgeError, PageBridge
 from service.browser.process import kill_processes, profile_processes
-from service.errors import Conflict, SessionNotFound
+from service.errors import Conflict, NoQr, SessionNotFound
 from service.models.events import PairingCodeGenerated
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
@@ -193,11 +193,7 @@ class SessionRuntime:
         """The session with its current QR; an idle QR (unscanned too long) is refreshed."""
         record = await self._record(session_id)
         if record.status != "qr_required":
-            raise Conflict(
-                f"session is {record.status}; there is no QR to scan",
-                code="no_qr",
-                details={"status": record.status},
-            )
+            raise NoQr(record.status)
         if record.qr is not None:
             return record
         worker = self.workers.get(session_id)
