@@ -1,6 +1,6 @@
 """The Meta WhatsApp Cloud API provider: `POST {graph}/{version}/{phone_number_id}/messages`.
 
-Errors are classified by Graph error code (DESIGN.md §7 and the issue):
+Errors are classified by Graph error code (docs/api.md, Providers):
 - transient or throughput (1, 2, 131000, 131016, 130429, HTTP 5xx, timeouts): retried here a
   few times, then reported TRANSIENT so the selector can fail over;
 - provider down (190, 0, 10, 200-299, 368, 131031, 131048): PROVIDER_DOWN opens the circuit;

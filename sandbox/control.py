@@ -1,4 +1,4 @@
-"""The control API: the phone and the other party, driven by tests and demos (DESIGN §6).
+"""The control API: the phone and the other party, driven by tests and demos (docs/sandbox.md).
 
 JSON in, JSON out, no auth: it is meant for loopback only.
 """

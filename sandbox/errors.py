@@ -17,7 +17,7 @@ class SandboxError(Exception):
         self.details = details
 
     def to_json(self) -> dict[str, Any]:
-        """Render as `{"error": {"code", "message", "details"?}}` (DESIGN §2)."""
+        """Render as `{"error": {"code", "message", "details"?}}` (docs/sandbox.md)."""
         error: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
             error["details"] = self.details

@@ -1,4 +1,4 @@
-"""wa-sidecar benchmarks on the sandbox (DESIGN.md §9). Everything talks to 127.0.0.1 only
+"""wa-sidecar benchmarks on the sandbox (BENCHMARKS.md). Everything talks to 127.0.0.1 only
 and every scenario is bounded in time. Every scenario runs on each store engine: SQLite (the
 file under the storage dir) and MariaDB (a private mariadbd in a temporary directory, started
 for the run and stopped at its end; never the system service).

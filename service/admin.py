@@ -1,7 +1,7 @@
 """`python -m service sessions ...`: an operator's client of the running service.
 
 It reads the same settings as the service (environment over `.env`), signs every request
-exactly as Laravel does (DESIGN.md §2) and prints what a person at a terminal wants to see.
+exactly as Laravel does (docs/api.md) and prints what a person at a terminal wants to see.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """Settings: one immutable object built from the environment and `.env`.
 
-Names follow DESIGN.md §8. The environment wins over `.env`; `.env` wins over defaults.
+config/.env.example documents every name. The environment wins over `.env`; `.env` wins over
+defaults.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ class Settings:
 
     @classmethod
     def from_mapping(cls, env: Mapping[str, str]) -> Settings:
-        """Parse the DESIGN.md §8 names out of a plain mapping."""
+        """Parse the setting names out of a plain mapping."""
         parsed: dict[str, object] = {}
         for f in fields(cls):
             name = _ENV_NAMES[f.name]

@@ -1,4 +1,4 @@
-"""HMAC-SHA256 request signing (DESIGN.md §2), shared by the verifier and the CLI.
+"""HMAC-SHA256 request signing (docs/api.md, Signing), shared by the verifier and the CLI.
 
 The signed message is the exact bytes `"{ts}\\n{METHOD}\\n{path}\\n" + raw body`, where path
 includes `?query` when there is one, exactly as sent.

@@ -1,4 +1,4 @@
-"""The session endpoints on the store (DESIGN.md §2): persistence, validation, errors."""
+"""The session endpoints on the store (docs/api.md): persistence, validation, errors."""
 
 from __future__ import annotations
 

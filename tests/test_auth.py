@@ -1,4 +1,4 @@
-"""Inbound HMAC auth (DESIGN.md §2) against a live server on 127.0.0.1."""
+"""Inbound HMAC auth (docs/api.md, Signing) against a live server on 127.0.0.1."""
 
 from __future__ import annotations
 

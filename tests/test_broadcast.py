@@ -1,4 +1,4 @@
-"""Broadcast to Reverb / Pusher (DESIGN.md §4): signed as the Pusher HTTP API requires."""
+"""Broadcast to Reverb / Pusher (docs/webhooks.md): signed as the Pusher HTTP API requires."""
 
 from __future__ import annotations
 

@@ -138,7 +138,7 @@ def webhook(event_id: str, data: dict[str, Any] | None = None, session_id: str =
 def signed(
     body: bytes, event_id: str, timestamp: int | None = None, spatie: bool = True
 ) -> dict[str, str]:
-    """The headers the sidecar sends (DESIGN.md §3), signed with the webhook secret."""
+    """The headers the sidecar sends (docs/webhooks.md), signed with the webhook secret."""
     ts = str(int(time.time()) if timestamp is None else timestamp)
     key = WEBHOOK_SECRET.encode()
     headers = {

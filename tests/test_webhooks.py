@@ -1,4 +1,5 @@
-"""Signed webhooks from the durable outbox (DESIGN.md §3), against real receivers on 127.0.0.1."""
+"""Signed webhooks from the durable outbox (docs/webhooks.md), against real receivers on
+127.0.0.1."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Broadcast QR and status events to Laravel Reverb or Pusher (DESIGN.md §4).
+"""Broadcast QR and status events to Laravel Reverb or Pusher (docs/webhooks.md).
 
 The Pusher HTTP API: `POST /apps/{app_id}/events?auth_key&auth_timestamp&auth_version=1.0&
 body_md5&auth_signature`, where auth_signature = hex HMAC-SHA256(secret,

@@ -1,4 +1,4 @@
-"""Webhook signatures (DESIGN.md §3): what Laravel middleware checks on our requests."""
+"""Webhook signatures (docs/webhooks.md): what Laravel middleware checks on our requests."""
 
 from __future__ import annotations
 

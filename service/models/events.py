@@ -1,7 +1,7 @@
 """The webhook events: one model per event's `data`, and the registry that names them.
 
 Producers build the `data` through these models, `/openapi.json` describes every event in its
-`webhooks` section from them, and the README's event table is checked against `EVENTS`.
+`webhooks` section from them, and the event table of docs/webhooks.md is checked against `EVENTS`.
 """
 
 from __future__ import annotations

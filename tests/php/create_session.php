@@ -1,5 +1,5 @@
 <?php
-// The Laravel side of DESIGN.md §2 in plain PHP: sign "{ts}\n{METHOD}\n{path}\n{raw body}"
+// The Laravel side of docs/api.md (Signing) in plain PHP: sign "{ts}\n{METHOD}\n{path}\n{raw body}"
 // with hash_hmac and create a session on a live sidecar.
 // Usage: php create_session.php BASE_URL SECRET WORKSPACE_ID SESSION_ID
 

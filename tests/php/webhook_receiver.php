@@ -1,6 +1,6 @@
 <?php
 // A Laravel-style webhook endpoint under `php -S`: verifies what the sidecar signs exactly as
-// the middleware of DESIGN.md §3 does, and records each request as one JSON line.
+// the middleware of docs/webhooks.md does, and records each request as one JSON line.
 // Environment: WEBHOOK_SECRET, RECEIVER_LOG (JSON lines), RECEIVER_STATUS_FILE (optional:
 // the HTTP status to answer; default 200).
 

@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 class Phone:
-    """The control API of DESIGN.md §6: plays the phone and the other party."""
+    """The control API of docs/sandbox.md: plays the phone and the other party."""
 
     def __init__(self, base: str) -> None:
         self.base = base

@@ -1,4 +1,4 @@
-"""An httpx Auth that signs requests the way DESIGN.md §2 (and the Laravel kit) does."""
+"""An httpx Auth that signs requests the way docs/api.md (and the Laravel kit) does."""
 
 from __future__ import annotations
 

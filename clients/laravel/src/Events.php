@@ -8,7 +8,7 @@ namespace WaSidecar\Laravel;
  */
 final class Events
 {
-    // Webhooks (DESIGN.md §3), with what `data` holds.
+    // Webhooks (docs/webhooks.md), with what `data` holds.
 
     /** {status, previous, reason?, phone_number?} */
     public const SESSION_STATUS_CHANGED = 'session_status_changed';
@@ -37,7 +37,7 @@ final class Events
         self::PROVIDER_FAILOVER,
     ];
 
-    // Broadcasts (DESIGN.md §4) on Reverb or Pusher. Echo listens with a leading dot,
+    // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,
     // `.listen('.qr-code-generated', ...)`, because the names carry no PHP namespace.
 
     /** {session_id, qr, expires_at, image_url} */

@@ -3,7 +3,7 @@
 namespace WaSidecar\Laravel;
 
 /**
- * Signs API requests as the sidecar verifies them (DESIGN.md §2): lowercase hex
+ * Signs API requests as the sidecar verifies them (docs/api.md, Signing): lowercase hex
  * HMAC-SHA256 over "{timestamp}\n{METHOD}\n{path?query}\n{raw body}".
  */
 final class RequestSigner

@@ -20,7 +20,7 @@ use WaSidecar\Laravel\Exceptions\ValidationException;
 
 /**
  * The sidecar's REST API over Laravel's HTTP client (the factory behind the Http facade),
- * every request signed as DESIGN.md §2 says.
+ * every request signed as docs/api.md says.
  *
  * The body is encoded once and those exact bytes are both signed and sent; the query
  * string is built here too, so the signed path is the path on the wire. Errors become

@@ -11,7 +11,7 @@ use Symfony\Component\HttpFoundation\Response;
 use Throwable;
 
 /**
- * Lets through only webhooks the sidecar signed (DESIGN.md §3), each event once.
+ * Lets through only webhooks the sidecar signed (docs/webhooks.md), each event once.
  *
  * - X-Timestamp within the tolerance, and X-HMAC-Signature ==
  *   hash_hmac('sha256', $timestamp.$rawBody, $secret), compared with hash_equals;
