@@ -391,3 +391,100 @@ def test_access_log_never_shows_link_tokens() -> None:
     RedactLinkTokens().filter(record)
     assert "eyJtIjoi" not in record.getMessage()
     assert "/media/[redacted]" in record.getMessage()
+
+
+def test_metadata_and_webhook_events_are_kept_replaced_and_cleared(api: httpx.Client) -> None:
+    metadata = {"account_id": 42, "plan": {"name": "pro", "seats": [1, 2]}, "note": "Zoë"}
+    created = api.post(
+        "/api/sessions",
+        json={
+            "workspace_id": "w",
+            "session_id": "md",
+            "start": False,
+            "metadata": metadata,
+            # A name given twice counts once, in the order given.
+            "webhook_events": ["message_received", "session_status_changed", "message_received"],
+        },
+    )
+    assert created.status_code == 201, created.text
+    record = created.json()
+    assert record["metadata"] == metadata
+    assert record["webhook_events"] == ["message_received", "session_status_changed"]
+    assert api.get("/api/sessions/md").json() == record
+    # Another field changes nothing of them; metadata is replaced whole, never merged.
+    assert api.patch("/api/sessions/md", json={"provider_mode": "webjs"}).json()["metadata"] == (
+        metadata
+    )
+    patched = api.patch(
+        "/api/sessions/md", json={"metadata": {"account_id": 7}, "webhook_events": []}
+    ).json()
+    assert (patched["metadata"], patched["webhook_events"]) == ({"account_id": 7}, [])
+    cleared = api.patch("/api/sessions/md", json={"metadata": None, "webhook_events": None})
+    assert cleared.status_code == 200, cleared.text
+    assert (cleared.json()["metadata"], cleared.json()["webhook_events"]) == (None, None)
+    plain = api.post("/api/sessions", json={"workspace_id": "w", "start": False}).json()
+    assert (plain["metadata"], plain["webhook_events"]) == (None, None)
+
+
+SECRET = "s3cr3t-value"
+
+
+def _deep(levels: int) -> dict[str, object]:
+    value: dict[str, object] = {"k": SECRET}
+    for _ in range(levels - 1):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("metadata", {"blob": SECRET + "x" * 4096}, "at most 4096 bytes"),
+        ("metadata", [SECRET], "must be an object"),
+        ("metadata", SECRET, "must be an object"),
+        ("metadata", _deep(5), "nested at most 4 levels"),
+        ("metadata", {"": SECRET}, "keys must be 1-64 characters"),
+        ("metadata", {SECRET * 10: 1}, "keys must be 1-64 characters"),
+        ("webhook_events", "message_received", "must be a list"),
+        ("webhook_events", [1], "must be a string"),
+        ("webhook_events", ["message_received"] * 33, "at most 32 items"),
+    ],
+)
+def test_bad_metadata_and_webhook_events_are_422_and_never_echoed(
+    api: httpx.Client, field: str, value: object, message: str
+) -> None:
+    api.post("/api/sessions", json={"workspace_id": "w", "session_id": "md", "start": False})
+    for response in (
+        api.post("/api/sessions", json={"workspace_id": "w", "start": False, field: value}),
+        api.patch("/api/sessions/md", json={field: value}),
+    ):
+        assert response.status_code == 422, response.text
+        assert str(error(response)["details"]["field"]).split(".")[0] == field
+        assert message in str(error(response)["message"])
+        assert SECRET not in response.text
+    assert api.get("/api/sessions/md").json()["metadata"] is None
+    assert len(api.get("/api/sessions").json()["data"]) == 1
+
+
+def test_an_unknown_event_is_refused_naming_the_allowed_ones(api: httpx.Client) -> None:
+    response = api.post(
+        "/api/sessions",
+        json={"workspace_id": "w", "webhook_events": ["message_received", "message_recieved"]},
+    )
+    assert response.status_code == 422, response.text
+    assert error(response)["details"] == {"field": "webhook_events.1"}
+    assert error(response)["message"] == (
+        "webhook_events.1: must be one of session_status_changed, qr_code_generated, "
+        "pairing_code_generated, message_received, message_status_updated, provider_failover"
+    )
+
+
+def test_metadata_numbers_must_be_finite(api: httpx.Client) -> None:
+    # Python's JSON parser takes NaN, which no receiver could read back from a webhook.
+    response = api.post(
+        "/api/sessions",
+        content=b'{"workspace_id": "w", "metadata": {"ratio": NaN}}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+    assert error(response)["details"] == {"field": "metadata"}

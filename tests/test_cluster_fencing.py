@@ -4,6 +4,7 @@ in the write's own transaction; one session's takeover settles exactly its own s
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -79,3 +80,23 @@ async def test_a_node_that_lost_the_lease_writes_nothing(opener: Opener) -> None
     # A session the node never held is refused before the store is asked.
     with pytest.raises(LeaseLost):
         await fenced.update_session("other", {})
+
+
+async def test_a_workers_events_carry_the_metadata_and_filter_the_api_wrote(
+    opener: Opener,
+) -> None:
+    """The api role writes the session; the worker's fenced writes build the webhooks."""
+    api, worker = await opener(), await opener()
+    await api.create_session(SessionRecord("s1", "acme", desired_state="running"))
+    lease = await worker.acquire_lease("s1", "wa", time.time(), 30.0)
+    assert lease is not None
+    fenced = FencedStore.wrap(worker, "wa", {"s1": lease})
+    await api.update_session(
+        "s1", {"metadata": '{"account_id":42}', "webhook_events": '["qr_code_generated"]'}
+    )
+    status = NewEvent("session_status_changed", {"status": "qr_required", "previous": "stopped"})
+    qr = NewEvent("qr_code_generated", {"qr": "x"})
+    await fenced.update_session("s1", {"status": "qr_required"}, [status, qr])
+    (event,) = await api.list_events(session_id="s1")
+    assert event.event == "qr_code_generated"
+    assert json.loads(event.body)["metadata"] == {"account_id": 42}

@@ -85,6 +85,15 @@ def test_request_schemas_list_required_fields_and_limits(document: dict[str, Any
     assert set(send["required"]) == {"to", "type"}
     key = send["properties"]["idempotency_key"]["anyOf"][0]
     assert (key["minLength"], key["maxLength"]) == (1, 190)
+    for name in ("SessionCreate", "SessionPatch"):
+        fields = schema(document, name)["properties"]
+        metadata = fields["metadata"]["anyOf"][0]
+        assert metadata["type"] == "object" and "4096 bytes" in metadata["description"]
+        assert metadata["propertyNames"] == {"minLength": 1, "maxLength": 64}
+        events = fields["webhook_events"]["anyOf"][0]
+        assert (events["type"], events["items"]["enum"]) == ("array", list(EVENTS))
+    session = schema(document, "Session")
+    assert {"metadata", "webhook_events"} <= set(session["required"])
     meta = schema(document, "MetaInput")
     assert set(meta["required"]) == {"phone_number_id", "access_token"}
     assert meta["properties"]["access_token"]["writeOnly"] is True
@@ -182,7 +191,10 @@ def test_every_webhook_event_is_documented(document: dict[str, Any]) -> None:
         assert body["properties"]["data"] == {
             "$ref": f"#/components/schemas/{EVENTS[name].__name__}"
         }
-        assert {"id", "timestamp", "workspace_id", "session_id", "data"} <= set(body["required"])
+        assert {"id", "timestamp", "workspace_id", "session_id", "metadata", "data"} <= set(
+            body["required"]
+        )
+        assert body["properties"]["metadata"]["anyOf"][0]["type"] == "object"
 
 
 def test_the_message_record_in_message_received_is_the_api_message() -> None:
@@ -258,7 +270,9 @@ async def test_a_stored_webhook_body_matches_its_documented_schema(
     store = SQLiteStore(settings.storage_dir / "contract.sqlite3")
     await store.open()
     try:
-        await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+        await store.create_session(
+            SessionRecord(session_id="s", workspace_id="w", metadata='{"account_id":42}')
+        )
         events = [
             SessionStatusChanged.model_validate(
                 {"status": "initializing", "previous": "stopped"}

@@ -38,6 +38,7 @@ pytestmark = pytest.mark.php
 
 ME = "5511999990001"
 HOOKS_PHONE = "5511999990003"
+WAIT_PHONE = "5511999990004"
 FRIEND = "5511988880002"
 
 
@@ -55,14 +56,16 @@ def require_php() -> str:
     return PHP
 
 
-def run_kit(base: str, *ops: dict[str, Any], secret: str = API_SECRET) -> dict[str, Any]:
+def run_kit(
+    base: str, *ops: dict[str, Any], secret: str = API_SECRET, timeout: float = 60
+) -> dict[str, Any]:
     """client.php: each op is a SidecarClient call with named args; returns what happened."""
     env = {**os.environ, "SIDECAR_URL": base, "SIDECAR_API_SECRET": secret}
     result = subprocess.run(
         [require_php(), str(SCRIPTS / "client.php"), json.dumps({"ops": list(ops)})],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         env=env,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -432,3 +435,83 @@ def test_middleware_accepts_the_sidecars_real_webhooks(
     tampered = receiver.post(body.replace(b'"connected"', b'"failed"'), headers)
     assert tampered.status_code == 401
     assert [h["id"] for h in receiver.handled("hooks")].count(real["id"]) == 1
+
+
+@pytest.mark.browser
+def test_the_kit_waits_for_a_qr_and_a_status_and_gives_up_clearly(
+    car: Sidecar, phone: Phone, receiver: LaravelReceiver
+) -> None:
+    metadata = {"account_id": 42, "team": "sales"}
+    options = {"metadata": metadata, "webhook_events": ["session_status_changed"]}
+    linking = run_kit(
+        car.base,
+        call("createSession", workspaceId="acme", sessionId="kit-wait", options=options),
+        # Right after the create: the QR comes a few seconds later, and the kit waits for it.
+        call("waitForQr", sessionId="kit-wait", timeoutSeconds=90),
+        call("waitForStatus", sessionId="kit-wait", status="connected", timeoutSeconds=1),
+        call("createSession", workspaceId="acme", sessionId="kit-idle", options={"start": False}),
+        call("waitForQr", sessionId="kit-idle", timeoutSeconds=30),
+        call("deleteSession", sessionId="kit-idle"),
+        timeout=150,
+    )
+    created, qr, late, idle, stopped, _ = values(linking, True, True, False, True, False, True)
+    assert (created["metadata"], created["webhook_events"]) == (
+        metadata,
+        ["session_status_changed"],
+    )
+    assert set(qr) == {"qr", "expires_at", "image_url"}
+    assert (late["class"], late["code"], late["status"], late["session_status"]) == (
+        "TimeoutException",
+        "wait_timeout",
+        0,
+        "qr_required",
+    )
+    assert idle["desired_state"] == "stopped"
+    # A stopped session gets no QR: the sidecar's own 409, at once rather than at the timeout.
+    assert (stopped["class"], stopped["code"], stopped["session_status"]) == (
+        "ConflictException",
+        "no_qr",
+        "stopped",
+    )
+
+    assert phone.scan(qr["qr"], WAIT_PHONE).status_code == 200
+    (connected,) = values(
+        run_kit(
+            car.base,
+            call("waitForStatus", sessionId="kit-wait", status=["connected", "failed"]),
+            timeout=90,
+        )
+    )
+    assert (connected["status"], connected["phone_number"]) == ("connected", WAIT_PHONE)
+
+    # Only the events the session asked for reached Laravel, each with its metadata.
+    eventually(
+        lambda: [h for h in receiver.handled("kit-wait") if h["handled_as"] == "status:connected"],
+        30,
+        "the connected webhook at Laravel",
+    )
+    handled = receiver.handled("kit-wait")
+    assert {h["event"] for h in handled} == {"session_status_changed"}
+    assert all(h["metadata"] == metadata for h in handled)
+
+    after, cleared, _ = values(
+        run_kit(
+            car.base,
+            call("waitForQr", sessionId="kit-wait", timeoutSeconds=30),
+            call(
+                "updateSession",
+                sessionId="kit-wait",
+                changes={"metadata": None, "webhook_events": None},
+            ),
+            call("deleteSession", sessionId="kit-wait"),
+        ),
+        False,
+        True,
+        True,
+    )
+    assert (after["class"], after["code"], after["session_status"]) == (
+        "ConflictException",
+        "no_qr",
+        "connected",
+    )
+    assert (cleared["metadata"], cleared["webhook_events"]) == (None, None)

@@ -316,3 +316,46 @@ def test_a_body_signed_by_one_tenant_cannot_carry_messages_into_another(
         assert "999999999999" in car.log.read_text()
     finally:
         car.close()
+
+
+def test_a_meta_sessions_webhooks_carry_its_metadata_and_only_the_events_it_asked_for(
+    tmp_path: Path, graph: GraphStandIn, receiver: Receiver
+) -> None:
+    car = start(tmp_path, graph, receiver)
+    try:
+        created = car.api.post(
+            "/api/sessions",
+            json={
+                "workspace_id": "acme",
+                "session_id": "k1",
+                "provider_mode": "meta",
+                "meta": META,
+                "metadata": {"account_id": 42, "tags": ["vip"]},
+                "webhook_events": ["message_received"],
+            },
+        )
+        assert created.status_code == 201, created.text
+        car.wait_status("k1", "connected")
+        # A send makes message_status_updated events, which this session does not want.
+        assert (
+            settled(car, "k1", send(car, "k1", to=FRIEND, type="text", text="hi")["id"])["status"]
+            == "sent"
+        )
+        assert _meta_post(car, inbound_text(PNID, "15550000000", FRIEND, "one")).status_code == 200
+        eventually(lambda: receiver.events(), 30, "the first inbound at the receiver")
+        patched = car.api.patch("/api/sessions/k1", json={"metadata": {"account_id": 43}})
+        assert patched.status_code == 200, patched.text
+        assert _meta_post(car, inbound_text(PNID, "15550000000", FRIEND, "two")).status_code == 200
+        # One line per session, in order: anything written before "two" arrived before it.
+        eventually(lambda: len(receiver.events()) >= 2, 30, "the second inbound")
+        got = receiver.events()
+        assert [e["event"] for e in got] == ["message_received", "message_received"]
+        assert [e["data"]["message"]["text"] for e in got] == ["one", "two"]
+        assert [e["metadata"] for e in got] == [
+            {"account_id": 42, "tags": ["vip"]},
+            {"account_id": 43},
+        ]
+        # Nothing else was written for it either: the outbox holds what was sent, as sent.
+        assert car.events("k1") == got
+    finally:
+        car.close()

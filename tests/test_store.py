@@ -139,6 +139,52 @@ async def test_update_writes_events_in_the_same_transaction(stores: Opener) -> N
     ]
 
 
+async def test_each_event_carries_the_metadata_of_its_moment_and_only_listed_events_are_written(
+    stores: Opener,
+) -> None:
+    store = await stores()
+    heard: list[AppendedEvent] = []
+    store.subscribe(heard.extend)
+    await store.create_session(
+        SessionRecord(
+            session_id="a",
+            workspace_id="w",
+            metadata='{"account":{"id":7,"name":"Zoë"}}',
+            webhook_events='["session_status_changed"]',
+        )
+    )
+    status = NewEvent("session_status_changed", {"status": "qr_required", "previous": "stopped"})
+    qr = NewEvent("qr_code_generated", {"qr": "x"})
+    await store.update_session("a", {"status": "qr_required"}, [status, qr])
+    await store.update_session("a", {"metadata": '{"account":{"id":8}}', "webhook_events": None})
+    await store.update_session("a", {"qr": "y"}, [qr])
+    await store.update_session("a", {"metadata": None}, [status])
+    events = await store.list_events(session_id="a")
+    assert [e.event for e in events] == [
+        "session_status_changed",
+        "qr_code_generated",
+        "session_status_changed",
+    ]
+    bodies = [json.loads(e.body) for e in events]
+    # The body was frozen when the event was written: a later change does not reach it.
+    assert [b["metadata"] for b in bodies] == [
+        {"account": {"id": 7, "name": "Zoë"}},
+        {"account": {"id": 8}},
+        None,
+    ]
+    assert list(bodies[0]) == [
+        "id", "event", "timestamp", "workspace_id", "session_id", "metadata", "data"
+    ]  # fmt: skip
+    # The filtered QR never reached the outbox, yet listeners (metrics, broadcasts) heard it.
+    assert [(e.event.event, e.written) for e in heard] == [
+        ("session_status_changed", True),
+        ("qr_code_generated", False),
+        ("qr_code_generated", True),
+        ("session_status_changed", True),
+    ]
+    assert await store.get_event(heard[1].id) is None
+
+
 async def test_failed_update_leaves_no_event_and_tells_no_listener(stores: Opener) -> None:
     store = await stores()
     heard: list[list[AppendedEvent]] = []
@@ -794,6 +840,40 @@ async def _upgrade_to(store: SqlStore, revision: str) -> None:
     await store._call(run)
 
 
+async def _write_old_session(store: SqlStore, session_id: str, **values: Any) -> None:
+    """A session row as an older revision wrote it: only the columns it had (the store's own
+    writes name every column of the head)."""
+    from sqlalchemy import insert
+
+    row = {"session_id": session_id, "workspace_id": "w", "created_at": 1.0, "updated_at": 1.0}
+
+    def run() -> None:
+        with store.engine.begin() as conn:
+            conn.execute(insert(store.tables.sessions).values(row | values))
+
+    await store._call(run)
+
+
+async def test_a_0004_database_gets_metadata_and_webhook_events_keeping_its_sessions(
+    db_url: str,
+) -> None:
+    store = SqlStore(db_url)
+    await store.open(migrate=False)
+    try:
+        await _upgrade_to(store, "0004")
+        await _write_old_session(store, "s", webhook_url="http://x.test/h")
+        await store.migrate()
+        session = await store.get_session("s")
+        assert session is not None and session.webhook_url == "http://x.test/h"
+        assert (session.metadata, session.webhook_events) == (None, None)
+        # An existing session sends every event, with `metadata: null`.
+        await store.update_session("s", {"status": "qr_required"}, [NewEvent("e", {})])
+        (event,) = await store.list_events()
+        assert json.loads(event.body)["metadata"] is None
+    finally:
+        await store.close()
+
+
 async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
     db_url: str,
 ) -> None:
@@ -802,14 +882,14 @@ async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
     try:
         await _upgrade_to(store, "0001")
         assert await store.schema_status() == ("0001", head_revision())
-        await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+        await _write_old_session(store, "s", status="connected")
         await store.enqueue_message(message("m1", idempotency_key="k"))
-        await store.update_session("s", {"status": "connected"}, [NewEvent("e", {})])
         await store.migrate()
         assert await store.schema_status() == (head_revision(), head_revision())
         session = await store.get_session("s")
         assert session is not None and session.status == "connected"
         assert (await store.get_message("m1")) is not None
+        await store.update_session("s", {"status": "connected"}, [NewEvent("e", {})])
         assert len(await store.list_events()) == 1
         lease = await store.acquire_lease("s", "A", time.time(), 30)
         assert lease is not None and lease.token == 1

@@ -117,7 +117,10 @@ async def test_headers_and_signatures(line_factory: Any, receiver: Receiver) -> 
     assert headers["user-agent"] == f"wa-sidecar/{__version__}"
     assert headers["content-type"] == "application/json"
     payload = request["json"]
-    assert set(payload) == {"id", "event", "timestamp", "workspace_id", "session_id", "data"}
+    assert set(payload) == {
+        "id", "event", "timestamp", "workspace_id", "session_id", "metadata", "data"
+    }  # fmt: skip
+    assert payload["metadata"] is None  # the session has none
 
     await until(lambda: line.exactly("delivered"))
 

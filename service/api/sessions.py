@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
@@ -40,6 +41,10 @@ def session_view(record: SessionRecord) -> rs.Session:
                 "configured": record.meta_sealed is not None,
                 "phone_number_id": record.meta_phone_number_id,
             },
+            "metadata": record.metadata_object(),
+            "webhook_events": (
+                None if record.webhook_events is None else json.loads(record.webhook_events)
+            ),
         }
     )
 
@@ -73,6 +78,8 @@ async def create_session(request: Request) -> Response:
         start=True if data.start is None else data.start,
         webhook_url=data.webhook_url,
         meta=_meta(data.meta),
+        metadata=data.metadata,
+        webhook_events=data.webhook_events,
     )
     return reply(session_view(record), 201)
 
@@ -101,6 +108,9 @@ async def patch_session(request: Request) -> Response:
         changes["webhook_url"] = patch.webhook_url
     if "meta" in patch.model_fields_set:
         changes["meta"] = _meta(patch.meta)
+    for field in ("metadata", "webhook_events"):
+        if field in patch.model_fields_set:
+            changes[field] = getattr(patch, field)
     record = await _manager(request).update(session_id, **changes)
     return reply(session_view(record))
 
@@ -144,7 +154,7 @@ routes = [
         "/api/sessions/{session_id}",
         get=Operation("Read a session", get_session, {200: rs.Session}, errors=(404,)),
         patch=Operation(
-            "Change provider_mode, webhook_url or Meta credentials",
+            "Change provider_mode, webhook_url, Meta credentials, metadata or webhook_events",
             patch_session,
             {200: rs.Session},
             errors=(404, 502, 503),

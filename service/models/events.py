@@ -6,7 +6,7 @@ Producers build the `data` through these models, `/openapi.json` describes every
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -98,3 +98,6 @@ class Envelope(Output):
     timestamp: int = Field(description="Unix seconds when the event was written")
     workspace_id: Id
     session_id: Id
+    metadata: dict[str, Any] | None = Field(
+        description="the session's metadata when the event was written (null when it has none)"
+    )

@@ -7,6 +7,8 @@ and are described on the model so the document says them too.
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -21,6 +23,7 @@ from pydantic import (
 
 from service.digits import ascii_int
 from service.models.base import NOT_BLANK, PATTERN_RULES, Id, Input
+from service.models.events import EVENTS
 from service.store.base import DeliveryStatus, ProviderMode, SessionStatus
 
 MessageType = Literal["text", "image", "document", "audio", "video", "location", "template"]
@@ -86,6 +89,80 @@ ClearableUrl = Annotated[
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=190)]
 
 
+# A session's metadata: small, because every webhook of the session carries it.
+MAX_METADATA_BYTES = 4096
+MAX_METADATA_DEPTH = 4
+MAX_METADATA_KEY = 64
+
+
+def _metadata_level(value: Any, depth: int) -> None:
+    """Check one value of the metadata and what it holds; the top object is level 1."""
+    if isinstance(value, dict):
+        if any(not 1 <= len(key) <= MAX_METADATA_KEY for key in value):
+            raise ValueError(f"keys must be 1-{MAX_METADATA_KEY} characters")
+        children = list(value.values())
+    elif isinstance(value, list):
+        children = value
+    else:
+        # json.loads takes NaN and Infinity, which no JSON receiver reads back.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+        return
+    if depth > MAX_METADATA_DEPTH:
+        raise ValueError(f"must be nested at most {MAX_METADATA_DEPTH} levels deep")
+    for child in children:
+        _metadata_level(child, depth + 1)
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    _metadata_level(value, 1)
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise ValueError(f"must be at most {MAX_METADATA_BYTES} bytes as compact JSON, not {size}")
+    return value
+
+
+Metadata = Annotated[
+    dict[str, Any],
+    AfterValidator(_metadata),
+    Field(
+        description=f"your own JSON object, sent back as `metadata` in every webhook of the "
+        f"session: at most {MAX_METADATA_BYTES} bytes as compact JSON, nested at most "
+        f"{MAX_METADATA_DEPTH} levels, keys 1-{MAX_METADATA_KEY} characters",
+        json_schema_extra={
+            "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY},
+            "examples": [{"account_id": 42}],
+        },
+    ),
+]
+
+
+def _known_event(name: str) -> str:
+    if name not in EVENTS:
+        raise ValueError(f"must be one of {', '.join(EVENTS)}")
+    return name
+
+
+def _distinct(names: list[str]) -> list[str]:
+    """A name given twice counts once; the order is kept."""
+    return list(dict.fromkeys(names))
+
+
+EventName = Annotated[
+    str, AfterValidator(_known_event), WithJsonSchema({"type": "string", "enum": list(EVENTS)})
+]
+WebhookEvents = Annotated[
+    list[EventName],
+    Field(
+        max_length=32,
+        description="the events this session's webhook gets: every event when null or left "
+        "out, none when empty; a name given twice counts once",
+        examples=[["message_received", "session_status_changed"]],
+    ),
+    AfterValidator(_distinct),
+]
+
+
 class MetaInput(Input):
     """Cloud API credentials, sealed at rest with SIDECAR_ENCRYPTION_KEY; never shown again."""
 
@@ -109,15 +186,20 @@ class SessionCreate(Input):
         "never a link-local or metadata address",
     )
     meta: MetaInput | None = None
+    metadata: Metadata | None = None
+    webhook_events: WebhookEvents | None = None
 
 
 class SessionPatch(Input):
     """Change what a session uses; a field left out stays as it is, `webhook_url: ""` or
-    null clears the URL, `meta: null` removes the credentials."""
+    null clears the URL, `meta: null` removes the credentials, `metadata` replaces the
+    object (null clears it), `webhook_events: null` sends every event again."""
 
     provider_mode: ProviderMode | None = None
     webhook_url: ClearableUrl | None = None
     meta: MetaInput | None = None
+    metadata: Metadata | None = None
+    webhook_events: WebhookEvents | None = None
 
 
 class NoOptions(Input):

@@ -55,6 +55,12 @@ class Session(Output):
     last_error: str | None
     qr_expires_at: Timestamp | None
     meta: SessionMeta
+    metadata: dict[str, Any] | None = Field(
+        description="your own object, as given; every webhook of the session carries it"
+    )
+    webhook_events: list[str] | None = Field(
+        description="the events this session's webhook gets; null: every event"
+    )
 
 
 class SessionList(Output):

@@ -8,8 +8,10 @@ observed status follow.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -92,6 +94,8 @@ class SessionManager:
         start: bool,
         webhook_url: str | None,
         meta: MetaConfig | None,
+        metadata: dict[str, Any] | None = None,
+        webhook_events: Sequence[str] | None = None,
     ) -> SessionRecord:
         session_id = session_id or "ses_" + secrets.token_hex(8)
         if provider_mode == "meta" and meta is None:
@@ -108,6 +112,8 @@ class SessionManager:
                 webhook_url=webhook_url or None,
                 meta_sealed=self._seal(meta, session_id),
                 meta_phone_number_id=meta.phone_number_id if meta else None,
+                metadata=_json_or_none(metadata),
+                webhook_events=_json_or_none(webhook_events),
             )
             record = await self.store.create_session(record)
         ensure_session_dir(self.sessions_root, workspace_id, session_id)
@@ -122,7 +128,11 @@ class SessionManager:
         provider_mode: str | None = None,
         webhook_url: str | None = _UNSET,
         meta: MetaConfig | None = _UNSET,
+        metadata: dict[str, Any] | None = _UNSET,
+        webhook_events: Sequence[str] | None = _UNSET,
     ) -> SessionRecord:
+        """Change what is given; `metadata` and `webhook_events` are replaced whole (None
+        clears the metadata, and sends every event again)."""
         record = await self.get(session_id)
         changes: dict[str, Any] = {}
         if provider_mode is not None:
@@ -133,6 +143,10 @@ class SessionManager:
         if meta is not _UNSET:
             changes["meta_sealed"] = self._seal(meta, session_id)
             changes["meta_phone_number_id"] = meta.phone_number_id if meta else None
+        if metadata is not _UNSET:
+            changes["metadata"] = _json_or_none(metadata)
+        if webhook_events is not _UNSET:
+            changes["webhook_events"] = _json_or_none(webhook_events)
         mode = changes.get("provider_mode", record.provider_mode)
         has_meta = changes.get("meta_sealed", record.meta_sealed) is not None
         if mode == "meta" and not has_meta:
@@ -253,6 +267,15 @@ class SessionManager:
                 "Meta credentials are only kept encrypted",
             )
         return self.secretbox.seal(meta.as_dict(), session_id)
+
+
+def _json_or_none(value: dict[str, Any] | Sequence[str] | None) -> str | None:
+    """How the store keeps metadata and webhook_events: compact JSON text."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        value = list(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def _check_webhook_url(url: str | None) -> None:

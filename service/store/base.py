@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,22 @@ class SessionRecord:
     # AES-256-GCM sealed Meta credentials; never leaves the service.
     meta_sealed: str | None = field(default=None, repr=False)
     meta_phone_number_id: str | None = None
+    # The caller's own JSON object, as JSON text; sent back in every webhook of the session.
+    metadata: str | None = field(default=None, repr=False)
+    # The events its webhook gets, as a JSON list of names; None sends every event.
+    webhook_events: str | None = None
+
+    def sends(self, event: str) -> bool:
+        """Whether `event` goes to this session's webhook (its `webhook_events` lists it,
+        or it has no list)."""
+        return self.webhook_events is None or event in json.loads(self.webhook_events)
+
+    def metadata_object(self) -> dict[str, Any] | None:
+        """The session's metadata as the JSON object it was given, or None."""
+        if self.metadata is None:
+            return None
+        value: dict[str, Any] = json.loads(self.metadata)
+        return value
 
 
 # Outbound messages move along these; an inbound one is `received` and stays so.
@@ -187,12 +204,15 @@ class NewEvent:
 
 @dataclass(frozen=True)
 class AppendedEvent:
-    """An event as committed to the outbox, handed to listeners after the commit."""
+    """An event as committed, handed to listeners after the commit. `written` is False when
+    the session's `webhook_events` leaves it out: no outbox row has `id` then, but metrics
+    and broadcasts still hear of it (the filter is the webhook's only)."""
 
     id: str
     workspace_id: str
     session_id: str
     event: NewEvent
+    written: bool = True
 
 
 EventListener = Callable[[list[AppendedEvent]], None]

@@ -4,7 +4,8 @@ One definition serves SQLite and MySQL/MariaDB. The columns of sessions, message
 and seen_signatures match the hand-written schema the store had before Alembic (its version
 4): the same VARCHAR lengths, unique keys and indexes. `nodes` and `leases` (cluster mode's
 coordination) came with revision 0002, the outbox's `claimed_by` and `claimed_until` (which
-dispatcher delivers a session's line) with 0003, `nodes.host` with 0004.
+dispatcher delivers a session's line) with 0003, `nodes.host` with 0004, the sessions'
+`metadata` and `webhook_events` with 0005.
 
 MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
 (utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
@@ -116,6 +117,9 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         Column("qr_expires_at", Double),
         Column("meta_sealed", Text),
         Column("meta_phone_number_id", String(64)),
+        # The caller's own JSON object and event filter, as JSON text (revision 0005).
+        Column("metadata", Text),
+        Column("webhook_events", Text),
         Index(f"{p}sessions_workspace", "workspace_id", "status"),
         Index(f"{p}sessions_meta_phone", "meta_phone_number_id"),
         **options,

@@ -1679,8 +1679,12 @@ class SqlStore(Store):
         return [self._append_event(tx, session, new) for new in events]
 
     def _append_event(self, tx: Tx, session: SessionRecord, new: NewEvent) -> AppendedEvent:
-        """Write one webhook event; its body is frozen now, so retries send the same bytes."""
+        """Write one webhook event; its body is frozen now (the session's metadata as it is
+        at this moment), so retries send the same bytes. An event the session's
+        `webhook_events` leaves out is not written: nothing else reads the outbox."""
         event_id = new_event_id()
+        if not session.sends(new.event):
+            return AppendedEvent(event_id, session.workspace_id, session.session_id, new, False)
         now = time.time()
         body = json.dumps(
             {
@@ -1689,6 +1693,7 @@ class SqlStore(Store):
                 "timestamp": int(now),
                 "workspace_id": session.workspace_id,
                 "session_id": session.session_id,
+                "metadata": session.metadata_object(),
                 "data": new.data,
             },
             separators=(",", ":"),

@@ -15,6 +15,7 @@ use WaSidecar\Laravel\Exceptions\NotFoundException;
 use WaSidecar\Laravel\Exceptions\PayloadTooLargeException;
 use WaSidecar\Laravel\Exceptions\RateLimitedException;
 use WaSidecar\Laravel\Exceptions\SidecarException;
+use WaSidecar\Laravel\Exceptions\TimeoutException;
 use WaSidecar\Laravel\Exceptions\UnavailableException;
 use WaSidecar\Laravel\Exceptions\ValidationException;
 
@@ -29,6 +30,9 @@ use WaSidecar\Laravel\Exceptions\ValidationException;
 class SidecarClient
 {
     private const WRITES = ['POST', 'PUT', 'PATCH', 'DELETE'];
+
+    /** How often the waits poll, in seconds. */
+    private const POLL_INTERVAL = 0.5;
 
     private string $baseUrl;
 
@@ -66,7 +70,9 @@ class SidecarClient
     // Sessions
 
     /**
-     * Create a session (201). $options: provider_mode, start, webhook_url, meta.
+     * Create a session (201). $options: provider_mode, start, webhook_url, meta, metadata
+     * (your own array, sent back in every webhook of the session; at most 4 KiB as JSON),
+     * webhook_events (the event names its webhook gets; all when left out).
      *
      * @param array<string, mixed> $options
      * @return array<string, mixed> the session record
@@ -98,7 +104,8 @@ class SidecarClient
     }
 
     /**
-     * Change provider_mode, webhook_url or meta.
+     * Change provider_mode, webhook_url, meta, metadata or webhook_events. metadata is
+     * replaced whole (null clears it); webhook_events null sends every event again.
      *
      * @param array<string, mixed> $changes
      * @return array<string, mixed>
@@ -136,6 +143,61 @@ class SidecarClient
     public function logoutSession(string $sessionId): array
     {
         return $this->json('POST', $this->sessionPath($sessionId, '/logout'));
+    }
+
+    /**
+     * Poll the session until its status is $status (or one of them), for up to
+     * $timeoutSeconds.
+     *
+     * @param string|list<string> $status
+     * @return array<string, mixed> the session record, in that status
+     * @throws TimeoutException when it is not there in time (sessionStatus(): where it is)
+     */
+    public function waitForStatus(string $sessionId, string|array $status, int $timeoutSeconds = 60): array
+    {
+        $wanted = (array) $status;
+        if ($wanted === []) {
+            throw new InvalidArgumentException('wa-sidecar: waitForStatus needs at least one status');
+        }
+        $deadline = microtime(true) + $timeoutSeconds;
+        while (true) {
+            $session = $this->getSession($sessionId);
+            if (in_array($session['status'] ?? null, $wanted, true)) {
+                return $session;
+            }
+            $this->pauseUntil($deadline, $sessionId, $session, implode(' or ', $wanted));
+        }
+    }
+
+    /**
+     * Wait for a QR to scan: the session's current one as soon as it has one (a new session
+     * shows its first after a few seconds, or up to a minute on a cold start).
+     *
+     * @return array{qr: string, expires_at: string, image_url: string}
+     * @throws ConflictException no_qr when the session gets where no QR comes: connected,
+     *         failed, or stopped with nothing asking it to run (sessionStatus() says which)
+     * @throws TimeoutException when none came within $timeoutSeconds
+     */
+    public function waitForQr(string $sessionId, int $timeoutSeconds = 60): array
+    {
+        $deadline = microtime(true) + $timeoutSeconds;
+        while (true) {
+            $session = $this->getSession($sessionId);
+            $status = $session['status'] ?? null;
+            $stopped = $status === 'stopped' && ($session['desired_state'] ?? null) === 'stopped';
+            if ($status === 'qr_required' || $status === 'connected' || $status === 'failed' || $stopped) {
+                try {
+                    // The sidecar's own answer: the QR, or its 409 no_qr naming the status.
+                    return $this->qr($sessionId);
+                } catch (ConflictException $e) {
+                    // Scanned, or rotated away, between the two calls: look again.
+                    if ($status !== 'qr_required' || $e->errorCode() !== 'no_qr') {
+                        throw $e;
+                    }
+                }
+            }
+            $this->pauseUntil($deadline, $sessionId, $session, 'a QR');
+        }
     }
 
     // Linking a phone
@@ -293,6 +355,27 @@ class SidecarClient
                 $e,
             );
         }
+    }
+
+    /**
+     * Sleep one poll interval (never past $deadline), or throw TimeoutException once it has
+     * passed.
+     *
+     * @param array<string, mixed> $session the record last seen
+     */
+    private function pauseUntil(float $deadline, string $sessionId, array $session, string $what): void
+    {
+        $left = $deadline - microtime(true);
+        $status = is_string($session['status'] ?? null) ? $session['status'] : null;
+        if ($left <= 0) {
+            throw new TimeoutException(
+                "wa-sidecar: session {$sessionId} is still {$status}; waited for {$what} in vain",
+                'wait_timeout',
+                0,
+                ['session_id' => $sessionId, 'status' => $status, 'waited_for' => $what],
+            );
+        }
+        usleep((int) (min($left, self::POLL_INTERVAL) * 1_000_000));
     }
 
     private function sleepPast(int $timestamp): void

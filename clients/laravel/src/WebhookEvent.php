@@ -6,13 +6,15 @@ use InvalidArgumentException;
 use Symfony\Component\HttpFoundation\Request;
 
 /**
- * One webhook body: {id, event, timestamp, workspace_id, session_id, data}. Build it in
- * the controller behind the `wa-sidecar.webhook` middleware, then switch on ->event.
+ * One webhook body: {id, event, timestamp, workspace_id, session_id, metadata, data}. Build
+ * it in the controller behind the `wa-sidecar.webhook` middleware, then switch on ->event.
+ * ->metadata is the session's own metadata when the event was written (null without).
  */
 final class WebhookEvent
 {
     /**
      * @param array<string, mixed> $data
+     * @param array<string, mixed>|null $metadata
      */
     public function __construct(
         public readonly string $id,
@@ -21,6 +23,7 @@ final class WebhookEvent
         public readonly ?string $workspaceId,
         public readonly ?string $sessionId,
         public readonly array $data,
+        public readonly ?array $metadata = null,
     ) {
     }
 
@@ -50,6 +53,7 @@ final class WebhookEvent
             isset($payload['workspace_id']) ? (string) $payload['workspace_id'] : null,
             isset($payload['session_id']) ? (string) $payload['session_id'] : null,
             is_array($payload['data'] ?? null) ? $payload['data'] : [],
+            is_array($payload['metadata'] ?? null) ? $payload['metadata'] : null,
         );
     }
 

@@ -14,6 +14,7 @@ require __DIR__ . '/bootstrap.php';
 use Illuminate\Http\Client\Events\ResponseReceived;
 use WaSidecar\Laravel\Exceptions\ConflictException;
 use WaSidecar\Laravel\Exceptions\SidecarException;
+use WaSidecar\Laravel\Exceptions\TimeoutException;
 use WaSidecar\Laravel\Exceptions\ValidationException;
 use WaSidecar\Laravel\Facades\WaSidecar;
 use WaSidecar\Laravel\SentMessage;
@@ -72,7 +73,7 @@ foreach ($plan['ops'] ?? [] as $op) {
             'message' => $e->getMessage(),
             'details' => $e->details(),
             'field' => $e instanceof ValidationException ? $e->field() : null,
-            'session_status' => $e instanceof ConflictException ? $e->sessionStatus() : null,
+            'session_status' => $e instanceof ConflictException || $e instanceof TimeoutException ? $e->sessionStatus() : null,
         ]];
     }
 }

@@ -46,6 +46,7 @@ $app['router']->post('/webhooks/whatsapp', static function (Request $request) us
         'event' => $event->event,
         'session_id' => $event->sessionId,
         'handled_as' => $handledAs,
+        'metadata' => $event->metadata,
         'body' => $request->getContent(),
         'headers' => [
             'X-Timestamp' => $request->header('X-Timestamp'),
