@@ -58,7 +58,7 @@ class MessageReceived(EventData):
 
 
 class MessageStatusUpdated(EventData):
-    """An outbound message moved on: sending, sent, delivered, read, played or failed."""
+    """An outbound message moved on: sent, delivered, read, played or failed (never `sending`)."""
 
     event = "message_status_updated"
     message_id: str
