@@ -15,10 +15,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.errors import error_body
+from service.errors import error_json
 from service.signing import verify_request
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -122,30 +121,24 @@ class RequestGuard:
     ) -> None:
         code, message = failure
         # The body may be unread: close the connection rather than drain it.
-        response = JSONResponse(
-            error_body(code, message), status_code=401, headers={"Connection": "close"}
-        )
+        response = error_json(401, code, message, headers={"Connection": "close"})
         await response(scope, receive, send)
 
     async def _timed_out(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            error_body(
-                "request_timeout",
-                f"the request body did not arrive within {self.body_timeout:.0f} s",
-            ),
-            status_code=408,
+        response = error_json(
+            408,
+            "request_timeout",
+            f"the request body did not arrive within {self.body_timeout:.0f} s",
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(
-            error_body(
-                "payload_too_large",
-                f"request body exceeds {self.max_body_bytes} bytes",
-                {"limit": self.max_body_bytes},
-            ),
-            status_code=413,
+        response = error_json(
+            413,
+            "payload_too_large",
+            f"request body exceeds {self.max_body_bytes} bytes",
+            {"limit": self.max_body_bytes},
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)

@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from service import admin, clustercli, dbcli, demo, doctor, logs
+from service import admin, clustercli, dbcli, demo, doctables, doctor, logs
 from service.errors import ConfigError
 from service.settings import ROLES, Settings
 from service.signing import sign_request
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     dbcli.add_parser(sub)
     clustercli.add_parser(sub)
     demo.add_parser(sub)
+    doctables.add_parser(sub)
     return parser
 
 

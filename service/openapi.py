@@ -18,6 +18,7 @@ from starlette.routing import BaseRoute
 
 from service import __version__
 from service.api.routing import Operation, Raw, Resource
+from service.errors import ERRORS
 from service.models.base import Output
 from service.models.events import EVENTS, Envelope
 from service.models.params import PATH_PARAMS
@@ -26,25 +27,12 @@ from service.models.responses import ErrorBody
 Mode = Literal["validation", "serialization"]
 
 
-ERROR_TEXT = {
-    400: "malformed JSON (`malformed_json`)",
-    401: "missing, malformed, wrong, stale or replayed signature (`invalid_signature`, "
-    "`stale_timestamp`, `replayed_request`); on /metrics a missing or wrong bearer token "
-    "(`invalid_token`)",
-    403: "refused (`verification_failed`)",
-    404: "unknown id or expired link",
-    408: "the body did not arrive in time (`request_timeout`)",
-    409: "conflicts with the current state (`no_qr`, `session_exists`, `delivery_not_dead`, "
-    "`runtime_disabled`, ...)",
-    413: "body larger than the limit (`payload_too_large`)",
-    422: "validation failed (`validation_failed`): `details.field` names the field and "
-    "`details.errors` lists every problem when there are several",
-    502: "in a cluster, the session's worker answered with an error of its own "
-    "(`worker_error`; its log says why)",
-    503: "at capacity (`at_capacity`, MAX_SESSIONS); in a cluster, the session's worker did "
-    "not answer (`worker_unavailable`) or no worker holds the session this moment "
-    "(`session_unassigned`): retry in a few seconds",
-}
+def _error_text(status: int) -> str:
+    return "; ".join(f"`{e.code}`: {e.meaning}" for e in ERRORS if e.status == status)
+
+
+# Each error status the document names, described by the codes it carries.
+ERROR_TEXT = {status: _error_text(status) for status in sorted({e.status for e in ERRORS})}
 
 # Headers every webhook POST carries.
 WEBHOOK_HEADERS = [

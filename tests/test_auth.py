@@ -261,3 +261,29 @@ def test_a_body_that_trickles_in_is_cut_off(make_settings: Callable[..., Setting
                 answer += chunk
     assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
     assert b"request_timeout" in answer
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "signature"),
+    [
+        (
+            "POST",
+            "/api/sessions",
+            b'{"workspace_id":"acme"}',
+            "4b21af60a3ba89946f68b3bc591f67df09f9efa2e9929d5af28c169c4d06e8c7",
+        ),
+        (
+            "GET",
+            "/api/sessions?workspace_id=acme",
+            b"",
+            "80a145ecdd5f4cef7214bebd3afe5ad54000ae9af0f67b5d9e948e7b731613cf",
+        ),
+    ],
+)
+def test_the_worked_examples_in_the_docs_are_what_the_service_computes(
+    method: str, path: str, body: bytes, signature: str
+) -> None:
+    docs = (Path(__file__).parent.parent / "docs" / "api.md").read_text()
+    assert signature in docs and path in docs and body.decode() in docs
+    assert sign_request("s3cret", "1795315066", method, path, body) == signature
+    assert verify_request(["other", "s3cret"], signature, "1795315066", method, path, body)

@@ -175,6 +175,13 @@ def test_the_api_answers_503_for_a_session_no_worker_can_serve(
         (refused,) = values(run_kit(api.base, call("logoutSession", sessionId="c1")), False)
         assert (refused["class"], refused["status"]) == ("UnavailableException", 502)
         assert refusing.requests[0]["path"] == "/internal/sessions/c1/logout"
+        # A 409 whose code this api does not know (a worker of another version): nothing a
+        # client could look up, so it is the worker's error, not a made-up 409.
+        refusing.status = 409
+        refusing.answer = {"error": {"code": "brand_new", "message": "?", "details": {}}}
+        unknown = api.api.post("/api/sessions/c1/pairing-code", json={"phone": "5511999990009"})
+        assert unknown.status_code == 502, unknown.text
+        assert unknown.json()["error"]["code"] == "worker_error"
 
 
 def test_a_workers_port_answers_only_signed_internal_calls(

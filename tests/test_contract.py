@@ -15,6 +15,8 @@ import httpx
 import jsonschema_rs
 import pytest
 
+from service import doctables
+from service.errors import ERRORS
 from service.models.events import EVENTS
 from service.models.responses import Message
 from service.store import MESSAGE_STATUSES, SESSION_STATUSES
@@ -201,32 +203,42 @@ def test_the_message_record_in_message_received_is_the_api_message() -> None:
     assert EVENTS["message_received"].model_fields["message"].annotation is Message
 
 
-def docs_table(heading: str) -> list[list[str]]:
-    """The rows of the first table after `heading` in docs/webhooks.md, cells stripped."""
+def test_the_docs_tables_are_generated_from_the_registries() -> None:
+    """docs/api.md's error table and docs/webhooks.md's event table are `python -m service
+    docs` output: a code or event added without regenerating fails here."""
+    for path, text in doctables.generated().items():
+        assert path.read_text() == text, f"{path.name} is stale: run python -m service docs"
+
+
+def test_the_event_table_names_every_event_and_its_fields() -> None:
     text = (ROOT / "docs" / "webhooks.md").read_text()
-    section = text[text.index(heading) :]
-    rows = []
-    started = False
-    for line in section.splitlines():
-        if line.startswith("|"):
-            started = True
-            cells = [c.strip() for c in line.strip("|").split("|")]
-            if not set("".join(cells)) <= set("-: "):
-                rows.append(cells)
-        elif started:
-            break
-    return rows[1:]
+    table = text[text.index("<!-- events:begin -->") : text.index("<!-- events:end -->")]
+    rows = [line.split("|")[1:3] for line in table.splitlines()[3:]]
+    assert [name.strip(" `") for name, _ in rows] == list(EVENTS)
+    for name, data in rows:
+        model = EVENTS[name.strip(" `")]
+        documented = {f.alias or key for key, f in model.model_fields.items()}
+        assert documented == set(re.findall(r"[a-z_]+", data)), name
 
 
-def test_docs_event_table_is_the_registry() -> None:
-    rows = docs_table("| event | `data` |")
-    names = [row[0].strip("`") for row in rows]
-    assert names == list(EVENTS)
-    for row in rows:
-        fields = set(re.findall(r"[a-z_]+", row[1].split(",")[0] + row[1]))
-        model = EVENTS[row[0].strip("`")]
-        documented = {f.alias or name for name, f in model.model_fields.items()}
-        assert documented <= fields, f"{row[0]}: docs/webhooks.md lacks {documented - fields}"
+def test_the_error_table_names_every_registered_code_under_its_status() -> None:
+    text = (ROOT / "docs" / "api.md").read_text()
+    table = text[text.index("<!-- errors:begin -->") : text.index("<!-- errors:end -->")]
+    rows = {
+        (int(cells[1]), cells[2].strip(" `"))
+        for cells in (line.split("|") for line in table.splitlines()[3:])
+    }
+    assert rows == {(e.status, e.code) for e in ERRORS}
+    for code in ("no_qr", "session_not_connected", "delivery_not_dead", "message_not_found"):
+        assert code in {c for _, c in rows}
+
+
+def test_the_documents_error_answers_name_every_code_of_their_status(
+    document: dict[str, Any],
+) -> None:
+    responses = document["components"]["responses"]
+    for error in ERRORS:
+        assert f"`{error.code}`" in responses[f"E{error.status}"]["description"], error.code
 
 
 def test_null_means_the_default_as_a_left_out_field_does(api: httpx.Client) -> None:

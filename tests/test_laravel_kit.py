@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -26,9 +27,11 @@ from typing import Any
 import httpx
 import pytest
 
+from service.errors import ERRORS, registered
+from service.models.events import EVENTS
 from tests.conftest import API_SECRET, WEBHOOK_SECRET
 from tests.support.sandbox import Phone, eventually, sandbox_process
-from tests.support.server import free_port, wait_http
+from tests.support.server import ROOT, free_port, wait_http
 from tests.support.sidecar import Sidecar
 
 PHP = shutil.which("php")
@@ -515,3 +518,28 @@ def test_the_kit_waits_for_a_qr_and_a_status_and_gives_up_clearly(
         "connected",
     )
     assert (cleared["metadata"], cleared["webhook_events"]) == (None, None)
+
+
+def test_the_kit_names_every_event_and_only_codes_the_sidecar_answers() -> None:
+    """The kit's event list is the sidecar's registry, and its README and exception mapping
+    name no error code or status the sidecar never answers (a 429 once was one)."""
+    kit = ROOT / "clients" / "laravel"
+    events = kit / "src" / "Events.php"
+    source = f"require '{events}'; echo json_encode(WaSidecar\\Laravel\\Events::WEBHOOKS);"
+    listed = subprocess.run(
+        [require_php(), "-r", source], capture_output=True, text=True, check=True, timeout=30
+    )
+    assert json.loads(listed.stdout) == list(EVENTS)
+    statuses = {e.status for e in ERRORS}
+    mapped = re.findall(r"\$status === (\d{3})", (kit / "src" / "SidecarClient.php").read_text())
+    assert mapped and {int(s) for s in mapped} <= statuses
+    readme = (kit / "README.md").read_text()
+    table = readme[readme.index("| exception | when |") :].split("\n\n")[0]
+    codes = set(re.findall(r"`([a-z]+(?:_[a-z]+)+)`", table))
+    assert {"session_not_connected", "at_capacity"} <= codes
+    # The kit's own codes (status 0: no answer from the sidecar at all) are the only others.
+    client = (kit / "src" / "SidecarClient.php").read_text()
+    own = {c for c in codes if not registered(c)}
+    assert own <= {"wait_timeout", "connection_failed"}
+    assert all(f"'{c}'" in client for c in own)
+    assert {int(s) for s in re.findall(r"\b([45]\d\d)\b", table)} <= statuses

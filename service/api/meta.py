@@ -14,12 +14,12 @@ from typing import Annotated
 
 from pydantic import StringConstraints
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 
 from adapters.meta import MetaConfig, MetaEngine
 from adapters.meta_inbound import MetaBatch, parse, phone_number_ids, verify_signature
 from service.api.routing import Header, Operation, Raw, Resource, reply
-from service.errors import error_body
+from service.errors import error_json
 from service.models import requests as rq
 from service.models import responses as rs
 from service.sessions.manager import SessionManager
@@ -29,7 +29,7 @@ log = logging.getLogger("service.meta")
 
 
 def _forbidden(code: str, message: str, status: int) -> Response:
-    return JSONResponse(error_body(code, message), status_code=status)
+    return error_json(status, code, message)
 
 
 async def verify_handshake(request: Request) -> Response:

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 
 from service import __version__
 from service.api.routing import Operation, Raw, Resource, reply
-from service.errors import error_body
+from service.errors import error_json
 from service.metrics import CONTENT_TYPE, Metrics
 from service.models import responses as rs
 from service.sessions.runtime import SessionRuntime
@@ -40,9 +40,10 @@ async def metrics(request: Request) -> Response:
         if scheme.lower() != "bearer" or not hmac.compare_digest(
             value.strip().encode(), token.encode()
         ):
-            return JSONResponse(
-                error_body("invalid_token", "/metrics needs Authorization: Bearer <token>"),
-                status_code=401,
+            return error_json(
+                401,
+                "invalid_token",
+                "/metrics needs Authorization: Bearer <token>",
                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
             )
     registry: Metrics = request.app.state.metrics

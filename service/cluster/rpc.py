@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from service.errors import ApiError, MalformedJson, ValidationFailed
+from service.errors import ApiError, MalformedJson, ValidationFailed, registered
 from service.models.base import ID_PATTERN
 from service.signing import HmacAuth
 from service.store.base import Lease, NodeRecord, Store
@@ -71,8 +71,9 @@ class RemoteError(ApiError):
     """An error the worker answered, passed on with its status, code and details."""
 
     def __init__(self, status: int, code: str, message: str, details: dict[str, Any]) -> None:
-        super().__init__(message, code=code, details=details)
+        # The status first: the code is checked against the registry under it.
         self.status = status
+        super().__init__(message, code=code, details=details)
 
 
 class RpcClient:
@@ -181,6 +182,13 @@ class RpcClient:
             )
         try:
             error = response.json()["error"]
+            if not registered(str(error["code"]), response.status_code):
+                # A worker of another version: its code means nothing to this api's clients.
+                raise WorkerError(
+                    f"worker {node.node_id} answered {response.status_code} "
+                    f"{str(error['code'])[:64]!r}; see its log",
+                    details={"node_id": node.node_id, "status": response.status_code},
+                )
             raise RemoteError(
                 response.status_code,
                 str(error["code"]),

@@ -1,7 +1,8 @@
 """The webhook events: one model per event's `data`, and the registry that names them.
 
 Producers build the `data` through these models, `/openapi.json` describes every event in its
-`webhooks` section from them, and the event table of docs/webhooks.md is checked against `EVENTS`.
+`webhooks` section from them, and `python -m service docs` writes the event table of
+docs/webhooks.md from `EVENTS` (each model's docstring says when the event comes).
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class MessageReceived(EventData):
 
 
 class MessageStatusUpdated(EventData):
-    """An outbound message moved on: sending, sent, delivered, read, played or failed."""
+    """An outbound message moved on: sent, delivered, read, played or failed (never `sending`)."""
 
     event = "message_status_updated"
     message_id: str

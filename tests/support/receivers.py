@@ -65,11 +65,13 @@ def php_receiver(tmp: Path, secret: str) -> Iterator[PhpReceiver]:
 
 
 class Receiver:
-    """Records every request; answers `status` (a test flips it) after `delay` seconds."""
+    """Records every request; answers `status` (a test flips it), with `answer` when set, after
+    `delay` seconds."""
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.status = 200
+        self.answer: dict[str, Any] | None = None  # the JSON answered, when a test sets one
         self.delay = 0.0
         self.url = ""
         self.active = 0
@@ -104,7 +106,8 @@ class Receiver:
                     await asyncio.sleep(self.delay)
                 finally:
                     self.holding.remove(held)
-            return JSONResponse({"ok": self.status < 300}, status_code=self.status)
+            answer = self.answer if self.answer is not None else {"ok": self.status < 300}
+            return JSONResponse(answer, status_code=self.status)
 
         return Starlette(routes=[Route("/{path:path}", hook, methods=["POST"])])
 

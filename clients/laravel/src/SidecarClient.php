@@ -13,7 +13,6 @@ use WaSidecar\Laravel\Exceptions\ConflictException;
 use WaSidecar\Laravel\Exceptions\ConnectionException;
 use WaSidecar\Laravel\Exceptions\NotFoundException;
 use WaSidecar\Laravel\Exceptions\PayloadTooLargeException;
-use WaSidecar\Laravel\Exceptions\RateLimitedException;
 use WaSidecar\Laravel\Exceptions\SidecarException;
 use WaSidecar\Laravel\Exceptions\TimeoutException;
 use WaSidecar\Laravel\Exceptions\UnavailableException;
@@ -205,7 +204,7 @@ class SidecarClient
     /**
      * The current QR: {qr, expires_at, image_url}. 409 no_qr unless the session is qr_required.
      *
-     * @return array{qr: string, expires_at: string, image_url: string}
+     * @return array{qr: string, expires_at: ?string, image_url: string}
      */
     public function qr(string $sessionId): array
     {
@@ -404,11 +403,6 @@ class SidecarClient
         $message = is_string($error['message'] ?? null) ? $error['message'] : "HTTP {$status} from the sidecar";
         $details = is_array($error['details'] ?? null) ? $error['details'] : [];
 
-        if ($status === 429) {
-            $retryAfter = $response->header('Retry-After');
-
-            return new RateLimitedException($message, $code, $status, $details, null, ctype_digit($retryAfter) ? (int) $retryAfter : null);
-        }
         $class = match (true) {
             $status === 401 => AuthenticationException::class,
             $status === 404 => NotFoundException::class,
