@@ -507,7 +507,11 @@ class SessionWorker:
     async def pairing_code(self, phone: str) -> str:
         if self.bridge is None:
             raise BridgeError("the browser is not running")
-        return await self.bridge.pairing_code(phone)
+        code = await self.bridge.pairing_code(phone)
+        # Someone is linking right now: the wait for the scan (or the code) starts over.
+        self._qr_since = None
+        self._scan_wait(time.monotonic())
+        return code
 
 
 def load_failure(probe: dict[str, Any], timeout: float, url: str) -> str:
