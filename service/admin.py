@@ -11,14 +11,16 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
 from service.errors import ConfigError
+from service.qr import qr_terminal
 from service.settings import Settings
 from service.signing import HmacAuth
+from service.store.base import SessionStatus
 
 ACTIONS = ("start", "stop", "restart", "logout")
 TABLE_COLUMNS = (
@@ -37,6 +39,10 @@ WAIT_TIMEOUT = 60.0
 # Statuses a session passes through on its way somewhere; an action is done once it is
 # in none of these (and, for a running session, no longer `stopped`).
 TRANSITIONAL = frozenset({"initializing", "authenticating"})
+STATUSES: tuple[str, ...] = get_args(SessionStatus)
+# The first start of a fresh install launches Chromium and loads wa-js: allow for it.
+READY_TIMEOUT = 120.0
+POLL_INTERVAL = 0.25
 
 
 class Unreachable(Exception):
@@ -48,6 +54,10 @@ class Unreachable(Exception):
         )
         self.url = url
         self.reason = reason
+
+
+class WaitFailed(Exception):
+    """What was waited for did not come: the session went elsewhere, or time ran out."""
 
 
 class ApiFailure(Exception):
@@ -147,6 +157,11 @@ class SidecarClient:
         data: dict[str, Any] = self.request("GET", f"/api/sessions/{quote(session_id, safe='')}")
         return data
 
+    def qr(self, session_id: str) -> dict[str, Any]:
+        """GET /api/sessions/{id}/qr: `{qr, expires_at, image_url}`."""
+        data: dict[str, Any] = self.request("GET", f"/api/sessions/{quote(session_id, safe='')}/qr")
+        return data
+
     def action(self, session_id: str, action: str) -> dict[str, Any]:
         """POST /api/sessions/{id}/{start|stop|restart|logout}; the session afterwards."""
         if action not in ACTIONS:
@@ -195,6 +210,98 @@ def wait_settled(
         if time.monotonic() >= deadline:
             return now, False
         time.sleep(interval)
+
+
+def dead_end(record: dict[str, Any], wanted: str) -> str | None:
+    """Why waiting for `wanted` (a status, or `qr`) is pointless now, or None while the
+    session may still get there."""
+    sid, status = record["session_id"], record["status"]
+    if status == wanted:
+        return None
+    if status == "failed":
+        error = f": {record['last_error']}" if record.get("last_error") else ""
+        return f"session {sid} failed{error}"
+    if status == "stopped" and record.get("desired_state") == "stopped":
+        return (
+            f"session {sid} is stopped (desired_state: stopped); start it with "
+            f"`python -m service sessions start {sid}`"
+        )
+    if wanted == "qr" and status == "connected":
+        return f"session {sid} is connected: it needs no QR"
+    return None
+
+
+def wait_for_status(
+    client: SidecarClient, session_id: str, status: str, timeout: float
+) -> dict[str, Any]:
+    """Poll until the session is in `status`; `WaitFailed` once it cannot get there or the
+    time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        record = client.get_session(session_id)
+        if record["status"] == status:
+            return record
+        reason = dead_end(record, status)
+        if reason is not None:
+            raise WaitFailed(reason)
+        if time.monotonic() >= deadline:
+            raise WaitFailed(
+                f"session {session_id} is still {record['status']} after {timeout:g} s, "
+                f"not {status}"
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def wait_for_qr(client: SidecarClient, session_id: str, timeout: float) -> dict[str, Any]:
+    """The session's QR once it shows one (status qr_required); `WaitFailed` once it lands
+    where no QR comes (connected, failed, stopped) or the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return client.qr(session_id)
+        except ApiFailure as exc:
+            # Not there yet (the page is loading, or a new QR is on its way).
+            if exc.code not in ("no_qr", "qr_not_ready"):
+                raise
+        record = client.get_session(session_id)
+        reason = dead_end(record, "qr")
+        if reason is not None:
+            raise WaitFailed(reason)
+        if time.monotonic() >= deadline:
+            raise WaitFailed(
+                f"no QR for session {session_id} after {timeout:g} s (status {record['status']})"
+            )
+        time.sleep(POLL_INTERVAL)
+
+
+def wait_ready(base_url: str, timeout: float) -> None:
+    """Poll `/ready` until it answers 200; `WaitFailed` naming the last answer otherwise."""
+    url = f"{base_url.rstrip('/')}/ready"
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=5.0) as http:
+        while True:
+            try:
+                response = http.get(url)
+                if response.status_code == 200:
+                    return
+                last = f"it answers {response.status_code} {_not_ready(response)}".rstrip()
+            except httpx.TransportError:
+                last = "nothing answers there yet"
+            if time.monotonic() >= deadline:
+                raise WaitFailed(
+                    f"the sidecar at {display_url(url)} is not ready after {timeout:g} s: {last}"
+                )
+            time.sleep(POLL_INTERVAL * 2)
+
+
+def _not_ready(response: httpx.Response) -> str:
+    """The failing checks of a /ready answer, as `(chromium: false)`."""
+    try:
+        checks = response.json()["checks"]
+        failing = [f"{name}: false" for name, ok in checks.items() if ok is False]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return ""
+    return f"({', '.join(failing)})" if failing else ""
 
 
 def _error_code(response: httpx.Response) -> str:
@@ -249,6 +356,23 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                     print("no sessions")
             elif args.action == "show":
                 print(json.dumps(client.get_session(args.session_id), indent=2))
+            elif args.action == "qr":
+                if args.wait:
+                    qr = wait_for_qr(client, args.session_id, args.timeout)
+                else:
+                    qr = client.qr(args.session_id)
+                if args.text:
+                    print(qr["qr"])
+                else:
+                    qr_terminal(qr["qr"], sys.stdout)
+                    print(
+                        "Scan it in WhatsApp: Linked devices > Link a device. It changes about "
+                        f"every 20 s (this one until {qr['expires_at']}); as an image: "
+                        f"{qr['image_url']}"
+                    )
+            elif args.action == "wait":
+                record = wait_for_status(client, args.session_id, args.status, args.timeout)
+                print(_describe(record))
             else:
                 record = client.action(args.session_id, args.action)
                 if args.no_wait:
@@ -269,11 +393,47 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     except ApiFailure as exc:
         print(f"error {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
         return 1
+    except WaitFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
     return 0
 
 
+def cmd_wait_ready(args: argparse.Namespace) -> int:
+    """Wait until the service answers /ready; 0 when it does, 1 on timeout, 2 on bad
+    configuration."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"wa-sidecar: {exc}", file=sys.stderr)
+        return 2
+    try:
+        wait_ready(settings.base_url, args.timeout)
+    except WaitFailed as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(f"ready: {display_url(settings.base_url)}")
+    return 0
+
+
+def add_ready_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register `wait-ready` on the CLI's subparsers."""
+    ready = sub.add_parser(
+        "wait-ready",
+        help="wait until the running service is ready (GET /ready answers 200)",
+    )
+    ready.add_argument(
+        "--timeout",
+        type=float,
+        default=READY_TIMEOUT,
+        help=f"seconds to wait (default {READY_TIMEOUT:g}); exit 1 after it",
+    )
+    ready.set_defaults(func=cmd_wait_ready)
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `sessions list|show|start|stop|restart|logout` on the CLI's subparsers."""
+    """Register `sessions list|show|qr|wait|start|stop|restart|logout` on the CLI's
+    subparsers."""
     sessions = sub.add_parser(
         "sessions",
         help="list, inspect, start and stop sessions of the running service",
@@ -287,6 +447,30 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     listing.add_argument("--json", action="store_true", help="print the records as JSON")
     show = actions.add_parser("show", help="one session's record as JSON")
     show.add_argument("session_id")
+    qr = actions.add_parser("qr", help="draw the session's current QR in the terminal")
+    qr.add_argument("session_id")
+    qr.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the QR (status qr_required); fail if the session connects, fails or "
+        "stops instead",
+    )
+    qr.add_argument(
+        "--timeout",
+        type=float,
+        default=WAIT_TIMEOUT,
+        help=f"seconds --wait waits (default {WAIT_TIMEOUT:g})",
+    )
+    qr.add_argument("--text", action="store_true", help="print the QR's text instead of drawing it")
+    wait = actions.add_parser("wait", help="wait until a session reaches a status")
+    wait.add_argument("session_id")
+    wait.add_argument("--status", required=True, choices=STATUSES, help="the status to wait for")
+    wait.add_argument(
+        "--timeout",
+        type=float,
+        default=WAIT_TIMEOUT,
+        help=f"seconds to wait (default {WAIT_TIMEOUT:g})",
+    )
     helps = {
         "start": "start a session (desired_state: running)",
         "stop": "stop a session and keep its login",

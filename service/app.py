@@ -193,6 +193,7 @@ def create_app(
             wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
             memory_limit_bytes=settings.session_memory_limit_mb * MB,
             load_timeout=float(settings.wa_load_timeout),
+            qr_timeout=float(settings.qr_timeout),
             wa_js_config=WaJsConfig(
                 device_name=settings.wa_device_name,
                 link_preview_servers=settings.link_preview_servers,

@@ -1,5 +1,5 @@
-"""`python -m service serve|keygen|sign|sessions|doctor|db|cluster|drain|demo`: the operator's
-entry points."""
+"""`python -m service serve|keygen|sign|sessions|wait-ready|doctor|db|cluster|drain|demo`: the
+operator's entry points."""
 
 from __future__ import annotations
 
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("body", nargs="?", help="the exact raw body")
     sign.set_defaults(func=cmd_sign)
     admin.add_parser(sub)
+    admin.add_ready_parser(sub)
     doctor.add_parser(sub)
     dbcli.add_parser(sub)
     clustercli.add_parser(sub)

@@ -30,7 +30,6 @@ from typing import Any, TextIO, TypeVar
 
 import httpx
 import psutil
-import segno
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,6 +39,7 @@ from starlette.routing import Route
 from service.admin import ApiFailure, SidecarClient, Unreachable
 from service.browser.process import kill_processes
 from service.errors import ConfigError
+from service.qr import qr_terminal
 from service.settings import Settings
 from service.signing import hmac_matches
 
@@ -257,13 +257,7 @@ class Tour:
         print(f"{indent}{text}", file=self.out, flush=True)
 
     def print_qr(self, code: str) -> None:
-        qr = segno.make(code, error="l")
-        try:
-            qr.terminal(out=self.out, compact=True, border=2)
-        except UnicodeEncodeError:
-            # A terminal without UTF-8: ANSI background colours draw it instead.
-            qr.terminal(out=self.out, border=2)
-        self.out.flush()
+        qr_terminal(code, self.out)
 
     # -- waiting --
 

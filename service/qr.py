@@ -6,6 +6,7 @@ The link names a session, not a code, so an `<img>` reloaded later shows the cur
 from __future__ import annotations
 
 import io
+from typing import TextIO
 
 import segno
 
@@ -18,6 +19,17 @@ def qr_png(data: str, scale: int = 6) -> bytes:
     out = io.BytesIO()
     segno.make(data, error="l").save(out, kind="png", scale=scale, border=2)
     return out.getvalue()
+
+
+def qr_terminal(data: str, out: TextIO) -> None:
+    """Draw the QR in a terminal, ready for a phone's camera."""
+    qr = segno.make(data, error="l")
+    try:
+        qr.terminal(out=out, compact=True, border=2)
+    except UnicodeEncodeError:
+        # A terminal without UTF-8: ANSI background colours draw it instead.
+        qr.terminal(out=out, border=2)
+    out.flush()
 
 
 def qr_links(api_secret: str, base_url: str) -> SignedLinks:

@@ -58,6 +58,8 @@ class Settings:
     chromium_path: str = "/usr/bin/chromium"
     wa_js_path: str = "node_modules/@wppconnect/wa-js/dist/wppconnect-wa.js"
     wa_load_timeout: int = 90
+    # Seconds a session waits for a scan, from its first QR, before it stops (0: forever).
+    qr_timeout: int = 300
     wa_device_name: str = "wa-sidecar"
     link_preview_servers: tuple[str, ...] = ()
     send_handoff_timeout: int = 20
@@ -263,6 +265,7 @@ _ENV_NAMES: dict[str, str] = {
     "chromium_path": "CHROMIUM_PATH",
     "wa_js_path": "WA_JS_PATH",
     "wa_load_timeout": "WA_LOAD_TIMEOUT",
+    "qr_timeout": "SIDECAR_QR_TIMEOUT",
     "wa_device_name": "WA_DEVICE_NAME",
     "link_preview_servers": "WA_LINK_PREVIEW_SERVERS",
     "send_handoff_timeout": "SIDECAR_SEND_HANDOFF_TIMEOUT",

@@ -178,6 +178,18 @@ def test_sessions_against_a_closed_port_prints_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_wait_ready_gives_up_in_one_line(tmp_path: Path) -> None:
+    port = free_port()
+    result = run_cli(
+        "wait-ready", "--timeout", "1", env=clean_env(SIDECAR_PORT=str(port)), cwd=tmp_path
+    )
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == (
+        f"the sidecar at http://127.0.0.1:{port}/ready is not ready after 1 s: "
+        "nothing answers there yet\n"
+    )
+
+
 def test_sessions_without_a_secret_says_so(tmp_path: Path) -> None:
     result = run_cli("sessions", "list", env=clean_env(), cwd=tmp_path)
     assert result.returncode == 2

@@ -274,6 +274,26 @@ def test_every_session_call_reaches_its_worker(cluster: Cluster, phone: Phone) -
     cluster.link("l1", "5511999990302")
 
 
+def test_a_qr_timeout_on_a_worker_stops_the_session_for_good(
+    cluster: Cluster, phone: Phone
+) -> None:
+    cluster.start()
+    cluster.add_worker("w1", SIDECAR_QR_TIMEOUT="10")
+    api = cluster.api.api
+    created = api.post("/api/sessions", json={"workspace_id": "acme", "session_id": "t1"})
+    assert created.status_code == 201, created.text
+    cluster.api.wait_status("t1", "qr_required", timeout=90)
+    assert api.get("/api/sessions/t1/qr").status_code == 200  # answered by the worker
+    record = cluster.api.wait_status("t1", "stopped", timeout=90)
+    assert record["desired_state"] == "stopped"
+    last = cluster.api.events("t1", "session_status_changed")[-1]["data"]
+    assert last == {"status": "stopped", "previous": "qr_required", "reason": "qr_timeout"}
+    eventually(lambda: "t1" not in cluster.owners(), 30, "the lease of t1 to be released")
+    eventually(lambda: not chromium_for(cluster.storage, "t1"), 30, "t1's browser to close")
+    no_qr = api.get("/api/sessions/t1/qr")
+    assert no_qr.status_code == 409 and no_qr.json()["error"]["code"] == "no_qr"
+
+
 def chromium_for(storage: Path, session_id: str) -> list[Any]:
     profile = str((storage / "sessions" / "acme" / session_id / "profile").resolve())
     return [p for p in chromium_processes(storage) if f"--user-data-dir={profile}" in p.cmdline()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -190,16 +189,13 @@ class SessionRuntime:
         return code
 
     async def current_qr(self, session_id: str, wait: float = 5.0) -> SessionRecord:
-        """The session with its current QR; an idle QR (unscanned too long) is refreshed."""
+        """The session with its current QR. Between two QRs (the page went idle and its
+        worker is refreshing it) this waits up to `wait` seconds for the next one."""
         record = await self._record(session_id)
         if record.status != "qr_required":
             raise NoQr(record.status)
         if record.qr is not None:
             return record
-        worker = self.workers.get(session_id)
-        if worker is not None and worker.bridge is not None:
-            with contextlib.suppress(BridgeError):
-                await worker.bridge.refresh_qr()
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             record = await self._record(session_id)

@@ -68,6 +68,8 @@ class WorkerContext:
     wa_js_path: str | None
     memory_limit_bytes: int
     qr_ttl: float = 20.0
+    # Seconds a session may wait for a scan, from its first QR, before it stops (0: never).
+    qr_timeout: float = 300.0
     max_restarts: int = 5
     backoff_base: float = 1.0
     backoff_max: float = 60.0
@@ -120,6 +122,12 @@ class SessionWorker:
         self._record: SessionRecord | None = None
         # The connection as wa-js last reported it (see `usable`); None while no page runs.
         self.conn: dict[str, Any] | None = None
+        # When the current wait for a scan began (its first QR, monotonic); None when the
+        # session is not waiting. `_qr_clock` wakes the timeout's watcher when it changes.
+        self._qr_since: float | None = None
+        self._qr_clock = asyncio.Event()
+        self._qr_expired = asyncio.Event()
+        self._refreshing: asyncio.Task[None] | None = None
 
     def start(self, after: asyncio.Task[None] | None = None) -> None:
         """Begin supervising, once `after` (a previous worker of this session) is done."""
@@ -134,6 +142,9 @@ class SessionWorker:
         self._stop.set()
 
     def restart(self) -> None:
+        """Close the browser and open it again; an operator's restart begins a new wait
+        for a scan."""
+        self._scan_wait(None)
         self._restart.set()
 
     async def record(self) -> SessionRecord:
@@ -245,6 +256,7 @@ class SessionWorker:
             asyncio.create_task(self._wait(self._restart)): "restart",
             asyncio.create_task(self._watch_memory(bridge)): "memory",
             asyncio.create_task(self._load_deadline(bridge)): "crash",
+            asyncio.create_task(self._qr_deadline()): "stop",
         }
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -255,6 +267,9 @@ class SessionWorker:
         finally:
             for task in waits:
                 task.cancel()
+            if self._refreshing is not None:
+                self._refreshing.cancel()
+                self._refreshing = None
             try:
                 # Events the page sent still count (inbound messages, acks); they are handled
                 # while the page is still there to download media from.
@@ -302,6 +317,54 @@ class SessionWorker:
         await asyncio.Event().wait()
         return ""
 
+    async def _qr_deadline(self) -> None:
+        """Returns (stopping the session for good) once the wait for a scan has lasted
+        `qr_timeout` seconds, or an idle QR could not be refreshed; never otherwise."""
+        limit = self.ctx.qr_timeout
+        while not self._qr_expired.is_set():
+            self._qr_clock.clear()
+            if self._qr_since is None or limit <= 0:
+                await _first(self._qr_clock, self._qr_expired, timeout=3600)
+                continue
+            left = self._qr_since + limit - time.monotonic()
+            if left <= 0:
+                self._qr_expired.set()
+                break
+            await _first(self._qr_clock, self._qr_expired, timeout=left)
+        self.log.info("session %s: the wait for a scan is over (qr_timeout)", self.session_id)
+        # desired_state first, so nothing (a boot, a cluster reconcile) starts it again;
+        # then the stop, whose final move records `stopped` with reason qr_timeout.
+        await self.ctx.store.update_session(self.session_id, {"desired_state": "stopped"})
+        self.stop(reason="qr_timeout")
+
+    def _scan_wait(self, since: float | None) -> None:
+        """Begin (a time) or end (None) the current wait for a scan."""
+        if since is not None and self._qr_since is not None:
+            return  # the wait goes on: its clock runs from its first QR
+        self._qr_since = since
+        self._qr_clock.set()
+
+    def _qr_idle(self) -> None:
+        """wa-js stopped rotating the QR: ask for a fresh one while the wait has time left."""
+        self._scan_wait(time.monotonic())
+        limit = self.ctx.qr_timeout
+        assert self._qr_since is not None
+        if limit > 0 and time.monotonic() >= self._qr_since + limit:
+            self._qr_expired.set()
+            return
+        bridge = self.bridge
+        if bridge is None or (self._refreshing is not None and not self._refreshing.done()):
+            return
+        self._refreshing = asyncio.create_task(self._refresh_qr(bridge))
+
+    async def _refresh_qr(self, bridge: PageBridge) -> None:
+        try:
+            # wa-js answers once the new QR is there; it arrives as an auth_code event.
+            await bridge.refresh_qr()
+        except BridgeError as exc:
+            self.log.warning("session %s: refreshing the idle QR failed: %s", self.session_id, exc)
+            self._qr_expired.set()
+
     async def _watch_memory(self, bridge: PageBridge) -> None:
         """Returns when the browser's process tree exceeds the ceiling; never without one."""
         if self.ctx.memory_limit_bytes <= 0:
@@ -327,7 +390,7 @@ class SessionWorker:
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
-        if self.stopping and event.type not in MESSAGE_EVENTS:
+        if (self.stopping or self._qr_expired.is_set()) and event.type not in MESSAGE_EVENTS:
             # Closing (or handed over to another engine): the session's status is no
             # longer this page's to say. Messages and acks still count.
             return
@@ -356,11 +419,14 @@ class SessionWorker:
                 if payload:
                     await self._qr(record, payload)
             case "qr_idle":
+                # The old QR cannot be scanned any more; a refreshed one replaces it.
                 await self.ctx.status.move(
                     record, record.status, changes={"qr": None, "qr_expires_at": None}
                 )
+                self._qr_idle()
             case "authenticated":
                 # A new link was scanned; wa-js never says this for a restored session.
+                self._scan_wait(None)
                 await self.ctx.status.move(
                     record, "authenticating", changes={"qr": None, "qr_expires_at": None}
                 )
@@ -381,6 +447,7 @@ class SessionWorker:
             # The QR flow (auth codes) and the logout event drive the status; a fresh link's
             # isAuthenticated() may lag its authenticated event.
             return record
+        self._scan_wait(None)  # logged in: no scan is awaited any more
         if usable(conn):
             return await self._connected(record, conn.get("me"))
         offline = conn.get("mode") == "MAIN" and not conn.get("online")
@@ -413,6 +480,7 @@ class SessionWorker:
         full = code.get("full_code")
         if not isinstance(full, str) or not full or full == record.qr:
             return
+        self._scan_wait(time.monotonic())
         expires = time.time() + self.ctx.qr_ttl
         event = QrCodeGenerated(
             qr=full, expires_at=iso(expires), image_url=self.ctx.qr_links.url(record.session_id)
@@ -439,7 +507,11 @@ class SessionWorker:
     async def pairing_code(self, phone: str) -> str:
         if self.bridge is None:
             raise BridgeError("the browser is not running")
-        return await self.bridge.pairing_code(phone)
+        code = await self.bridge.pairing_code(phone)
+        # Someone is linking right now: the wait for the scan (or the code) starts over.
+        self._qr_since = None
+        self._scan_wait(time.monotonic())
+        return code
 
 
 def load_failure(probe: dict[str, Any], timeout: float, url: str) -> str:
