@@ -236,13 +236,13 @@ def check_encryption_key(settings: Settings) -> Check:
         )
     try:
         parse_key(settings.encryption_key)
-    except ConfigError:
+    except ConfigError as exc:
         return Check(
             "encryption key",
             FAIL,
-            "SIDECAR_ENCRYPTION_KEY is not 32 bytes in base64 or hex, and the service will not "
-            "start with it: replace it with the one `python -m service keygen` prints (keep the "
-            "old key if Meta credentials were sealed with it)",
+            f"{exc}, and the service will not start with it: replace it with the one "
+            "`python -m service keygen` prints (keep the old key if Meta credentials were "
+            "sealed with it)",
         )
     return Check("encryption key", OK, "set, 32 bytes")
 
