@@ -479,7 +479,7 @@ def check_webhook_url(settings: Settings, timeout: float | None = None) -> Check
 
 def ping(secret: str, now: int | None = None) -> tuple[bytes, dict[str, str]]:
     """The body and headers of one signed `ping`: an envelope like every event's, of no
-    workspace and no session, with a fresh id (the receiver's dedupe must not swallow it)."""
+    workspace, session or metadata, with a fresh id (so a receiver's dedupe lets it in)."""
     timestamp = int(time.time()) if now is None else now
     event_id = f"evt_{secrets.token_hex(12)}"
     envelope = {
@@ -488,6 +488,7 @@ def ping(secret: str, now: int | None = None) -> tuple[bytes, dict[str, str]]:
         "timestamp": timestamp,
         "workspace_id": None,
         "session_id": None,
+        "metadata": None,
         "data": {},
     }
     body = json.dumps(envelope, separators=(",", ":")).encode()

@@ -234,6 +234,15 @@ def test_doctor_all_ok_in_this_environment(tmp_path: Path, phone: Phone) -> None
         assert lines[name].startswith("ok: "), (name, result.stdout)
     assert received["hmac_ok"] and received["signature_ok"]
     assert received["event_header"] == received["payload"]["event"] == "ping"
+    assert set(received["payload"]) == {
+        "id",
+        "event",
+        "timestamp",
+        "workspace_id",
+        "session_id",
+        "metadata",
+        "data",
+    }
     assert received["payload"]["session_id"] is None
     assert lines["whatsapp web"] == f"ok: {phone.base}/ answers (HTTP 200)"
     assert "(the pinned version)" in lines["wa-js"]
