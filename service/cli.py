@@ -91,7 +91,8 @@ def cmd_keygen(args: argparse.Namespace) -> int:
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
-    """Print curl arguments for one signed request, for testing by hand."""
+    """Print curl arguments for one signed request, for testing by hand; the arguments given
+    after `--` go to curl as they are (`-i`, `-H 'Accept: image/png'`, `-o qr.png`)."""
     settings = Settings.from_env()
     if not settings.api_secrets:
         print("wa-sidecar: SIDECAR_API_SECRET is not set", file=sys.stderr)
@@ -113,9 +114,22 @@ def cmd_sign(args: argparse.Namespace) -> int:
     ]
     if args.body is not None:
         parts += ["-H", "Content-Type: application/json", "--data-binary", args.body]
+    parts += args.curl_args
     parts.append(f"{settings.base_url}{args.path}")
+    # Quoted for a POSIX shell, so the line means the same pasted or run through eval.
     print(" ".join(shlex.quote(p) for p in parts))
     return 0
+
+
+def split_curl_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """`sign ... -- CURL ARGS`: the arguments before the first `--`, and curl's after it.
+
+    argparse would hand the first of curl's arguments to the optional BODY, so they never
+    reach it."""
+    if argv[:1] != ["sign"] or "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,11 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
     keygen = sub.add_parser("keygen", help="print new secrets as .env lines")
     keygen.set_defaults(func=cmd_keygen)
-    sign = sub.add_parser("sign", help="print a signed curl command for METHOD PATH [BODY]")
+    sign = sub.add_parser(
+        "sign",
+        help="print a signed curl command for METHOD PATH [BODY] [-- CURL ARGS]",
+        usage="%(prog)s [-h] method path [body] [-- curl args ...]",
+        epilog="Arguments after -- go to curl as they are, quoted: "
+        "sign GET /api/sessions/ID/qr -- -i -H 'Accept: image/png'. "
+        "Leave method, path and body to sign: curl options that change them break the signature.",
+    )
     sign.add_argument("method")
     sign.add_argument("path", help="path plus ?query exactly as it will be sent")
     sign.add_argument("body", nargs="?", help="the exact raw body")
-    sign.set_defaults(func=cmd_sign)
+    # Filled from what follows `--` (see split_curl_args), never by argparse.
+    sign.set_defaults(func=cmd_sign, curl_args=[])
     admin.add_parser(sub)
     admin.add_ready_parser(sub)
     doctor.add_parser(sub)
@@ -148,7 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    own, curl_args = split_curl_args(sys.argv[1:] if argv is None else list(argv))
+    args = build_parser().parse_args(own)
+    if curl_args:
+        args.curl_args = curl_args
     # The service logs JSON lines (set up in serve); the operator commands print their own
     # lines, and httpx's per-request INFO lines would only bury them.
     if args.command != "serve":

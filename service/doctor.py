@@ -12,9 +12,11 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +27,11 @@ import httpx
 
 from service import __version__
 from service.errors import ConfigError
+from service.netguard import redact_url, webhook_url_problem
 from service.secretbox import parse_key
 from service.settings import Settings
+from service.stack import STACK_FILE, Stack, running_stack
+from webhooks.signing import webhook_headers
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
 MIN_SECRET_LENGTH = 32
@@ -35,6 +40,9 @@ LAUNCH_TIMEOUT = 60.0
 NETWORK_TIMEOUT = 5.0
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 WA_JS_PACKAGE = "@wppconnect/wa-js"
+# What doctor POSTs to the webhook URL: signed like every event, but of no session, so a
+# controller that switches on the event name ignores it and answers 2xx.
+PING_EVENT = "ping"
 
 
 @dataclass(frozen=True)
@@ -236,13 +244,13 @@ def check_encryption_key(settings: Settings) -> Check:
         )
     try:
         parse_key(settings.encryption_key)
-    except ConfigError:
+    except ConfigError as exc:
         return Check(
             "encryption key",
             FAIL,
-            "SIDECAR_ENCRYPTION_KEY is not 32 bytes in base64 or hex, and the service will not "
-            "start with it: replace it with the one `python -m service keygen` prints (keep the "
-            "old key if Meta credentials were sealed with it)",
+            f"{exc}, and the service will not start with it: replace it with the one "
+            "`python -m service keygen` prints (keep the old key if Meta credentials were "
+            "sealed with it)",
         )
     return Check("encryption key", OK, "set, 32 bytes")
 
@@ -377,8 +385,50 @@ def _server_problems(info: dict[str, Any]) -> list[str]:
 # --- network -------------------------------------------------------------------------------
 
 
-def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> Check:
-    """SIDECAR_WEBHOOK_URL answers HTTP at all (any status: a GET on a POST route is 405)."""
+def check_wa_web_url(
+    settings: Settings, timeout: float = NETWORK_TIMEOUT, stack: Stack | None = None
+) -> Check:
+    """WA_WEB_URL, the page every session opens, answers a GET with 2xx (after redirects,
+    which Chromium follows too)."""
+    url = settings.wa_web_url
+    sandbox = stack is not None and "WA_WEB_URL" in stack.settings
+    what = f"{url} (the sandbox of ./scripts/run --sandbox)" if sandbox else url
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return Check("whatsapp web", FAIL, "WA_WEB_URL is not an http(s) URL: fix it in .env")
+    if sandbox:
+        todo = (
+            "the sandbox is not running: see `.venv/bin/supervisorctl -c supervisord.conf "
+            "status sandbox` and storage/logs/sandbox.log"
+        )
+    else:
+        todo = (
+            "sessions load WhatsApp Web from there: check this host's internet access, DNS, "
+            "proxy and firewall, or fix WA_WEB_URL"
+        )
+    try:
+        response = httpx.get(url, timeout=timeout, follow_redirects=True)
+    except httpx.ConnectError as exc:
+        return Check(
+            "whatsapp web", FAIL, f"cannot connect to {what} ({_connect_reason(exc)}): {todo}"
+        )
+    except httpx.TimeoutException:
+        return Check("whatsapp web", FAIL, f"{what} did not answer within {timeout:.0f} s: {todo}")
+    except httpx.HTTPError as exc:
+        return Check("whatsapp web", FAIL, f"{what} failed ({type(exc).__name__}): {todo}")
+    if not response.is_success:
+        return Check(
+            "whatsapp web",
+            FAIL,
+            f"{what} answers HTTP {response.status_code}: sessions cannot load WhatsApp Web "
+            "from it; check WA_WEB_URL and any proxy in between",
+        )
+    return Check("whatsapp web", OK, f"{what} answers (HTTP {response.status_code})")
+
+
+def check_webhook_url(settings: Settings, timeout: float | None = None) -> Check:
+    """SIDECAR_WEBHOOK_URL takes a signed test event (`ping`) the way it takes events: only
+    a 2xx counts, and a refusal says whether the secret, the route or the app is at fault."""
     url = settings.webhook_url
     if not url:
         return Check(
@@ -392,10 +442,17 @@ def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> C
         return Check(
             "webhook url", FAIL, "SIDECAR_WEBHOOK_URL is not an http(s) URL: fix it in .env"
         )
+    problem = webhook_url_problem(url)
+    if problem is not None:
+        return Check("webhook url", FAIL, f"no webhook is ever sent there: it {problem}")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     where = f"{parts.hostname}:{port}"
+    timeout = float(settings.webhook_timeout) if timeout is None else timeout
+    body, headers = ping(settings.webhook_secret)
     try:
-        response = httpx.get(url, timeout=timeout, follow_redirects=False)
+        response = httpx.post(
+            url, content=body, headers=headers, timeout=timeout, follow_redirects=False
+        )
     except httpx.ConnectError as exc:
         reason = _connect_reason(exc)
         todo = (
@@ -408,8 +465,8 @@ def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> C
         return Check(
             "webhook url",
             FAIL,
-            f"{where} did not answer within {timeout:.0f} s: check the host, firewall and "
-            "SIDECAR_WEBHOOK_URL",
+            f"{where} did not answer within {timeout:.0f} s (SIDECAR_WEBHOOK_TIMEOUT): check "
+            "the host, firewall and SIDECAR_WEBHOOK_URL, and that the route answers fast",
         )
     except httpx.HTTPError as exc:
         return Check(
@@ -417,7 +474,111 @@ def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> C
             FAIL,
             f"{where} failed ({type(exc).__name__}): check the URL and its TLS certificate",
         )
-    return Check("webhook url", OK, f"{where} answers (HTTP {response.status_code} to a GET)")
+    return _webhook_answer(response, where, signed=bool(settings.webhook_secret))
+
+
+def ping(secret: str, now: int | None = None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of one signed `ping`: an envelope like every event's, of no
+    workspace, session or metadata, with a fresh id (so a receiver's dedupe lets it in)."""
+    timestamp = int(time.time()) if now is None else now
+    event_id = f"evt_{secrets.token_hex(12)}"
+    envelope = {
+        "id": event_id,
+        "event": PING_EVENT,
+        "timestamp": timestamp,
+        "workspace_id": None,
+        "session_id": None,
+        "metadata": None,
+        "data": {},
+    }
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    headers = webhook_headers(secret, body, timestamp, event_id, PING_EVENT)
+    if not secret:
+        # Nothing to sign with: say so, rather than send signatures made with no key.
+        for name in ("X-HMAC-Signature", "Signature"):
+            headers.pop(name)
+    return body, headers
+
+
+def _webhook_answer(response: httpx.Response, where: str, signed: bool) -> Check:
+    """What one answer to the ping means for the events that will follow it."""
+    status = response.status_code
+    answered = f"{where} answered HTTP {status}"
+    if response.is_success:
+        if not signed:
+            return Check(
+                "webhook url",
+                WARN,
+                f"{answered} to an unsigned test event: set SIDECAR_WEBHOOK_SECRET, and let "
+                "Laravel check signatures (the kit's wa-sidecar.webhook middleware)",
+            )
+        return Check("webhook url", OK, f"{answered} to a signed test event")
+    code = _error_code(response)
+    if status in (401, 403) and code == "stale_timestamp":
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered} stale_timestamp: the clocks of this host and Laravel's differ by more "
+            "than the allowed skew; run NTP on both (refused events go to dead)",
+        )
+    if status in (401, 403):
+        if not signed:
+            return Check(
+                "webhook url",
+                FAIL,
+                f"{answered} to an unsigned test event: set SIDECAR_WEBHOOK_SECRET here to "
+                "the secret Laravel has",
+            )
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered}{' ' + code if code else ''}: the signed test event was refused, a "
+            "secret mismatch: SIDECAR_WEBHOOK_SECRET here and in Laravel's .env must be the "
+            "same (refused events go to dead)",
+        )
+    if status == 419:
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered} (CSRF token mismatch): leave the webhook path out of Laravel's CSRF "
+            "check (validateCsrfTokens except)",
+        )
+    if 300 <= status < 400:
+        target = redact_url(response.headers.get("location", ""))[:200] or "nowhere"
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered}, a redirect to {target}: webhooks never follow one, so put the final "
+            "URL in SIDECAR_WEBHOOK_URL",
+        )
+    if status in (404, 405):
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered}: no POST route there; check the path in SIDECAR_WEBHOOK_URL against "
+            "`php artisan route:list`",
+        )
+    if status >= 500:
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered}: the app failed on the test event; see Laravel's log "
+            "(storage/logs/laravel.log). Events are retried until it answers 2xx",
+        )
+    return Check(
+        "webhook url",
+        FAIL,
+        f"{answered}: only a 2xx counts as delivered, and events answered {status} go to dead",
+    )
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The `error.code` of a JSON error answer (the kit's middleware gives one), or ""."""
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return ""
+    return code if isinstance(code, str) and re.fullmatch(r"[a-z_]{1,40}", code) else ""
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:
@@ -449,8 +610,11 @@ def check_service(settings: Settings, timeout: float = 3.0) -> Check:
 # --- the command ---------------------------------------------------------------------------
 
 
-def run_checks(settings: Settings, launch_timeout: float = LAUNCH_TIMEOUT) -> list[Check]:
-    """Every check, in the order a person fixes things."""
+def run_checks(
+    settings: Settings, launch_timeout: float = LAUNCH_TIMEOUT, stack: Stack | None = None
+) -> list[Check]:
+    """Every check, in the order a person fixes things; `stack` is the running stack of
+    ./scripts/run, if any."""
     checks: list[Callable[[], Check]] = [
         lambda: check_chromium(settings),
         lambda: check_chromium_launch(settings, launch_timeout),
@@ -460,6 +624,7 @@ def run_checks(settings: Settings, launch_timeout: float = LAUNCH_TIMEOUT) -> li
         lambda: check_encryption_key(settings),
         lambda: check_storage(settings),
         lambda: check_database(settings),
+        lambda: check_wa_web_url(settings, stack=stack),
         lambda: check_webhook_url(settings),
         lambda: check_service(settings),
     ]
@@ -475,13 +640,21 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         else "the environment (no .env here)"
     )
     print(f"wa-sidecar {__version__} doctor, settings from {source}")
+    # The settings ./scripts/run gave the running stack win, as they do in its environment.
+    stack = running_stack(Path.cwd())
+    if stack is not None and stack.settings:
+        names = ", ".join(sorted(stack.settings))
+        print(
+            f"and {names} from ./scripts/run{' --sandbox' if stack.sandbox else ''}, "
+            f"running as supervisord pid {stack.pid} ({STACK_FILE})"
+        )
     try:
-        settings = Settings.from_env()
+        settings = Settings.from_env({**os.environ, **(stack.settings if stack else {})})
     except ConfigError as exc:
         print(Check("settings", FAIL, f"{exc}: fix it in .env or the environment").line())
         return 1
     results = []
-    for result in run_checks(settings, args.timeout):
+    for result in run_checks(settings, args.timeout, stack):
         print(result.line(), flush=True)
         results.append(result)
     failed = sum(r.failed for r in results)
@@ -491,7 +664,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `doctor` on the CLI's subparsers."""
-    doctor = sub.add_parser("doctor", help="check Chromium, wa-js, secrets, storage, webhooks")
+    doctor = sub.add_parser(
+        "doctor", help="check Chromium, wa-js, secrets, storage, WhatsApp Web and webhooks"
+    )
     doctor.add_argument(
         "--timeout",
         type=float,

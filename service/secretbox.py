@@ -1,6 +1,6 @@
 """AES-256-GCM sealing of secrets at rest (Meta tokens, app secrets).
 
-The key is SIDECAR_ENCRYPTION_KEY: 32 bytes, base64 or hex.
+The key is SIDECAR_ENCRYPTION_KEY: 32 bytes, in base64 (also Laravel's `base64:...`) or hex.
 """
 
 from __future__ import annotations
@@ -19,15 +19,27 @@ from service.errors import ConfigError
 _VERSION = b"\x01"
 
 
+# Laravel writes its APP_KEY as `base64:` and the base64 of the key; such a key works as is.
+LARAVEL_PREFIX = "base64:"
+KEY_FORMATS = "base64 (as `keygen` prints it, or Laravel's `base64:...`) or 64 hex characters"
+
+
 def parse_key(raw: str) -> bytes:
-    """A 32-byte key from base64 (what `keygen` prints) or 64 hex characters."""
+    """A 32-byte key from base64 (what `keygen` prints), Laravel's `base64:<base64>` (its
+    APP_KEY format, what `php artisan key:generate --show` prints) or 64 hex characters."""
     raw = raw.strip()
+    laravel = raw.startswith(LARAVEL_PREFIX)
+    encoded = raw[len(LARAVEL_PREFIX) :] if laravel else raw
+    refused = ConfigError(f"SIDECAR_ENCRYPTION_KEY must be 32 bytes in {KEY_FORMATS}")
     try:
-        key = bytes.fromhex(raw) if len(raw) == 64 else base64.b64decode(raw, validate=True)
+        if not laravel and len(encoded) == 64:
+            key = bytes.fromhex(encoded)
+        else:
+            key = base64.b64decode(encoded, validate=True)
     except (ValueError, binascii.Error):
-        raise ConfigError("SIDECAR_ENCRYPTION_KEY must be 32 bytes in base64 or hex") from None
+        raise refused from None
     if len(key) != 32:
-        raise ConfigError("SIDECAR_ENCRYPTION_KEY must be 32 bytes in base64 or hex")
+        raise refused
     return key
 
 

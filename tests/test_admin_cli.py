@@ -18,14 +18,17 @@ from service.doctor import (
     FAIL,
     OK,
     WARN,
+    Check,
     check_database,
     check_encryption_key,
     check_storage,
     check_wa_js,
+    check_wa_web_url,
+    check_webhook_url,
 )
 from service.settings import Settings
 from tests.conftest import API_SECRET, WEBHOOK_SECRET, base_env
-from tests.support.receivers import python_receiver
+from tests.support.receivers import php_receiver, python_receiver
 from tests.support.sandbox import Phone, sandbox_process
 from tests.support.server import ROOT, free_port, service_process
 from tests.support.sidecar import Sidecar, chromium_processes
@@ -213,17 +216,19 @@ def test_sessions_public_url_wins_and_hides_credentials(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
-def test_doctor_all_ok_in_this_environment(tmp_path: Path) -> None:
+def test_doctor_all_ok_in_this_environment(tmp_path: Path, phone: Phone) -> None:
     storage = tmp_path / "storage"
     storage.mkdir()
-    env = base_env(storage, WA_JS_PATH=str(WA_JS))
+    env = base_env(storage, WA_JS_PATH=str(WA_JS), WA_WEB_URL=phone.base + "/")
     port = free_port()
-    with python_receiver() as receiver, service_process(env, port):
+    with php_receiver(tmp_path, WEBHOOK_SECRET) as receiver, service_process(env, port):
         result = run_cli(
             "doctor",
             env=clean_env(**env, SIDECAR_WEBHOOK_URL=receiver.url, SIDECAR_PORT=str(port)),
             cwd=tmp_path,
         )
+        # The webhook check was one signed test event, verified as every event is.
+        (received,) = receiver.received()
     assert result.returncode == 0, result.stdout + result.stderr
     lines = doctor_lines(result.stdout)
     for name in (
@@ -235,9 +240,23 @@ def test_doctor_all_ok_in_this_environment(tmp_path: Path) -> None:
         "encryption key",
         "storage",
         "database",
+        "whatsapp web",
         "webhook url",
     ):
         assert lines[name].startswith("ok: "), (name, result.stdout)
+    assert received["hmac_ok"] and received["signature_ok"]
+    assert received["event_header"] == received["payload"]["event"] == "ping"
+    assert set(received["payload"]) == {
+        "id",
+        "event",
+        "timestamp",
+        "workspace_id",
+        "session_id",
+        "metadata",
+        "data",
+    }
+    assert received["payload"]["session_id"] is None
+    assert lines["whatsapp web"] == f"ok: {phone.base}/ answers (HTTP 200)"
     assert "(the pinned version)" in lines["wa-js"]
     assert "GiB free" in lines["storage"]
     assert lines["service"] == f"info: answers at http://127.0.0.1:{port} (version 0.1.0)"
@@ -255,10 +274,11 @@ def test_doctor_all_ok_in_this_environment(tmp_path: Path) -> None:
 def test_doctor_failures_say_what_to_do(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "a-file"
     not_a_dir.write_text("")
-    closed = free_port()
+    closed, no_whatsapp = free_port(), free_port()
     env = clean_env(
         CHROMIUM_PATH="/nonexistent/chromium",
         WA_JS_PATH=str(tmp_path / "missing.js"),
+        WA_WEB_URL=f"http://127.0.0.1:{no_whatsapp}/",
         SIDECAR_API_SECRET="too-short-secret",
         SIDECAR_STORAGE_DIR=str(not_a_dir / "storage"),
         SIDECAR_WEBHOOK_URL=f"http://127.0.0.1:{closed}/webhooks/whatsapp",
@@ -280,12 +300,17 @@ def test_doctor_failures_say_what_to_do(tmp_path: Path) -> None:
     assert lines["webhook secret"].startswith("FAIL: SIDECAR_WEBHOOK_SECRET is not set")
     assert lines["encryption key"].startswith("warn: ")
     assert lines["storage"].startswith("FAIL: ") and "mkdir -p" in lines["storage"]
+    assert lines["whatsapp web"] == (
+        f"FAIL: cannot connect to http://127.0.0.1:{no_whatsapp}/ (connection refused): "
+        "sessions load WhatsApp Web from there: check this host's internet access, DNS, proxy "
+        "and firewall, or fix WA_WEB_URL"
+    )
     assert lines["webhook url"] == (
         f"FAIL: cannot connect to 127.0.0.1:{closed} (connection refused): start Laravel's "
         "web server there, or fix SIDECAR_WEBHOOK_URL"
     )
     assert lines["service"].startswith("info: nothing answers")
-    assert result.stdout.rstrip().endswith("6 checks failed")
+    assert result.stdout.rstrip().endswith("7 checks failed")
 
 
 def test_doctor_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
@@ -334,6 +359,75 @@ def test_doctor_checks_one_by_one(tmp_path: Path) -> None:
     (tmp_path / "storage" / "sidecar.sqlite3").write_bytes(b"this is not a database" * 20)
     broken = check_database(settings())
     assert broken.status == FAIL and "not a database" in broken.detail
+
+
+def test_doctor_reaches_whatsapp_web_or_says_why_not(tmp_path: Path, phone: Phone) -> None:
+    def check(url: str) -> Check:
+        return check_wa_web_url(Settings.from_mapping({"WA_WEB_URL": url}))
+
+    # The sandbox's page stands in for web.whatsapp.com: a live server that answers 200.
+    assert check(phone.base + "/") == Check("whatsapp web", OK, f"{phone.base}/ answers (HTTP 200)")
+    closed = free_port()
+    refused = check(f"http://127.0.0.1:{closed}/")
+    assert refused.status == FAIL
+    assert refused.detail.startswith(
+        f"cannot connect to http://127.0.0.1:{closed}/ (connection refused): sessions load "
+        "WhatsApp Web from there"
+    )
+    # Something answers, but not with the page: no session could load it.
+    with python_receiver() as receiver:
+        wrong = check(receiver.url)
+    assert wrong.status == FAIL
+    assert wrong.detail.startswith(f"{receiver.url} answers HTTP 405: sessions cannot load")
+
+
+def test_doctor_counts_only_a_2xx_from_the_webhook_url(tmp_path: Path) -> None:
+    def check(url: str, secret: str = WEBHOOK_SECRET) -> Check:
+        return check_webhook_url(
+            Settings.from_mapping({"SIDECAR_WEBHOOK_URL": url, "SIDECAR_WEBHOOK_SECRET": secret})
+        )
+
+    # A PHP endpoint that verifies signatures as Laravel's middleware does.
+    with php_receiver(tmp_path, WEBHOOK_SECRET) as receiver:
+        where = receiver.url.split("//")[1].split("/")[0]
+        assert check(receiver.url) == Check(
+            "webhook url", OK, f"{where} answered HTTP 200 to a signed test event"
+        )
+        receiver.answer(500)
+        failed = check(receiver.url)
+        assert failed.status == FAIL
+        assert failed.detail.startswith(
+            f"{where} answered HTTP 500: the app failed on the test event; see Laravel's log"
+        )
+        receiver.answer(200)
+        # Signed with a secret Laravel does not have: refused with 401.
+        mismatch = check(receiver.url, secret="another-secret-" + "x" * 32)
+        assert mismatch.status == FAIL
+        assert mismatch.detail == (
+            f"{where} answered HTTP 401: the signed test event was refused, a secret mismatch: "
+            "SIDECAR_WEBHOOK_SECRET here and in Laravel's .env must be the same (refused "
+            "events go to dead)"
+        )
+        assert "another-secret" not in mismatch.detail
+        pings = [r["payload"] for r in receiver.received()]
+    assert len(pings) == 3 and len({p["id"] for p in pings}) == 3  # each ping is new
+
+    # Other refusals, each with what to do about it.
+    with python_receiver() as hook:
+        where = hook.url.split("//")[1].split("/")[0]
+        for status, says in (
+            (419, " (CSRF token mismatch): leave the webhook path out of Laravel's CSRF check"),
+            (404, ": no POST route there; check the path in SIDECAR_WEBHOOK_URL"),
+            (302, ", a redirect to nowhere: webhooks never follow one"),
+            (422, ": only a 2xx counts as delivered, and events answered 422 go to dead"),
+        ):
+            hook.status = status
+            answer = check(hook.url)
+            assert answer.status == FAIL
+            assert answer.detail.startswith(f"{where} answered HTTP {status}{says}"), answer
+    # Link-local and metadata addresses never get a webhook, so doctor does not post there.
+    metadata = check("http://169.254.169.254/latest")
+    assert metadata.status == FAIL and metadata.detail.startswith("no webhook is ever sent there")
 
 
 # --- demo -----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ under `php -S`, set as the sidecar's SIDECAR_WEBHOOK_URL.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import functools
 import hashlib
 import hmac
@@ -27,8 +28,10 @@ from typing import Any
 import httpx
 import pytest
 
+from service.doctor import FAIL, OK, Check, check_webhook_url
 from service.errors import ERRORS, registered
 from service.models.events import EVENTS
+from service.settings import Settings
 from tests.conftest import API_SECRET, WEBHOOK_SECRET
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import ROOT, free_port, wait_http
@@ -543,3 +546,25 @@ def test_the_kit_names_every_event_and_only_codes_the_sidecar_answers() -> None:
     assert own <= {"wait_timeout", "connection_failed"}
     assert all(f"'{c}'" in client for c in own)
     assert {int(s) for s in re.findall(r"\b([45]\d\d)\b", table)} <= statuses
+
+
+def test_doctor_pings_the_kit_and_names_a_secret_mismatch(receiver: LaravelReceiver) -> None:
+    """`python -m service doctor` posts a signed `ping`: the kit's middleware lets it through
+    and a controller that switches on the event passes it by with a 2xx."""
+    settings = Settings.from_mapping(
+        {"SIDECAR_WEBHOOK_URL": receiver.url, "SIDECAR_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    )
+    where = receiver.url.split("//")[1].split("/")[0]
+    assert check_webhook_url(settings) == Check(
+        "webhook url", OK, f"{where} answered HTTP 200 to a signed test event"
+    )
+    (ping,) = [h for h in receiver.handled() if h["event"] == "ping"]
+    assert ping["handled_as"] == "unknown" and ping["session_id"] is None
+
+    wrong = check_webhook_url(dataclasses.replace(settings, webhook_secret="y" * 64))
+    assert wrong.status == FAIL
+    assert wrong.detail.startswith(
+        f"{where} answered HTTP 401 invalid_signature: the signed test event was refused, a "
+        "secret mismatch"
+    )
+    assert len([h for h in receiver.handled() if h["event"] == "ping"]) == 1

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from service.stack import running_stack
 from tests.conftest import base_env
 from tests.support.sandbox import eventually
 from tests.support.server import ROOT, free_port, wait_http
@@ -22,14 +23,16 @@ def test_scripts_run_sandbox_mode_under_supervisord(tmp_path: Path) -> None:
         "SIDECAR_PORT": str(port),
         "SIDECAR_SANDBOX_PORT": str(sandbox_port),
     }
-    proc = subprocess.Popen(
-        [str(ROOT / "scripts" / "run"), "--sandbox"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    output = tmp_path / "run.out"
+    with output.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(ROOT / "scripts" / "run"), "--sandbox"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", timeout=600, proc=proc)
         response = httpx.get(f"http://127.0.0.1:{port}/health")
@@ -52,11 +55,38 @@ def test_scripts_run_sandbox_mode_under_supervisord(tmp_path: Path) -> None:
             ).stdout
 
         eventually(lambda: status().count("RUNNING") == 2, 30, "sidecar and sandbox RUNNING")
+
+        # doctor in another shell, whose environment names some other WA_WEB_URL, checks
+        # the one the running stack uses: the sandbox.
+        elsewhere = f"http://127.0.0.1:{free_port()}/"
+        doctor = subprocess.run(
+            [str(ROOT / ".venv" / "bin" / "python"), "-m", "service", "doctor"],
+            cwd=ROOT,
+            env={**env, "WA_WEB_URL": elsewhere},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert (
+            f"and WA_WEB_URL from ./scripts/run --sandbox, running as supervisord pid {proc.pid} "
+            "(storage/stack.env)"
+        ) in doctor.stdout
+        sandbox_url = f"http://127.0.0.1:{sandbox_port}/"
+        assert (
+            f"whatsapp web     ok: {sandbox_url} (the sandbox of ./scripts/run --sandbox) "
+            "answers (HTTP 200)"
+        ) in doctor.stdout.splitlines(), doctor.stdout
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         assert proc.wait(timeout=120) == 0
-        assert proc.stderr is not None
-        proc.stderr.close()
+    # Stopped, the stack's record counts for nothing: doctor goes back to the environment.
+    assert running_stack(ROOT) is None
+    text = output.read_text()
+    assert "sandbox mode: WhatsApp Web is the local stand-in" in text
+    # As root, scripts/run says root is meant, so supervisord has nothing to warn about.
+    assert "Supervisor is running as root" not in text
+    if os.getuid() == 0:
+        assert "Set uid to user 0 succeeded" in text
 
 
 def test_ci_runs_the_test_script() -> None:
