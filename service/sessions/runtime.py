@@ -44,9 +44,15 @@ class SessionRuntime:
         """Start the browser driver (the engines restore the sessions)."""
         await self.ctx.launcher.start()
 
+    def stopping(self) -> None:
+        """The service was told to stop (called from its signal handler, so it only sets
+        flags): no session starts any more, and a browser that ends is no crash."""
+        self._closing = True
+        self.ctx.shutting_down = True
+
     async def shutdown(self, timeout: float = STOP_TIMEOUT) -> None:
         """Close every browser cleanly; statuses stay as they are for the next boot."""
-        self._closing = True
+        self.stopping()
         workers = list(self.workers.values())
         for worker in workers:
             worker.stop(silent=True)

@@ -80,6 +80,9 @@ class WorkerContext:
     # In a cluster on shared storage: whether a lock naming another host may be cleared
     # (session id, profile, host) -> bool; None opens whatever no local process holds.
     profile_guard: Callable[[str, Path, str], Awaitable[bool]] | None = None
+    # Set the moment the service is told to stop (a signal): from then on a browser that
+    # ends is part of the stop, not a crash to report and restart.
+    shutting_down: bool = False
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -162,6 +165,11 @@ class SessionWorker:
                     self.log.exception("session %s: the browser run failed", self.session_id)
                     outcome = Outcome("crash", f"internal error: {type(exc).__name__}")
                 if self._stop.is_set() or outcome.kind == "stop":
+                    break
+                if self.ctx.shutting_down:
+                    # A signal to the whole process group reaches Playwright's driver too,
+                    # which closes every browser at once: that is the stop, not a crash.
+                    self._silent = True
                     break
                 if outcome.kind == "restart":
                     failures = 0
@@ -327,9 +335,9 @@ class SessionWorker:
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
-        if self.stopping and event.type not in MESSAGE_EVENTS:
-            # Closing (or handed over to another engine): the session's status is no
-            # longer this page's to say. Messages and acks still count.
+        if (self.stopping or self.ctx.shutting_down) and event.type not in MESSAGE_EVENTS:
+            # Closing (or handed over to another engine, or the service stopping): the
+            # session's status is no longer this page's to say. Messages and acks still count.
             return
         if event.type in MESSAGE_EVENTS:
             # Messages need only who the session is, which never changes: spare the store
