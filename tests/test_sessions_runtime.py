@@ -257,3 +257,29 @@ def test_group_sigterm_is_a_stop_and_group_sigkill_leaves_no_chromium(
     sidecar.proc.wait(timeout=30)
     sidecar.proc = None
     eventually(lambda: chromium_processes(storage) == [], 30, "no Chromium after kill -9")
+
+
+def test_delete_unlinks_the_device_unless_keep_device(sidecar: Sidecar, phone: Phone) -> None:
+    create(sidecar, "x1")
+    connect(sidecar, phone, "x1", "5511999990011")
+    create(sidecar, "x2")
+    connect(sidecar, phone, "x2", "5511999990012")
+
+    # Strict booleans: a value that is not exactly true or false is refused, nothing deleted.
+    for bad in ("1", "yes", "True", ""):
+        refused = sidecar.api.delete("/api/sessions/x1", params={"keep_device": bad})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"]["field"] == "keep_device"
+    assert sidecar.session("x1")["status"] == "connected"
+
+    assert sidecar.api.delete("/api/sessions/x1").status_code == 204
+    assert not phone.linked("5511999990011")
+    # The unlink is part of the delete: Laravel hears "stopped, deleted", not a logout.
+    changes = [e["data"] for e in sidecar.events("x1", "session_status_changed")]
+    assert (changes[-1]["status"], changes[-1]["reason"]) == ("stopped", "deleted")
+    assert "logged_out" not in [c.get("reason") for c in changes]
+
+    kept = sidecar.api.delete("/api/sessions/x2", params={"keep_device": "true"})
+    assert kept.status_code == 204, kept.text
+    assert sidecar.api.get("/api/sessions/x2").status_code == 404
+    assert phone.linked("5511999990012")

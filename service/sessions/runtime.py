@@ -21,6 +21,8 @@ log = logging.getLogger("service.sessions")
 
 # How long an explicit stop, logout or delete waits for the browser to close.
 STOP_TIMEOUT = 30.0
+# How long a delete waits for the page to log out before it goes on without.
+UNLINK_TIMEOUT = 15.0
 
 
 class SessionRuntime:
@@ -169,9 +171,35 @@ class SessionRuntime:
             self.release(session_id)
         await self.reconcile(session_id)
 
-    async def remove(self, session_id: str) -> None:
-        """Stop the session for good; it stays held until `release` (after the purge)."""
+    async def remove(self, session_id: str, *, unlink: bool = True) -> None:
+        """Stop the session for good; it stays held until `release` (after the purge).
+        With `unlink`, a page that is logged in logs out first, so the phone no longer
+        lists the device; a session whose browser is not running is not started for it."""
+        async with self._lock:
+            self._held.add(session_id)
+        worker = self.workers.get(session_id)
+        if unlink and worker is not None and worker.logged_in():
+            await self._unlink(worker)
         await self._hold_and_stop(session_id, "deleted")
+
+    async def _unlink(self, worker: SessionWorker) -> None:
+        # The session is going: what the page says while it logs out (logged out, a new
+        # QR) is no longer its status.
+        worker.mute()
+        bridge = worker.bridge
+        if bridge is None:
+            return
+        try:
+            await bridge.logout(timeout=UNLINK_TIMEOUT)
+        except BridgeError as exc:
+            log.warning(
+                "session %s: unlinking the device before the delete failed (%s); it may "
+                "still be listed on the phone",
+                worker.session_id,
+                exc,
+            )
+        else:
+            log.info("session %s: device unlinked before the delete", worker.session_id)
 
     async def pairing_code(self, session_id: str, phone: str) -> str:
         """Ask WhatsApp for a link code for `phone`; recorded as pairing_code_generated."""

@@ -114,6 +114,7 @@ class SessionWorker:
         self.bridge: PageBridge | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
+        self._muted = False
         self._silent = False
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
@@ -138,6 +139,15 @@ class SessionWorker:
 
     def restart(self) -> None:
         self._restart.set()
+
+    def mute(self) -> None:
+        """From now on the page's word on the session's status is ignored (it is being
+        deleted); its messages and acks still count."""
+        self._muted = True
+
+    def logged_in(self) -> bool:
+        """Whether the running page holds a login (online or not), as wa-js last said."""
+        return self.bridge is not None and bool(self.conn and self.conn.get("authenticated"))
 
     async def record(self) -> SessionRecord:
         record = await self.ctx.store.get_session(self.session_id)
@@ -335,7 +345,8 @@ class SessionWorker:
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
-        if (self.stopping or self.ctx.shutting_down) and event.type not in MESSAGE_EVENTS:
+        quiet = self.stopping or self._muted or self.ctx.shutting_down
+        if quiet and event.type not in MESSAGE_EVENTS:
             # Closing (or handed over to another engine, or the service stopping): the
             # session's status is no longer this page's to say. Messages and acks still count.
             return
