@@ -13,6 +13,10 @@ import shlex
 import signal
 import sys
 import time
+from collections.abc import Callable
+from types import FrameType
+
+import uvicorn
 
 from service import admin, clustercli, dbcli, demo, doctables, doctor, logs
 from service.errors import ConfigError
@@ -21,8 +25,6 @@ from service.signing import sign_request
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from service.app import create_app
 
     try:
@@ -46,7 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # handler that was there before it; make that handler a clean exit 0 for supervisord.
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _exit_cleanly)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -61,6 +63,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=5,
         limit_concurrency=1024,
     )
+    runtime = app.state.runtime
+    server = _Server(config, on_signal=runtime.stopping if runtime is not None else None)
+    server.run()
+    if not server.started:
+        return 3  # uvicorn's startup failure (the port taken, the lifespan failed)
     return 0
 
 
@@ -79,6 +86,21 @@ async def _check_store(settings: Settings) -> None:
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server that tells the app the moment a stop signal arrives: the browsers
+    may end before the lifespan's shutdown runs (a signal to the whole process group also
+    reaches Playwright's driver, which closes them), and that must not read as a crash."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._on_signal is not None:
+            self._on_signal()
+        super().handle_exit(sig, frame)
 
 
 def cmd_keygen(args: argparse.Namespace) -> int:

@@ -268,10 +268,16 @@ def test_every_session_call_reaches_its_worker(cluster: Cluster, phone: Phone) -
     cluster.api.wait_status("l1", "qr_required", timeout=90)
     assert api.get("/api/sessions/l1/qr").status_code == 200
     # Delete: the worker lets go of the profile, the api purges it; the id is free again.
-    assert api.delete("/api/sessions/l1").status_code == 204
+    # (Logged out already: keep_device has nothing to keep, but reaches the worker as a flag.)
+    assert api.delete("/api/sessions/l1", params={"keep_device": "true"}).status_code == 204
     assert not (cluster.storage / "sessions" / "acme" / "l1").exists()
     eventually(lambda: not chromium_for(cluster.storage, "l1"), 30, "l1's browser to close")
     cluster.link("l1", "5511999990302")
+    # Delete of a connected session: its worker's page unlinks the device first.
+    assert phone.linked("5511999990302")
+    assert api.delete("/api/sessions/l1").status_code == 204
+    assert not phone.linked("5511999990302")
+    eventually(lambda: not chromium_for(cluster.storage, "l1"), 30, "l1's browser to close")
 
 
 def test_a_qr_timeout_on_a_worker_stops_the_session_for_good(

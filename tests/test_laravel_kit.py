@@ -268,7 +268,7 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         call("updateSession", sessionId="kit-draft", changes={"provider_mode": "webjs"}),
         call("listSessions", workspaceId="acme", status="stopped"),
         call("listSessions", workspaceId="other"),
-        call("deleteSession", sessionId="kit-draft"),
+        call("deleteSession", sessionId="kit-draft", keepDevice=True),
         call("getSession", sessionId="kit-draft"),
     )
     assert setup["bootstrap"] == {

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import ENGINES
 from tests.support.sandbox import Phone, eventually, sandbox_process
-from tests.support.sidecar import Sidecar, chromium_processes, profile_browser_pid
+from tests.support.sidecar import Sidecar, chromium_processes, profile_browser_pid, stored
 
 pytestmark = pytest.mark.browser
 
@@ -139,6 +139,8 @@ def test_kill_9_of_the_service_then_restart(
         create(sidecar, "r1")
         connect(sidecar, phone, "r1")
         sidecar.kill9()
+        # Playwright's driver sees its pipe close and ends the browsers it launched.
+        eventually(lambda: chromium_processes(storage) == [], 30, "no Chromium after kill -9")
         sidecar.start()
         assert sidecar.wait_status("r1", "connected")["phone_number"] == PHONE
         sidecar.terminate()
@@ -225,3 +227,59 @@ def test_delete_during_launch_leaves_no_browser(sidecar: Sidecar, storage: Path)
     )
     assert again.status_code == 201, again.text
     sidecar.wait_status("d0", "qr_required")
+
+
+def test_group_sigterm_is_a_stop_and_group_sigkill_leaves_no_chromium(
+    sidecar: Sidecar, phone: Phone, storage: Path
+) -> None:
+    """supervisord's stopasgroup (or systemd's control-group kill) signals the service and
+    the Playwright driver together: still a clean stop, and a kill -9 of the whole group
+    strands no Chromium."""
+    create(sidecar, "g1")
+    connect(sidecar, phone, "g1")
+    assert sidecar.proc is not None
+    pid = sidecar.proc.pid
+    os.killpg(pid, signal.SIGTERM)  # the service leads its own group (start_new_session)
+    assert sidecar.proc.wait(timeout=90) == 0
+    sidecar.proc = None
+    record, events = stored(storage, "g1")
+    assert record is not None and record.desired_state == "running"
+    assert record.status == "connected"
+    changes = [e for e in events if e["event"] == "session_status_changed"]
+    assert not [e for e in changes if e["data"].get("reason") == "browser_restart"]
+    assert changes and changes[-1]["data"]["status"] == "connected", changes[-1:]
+    assert chromium_processes(storage) == []
+
+    sidecar.start()
+    sidecar.wait_status("g1", "connected")
+    assert sidecar.proc is not None
+    os.killpg(sidecar.proc.pid, signal.SIGKILL)
+    sidecar.proc.wait(timeout=30)
+    sidecar.proc = None
+    eventually(lambda: chromium_processes(storage) == [], 30, "no Chromium after kill -9")
+
+
+def test_delete_unlinks_the_device_unless_keep_device(sidecar: Sidecar, phone: Phone) -> None:
+    create(sidecar, "x1")
+    connect(sidecar, phone, "x1", "5511999990011")
+    create(sidecar, "x2")
+    connect(sidecar, phone, "x2", "5511999990012")
+
+    # Strict booleans: a value that is not exactly true or false is refused, nothing deleted.
+    for bad in ("1", "yes", "True", ""):
+        refused = sidecar.api.delete("/api/sessions/x1", params={"keep_device": bad})
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"]["field"] == "keep_device"
+    assert sidecar.session("x1")["status"] == "connected"
+
+    assert sidecar.api.delete("/api/sessions/x1").status_code == 204
+    assert not phone.linked("5511999990011")
+    # The unlink is part of the delete: Laravel hears "stopped, deleted", not a logout.
+    changes = [e["data"] for e in sidecar.events("x1", "session_status_changed")]
+    assert (changes[-1]["status"], changes[-1]["reason"]) == ("stopped", "deleted")
+    assert "logged_out" not in [c.get("reason") for c in changes]
+
+    kept = sidecar.api.delete("/api/sessions/x2", params={"keep_device": "true"})
+    assert kept.status_code == 204, kept.text
+    assert sidecar.api.get("/api/sessions/x2").status_code == 404
+    assert phone.linked("5511999990012")

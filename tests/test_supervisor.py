@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import API_SECRET, base_env
 from tests.support.sandbox import Phone, eventually
 from tests.support.server import ROOT, free_port, wait_http
-from tests.support.sidecar import chromium_processes
+from tests.support.sidecar import chromium_processes, stored
 from tests.support.signing import SidecarAuth
 
 pytestmark = pytest.mark.browser
@@ -135,4 +135,10 @@ def test_supervised_sidecar_survives_kill_9_and_stops_clean(
     assert "stopped" in sv.ctl("stop", "sidecar").lower()
     assert sv.status()["sidecar"] == "STOPPED"
     eventually(lambda: chromium_processes(storage) == [], 30, "no Chromium after stop")
+    # A stop is no crash: the session stays wanted and connected for the next start, and
+    # the stop told Laravel nothing (no browser_restart).
+    record, events = stored(storage, "sv1")
+    assert record is not None and (record.desired_state, record.status) == ("running", "connected")
+    last = [e["data"] for e in events if e["event"] == "session_status_changed"][-1]
+    assert last["status"] == "connected", last
     api.close()

@@ -80,7 +80,8 @@ def test_every_process_stops_by_handing_over_and_comes_back(
     for config in [*found["api"], *found["worker"]]:
         assert config.stopsignal == 15  # TERM: the hand-over, not a kill
         assert config.stopwaitsecs >= 75
-        assert config.stopasgroup and config.killasgroup
+        # TERM to the process alone (it closes its browsers itself), SIGKILL to its group.
+        assert not config.stopasgroup and config.killasgroup
         assert config.autorestart
         assert Path(config.directory).resolve() == tmp_path.resolve()
         assert config.command.startswith(f"{tmp_path}/config/../.venv/bin/python ")

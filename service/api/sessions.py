@@ -116,7 +116,9 @@ async def patch_session(request: Request) -> Response:
 
 
 async def delete_session(request: Request) -> Response:
-    await _manager(request).delete(_session_id(request))
+    session_id = _session_id(request)
+    query = query_of(request, rq.SessionDeleteQuery)
+    await _manager(request).delete(session_id, keep_device=query.keep_device)
     return Response(status_code=204)
 
 
@@ -161,10 +163,12 @@ routes = [
             body=rq.SessionPatch,
         ),
         delete=Operation(
-            "Stop the session and purge its profile and rows",
+            "Unlink the device (unless keep_device=true), stop the session, purge its "
+            "profile and rows",
             delete_session,
             {204: None},
             errors=(404, 502, 503),
+            query=rq.SessionDeleteQuery,
         ),
     ),
     Resource(

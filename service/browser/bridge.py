@@ -177,8 +177,9 @@ class PageBridge:
     async def pairing_code(self, phone: str) -> str:
         return str(await self.call("pairingCode", phone))
 
-    async def logout(self) -> None:
-        await self.call("logout")
+    async def logout(self, timeout: float = 60.0) -> None:
+        """Log the page out: WhatsApp unlinks the device from the phone."""
+        await self.call("logout", timeout=timeout)
 
     async def send(self, method: str, *args: Any, handoff: float) -> dict[str, Any]:
         """Hand a message to wa-js (`sendText`, `sendFile` or `sendLocation`).

@@ -192,6 +192,9 @@ class WorkerAgent:
                     raise ValidationFailed("phone", "must be a string")
                 return JSONResponse({"code": await self.manager.pairing_code(session_id, phone)})
             case "remove":
-                await self.runtime.remove(session_id)
+                keep_device = args.get("keep_device", False)
+                if not isinstance(keep_device, bool):
+                    raise ValidationFailed("keep_device", "must be a boolean")
+                await self.runtime.remove(session_id, unlink=not keep_device)
                 self.messenger.forget(session_id)
         return JSONResponse({"ok": True})

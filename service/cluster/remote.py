@@ -23,6 +23,9 @@ from service.store.base import NodeRecord
 
 # A logout waits for the browser to close (the runtime's STOP_TIMEOUT, 30 s) and more.
 LOGOUT_TIMEOUT = 45.0
+# A delete may unlink the device first (the runtime's UNLINK_TIMEOUT, 15 s), then does the
+# same.
+REMOVE_TIMEOUT = 60.0
 
 
 class RemoteEngine(Engine):
@@ -111,12 +114,14 @@ class RemoteRuntime:
         self.rpc = rpc
         self._holders: dict[str, NodeRecord] = {}
 
-    async def remove(self, session_id: str) -> None:
+    async def remove(self, session_id: str, *, unlink: bool) -> None:
         found = await self.rpc.owner(session_id)
         if found is None:
-            return
+            return  # no worker runs it: no page could unlink it
         _, node = found
-        await self.rpc.call(session_id, "remove")
+        await self.rpc.call(
+            session_id, "remove", {"keep_device": not unlink}, timeout=REMOVE_TIMEOUT
+        )
         self._holders[session_id] = node
 
     def release(self, session_id: str) -> None:

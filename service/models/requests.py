@@ -304,6 +304,20 @@ def _query_int(value: object) -> object:
     return value
 
 
+def _query_bool(value: object) -> object:
+    """Query values are strings: a boolean is exactly `true` or `false` (not `1`, `yes` or
+    `True`: anything else is refused rather than guessed)."""
+    return {"true": True, "false": False}.get(value, value) if isinstance(value, str) else value
+
+
+class SessionDeleteQuery(Input):
+    keep_device: Annotated[bool, BeforeValidator(_query_bool)] = Field(
+        default=False,
+        description="true leaves the device linked on the phone (to move the session's "
+        "profile elsewhere); by default a running, logged-in session is unlinked first",
+    )
+
+
 class SessionQuery(Input):
     workspace_id: Id | None = None
     status: SessionStatus | None = None

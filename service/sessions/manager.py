@@ -35,8 +35,9 @@ class Engines(Protocol):
 class Runtime(Protocol):
     """What the manager needs from the browser runtime: keep a session's profile free."""
 
-    async def remove(self, session_id: str) -> None:
-        """Stop the session for good, and keep it from starting, before the purge."""
+    async def remove(self, session_id: str, *, unlink: bool) -> None:
+        """Stop the session for good, and keep it from starting, before the purge;
+        `unlink` logs a running, logged-in page out first (the phone forgets the device)."""
 
     def release(self, session_id: str) -> None:
         """The purge is over: the id may be used again."""
@@ -194,10 +195,14 @@ class SessionManager:
             await self.store.update_session(session_id, {"phone_number": None})
         return await self.get(session_id)
 
-    async def delete(self, session_id: str) -> None:
+    async def delete(self, session_id: str, *, keep_device: bool = False) -> None:
+        """Remove the session: its device is unlinked from the phone first unless
+        `keep_device` (a session moved elsewhere with its profile), then its browser,
+        rows and directory go. Only a running page can unlink; a failed unlink is logged
+        and the delete goes on."""
         record = await self.get(session_id)
         if self.runtime is not None:
-            await self.runtime.remove(session_id)
+            await self.runtime.remove(session_id, unlink=not keep_device)
         try:
             for holder in self.forgetful:
                 holder.forget(session_id)

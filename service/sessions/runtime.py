@@ -20,6 +20,8 @@ log = logging.getLogger("service.sessions")
 
 # How long an explicit stop, logout or delete waits for the browser to close.
 STOP_TIMEOUT = 30.0
+# How long a delete waits for the page to log out before it goes on without.
+UNLINK_TIMEOUT = 15.0
 
 
 class SessionRuntime:
@@ -43,9 +45,15 @@ class SessionRuntime:
         """Start the browser driver (the engines restore the sessions)."""
         await self.ctx.launcher.start()
 
+    def stopping(self) -> None:
+        """The service was told to stop (called from its signal handler, so it only sets
+        flags): no session starts any more, and a browser that ends is no crash."""
+        self._closing = True
+        self.ctx.shutting_down = True
+
     async def shutdown(self, timeout: float = STOP_TIMEOUT) -> None:
         """Close every browser cleanly; statuses stay as they are for the next boot."""
-        self._closing = True
+        self.stopping()
         workers = list(self.workers.values())
         for worker in workers:
             worker.stop(silent=True)
@@ -162,9 +170,35 @@ class SessionRuntime:
             self.release(session_id)
         await self.reconcile(session_id)
 
-    async def remove(self, session_id: str) -> None:
-        """Stop the session for good; it stays held until `release` (after the purge)."""
+    async def remove(self, session_id: str, *, unlink: bool = True) -> None:
+        """Stop the session for good; it stays held until `release` (after the purge).
+        With `unlink`, a page that is logged in logs out first, so the phone no longer
+        lists the device; a session whose browser is not running is not started for it."""
+        async with self._lock:
+            self._held.add(session_id)
+        worker = self.workers.get(session_id)
+        if unlink and worker is not None and worker.logged_in():
+            await self._unlink(worker)
         await self._hold_and_stop(session_id, "deleted")
+
+    async def _unlink(self, worker: SessionWorker) -> None:
+        # The session is going: what the page says while it logs out (logged out, a new
+        # QR) is no longer its status.
+        worker.mute()
+        bridge = worker.bridge
+        if bridge is None:
+            return
+        try:
+            await bridge.logout(timeout=UNLINK_TIMEOUT)
+        except BridgeError as exc:
+            log.warning(
+                "session %s: unlinking the device before the delete failed (%s); it may "
+                "still be listed on the phone",
+                worker.session_id,
+                exc,
+            )
+        else:
+            log.info("session %s: device unlinked before the delete", worker.session_id)
 
     async def pairing_code(self, session_id: str, phone: str) -> str:
         """Ask WhatsApp for a link code for `phone`; recorded as pairing_code_generated."""

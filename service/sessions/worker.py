@@ -82,6 +82,9 @@ class WorkerContext:
     # In a cluster on shared storage: whether a lock naming another host may be cleared
     # (session id, profile, host) -> bool; None opens whatever no local process holds.
     profile_guard: Callable[[str, Path, str], Awaitable[bool]] | None = None
+    # Set the moment the service is told to stop (a signal): from then on a browser that
+    # ends is part of the stop, not a crash to report and restart.
+    shutting_down: bool = False
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -113,6 +116,7 @@ class SessionWorker:
         self.bridge: PageBridge | None = None
         self.task: asyncio.Task[None] | None = None
         self.stopping = False
+        self._muted = False
         self._silent = False
         self._stop_reason: str | None = None
         self._stop = asyncio.Event()
@@ -147,6 +151,15 @@ class SessionWorker:
         self._scan_wait(None)
         self._restart.set()
 
+    def mute(self) -> None:
+        """From now on the page's word on the session's status is ignored (it is being
+        deleted); its messages and acks still count."""
+        self._muted = True
+
+    def logged_in(self) -> bool:
+        """Whether the running page holds a login (online or not), as wa-js last said."""
+        return self.bridge is not None and bool(self.conn and self.conn.get("authenticated"))
+
     async def record(self) -> SessionRecord:
         record = await self.ctx.store.get_session(self.session_id)
         if record is None:
@@ -173,6 +186,11 @@ class SessionWorker:
                     self.log.exception("session %s: the browser run failed", self.session_id)
                     outcome = Outcome("crash", f"internal error: {type(exc).__name__}")
                 if self._stop.is_set() or outcome.kind == "stop":
+                    break
+                if self.ctx.shutting_down:
+                    # A signal to the whole process group reaches Playwright's driver too,
+                    # which closes every browser at once: that is the stop, not a crash.
+                    self._silent = True
                     break
                 if outcome.kind == "restart":
                     failures = 0
@@ -390,9 +408,11 @@ class SessionWorker:
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
-        if (self.stopping or self._qr_expired.is_set()) and event.type not in MESSAGE_EVENTS:
-            # Closing (or handed over to another engine): the session's status is no
-            # longer this page's to say. Messages and acks still count.
+        quiet = self.stopping or self._muted or self.ctx.shutting_down or self._qr_expired.is_set()
+        if quiet and event.type not in MESSAGE_EVENTS:
+            # Closing (or handed over to another engine, the QR wait timed out, or the
+            # service stopping): the session's status is no longer this page's to say.
+            # Messages and acks still count.
             return
         if event.type in MESSAGE_EVENTS:
             # Messages need only who the session is, which never changes: spare the store

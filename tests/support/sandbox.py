@@ -33,6 +33,12 @@ class Phone:
     def device(self, phone: str, action: str) -> httpx.Response:
         return self.http.post(f"/control/devices/{phone}/{action}")
 
+    def linked(self, phone: str) -> bool:
+        """Whether a device of `phone` is linked (listed under its Linked devices)."""
+        response = self.http.get("/control/devices")
+        response.raise_for_status()
+        return any(d.get("phone") == phone and d.get("linked") for d in response.json()["devices"])
+
     def inbound(self, **body: Any) -> httpx.Response:
         return self.http.post("/control/inbound", json=body)
 

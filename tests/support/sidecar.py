@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -12,6 +14,7 @@ from typing import Any
 import httpx
 import psutil
 
+from service.store import SessionRecord, open_store
 from tests.conftest import API_SECRET, base_env
 from tests.support.sandbox import eventually
 from tests.support.server import ROOT, free_port, wait_http
@@ -119,3 +122,19 @@ def profile_browser_pid(storage: Path, workspace: str, session: str) -> int:
         ):
             return proc.pid
     raise AssertionError(f"no browser process for {profile}")
+
+
+def stored(storage: Path, session_id: str) -> tuple[SessionRecord | None, list[dict[str, Any]]]:
+    """A session's row and its outbox bodies, read from the SQLite store file under
+    `storage` (with the service down: what it left behind)."""
+
+    async def read() -> tuple[SessionRecord | None, list[dict[str, Any]]]:
+        store = open_store(storage / "sidecar.sqlite3")
+        await store.open()
+        try:
+            events = await store.list_events(session_id, limit=1000)
+            return await store.get_session(session_id), [json.loads(e.body) for e in events]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())

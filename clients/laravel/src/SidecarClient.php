@@ -114,10 +114,16 @@ class SidecarClient
         return $this->json('PATCH', $this->sessionPath($sessionId), payload: $changes);
     }
 
-    /** Stop the session and remove its rows and its profile directory (204). */
-    public function deleteSession(string $sessionId): void
+    /**
+     * Unlink the device from the phone (a running, logged-in session), stop the session
+     * and remove its rows and its profile directory (204). $keepDevice leaves the device
+     * linked, for a session whose profile moves elsewhere.
+     */
+    public function deleteSession(string $sessionId, bool $keepDevice = false): void
     {
-        $this->request('DELETE', $this->sessionPath($sessionId));
+        // The API takes exactly `true` or `false` (http_build_query would send a bool as 1).
+        $query = ['keep_device' => $keepDevice ? 'true' : null];
+        $this->request('DELETE', $this->sessionPath($sessionId), $query);
     }
 
     /** @return array<string, mixed> */
