@@ -1,5 +1,5 @@
-"""`python -m service serve|keygen|sign|sessions|doctor|db|cluster|drain|demo`: the operator's
-entry points."""
+"""`python -m service serve|keygen|sign|sessions|webhooks|doctor|db|cluster|drain|demo`: the
+operator's entry points."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from service import admin, clustercli, dbcli, demo, doctor, logs
+from service import admin, clustercli, dbcli, demo, doctor, logs, webhookcli
 from service.errors import ConfigError
 from service.settings import ROLES, Settings
 from service.signing import sign_request
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.add_argument("body", nargs="?", help="the exact raw body")
     sign.set_defaults(func=cmd_sign)
     admin.add_parser(sub)
+    webhookcli.add_parser(sub)
     doctor.add_parser(sub)
     dbcli.add_parser(sub)
     clustercli.add_parser(sub)

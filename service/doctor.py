@@ -385,7 +385,7 @@ def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> C
             "webhook url",
             WARN,
             "SIDECAR_WEBHOOK_URL is not set: events of sessions without their own webhook_url "
-            "go straight to dead; set it to your Laravel webhook route",
+            "wait in the outbox; set it to your Laravel webhook route",
         )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -418,6 +418,45 @@ def check_webhook_url(settings: Settings, timeout: float = NETWORK_TIMEOUT) -> C
             f"{where} failed ({type(exc).__name__}): check the URL and its TLS certificate",
         )
     return Check("webhook url", OK, f"{where} answers (HTTP {response.status_code} to a GET)")
+
+
+def check_outbox(settings: Settings) -> Check:
+    """The webhook outbox, read without migrating: how many events wait (for a URL, when
+    SIDECAR_WEBHOOK_URL is not set) and how many are dead."""
+    from service.store import RETRY_WINDOW, SqlStore, open_store
+
+    async def read(store: SqlStore) -> dict[str, Any]:
+        await store.open(migrate=False)
+        try:
+            current, head = await store.schema_status()
+            # An empty or older schema is the database check's to report.
+            return await store.outbox_stats() if current == head else {}
+        finally:
+            await store.close()
+
+    try:
+        store = open_store(settings.store_url, settings.db_prefix)
+        exists = store.path is None or store.path.exists()
+        stats = asyncio.run(read(store)) if exists else {}
+    except Exception as exc:
+        return Check("webhook outbox", INFO, f"not read ({type(exc).__name__}); see database")
+    hours = int(RETRY_WINDOW // 3600)
+    if not settings.webhook_url:
+        waiting = f"{stats['pending_without_url']} waiting now" if stats else "none yet"
+        return Check(
+            "webhook outbox",
+            WARN,
+            "without SIDECAR_WEBHOOK_URL, events of sessions without their own webhook_url "
+            f"wait in the outbox ({waiting}) until one is set; after {hours} h they are dead",
+        )
+    if not stats:
+        return Check("webhook outbox", OK, "empty (the service creates it)")
+    line = f"{stats['pending']} pending, {stats['dead']} dead"
+    if stats["dead"]:
+        return Check(
+            "webhook outbox", WARN, f"{line}: replay them with `python -m service webhooks replay`"
+        )
+    return Check("webhook outbox", OK, line)
 
 
 def _connect_reason(exc: httpx.ConnectError) -> str:
@@ -461,6 +500,7 @@ def run_checks(settings: Settings, launch_timeout: float = LAUNCH_TIMEOUT) -> li
         lambda: check_storage(settings),
         lambda: check_database(settings),
         lambda: check_webhook_url(settings),
+        lambda: check_outbox(settings),
         lambda: check_service(settings),
     ]
     return [check() for check in checks]
