@@ -310,6 +310,7 @@ class Dispatcher:
                 None,
                 f"{NO_WEBHOOK_URL}: set SIDECAR_WEBHOOK_URL or the session's webhook_url;"
                 " gave up after the retry window",
+                attempted=False,
             )
             return True
         if event.last_error != NO_WEBHOOK_URL:
@@ -322,13 +323,16 @@ class Dispatcher:
         )
         return False
 
-    async def _dead(self, event: OutboxEvent, status: int | None, error: str) -> None:
+    async def _dead(
+        self, event: OutboxEvent, status: int | None, error: str, *, attempted: bool = True
+    ) -> None:
         log.warning("webhook %s (%s) is dead: %s", event.id, event.event, error)
         self._count("dead")
         await self.store.finish_attempt(
             event.id,
             {"status": "dead", "last_status_code": status, "last_error": error},
             owner=self.owner,
+            attempted=attempted,
         )
 
 

@@ -385,7 +385,11 @@ class _Queries:
                 o.c.status == "pending",
                 o.c.url.is_(None),
             )
-            .values(url=bindparam("v_url"), next_attempt_at=bindparam("now"))
+            .values(
+                url=bindparam("v_url"),
+                next_attempt_at=bindparam("now"),
+                last_error=case((o.c.last_error == NO_WEBHOOK_URL, None), else_=o.c.last_error),
+            )
         )
         self.outbox_wake_waiting = c(
             update(o)
