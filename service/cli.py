@@ -1,5 +1,5 @@
-"""`python -m service serve|keygen|sign|sessions|wait-ready|doctor|db|cluster|drain|demo`: the
-operator's entry points."""
+"""`python -m service serve|keygen|sign|sessions|wait-ready|webhooks|doctor|db|cluster|drain|
+demo|docs`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from types import FrameType
 
 import uvicorn
 
-from service import admin, clustercli, dbcli, demo, doctables, doctor, logs
+from service import admin, clustercli, dbcli, demo, doctables, doctor, logs, webhookcli
 from service.errors import ConfigError
 from service.settings import ROLES, Settings
 from service.signing import sign_request
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sign.set_defaults(func=cmd_sign, curl_args=[])
     admin.add_parser(sub)
     admin.add_ready_parser(sub)
+    webhookcli.add_parser(sub)
     doctor.add_parser(sub)
     dbcli.add_parser(sub)
     clustercli.add_parser(sub)

@@ -435,7 +435,7 @@ def check_webhook_url(settings: Settings, timeout: float | None = None) -> Check
             "webhook url",
             WARN,
             "SIDECAR_WEBHOOK_URL is not set: events of sessions without their own webhook_url "
-            "go straight to dead; set it to your Laravel webhook route",
+            "wait in the outbox; set it to your Laravel webhook route",
         )
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -581,6 +581,45 @@ def _error_code(response: httpx.Response) -> str:
     return code if isinstance(code, str) and re.fullmatch(r"[a-z_]{1,40}", code) else ""
 
 
+def check_outbox(settings: Settings) -> Check:
+    """The webhook outbox, read without migrating: how many events wait (for a URL, when
+    SIDECAR_WEBHOOK_URL is not set) and how many are dead."""
+    from service.store import RETRY_WINDOW, SqlStore, open_store
+
+    async def read(store: SqlStore) -> dict[str, Any]:
+        await store.open(migrate=False)
+        try:
+            current, head = await store.schema_status()
+            # An empty or older schema is the database check's to report.
+            return await store.outbox_stats() if current == head else {}
+        finally:
+            await store.close()
+
+    try:
+        store = open_store(settings.store_url, settings.db_prefix)
+        exists = store.path is None or store.path.exists()
+        stats = asyncio.run(read(store)) if exists else {}
+    except Exception as exc:
+        return Check("webhook outbox", INFO, f"not read ({type(exc).__name__}); see database")
+    hours = int(RETRY_WINDOW // 3600)
+    if not settings.webhook_url:
+        waiting = f"{stats['pending_without_url']} waiting now" if stats else "none yet"
+        return Check(
+            "webhook outbox",
+            WARN,
+            "without SIDECAR_WEBHOOK_URL, events of sessions without their own webhook_url "
+            f"wait in the outbox ({waiting}) until one is set; after {hours} h they are dead",
+        )
+    if not stats:
+        return Check("webhook outbox", OK, "empty (the service creates it)")
+    line = f"{stats['pending']} pending, {stats['dead']} dead"
+    if stats["dead"]:
+        return Check(
+            "webhook outbox", WARN, f"{line}: replay them with `python -m service webhooks replay`"
+        )
+    return Check("webhook outbox", OK, line)
+
+
 def _connect_reason(exc: httpx.ConnectError) -> str:
     text = str(exc).lower()
     if "refused" in text:
@@ -626,6 +665,7 @@ def run_checks(
         lambda: check_database(settings),
         lambda: check_wa_web_url(settings, stack=stack),
         lambda: check_webhook_url(settings),
+        lambda: check_outbox(settings),
         lambda: check_service(settings),
     ]
     return [check() for check in checks]

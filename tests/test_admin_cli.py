@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
 import re
@@ -21,12 +23,14 @@ from service.doctor import (
     Check,
     check_database,
     check_encryption_key,
+    check_outbox,
     check_storage,
     check_wa_js,
     check_wa_web_url,
     check_webhook_url,
 )
 from service.settings import Settings
+from service.store import NewEvent, SessionRecord, open_store
 from tests.conftest import API_SECRET, WEBHOOK_SECRET, base_env
 from tests.support.receivers import php_receiver, python_receiver
 from tests.support.sandbox import Phone, sandbox_process
@@ -318,6 +322,40 @@ def test_doctor_reports_a_bad_setting_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "settings         FAIL: SIDECAR_PORT must be a whole number" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_doctor_counts_the_events_waiting_for_a_webhook_url(tmp_path: Path) -> None:
+    settings = Settings.from_mapping({"SIDECAR_STORAGE_DIR": str(tmp_path / "storage")})
+    check = check_outbox(settings)
+    assert (check.status, check.detail) == (
+        WARN,
+        "without SIDECAR_WEBHOOK_URL, events of sessions without their own webhook_url wait "
+        "in the outbox (none yet) until one is set; after 24 h they are dead",
+    )
+
+    async def write() -> None:
+        store = open_store(settings.store_url)
+        await store.open()
+        try:
+            await store.create_session(SessionRecord(session_id="s1", workspace_id="w"))
+            events = [NewEvent("session_status_changed", {"n": i}) for i in range(3)]
+            await store.update_session("s1", {}, events)
+            dead = (await store.list_events())[0]
+            await store.finish_attempt(dead.id, {"status": "dead"})
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+    assert check_outbox(settings).detail.startswith(
+        "without SIDECAR_WEBHOOK_URL, events of sessions without their own webhook_url wait "
+        "in the outbox (2 waiting now)"
+    )
+    with_url = dataclasses.replace(settings, webhook_url="https://app.example/hook")
+    assert check_outbox(with_url) == Check(
+        "webhook outbox",
+        WARN,
+        "2 pending, 1 dead: replay them with `python -m service webhooks replay`",
+    )
 
 
 def test_doctor_checks_one_by_one(tmp_path: Path) -> None:

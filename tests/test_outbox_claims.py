@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.store import ClaimLost, NewEvent, SessionRecord, SqlStore
+from service.store import NO_WEBHOOK_URL, ClaimLost, NewEvent, SessionRecord, SqlStore
 from tests.conftest import ENGINES, WEBHOOK_SECRET
 from tests.support.receivers import python_receiver
 from tests.support.stores import opened_stores
@@ -210,3 +210,44 @@ async def test_two_dispatchers_on_one_database_deliver_each_event_once_in_order(
     assert one.delivered > 0 and two.delivered > 0, "one dispatcher did all the work"
     assert one.delivered + two.delivered == 200
     assert {e.status for e in await second.list_events(limit=1000)} == {"delivered"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_waiting_lines_go_out_once_when_another_process_sets_the_url(
+    stores: Stores,
+) -> None:
+    first, second, api = await stores(), await stores(), await stores()
+    sessions = [f"s{i}" for i in range(4)]
+    for sid in sessions:
+        await emit(first, sid, 5)
+
+    async def parked() -> bool:
+        events = await api.list_events(limit=1000)
+        heads = {e.session_id: e for e in reversed(events)}
+        return all(e.last_error == NO_WEBHOOK_URL for e in heads.values()) and len(heads) == 4
+
+    with python_receiver() as receiver:
+        async with httpx.AsyncClient() as c1, httpx.AsyncClient() as c2:
+            # Cluster dispatchers with no SIDECAR_WEBHOOK_URL: the lines wait, claimed by none.
+            one = dispatcher(first, c1, "")
+            two = dispatcher(second, c2, "")
+            await one.start()
+            await two.start()
+            try:
+                await until(parked)
+                assert set((await claims(api)).values()) == {(None, None)}
+                # An api process PATCHes each session's webhook_url: neither dispatcher was
+                # told, both find the lines due on their next scan.
+                for sid in sessions:
+                    await api.update_session(sid, {"webhook_url": receiver.url})
+                await until(lambda: len(receiver.requests) >= 20, timeout=30)
+                await asyncio.sleep(0.3)  # a duplicate would arrive by now
+            finally:
+                await one.stop()
+                await two.stop()
+    ids = [r["json"]["id"] for r in receiver.requests]
+    assert len(ids) == 20 and len(set(ids)) == 20, "an event was delivered twice"
+    for sid in sessions:
+        seen = [e["data"]["n"] for e in receiver.events() if e["session_id"] == sid]
+        assert seen == list(range(5)), sid
+    assert {e.status for e in await api.list_events(limit=1000)} == {"delivered"}

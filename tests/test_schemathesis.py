@@ -133,7 +133,7 @@ def sidecar(tmp_path_factory: pytest.TempPathFactory, http: requests.Session) ->
     env = base_env(storage, MAX_SESSIONS="1000")
     settings = Settings.from_mapping(env)
     # Deliveries to list, so the Delivery schema is checked against real rows: events written
-    # through the store before the service starts (with no webhook URL they end up dead).
+    # through the store before the service starts (with no webhook URL they wait for one).
     asyncio.run(seed_deliveries(settings))
     app = create_app(settings, with_browsers=False)
     with serve_app(app) as base:

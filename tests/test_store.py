@@ -25,7 +25,10 @@ from alembic.runtime.migration import MigrationContext
 
 from service.errors import ConfigError, Conflict, SessionNotFound
 from service.store import (
+    NO_WEBHOOK_URL,
+    RETRY_WINDOW,
     AppendedEvent,
+    DeadFilter,
     Lease,
     LeaseLost,
     MessageRecord,
@@ -440,6 +443,90 @@ async def test_outbox_lines_heads_attempts_and_replay(stores: Opener) -> None:
     assert await store.get_event("evt_nope") is None
     with pytest.raises(ValueError):
         await store.finish_attempt(nxt.id, {"bogus": 1})
+
+
+async def test_replay_dead_takes_exactly_the_matching_dead_events(stores: Opener) -> None:
+    store = await stores()
+    # Two workspaces, three sessions, two event names; a moment between two batches.
+    layout = {"a": "w1", "b": "w1", "c": "w2"}
+    for sid, ws in layout.items():
+        await store.create_session(SessionRecord(session_id=sid, workspace_id=ws))
+        await store.update_session(sid, {}, [NewEvent("e1", {}), NewEvent("e2", {})])
+    middle = time.time()
+    while time.time() <= middle:
+        await asyncio.sleep(0.001)
+    await store.update_session("a", {}, [NewEvent("e1", {"late": True})])
+    events = await store.list_events()
+    late = {e.id for e in events if e.created_at > middle}
+    delivered = events[0]  # delivered stays delivered, whatever matches
+    await store.finish_attempt(delivered.id, {"status": "delivered"})
+    dead = {e.id: e for e in events[1:]}
+
+    def ids(pick: Callable[[Any], bool]) -> set[str]:
+        return {i for i, e in dead.items() if pick(e)}
+
+    cases: list[tuple[DeadFilter, set[str]]] = [
+        (DeadFilter(), set(dead)),
+        (DeadFilter(session_id="a"), ids(lambda e: e.session_id == "a")),
+        (DeadFilter(workspace_id="w1"), ids(lambda e: layout[e.session_id] == "w1")),
+        (DeadFilter(event="e2"), ids(lambda e: e.event == "e2")),
+        (DeadFilter(since=middle), late),
+        (DeadFilter(until=middle), set(dead) - late),
+        (
+            DeadFilter(workspace_id="w1", event="e1", until=middle),
+            ids(lambda e: layout[e.session_id] == "w1" and e.event == "e1" and e.id not in late),
+        ),
+        (DeadFilter(session_id="c", workspace_id="w1"), set()),
+    ]
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
+    now = time.time()
+    for match, expected in cases:
+        for event_id in dead:
+            await store.finish_attempt(event_id, {"status": "dead", "last_error": "HTTP 410"})
+        heard.clear()
+        assert await store.replay_dead(match, now) == len(expected), match
+        after = {e.id: e for e in await store.list_events()}
+        assert {i for i, e in after.items() if e.status == "pending"} == expected, match
+        assert after[delivered.id].status == "delivered"
+        for event_id in expected:
+            replayed = after[event_id]
+            assert (replayed.last_error, replayed.next_attempt_at) == (None, now)
+            assert replayed.give_up_at == pytest.approx(now + RETRY_WINDOW)
+        assert heard == ([[]] if expected else [])  # the lines moved; nothing was appended
+
+
+async def test_a_webhook_url_set_later_takes_the_events_that_had_none(stores: Opener) -> None:
+    store = await stores()
+    for sid in ("a", "b"):
+        await store.create_session(SessionRecord(session_id=sid, workspace_id="w"))
+        await store.update_session(sid, {}, [NewEvent("e", {"n": i}) for i in range(2)])
+    later = time.time() + 3600
+    for event in await store.list_events():
+        await store.finish_attempt(
+            event.id, {"next_attempt_at": later, "last_error": NO_WEBHOOK_URL}, attempted=False
+        )
+    assert (await store.outbox_stats())["pending_without_url"] == 4
+    assert await store.due_lines(time.time(), 10) == []
+    heard: list[list[AppendedEvent]] = []
+    store.subscribe(heard.append)
+
+    await store.update_session("a", {"webhook_url": "https://app.example/hook"})
+    assert heard == [[]]
+    events = await store.list_events()
+    assert {(e.session_id, e.url, e.last_error) for e in events} == {
+        ("a", "https://app.example/hook", None),
+        ("b", None, NO_WEBHOOK_URL),
+    }
+    assert await store.due_lines(time.time() + 1, 10) == ["a"]
+    assert (await store.outbox_stats())["pending_without_url"] == 2
+    # Clearing the URL or changing something else moves nothing.
+    await store.update_session("b", {"webhook_url": None, "provider_mode": "webjs"})
+    assert heard == [[]]
+    # A dispatcher that starts with a default URL wakes every line waiting for one.
+    assert await store.wake_waiting(time.time()) == 2
+    assert sorted(await store.due_lines(time.time() + 1, 10)) == ["a", "b"]
+    assert await store.wake_waiting(time.time()) == 0
 
 
 async def test_signatures_are_remembered_for_the_window(stores: Opener) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,15 @@ import httpx
 import pytest
 
 from service import __version__
-from service.store import NewEvent, SessionRecord, Store, open_store
+from service.store import (
+    NO_WEBHOOK_URL,
+    RETRY_WINDOW,
+    NewEvent,
+    OutboxEvent,
+    SessionRecord,
+    Store,
+    open_store,
+)
 from tests.conftest import ENGINES, WEBHOOK_SECRET
 from tests.support.receivers import Receiver, php_receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
@@ -197,12 +206,107 @@ async def test_receiver_down_then_back_loses_nothing(line_factory: Any) -> None:
     await until(all_delivered)
 
 
-async def test_no_url_is_dead_with_a_reason(line_factory: Any) -> None:
+async def parked(line: Line, count: int) -> list[OutboxEvent]:
+    """Wait until the outbox holds `count` events, none dead and every head waiting for a
+    URL (nothing sent, `last_error` says why, due again at its 24 h horizon)."""
+
+    async def settled() -> list[OutboxEvent] | None:
+        events = await line.store.list_events(limit=10_000)
+        heads = {e.session_id: e for e in reversed(events)}.values()
+        if len(events) != count or any(e.last_error != NO_WEBHOOK_URL for e in heads):
+            return None
+        return events
+
+    events: list[OutboxEvent] = await until(settled)
+    for event in events:
+        assert event.status == "pending" and event.attempts == 0
+    for head in {e.session_id: e for e in reversed(events)}.values():
+        assert head.next_attempt_at == head.give_up_at
+    return events
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_with_no_url_events_wait_then_go_out_in_order_once_a_url_is_set(
+    line_factory: Any, receiver: Receiver
+) -> None:
     line = await line_factory("")
-    await line.emit("s1", 1)
-    await until(lambda: line.store.list_events(status="dead"))
-    (dead,) = await line.store.list_events(status="dead")
-    assert dead.last_error is not None and "SIDECAR_WEBHOOK_URL" in dead.last_error
+    await line.emit("s1", 3)
+    await line.emit("s2", 2)
+    await parked(line, 5)
+    assert not receiver.requests
+
+    # What PATCH /api/sessions/s1 {"webhook_url"} writes: only that session's line moves.
+    await line.store.update_session("s1", {"webhook_url": receiver.url})
+    await until(lambda: len(receiver.requests) >= 3)
+    assert [(e["session_id"], e["data"]["n"]) for e in receiver.events()] == [
+        ("s1", 0),
+        ("s1", 1),
+        ("s1", 2),
+    ]
+    s1 = await line.store.list_events(session_id="s1")
+    await until(lambda: line.store.list_events(session_id="s1", status="delivered"))
+    assert all(e.url == receiver.url for e in s1)
+    # s2 still waits, and its events since keep waiting behind its head.
+    await line.emit("s2", 1)
+    await parked_line(line, "s2", 3)
+    assert len(receiver.requests) == 3
+
+
+async def parked_line(line: Line, session_id: str, count: int) -> None:
+    """Wait until the session's line holds `count` pending events behind a parked head."""
+
+    async def settled() -> bool:
+        events = await line.store.list_events(session_id=session_id)
+        return (
+            len(events) == count
+            and all(e.status == "pending" for e in events)
+            and events[0].last_error == NO_WEBHOOK_URL
+        )
+
+    await until(settled)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_waiting_events_are_dead_at_the_horizon(line_factory: Any) -> None:
+    shift = [0.0]
+    line = await line_factory("", clock=lambda: time.time() + shift[0])
+    await line.emit("s1", 2)
+    await parked(line, 2)
+
+    shift[0] = RETRY_WINDOW + 1  # the dispatcher's clock a day on: the heads are due again
+    await until(lambda: line.exactly("dead", 2))
+    for dead in await line.store.list_events():
+        assert dead.attempts == 0 and dead.last_status_code is None
+        assert dead.last_error is not None
+        assert dead.last_error.startswith(NO_WEBHOOK_URL)
+        assert "SIDECAR_WEBHOOK_URL" in dead.last_error and "retry window" in dead.last_error
+
+
+async def test_a_dispatcher_that_starts_with_a_url_delivers_what_waited(
+    line_factory: Any, receiver: Receiver
+) -> None:
+    line = await line_factory("")
+    await line.emit("s1", 2)
+    await parked(line, 2)
+    await line.dispatcher.stop()
+
+    # The same store, after a restart with SIDECAR_WEBHOOK_URL set.
+    async with httpx.AsyncClient() as client:
+        dispatcher = Dispatcher(
+            line.store,
+            client,
+            secret=WEBHOOK_SECRET,
+            default_url=receiver.url,
+            retry=FAST_RETRY,
+            idle_poll=0.05,
+        )
+        line.store.subscribe(dispatcher.on_events)
+        await dispatcher.start()
+        try:
+            await until(lambda: line.exactly("delivered", 2))
+        finally:
+            await dispatcher.stop()
+    assert [e["data"]["n"] for e in receiver.events()] == [0, 1]
 
 
 def test_retry_delay_is_full_jitter_doubling_to_the_cap() -> None:

@@ -4,7 +4,15 @@ Each session's events form a line; only the head of a line is ever in flight, so
 a session's events in the order they were produced, while different sessions deliver in
 parallel. 2xx is done; 408, 425, 429, 5xx, timeouts and connection errors retry with
 exponential backoff and full jitter (base doubling to a cap) until the event is 24 h old;
-any other answer makes it dead at once. Dead events can be listed and replayed.
+any other answer makes it dead at once. Dead events can be listed and replayed, one by one
+or in bulk.
+
+An event with no URL (no SIDECAR_WEBHOOK_URL and no `webhook_url` on its session) is not
+dead: its line waits, the head parked until its 24 h horizon with `last_error`
+NO_WEBHOOK_URL. A session's `webhook_url` set later makes its waiting events due at once
+(the store does it in the same write); a dispatcher that starts with a default URL wakes
+every waiting line. Past the horizon a waiting event is dead, so a forgotten configuration
+cannot grow the outbox without end.
 
 Any number of dispatchers may share one store: before delivering a head, a dispatcher claims
 its session's line in the store (`Store.claim_line`, for `claim_ttl` seconds), and records
@@ -28,7 +36,14 @@ import httpx
 
 from service.digits import ascii_int
 from service.netguard import Refused, Resolver, redact_url, webhook_host_problem
-from service.store import AppendedEvent, ClaimLost, OutboxEvent, Store
+from service.store import (
+    NO_WEBHOOK_URL,
+    RETRY_WINDOW,
+    AppendedEvent,
+    ClaimLost,
+    OutboxEvent,
+    Store,
+)
 from webhooks.signing import webhook_headers
 
 log = logging.getLogger("webhooks")
@@ -66,8 +81,11 @@ class Dispatcher:
         host_check_ttl: float = 30.0,
         owner: str | None = None,
         claim_ttl: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
+        # Wall-clock seconds, as the store writes them (tests move it past the horizon).
+        self.clock = clock
         self.client = client
         self.secret = secret
         self.default_url = default_url
@@ -97,6 +115,17 @@ class Dispatcher:
         self._wake.set()
 
     async def start(self) -> None:
+        """Start delivering; with a default URL, what waited for one goes out first."""
+        if self.default_url:
+            woken = await self.store.wake_waiting(self.clock())
+            if woken:
+                log.info("%d webhook event(s) waited for a URL; delivering them now", woken)
+        else:
+            log.warning(
+                "SIDECAR_WEBHOOK_URL is not set: events of sessions without a webhook_url wait"
+                " in the outbox until one is set (at most %d h, then they are dead)",
+                RETRY_WINDOW // 3600,
+            )
         self._task = asyncio.create_task(self._loop(), name="webhook-dispatcher")
 
     async def stop(self, drain: float = 5.0, timeout: float = 5.0) -> None:
@@ -104,7 +133,7 @@ class Dispatcher:
         attempts in flight finish (bounded). What is left waits in the outbox."""
         deadline = time.monotonic() + drain
         while time.monotonic() < deadline and self._task is not None and not self._task.done():
-            if not self._busy and not await self.store.due_lines(time.time(), 1, owner=self.owner):
+            if not self._busy and not await self.store.due_lines(self.clock(), 1, owner=self.owner):
                 break
             await asyncio.sleep(0.05)
         self._stopping = True
@@ -126,7 +155,7 @@ class Dispatcher:
             if free > 0:
                 try:
                     due = await self.store.due_lines(
-                        time.time(), free + len(self._busy), owner=self.owner
+                        self.clock(), free + len(self._busy), owner=self.owner
                     )
                     lines = [s for s in due if s not in self._busy][:free]
                 except Exception:
@@ -162,7 +191,7 @@ class Dispatcher:
         while not self._stopping:
             try:
                 event = await self.store.claim_line(
-                    session_id, self.owner, time.time(), self.claim_ttl
+                    session_id, self.owner, self.clock(), self.claim_ttl
                 )
             except Exception:
                 log.exception("claiming the webhook line of %s failed", session_id)
@@ -184,10 +213,9 @@ class Dispatcher:
     async def _deliver(self, event: OutboxEvent) -> bool:
         """One attempt; True when the event left the line (delivered or dead)."""
         url = event.url or self.default_url
-        now = time.time()
+        now = self.clock()
         if not url:
-            await self._dead(event, None, "no webhook URL: set SIDECAR_WEBHOOK_URL or webhook_url")
-            return True
+            return await self._wait_for_url(event, now)
         problem = await self._host_problem(url)
         if problem is not None:
             await self._dead(event, None, f"webhook URL {problem}")
@@ -213,7 +241,7 @@ class Dispatcher:
                 event.id,
                 {
                     "status": "delivered",
-                    "delivered_at": time.time(),
+                    "delivered_at": self.clock(),
                     "last_status_code": status,
                     "last_error": None,
                 },
@@ -257,7 +285,7 @@ class Dispatcher:
         delay = self.retry.delay(event.attempts)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.retry.cap))
-        next_at = time.time() + delay
+        next_at = self.clock() + delay
         if event.give_up_at is not None and next_at > event.give_up_at:
             await self._dead(event, status, f"{error}; gave up after the retry window")
             return True
@@ -270,13 +298,41 @@ class Dispatcher:
         )
         return False
 
-    async def _dead(self, event: OutboxEvent, status: int | None, error: str) -> None:
+    async def _wait_for_url(self, event: OutboxEvent, now: float) -> bool:
+        """Park the head until its horizon (False: the line waits), or, past it, make it
+        dead (True). Nothing is sent, so `attempts` stays."""
+        horizon = event.give_up_at
+        if horizon is None:
+            horizon = event.created_at + RETRY_WINDOW
+        if now >= horizon:
+            await self._dead(
+                event,
+                None,
+                f"{NO_WEBHOOK_URL}: set SIDECAR_WEBHOOK_URL or the session's webhook_url;"
+                " gave up after the retry window",
+                attempted=False,
+            )
+            return True
+        if event.last_error != NO_WEBHOOK_URL:
+            log.info("webhook %s (%s) waits for a webhook URL", event.id, event.event)
+        await self.store.finish_attempt(
+            event.id,
+            {"next_attempt_at": horizon, "last_status_code": None, "last_error": NO_WEBHOOK_URL},
+            owner=self.owner,
+            attempted=False,
+        )
+        return False
+
+    async def _dead(
+        self, event: OutboxEvent, status: int | None, error: str, *, attempted: bool = True
+    ) -> None:
         log.warning("webhook %s (%s) is dead: %s", event.id, event.event, error)
         self._count("dead")
         await self.store.finish_attempt(
             event.id,
             {"status": "dead", "last_status_code": status, "last_error": error},
             owner=self.owner,
+            attempted=attempted,
         )
 
 

@@ -1,4 +1,5 @@
-"""Inspect and replay webhook deliveries: `/api/webhooks/deliveries`."""
+"""Inspect and replay webhook deliveries: `/api/webhooks/deliveries`, one dead delivery
+or every dead one a filter selects."""
 
 from __future__ import annotations
 
@@ -10,11 +11,11 @@ from starlette.responses import Response
 
 from service.api.routing import Operation, Resource, body_of, path_param, query_of, reply
 from service.clock import iso
-from service.errors import Conflict, NotFound
+from service.errors import Conflict, NotFound, ValidationFailed
 from service.models import requests as rq
 from service.models import responses as rs
 from service.netguard import redact_url
-from service.store import OutboxEvent, Store
+from service.store import DeadFilter, OutboxEvent, Store
 
 
 def delivery_view(event: OutboxEvent) -> rs.Delivery:
@@ -69,6 +70,23 @@ async def retry_delivery(request: Request) -> Response:
     return reply(delivery_view(replayed), 202)
 
 
+async def retry_deliveries(request: Request) -> Response:
+    """Replay every dead delivery the filters select, in one statement (no page size: the
+    rows only change status; the dispatcher then delivers them line by line)."""
+    query = await body_of(request, rq.DeliveryReplay, allow_empty=True)
+    if query.since is not None and query.until is not None and query.since >= query.until:
+        raise ValidationFailed("until", "must be later than since")
+    match = DeadFilter(
+        session_id=query.session_id,
+        workspace_id=query.workspace_id,
+        event=query.event,
+        since=query.since,
+        until=query.until,
+    )
+    retried = await _store(request).replay_dead(match, time.time())
+    return reply(rs.DeliveriesReplayed(retried=retried), 202)
+
+
 routes = [
     Resource(
         "/api/webhooks/deliveries",
@@ -77,6 +95,16 @@ routes = [
             list_deliveries,
             {200: rs.DeliveryList},
             query=rq.DeliveryQuery,
+        ),
+    ),
+    Resource(
+        "/api/webhooks/deliveries/retry",
+        post=Operation(
+            "Replay every dead delivery the filters select (each with a fresh 24 h window)",
+            retry_deliveries,
+            {202: rs.DeliveriesReplayed},
+            body=rq.DeliveryReplay,
+            body_required=False,
         ),
     ),
     Resource(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -327,6 +328,60 @@ class DeliveryQuery(Input):
     status: DeliveryStatus | None = None
     session_id: Id | None = None
     limit: Annotated[int, BeforeValidator(_query_int), Field(ge=1, le=1000)] = 100
+
+
+def _moment(value: object) -> object:
+    """Unix seconds (a whole number, or ASCII digits in a string) or an ISO 8601 date-time
+    (UTC when it names no offset), as float seconds; anything else is refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be Unix seconds or an ISO 8601 date-time")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("must not be negative")
+        return float(value)
+    if isinstance(value, str):
+        number = ascii_int(value)
+        if number is not None:
+            return float(number)
+        try:
+            # ASCII only: fromisoformat reads some other scripts' digits too.
+            moment = datetime.fromisoformat(value) if value.isascii() and len(value) <= 40 else None
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise ValueError("must be Unix seconds or an ISO 8601 date-time")
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    raise ValueError("must be Unix seconds or an ISO 8601 date-time")
+
+
+Moment = Annotated[
+    float,
+    BeforeValidator(_moment),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "pattern": "^[0-9]{1,18}$"},
+            ],
+            "description": "Unix seconds, or an ISO 8601 date-time (UTC when it has no offset)",
+        }
+    ),
+]
+
+
+class DeliveryReplay(Input):
+    """Which dead deliveries to replay: every given filter must match (none: every dead
+    delivery). `since` and `until` bound when the event was written, `since <= created_at
+    < until`. Only dead deliveries are replayed, each with a fresh 24 h retry window."""
+
+    session_id: Id | None = None
+    workspace_id: Id | None = None
+    event: EventName | None = None
+    since: Moment | None = None
+    until: Moment | None = None
 
 
 class MetaHandshake(Input):

@@ -135,7 +135,8 @@ class Delivery(Output):
     last_status_code: int | None
     last_error: str | None = Field(
         description="why the last attempt failed: the first 512 bytes of a 4xx answer, the "
-        "target of a redirect, a refused address"
+        "target of a redirect, a refused address; on a pending delivery `no webhook URL "
+        "configured` means it waits for a URL until `next_attempt_at`, then it is dead"
     )
     created_at: Timestamp
     next_attempt_at: Timestamp | None
@@ -145,6 +146,10 @@ class Delivery(Output):
 
 class DeliveryList(Output):
     data: list[Delivery]
+
+
+class DeliveriesReplayed(Output):
+    retried: int = Field(description="how many dead deliveries are back in line")
 
 
 class Node(Output):

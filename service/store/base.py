@@ -219,6 +219,21 @@ EventListener = Callable[[list[AppendedEvent]], None]
 log = logging.getLogger("service.store")
 # A webhook is retried for this long (from when it was written, or replayed) before it is dead.
 RETRY_WINDOW = 24 * 3600.0
+# The `last_error` of a pending event that waits for a webhook URL (neither SIDECAR_WEBHOOK_URL
+# nor its session's webhook_url is set): it goes out once one is, or is dead after the window.
+NO_WEBHOOK_URL = "no webhook URL configured"
+
+
+@dataclass(frozen=True)
+class DeadFilter:
+    """Which dead events a bulk replay takes: every given field must match; `since` and
+    `until` bound `created_at` (Unix seconds, `since <= created_at < until`)."""
+
+    session_id: str | None = None
+    workspace_id: str | None = None
+    event: str | None = None
+    since: float | None = None
+    until: float | None = None
 
 
 class Store(abc.ABC):
@@ -439,9 +454,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def finish_attempt(
-        self, event_id: str, changes: dict[str, Any], *, owner: str | None = None
+        self,
+        event_id: str,
+        changes: dict[str, Any],
+        *,
+        owner: str | None = None,
+        attempted: bool = True,
     ) -> None:
-        """Record a delivery attempt: delivered, a scheduled retry, or dead.
+        """Record a delivery attempt: delivered, a scheduled retry, or dead. `attempted=False`
+        records a decision that sent nothing (waiting for a URL): `attempts` stays as it is.
 
         With `owner`, the write happens only while the event is claimed by `owner` (even
         past `claimed_until`, as long as nobody took it over), and it releases the claim;
@@ -454,8 +475,21 @@ class Store(abc.ABC):
         """Put a dead event back in line for delivery (a fresh 24 h window)."""
 
     @abc.abstractmethod
+    async def replay_dead(self, match: DeadFilter, now: float) -> int:
+        """Put every dead event that `match` selects back in line (a fresh 24 h window each),
+        in one statement; how many were replayed."""
+
+    @abc.abstractmethod
+    async def wake_waiting(self, now: float) -> int:
+        """Make due now every pending event that waits for a webhook URL (no URL of its own,
+        `last_error` NO_WEBHOOK_URL): a dispatcher that has a default URL calls this when it
+        starts, so what waited goes out at once. How many there were."""
+
+    @abc.abstractmethod
     async def outbox_stats(self) -> dict[str, Any]:
-        """Pending count and the age of the oldest pending event."""
+        """Pending count, the age of the oldest pending event, the dead count, and how many
+        pending events have no URL of their own (`pending_without_url`: with no
+        SIDECAR_WEBHOOK_URL, those wait for one)."""
 
     # cluster: nodes and leases
     @abc.abstractmethod

@@ -90,9 +90,11 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from service.errors import ConfigError, Conflict, SessionNotFound
 from service.store import migrations
 from service.store.base import (
+    NO_WEBHOOK_URL,
     RETRY_WINDOW,
     AppendedEvent,
     ClaimLost,
+    DeadFilter,
     EventListener,
     Lease,
     LeaseLost,
@@ -374,8 +376,36 @@ class _Queries:
                 last_error=None,
             )
         )
+        # A session that got a webhook_url takes over the events that had none (those
+        # waiting for a URL, first of all) and makes them due now.
+        self.outbox_adopt_url = c(
+            update(o)
+            .where(
+                o.c.session_id == bindparam("k_session_id"),
+                o.c.status == "pending",
+                o.c.url.is_(None),
+            )
+            .values(
+                url=bindparam("v_url"),
+                next_attempt_at=bindparam("now"),
+                last_error=case((o.c.last_error == NO_WEBHOOK_URL, None), else_=o.c.last_error),
+            )
+        )
+        self.outbox_wake_waiting = c(
+            update(o)
+            .where(
+                o.c.status == "pending",
+                o.c.url.is_(None),
+                o.c.last_error == NO_WEBHOOK_URL,
+                o.c.next_attempt_at > bindparam("now"),
+            )
+            .values(next_attempt_at=bindparam("now"))
+        )
         self.outbox_pending_stats = c(
             select(func.count(), func.min(o.c.created_at)).where(o.c.status == "pending")
+        )
+        self.outbox_without_url_count = c(
+            select(func.count()).where(o.c.status == "pending", o.c.url.is_(None))
         )
         self.outbox_dead_count = c(select(func.count()).where(o.c.status == "dead"))
         self.outbox_mark = c(select(func.max(o.c.seq)))
@@ -1204,6 +1234,8 @@ class SqlStore(Store):
             self.tables.sessions, "session_id", columns, expect_status is not None
         )
         q = self.q
+        # Outbox rows that took a new webhook_url (a retried transaction: its last run).
+        woken: list[int] = []
 
         def change(tx: Tx) -> SessionRecord:
             if fence is not None:
@@ -1216,11 +1248,18 @@ class SqlStore(Store):
                     raise SessionNotFound(session_id)
                 raise StaleStatus(SessionRecord(*current))
             record = SessionRecord(*tx.one(q.session_get, {"session_id": session_id}))
+            if changes.get("webhook_url"):
+                adopted = {"k_session_id": session_id, "v_url": record.webhook_url}
+                woken.append(tx.run(q.outbox_adopt_url, adopted | {"now": time.time()}))
             for new in events or ():
                 tx.appended.append(self._append_event(tx, record, new))
             return record
 
-        return await self._transaction(change)
+        record = await self._transaction(change)
+        if woken and woken[-1]:
+            # Nothing new was appended, but lines became due: an empty list says just that.
+            self.notify([])
+        return record
 
     async def delete_session(self, session_id: str) -> bool:
         q = self.q
@@ -1459,7 +1498,12 @@ class SqlStore(Store):
         return await self._transaction(claim)
 
     async def finish_attempt(
-        self, event_id: str, changes: dict[str, Any], *, owner: str | None = None
+        self,
+        event_id: str,
+        changes: dict[str, Any],
+        *,
+        owner: str | None = None,
+        attempted: bool = True,
     ) -> None:
         unknown = set(changes) - set(OUTBOX_COLUMNS)
         if unknown:
@@ -1470,7 +1514,8 @@ class SqlStore(Store):
 
         def build() -> ClauseElement:
             assignments: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
-            assignments["attempts"] = outbox.c.attempts + 1
+            if attempted:
+                assignments["attempts"] = outbox.c.attempts + 1
             where = [outbox.c.id == bindparam("k_key")]
             if fenced:
                 # Only the claim's holder writes, and the write releases the claim.
@@ -1479,7 +1524,7 @@ class SqlStore(Store):
                 assignments["claimed_until"] = None
             return update(outbox).where(*where).values(assignments)
 
-        stmt = self._dynamic_stmt(("finish", columns, fenced), build)
+        stmt = self._dynamic_stmt(("finish", columns, fenced, attempted), build)
         values = {f"v_{c}": changes[c] for c in columns} | {"k_key": event_id}
         if owner is not None:
             values["k_owner"] = owner
@@ -1502,11 +1547,56 @@ class SqlStore(Store):
             self.notify([])
         return event
 
+    async def replay_dead(self, match: DeadFilter, now: float) -> int:
+        outbox = self.tables.outbox
+        given = {k: v for k, v in asdict(match).items() if v is not None}
+        keys = tuple(sorted(given))
+
+        def build() -> ClauseElement:
+            where = [outbox.c.status == "dead"]
+            for key in keys:
+                if key == "since":
+                    where.append(outbox.c.created_at >= bindparam("f_since"))
+                elif key == "until":
+                    where.append(outbox.c.created_at < bindparam("f_until"))
+                else:
+                    where.append(outbox.c[key] == bindparam(f"f_{key}"))
+            return (
+                update(outbox)
+                .where(*where)
+                .values(
+                    status="pending",
+                    next_attempt_at=bindparam("now"),
+                    give_up_at=bindparam("give_up_at"),
+                    last_error=None,
+                )
+            )
+
+        stmt = self._dynamic_stmt(("replay_dead", keys), build)
+        values = {f"f_{k}": v for k, v in given.items()}
+        values |= {"now": now, "give_up_at": now + RETRY_WINDOW}
+        replayed = await self._transaction(lambda tx: tx.run(stmt, values))
+        if replayed:
+            self.notify([])
+        return replayed
+
+    async def wake_waiting(self, now: float) -> int:
+        woken = await self._transaction(lambda tx: tx.run(self.q.outbox_wake_waiting, {"now": now}))
+        if woken:
+            self.notify([])
+        return woken
+
     async def outbox_stats(self) -> dict[str, Any]:
         def stats(tx: Tx) -> dict[str, Any]:
             pending, oldest = tx.one(self.q.outbox_pending_stats)
             (dead,) = tx.one(self.q.outbox_dead_count)
-            return {"pending": int(pending), "oldest_pending_at": oldest, "dead": int(dead)}
+            (without_url,) = tx.one(self.q.outbox_without_url_count)
+            return {
+                "pending": int(pending),
+                "oldest_pending_at": oldest,
+                "dead": int(dead),
+                "pending_without_url": int(without_url),
+            }
 
         return await self._read(stats)
 
