@@ -191,9 +191,12 @@ async def test_receiver_down_then_back_loses_nothing(line_factory: Any) -> None:
     line = await line_factory(f"http://127.0.0.1:{port}/hook")
     for session in ("a", "b"):
         await line.emit(session, 10)
-    await until(lambda: line.store.list_events(status="pending"))
-    await asyncio.sleep(0.5)  # several failed attempts while nothing listens
-    assert all(e.attempts >= 1 for e in await line.store.list_events(status="pending", limit=1))
+
+    async def failed_while_down() -> bool:
+        heads = await line.store.list_events(status="pending", limit=1)
+        return bool(heads) and all(e.attempts >= 1 for e in heads)
+
+    await until(failed_while_down)  # attempts failed while nothing listened
     with python_receiver(port=port) as receiver:
         await until(lambda: len(receiver.requests) >= 20)
         for session in ("a", "b"):
