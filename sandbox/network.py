@@ -302,11 +302,12 @@ class Network:
     def close(self) -> None:
         """End every event stream and every held send, so the HTTP server can stop, and
         write the state file a last time (event seqs move without a save of their own)."""
+        first = not self.closed
         self.closed = True
         for device in self.devices.values():
             self._drop_held_sends(device, Conflict("closed", "the sandbox is shutting down"))
             device.wake()
-        self._dirty = self._state is not None
+        self._dirty = self._dirty or (first and self._state is not None)
         self.save()
 
     # -- the state file --------------------------------------------------------------
