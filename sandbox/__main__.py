@@ -1,11 +1,16 @@
-"""`python -m sandbox --port P`: serve the WhatsApp Web stand-in and its control API."""
+"""`python -m sandbox --port P [--state FILE]`: serve the WhatsApp Web stand-in and its
+control API."""
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
+from pathlib import Path
 
 from sandbox.app import create_app
 from sandbox.server import make_server
+from sandbox.state import StateError
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,13 +35,32 @@ def main(argv: list[str] | None = None) -> None:
         default=0.3,
         help="seconds from login to conn.main_ready (default 0.3)",
     )
+    parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="keep linked devices in this JSON file across restarts (default: in memory only)",
+    )
     parser.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     args = parser.parse_args(argv)
     try:
-        app = create_app(args.qr_interval, args.qr_max_rotations, args.main_ready_delay)
+        app = create_app(
+            args.qr_interval, args.qr_max_rotations, args.main_ready_delay, state=args.state
+        )
+    except StateError as exc:
+        sys.exit(f"python -m sandbox: {exc}")
     except ValueError as exc:
         parser.error(str(exc))
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT and then re-raises the signal to the
+    # handler that was there before; without this one the process dies of that signal, and
+    # supervisord reports every stop as "terminated by SIGTERM".
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_cleanly)
     make_server(app, args.host, args.port, args.log_level).run()
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -15,6 +16,7 @@ from sandbox.control import ControlApi
 from sandbox.errors import SandboxError
 from sandbox.network import Network
 from sandbox.page import PageSite
+from sandbox.state import StateFile
 from sandbox.stream import MAX_STREAM_SECONDS
 
 logger = logging.getLogger("sandbox")
@@ -25,19 +27,28 @@ def create_app(
     qr_max_rotations: int = 5,
     main_ready_delay: float = 0.3,
     stream_lifetime: float = MAX_STREAM_SECONDS,
+    state: Path | None = None,
 ) -> Starlette:
     """Build the app; all state lives on `app.state.network`, one per app.
 
     `qr_interval` seconds between QR refs, `qr_max_rotations` refs before the QR idles,
     `main_ready_delay` seconds from login to `conn.main_ready`, `stream_lifetime` seconds
-    before an event stream ends and the page's EventSource reconnects.
+    before an event stream ends and the page's EventSource reconnects. With `state`, the
+    network starts from that file (missing: empty) and keeps it up to date; a file it
+    cannot use raises `sandbox.state.StateError`.
     """
     if qr_interval <= 0 or qr_max_rotations < 1 or main_ready_delay < 0 or stream_lifetime <= 0:
         raise ValueError(
             "need qr_interval > 0, qr_max_rotations >= 1, main_ready_delay >= 0,"
             " stream_lifetime > 0"
         )
-    network = Network(qr_interval, qr_max_rotations, main_ready_delay)
+    network = Network(
+        qr_interval,
+        qr_max_rotations,
+        main_ready_delay,
+        state=StateFile(state) if state is not None else None,
+    )
+    network.load_state()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

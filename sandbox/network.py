@@ -4,13 +4,18 @@ event logs.
 Everything lives in memory on one `Network` instance owned by the app. Handlers call it
 from the event loop only, so no locks are needed; publishing an event wakes the page's
 Server-Sent Events stream through an `asyncio.Event`. A send the network does not answer
-yet (device offline or stalled) is an `asyncio.Future` the page's request awaits.
+yet (device offline or stalled) is an `asyncio.Future` the page's request awaits. With a
+state file, the links, LIDs and message records are also written to disk, so a restarted
+sandbox still knows the pages that were linked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import itertools
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -26,6 +31,7 @@ from sandbox.payloads import (
     optional_str,
     required_str,
 )
+from sandbox.state import MAX_BYTES, VERSION, StateError, StateFile, encode
 from sandbox.wids import (
     chat_id,
     is_device_id,
@@ -39,6 +45,8 @@ from sandbox.wids import (
     normalize_pairing_code,
     normalize_phone,
 )
+
+logger = logging.getLogger("sandbox")
 
 MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "sticker", "location")
 MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
@@ -55,6 +63,11 @@ FAILED_ACK_MIN, FAILED_ACK_MAX = -7, -1
 SEND_ERRORS = ("ERROR_NETWORK", "ERROR_EXPIRED", "ERROR_CANCELLED", "ERROR_UPLOAD", "ERROR_UNKNOWN")
 # System message types (wa-js MSG_TYPE) and the subtype each one carries here. wa-js does
 # not fix subtypes; these avoid the protocol subtypes it reacts to (revoke, message_edit).
+# What the state file keeps of the message records (the newest), and how long a change may
+# wait to be written, so a burst of messages is one write; links are written at once.
+SENT_KEEP = 1_000
+KNOWN_KEEP = 5_000
+SAVE_DELAY = 0.2
 SYSTEM_SUBTYPES = {
     "e2e_notification": "encrypt",
     "notification_template": "change_number",
@@ -261,6 +274,7 @@ class Network:
         qr_max_rotations: int = 5,
         main_ready_delay: float = 0.3,
         clock: Callable[[], float] = time.time,
+        state: StateFile | None = None,
     ) -> None:
         self.qr_interval = qr_interval
         self.qr_max_rotations = qr_max_rotations
@@ -279,15 +293,131 @@ class Network:
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
         self.closed = False
+        self._state = state
+        self._dirty = False
+        self._save_handle: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
     def close(self) -> None:
-        """End every event stream and every held send, so the HTTP server can stop."""
+        """End every event stream and every held send, so the HTTP server can stop, and
+        write the state file a last time (event seqs move without a save of their own)."""
+        first = not self.closed
         self.closed = True
         for device in self.devices.values():
             self._drop_held_sends(device, Conflict("closed", "the sandbox is shutting down"))
             device.wake()
+        self._dirty = self._dirty or (first and self._state is not None)
+        self.save()
+
+    # -- the state file --------------------------------------------------------------
+
+    def load_state(self) -> None:
+        """Restore what the state file holds, then write it back at once: a file that
+        cannot be written stops the start, not the first link. Raises `StateError`."""
+        if self._state is None:
+            return
+        data = self._state.load()
+        if data is not None:
+            try:
+                self._restore(data)
+            except (KeyError, TypeError, ValueError, AttributeError, SandboxError) as exc:
+                raise self._state.refuse(f"{type(exc).__name__}: {exc}") from None
+        try:
+            self._state.save(self._snapshot())
+        except OSError as exc:
+            path = self._state.path
+            raise StateError(f"cannot write the state file {path}: {exc.strerror}") from None
+
+    def save(self) -> None:
+        """Write the state file now, if there is one and something changed."""
+        if self._save_handle is not None:
+            self._save_handle.cancel()
+            self._save_handle = None
+        if self._state is None or not self._dirty:
+            return
+        self._dirty = False
+        try:
+            self._state.save(self._snapshot())
+        except OSError as exc:
+            # The network keeps working; the next change tries again.
+            self._dirty = True
+            logger.error("cannot write the state file %s: %s", self._state.path, exc.strerror)
+
+    def _changed(self, *, now: bool = False) -> None:
+        """Something the state file keeps changed: write it at once or soon."""
+        if self._state is None:
+            return
+        self._dirty = True
+        if now:
+            self.save()
+        elif self._save_handle is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.save()
+                return
+            self._save_handle = loop.call_later(SAVE_DELAY, self.save)
+
+    def _snapshot(self) -> bytes:
+        """The state file's bytes: linked devices, LIDs, the newest message records."""
+        devices = [
+            {
+                "device_id": d.device_id,
+                "created_at": d.created_at,
+                "keys": d.keys,
+                "phone": d.phone,
+                "token": d.token,
+                "seq": d.seq,
+            }
+            for d in self.devices.values()
+            if d.linked
+        ]
+        newest = itertools.islice(reversed(self._known.items()), KNOWN_KEEP)
+        known = [
+            [dev, msg, k.key, k.remote, k.sender, k.from_me, k.has_media]
+            for (dev, msg), k in newest
+        ][::-1]
+        sent = [dataclasses.asdict(m) for m in self._sent[-SENT_KEEP:]]
+        data = {"version": VERSION, "devices": devices, "lids": self._lids, "known": known}
+        while True:
+            raw = encode({**data, "sent": sent})
+            if len(raw) <= MAX_BYTES or not sent:
+                return raw
+            sent = sent[max(1, len(sent) // 2) :]
+
+    def _restore(self, data: dict[str, Any]) -> None:
+        """Take over a snapshot, checking every value (the file may have been edited)."""
+        for item in data["devices"]:
+            device_id, token = item["device_id"], item["token"]
+            if not is_device_id(device_id) or not isinstance(token, str) or not token:
+                raise ValueError(f"device {device_id!r}")
+            device = Device(device_id=device_id, created_at=float(item["created_at"]))
+            _remember_keys(device, item["keys"])
+            device.phone = normalize_phone(item["phone"])
+            device.token = token
+            device.seq = _count(item["seq"])
+            self.devices[device_id] = device
+        for phone, lid in dict(data["lids"]).items():
+            if normalize_phone(phone) != phone or not (isinstance(lid, str) and lid.isdigit()):
+                raise ValueError(f"lid {lid!r} of {phone!r}")
+            self._lids[phone] = lid
+            self._lid_phones[lid] = phone
+        for dev, msg, key, remote, sender, from_me, has_media in data["known"]:
+            if not all(isinstance(v, str) for v in (dev, msg, key, remote, sender)):
+                raise ValueError(f"known message {msg!r}")
+            self._known[(dev, msg)] = KnownMessage(
+                key, remote, sender, bool(from_me), bool(has_media)
+            )
+        for item in data["sent"]:
+            record = SentMessage(**item)
+            if not all(
+                isinstance(v, str)
+                for v in (record.id, record.device_id, record.phone, record.to, record.type)
+            ):
+                raise ValueError(f"sent message {record.id!r}")
+            self._sent.append(record)
+            self._sent_index[record.id] = record
 
     @property
     def page_config(self) -> dict[str, Any]:
@@ -313,6 +443,7 @@ class Network:
                 lid = new_lid()
             self._lids[phone] = lid
             self._lid_phones[lid] = phone
+            self._changed()
         return lid
 
     def lid_wid(self, phone: str) -> str:
@@ -512,6 +643,7 @@ class Network:
         )
         if media is not None:
             self._media[(device.device_id, record.id)] = media
+        self._changed()
         return record
 
     def _flush_sends(self, device: Device) -> None:
@@ -719,6 +851,7 @@ class Network:
             device.publish("message", data, hold_offline=True)
             if device.online and device.streams > 0:
                 queued = False
+        self._changed()
         return {"message_id": serialized, "id": msg_id, "queued": queued}
 
     def _quote(self, devices: list[Device], msg_id: str) -> dict[str, Any]:
@@ -762,6 +895,7 @@ class Network:
             if record.to_phone is not None:
                 chat = self.lid_wid(record.to_phone)
         record.ack = ack
+        self._changed()
         device = self.devices[record.device_id]
         if device.linked and device.phone == record.phone:
             device.publish(
@@ -888,6 +1022,7 @@ class Network:
             "linked",
             {"token": device.token, "phone": phone, "lid": self.lid_wid(phone), "via": via},
         )
+        self._changed(now=True)
 
     def _unlink(self, device: Device, *, notify: bool) -> None:
         device.token = None
@@ -902,6 +1037,7 @@ class Network:
             del self._media[key]
         for key in [k for k in self._known if k[0] == device.device_id]:
             del self._known[key]
+        self._changed(now=True)
         if notify:
             device.publish("logout", {})
 
@@ -929,6 +1065,12 @@ def _remember_keys(device: Device, keys: object) -> None:
     # Only for `GET /control/qr`'s full code; the page stays the owner of its keys.
     if isinstance(keys, dict) and len(keys) <= 8 and all(isinstance(v, str) for v in keys.values()):
         device.keys = {str(k): v[:512] for k, v in keys.items()}
+
+
+def _count(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"not a count: {value!r}")
+    return value
 
 
 def serialize_devices(devices: Iterable[Device]) -> list[str]:

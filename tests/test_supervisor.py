@@ -142,3 +142,67 @@ def test_supervised_sidecar_survives_kill_9_and_stops_clean(
     last = [e["data"] for e in events if e["event"] == "session_status_changed"][-1]
     assert last["status"] == "connected", last
     api.close()
+
+
+def test_a_restart_of_the_whole_stack_keeps_the_login(
+    supervisor: tuple[Supervisor, str, Phone, Path],
+) -> None:
+    """The sandbox keeps its links in storage/sandbox/state.json: after a restart of both
+    programs the session is back, connected, with no new QR."""
+    sv, base, phone, storage = supervisor
+    api = httpx.Client(base_url=base, auth=SidecarAuth(API_SECRET), timeout=60)
+
+    def status() -> str:
+        try:
+            return str(api.get("/api/sessions/st1").json()["status"])
+        except (httpx.HTTPError, KeyError, ValueError):
+            return "unreachable"
+
+    def events(name: str) -> list[dict[str, object]]:
+        try:
+            rows = api.get(
+                "/api/webhooks/deliveries", params={"session_id": "st1", "limit": "1000"}
+            ).json()["data"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return []
+        return [r["payload"]["data"] for r in rows if r["payload"]["event"] == name]
+
+    created = api.post("/api/sessions", json={"workspace_id": "ops", "session_id": "st1"})
+    assert created.status_code == 201, created.text
+    eventually(lambda: status() == "qr_required", 60, "a QR")
+    assert (
+        phone.scan(api.get("/api/sessions/st1/qr").json()["qr"], "5511999990010").status_code == 200
+    )
+    eventually(lambda: status() == "connected", 60, "connected")
+    qr_codes = len(events("qr_code_generated"))
+    statuses = len(events("session_status_changed"))
+    pids = (sv.pid("sandbox"), sv.pid("sidecar"))
+
+    sv.ctl("restart", "all")
+    eventually(
+        lambda: (
+            0 not in (sv.pid("sandbox"), sv.pid("sidecar"))
+            and pids[0] != sv.pid("sandbox")
+            and pids[1] != sv.pid("sidecar")
+        ),
+        120,
+        "both programs restarted",
+    )
+    after = eventually(
+        lambda: (
+            (s := events("session_status_changed")[statuses:])
+            and s[-1]["status"] == "connected"
+            and s
+        ),
+        120,
+        "the session restored, connected",
+    )
+    assert "qr_required" not in [s["status"] for s in after]
+    assert len(events("qr_code_generated")) == qr_codes
+    assert api.get("/api/sessions/st1").json()["phone_number"] == "5511999990010"
+    api.close()
+
+    # Both stopped cleanly: supervisord reports no program killed by its signal.
+    log = (storage / "logs" / "supervisord.log").read_text()
+    assert "stopped: sandbox (exit status 0)" in log
+    assert "terminated by" not in log

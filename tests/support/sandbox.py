@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -64,39 +66,82 @@ class Phone:
         return list(data["messages"] if isinstance(data, dict) else data)
 
 
-@contextmanager
-def sandbox_process(qr_interval: float = 20.0, qr_max_rotations: int = 5) -> Iterator[Phone]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
+class SandboxProcess:
+    """`python -m sandbox` on a port (and state file) that outlive restarts of the process."""
+
+    def __init__(
+        self,
+        qr_interval: float = 20.0,
+        qr_max_rotations: int = 5,
+        state: Path | None = None,
+        port: int | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.args = [
             sys.executable,
             "-m",
             "sandbox",
             "--port",
-            str(port),
+            str(self.port),
             "--qr-interval",
             str(qr_interval),
             "--qr-max-rotations",
             str(qr_max_rotations),
             "--log-level",
             "warning",
-        ],
-        cwd=ROOT,
-        env=dict(os.environ),
-        start_new_session=True,
-    )
+        ]
+        if state is not None:
+            self.args += ["--state", str(state)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Phone:
+        """Start the process; the phone controls it once it answers."""
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=dict(os.environ), start_new_session=True
+        )
+        wait_http(f"{self.base}/control/devices", proc=self.proc)
+        return Phone(self.base)
+
+    def terminate(self) -> int:
+        """SIGTERM, as supervisord stops it; the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self.proc = None
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.terminate()
+
+
+@contextmanager
+def sandbox_process(
+    qr_interval: float = 20.0,
+    qr_max_rotations: int = 5,
+    state: Path | None = None,
+    port: int | None = None,
+) -> Iterator[Phone]:
+    """A sandbox process for the duration of the block."""
+    sandbox = SandboxProcess(qr_interval, qr_max_rotations, state, port)
     try:
-        wait_http(f"http://127.0.0.1:{port}/control/devices", proc=proc)
-        phone = Phone(f"http://127.0.0.1:{port}")
+        phone = sandbox.start()
         yield phone
         phone.http.close()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        sandbox.close()
 
 
 def eventually(check: Callable[[], T | None], timeout: float = 60.0, what: str = "") -> T:
