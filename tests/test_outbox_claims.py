@@ -251,3 +251,27 @@ async def test_waiting_lines_go_out_once_when_another_process_sets_the_url(
         seen = [e["data"]["n"] for e in receiver.events() if e["session_id"] == sid]
         assert seen == list(range(5)), sid
     assert {e.status for e in await api.list_events(limit=1000)} == {"delivered"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_url_set_while_a_urlless_head_is_claimed_is_not_parked_away(
+    stores: Stores,
+) -> None:
+    store = await stores()
+    await emit(store, "s", 1)
+    # A dispatcher with no SIDECAR_WEBHOOK_URL claims the head, which has no URL...
+    head = await store.claim_line("s", "A", time.time(), 30)
+    assert head is not None and head.url is None
+    # ...and before it records that the head waits for one, the session gets one.
+    await store.update_session("s", {"webhook_url": "http://127.0.0.1:9/hook"})
+    async with httpx.AsyncClient() as client:
+        waiting = Dispatcher(store, client, secret=WEBHOOK_SECRET, default_url="", owner="A")
+        assert await waiting._deliver(head) is False
+    # The URL wins: the head stays due now, not parked for 24 h, and nobody holds it.
+    event = await store.get_event(head.id)
+    assert event is not None
+    assert event.url == "http://127.0.0.1:9/hook"
+    assert event.last_error is None and event.next_attempt_at <= time.time()
+    assert event.attempts == 0
+    assert await store.due_lines(time.time(), 10) == ["s"]
+    assert (await claims(store))[head.id] == (None, None)

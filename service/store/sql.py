@@ -1516,6 +1516,13 @@ class SqlStore(Store):
             assignments: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
             if attempted:
                 assignments["attempts"] = outbox.c.attempts + 1
+            else:
+                # A decision about an event with no URL: a webhook_url the session got since
+                # the claim (update_session made the row due with it) wins over it.
+                assignments = {
+                    c: case((outbox.c.url.is_(None), value), else_=outbox.c[c])
+                    for c, value in assignments.items()
+                }
             where = [outbox.c.id == bindparam("k_key")]
             if fenced:
                 # Only the claim's holder writes, and the write releases the claim.
