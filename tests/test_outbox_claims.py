@@ -275,3 +275,42 @@ async def test_a_url_set_while_a_urlless_head_is_claimed_is_not_parked_away(
     assert event.attempts == 0
     assert await store.due_lines(time.time(), 10) == ["s"]
     assert (await claims(store))[head.id] == (None, None)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_deleted_sessions_waiting_events_neither_block_nor_reach_its_successor(
+    stores: Stores,
+) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="acme"))
+    await store.update_session("s", {}, [NewEvent("test_event", {"n": "old"})])
+    head = await store.claim_line("s", "A", time.time(), 30)
+    assert head is not None
+    async with httpx.AsyncClient() as client:
+        parking = Dispatcher(store, client, secret=WEBHOOK_SECRET, default_url="", owner="A")
+        assert await parking._deliver(head) is False
+    parked = await store.get_event(head.id)
+    assert parked is not None and parked.last_error == NO_WEBHOOK_URL
+
+    # The session goes; another workspace creates one of the same id and gives it a URL.
+    await store.delete_session("s")
+    await store.create_session(SessionRecord(session_id="s", workspace_id="other"))
+    await store.update_session("s", {}, [NewEvent("test_event", {"n": "new"})])
+    with python_receiver() as receiver:
+        await store.update_session("s", {"webhook_url": receiver.url})
+        # The URL is the new session's: the old session's event does not take it.
+        kept = await store.get_event(head.id)
+        assert kept is not None and kept.url is None
+        async with httpx.AsyncClient() as client:
+            waiting = dispatcher(store, client, "")
+            await waiting.start()
+            try:
+                # ...and does not hold its line for 24 h: it is dead, the new one goes out.
+                await until(lambda: len(receiver.requests) >= 1, timeout=30)
+            finally:
+                await waiting.stop()
+    assert [(e["workspace_id"], e["data"]["n"]) for e in receiver.events()] == [("other", "new")]
+    old = await store.get_event(head.id)
+    assert old is not None and old.status == "dead"
+    assert old.last_error == f"{NO_WEBHOOK_URL}, and its session was deleted"
+    assert old.attempts == 0
