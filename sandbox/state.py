@@ -57,11 +57,12 @@ class StateFile:
         temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, raw)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            # A buffered file writes every byte or raises; os.write may write part of them
+            # (a full disk), and the rename would then put a cut file in place.
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(raw)
+                handle.flush()
+                os.fsync(handle.fileno())
             os.replace(temp, self.path)
         except OSError:
             temp.unlink(missing_ok=True)

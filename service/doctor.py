@@ -31,6 +31,7 @@ from service.netguard import redact_url, webhook_url_problem
 from service.secretbox import parse_key
 from service.settings import Settings
 from service.stack import STACK_FILE, Stack, running_stack
+from webhooks.dispatcher import RETRYABLE
 from webhooks.signing import webhook_headers
 
 OK, WARN, FAIL, INFO = "ok", "warn", "FAIL", "info"
@@ -564,6 +565,13 @@ def _webhook_answer(response: httpx.Response, where: str, signed: bool) -> Check
             FAIL,
             f"{answered}: the app failed on the test event; see Laravel's log "
             "(storage/logs/laravel.log). Events are retried until it answers 2xx",
+        )
+    if status in RETRYABLE:
+        return Check(
+            "webhook url",
+            FAIL,
+            f"{answered}: only a 2xx counts as delivered; events answered {status} are retried "
+            "(24 h at most), so nothing arrives until it answers 2xx",
         )
     return Check(
         "webhook url",

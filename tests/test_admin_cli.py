@@ -458,6 +458,7 @@ def test_doctor_counts_only_a_2xx_from_the_webhook_url(tmp_path: Path) -> None:
             (404, ": no POST route there; check the path in SIDECAR_WEBHOOK_URL"),
             (302, ", a redirect to nowhere: webhooks never follow one"),
             (422, ": only a 2xx counts as delivered, and events answered 422 go to dead"),
+            (429, ": only a 2xx counts as delivered; events answered 429 are retried"),
         ):
             hook.status = status
             answer = check(hook.url)

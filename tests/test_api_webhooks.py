@@ -160,6 +160,8 @@ async def test_bulk_replay_takes_only_the_matching_dead_deliveries(service: Serv
         ({"since": "yesterday"}, "since"),
         ({"since": "\u0661\u0667" + "\u0660" * 8}, "since"),  # Arabic-Indic digits
         ({"until": -5}, "until"),
+        ({"since": 10**18}, "since"),
+        ({"until": 10**400}, "until"),  # no float holds it
         ({"until": True}, "until"),
         ({"since": 200, "until": 100}, "until"),
         ({"status": "dead"}, "status"),

@@ -251,3 +251,66 @@ async def test_waiting_lines_go_out_once_when_another_process_sets_the_url(
         seen = [e["data"]["n"] for e in receiver.events() if e["session_id"] == sid]
         assert seen == list(range(5)), sid
     assert {e.status for e in await api.list_events(limit=1000)} == {"delivered"}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_url_set_while_a_urlless_head_is_claimed_is_not_parked_away(
+    stores: Stores,
+) -> None:
+    store = await stores()
+    await emit(store, "s", 1)
+    # A dispatcher with no SIDECAR_WEBHOOK_URL claims the head, which has no URL...
+    head = await store.claim_line("s", "A", time.time(), 30)
+    assert head is not None and head.url is None
+    # ...and before it records that the head waits for one, the session gets one.
+    await store.update_session("s", {"webhook_url": "http://127.0.0.1:9/hook"})
+    async with httpx.AsyncClient() as client:
+        waiting = Dispatcher(store, client, secret=WEBHOOK_SECRET, default_url="", owner="A")
+        assert await waiting._deliver(head) is False
+    # The URL wins: the head stays due now, not parked for 24 h, and nobody holds it.
+    event = await store.get_event(head.id)
+    assert event is not None
+    assert event.url == "http://127.0.0.1:9/hook"
+    assert event.last_error is None and event.next_attempt_at <= time.time()
+    assert event.attempts == 0
+    assert await store.due_lines(time.time(), 10) == ["s"]
+    assert (await claims(store))[head.id] == (None, None)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+async def test_a_deleted_sessions_waiting_events_neither_block_nor_reach_its_successor(
+    stores: Stores,
+) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="acme"))
+    await store.update_session("s", {}, [NewEvent("test_event", {"n": "old"})])
+    head = await store.claim_line("s", "A", time.time(), 30)
+    assert head is not None
+    async with httpx.AsyncClient() as client:
+        parking = Dispatcher(store, client, secret=WEBHOOK_SECRET, default_url="", owner="A")
+        assert await parking._deliver(head) is False
+    parked = await store.get_event(head.id)
+    assert parked is not None and parked.last_error == NO_WEBHOOK_URL
+
+    # The session goes; another workspace creates one of the same id and gives it a URL.
+    await store.delete_session("s")
+    await store.create_session(SessionRecord(session_id="s", workspace_id="other"))
+    await store.update_session("s", {}, [NewEvent("test_event", {"n": "new"})])
+    with python_receiver() as receiver:
+        await store.update_session("s", {"webhook_url": receiver.url})
+        # The URL is the new session's: the old session's event does not take it.
+        kept = await store.get_event(head.id)
+        assert kept is not None and kept.url is None
+        async with httpx.AsyncClient() as client:
+            waiting = dispatcher(store, client, "")
+            await waiting.start()
+            try:
+                # ...and does not hold its line for 24 h: it is dead, the new one goes out.
+                await until(lambda: len(receiver.requests) >= 1, timeout=30)
+            finally:
+                await waiting.stop()
+    assert [(e["workspace_id"], e["data"]["n"]) for e in receiver.events()] == [("other", "new")]
+    old = await store.get_event(head.id)
+    assert old is not None and old.status == "dead"
+    assert old.last_error == f"{NO_WEBHOOK_URL}, and its session was deleted"
+    assert old.attempts == 0

@@ -304,6 +304,14 @@ class Dispatcher:
         horizon = event.give_up_at
         if horizon is None:
             horizon = event.created_at + RETRY_WINDOW
+        session = await self.store.get_session(event.session_id)
+        if session is None or session.created_at > event.created_at:
+            # Its session was deleted (a session of the same id created since is another
+            # one): no URL will come for it, and waiting would hold up that other's line.
+            await self._dead(
+                event, None, f"{NO_WEBHOOK_URL}, and its session was deleted", attempted=False
+            )
+            return True
         if now >= horizon:
             await self._dead(
                 event,

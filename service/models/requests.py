@@ -330,6 +330,10 @@ class DeliveryQuery(Input):
     limit: Annotated[int, BeforeValidator(_query_int), Field(ge=1, le=1000)] = 100
 
 
+# The largest Unix seconds a filter takes: 18 digits, as a string of digits may have.
+MAX_MOMENT = 10**18 - 1
+
+
 def _moment(value: object) -> object:
     """Unix seconds (a whole number, or ASCII digits in a string) or an ISO 8601 date-time
     (UTC when it names no offset), as float seconds; anything else is refused."""
@@ -338,6 +342,9 @@ def _moment(value: object) -> object:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("must not be negative")
+        if value > MAX_MOMENT:
+            # The bound of the digit strings; a huge int would not fit a float at all.
+            raise ValueError(f"must be at most {MAX_MOMENT}")
         return float(value)
     if isinstance(value, str):
         number = ascii_int(value)
@@ -362,7 +369,7 @@ Moment = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "integer", "minimum": 0},
+                {"type": "integer", "minimum": 0, "maximum": MAX_MOMENT},
                 {"type": "string", "format": "date-time"},
                 {"type": "string", "pattern": "^[0-9]{1,18}$"},
             ],

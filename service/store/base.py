@@ -462,7 +462,10 @@ class Store(abc.ABC):
         attempted: bool = True,
     ) -> None:
         """Record a delivery attempt: delivered, a scheduled retry, or dead. `attempted=False`
-        records a decision that sent nothing (waiting for a URL): `attempts` stays as it is.
+        records a decision that sent nothing because the event had no URL: `attempts` stays
+        as it is, and `changes` apply only while the row still has no URL (a session's
+        webhook_url set since the claim made it due, and that wins); the claim is released
+        either way.
 
         With `owner`, the write happens only while the event is claimed by `owner` (even
         past `claimed_until`, as long as nobody took it over), and it releases the claim;

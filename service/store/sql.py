@@ -377,13 +377,15 @@ class _Queries:
             )
         )
         # A session that got a webhook_url takes over the events that had none (those
-        # waiting for a URL, first of all) and makes them due now.
+        # waiting for a URL, first of all) and makes them due now; only its own: a deleted
+        # session of the same id (written before this one was created) keeps its events.
         self.outbox_adopt_url = c(
             update(o)
             .where(
                 o.c.session_id == bindparam("k_session_id"),
                 o.c.status == "pending",
                 o.c.url.is_(None),
+                o.c.created_at >= bindparam("k_since"),
             )
             .values(
                 url=bindparam("v_url"),
@@ -394,6 +396,19 @@ class _Queries:
         self.outbox_wake_waiting = c(
             update(o)
             .where(
+                o.c.status == "pending",
+                o.c.url.is_(None),
+                o.c.last_error == NO_WEBHOOK_URL,
+                o.c.next_attempt_at > bindparam("now"),
+            )
+            .values(next_attempt_at=bindparam("now"))
+        )
+        # A deleted session's waiting events are due now: the dispatcher makes them dead
+        # rather than let them hold the line of a session created later with the same id.
+        self.outbox_wake_session = c(
+            update(o)
+            .where(
+                o.c.session_id == bindparam("session_id"),
                 o.c.status == "pending",
                 o.c.url.is_(None),
                 o.c.last_error == NO_WEBHOOK_URL,
@@ -1249,7 +1264,11 @@ class SqlStore(Store):
                 raise StaleStatus(SessionRecord(*current))
             record = SessionRecord(*tx.one(q.session_get, {"session_id": session_id}))
             if changes.get("webhook_url"):
-                adopted = {"k_session_id": session_id, "v_url": record.webhook_url}
+                adopted = {
+                    "k_session_id": session_id,
+                    "k_since": record.created_at,
+                    "v_url": record.webhook_url,
+                }
                 woken.append(tx.run(q.outbox_adopt_url, adopted | {"now": time.time()}))
             for new in events or ():
                 tx.appended.append(self._append_event(tx, record, new))
@@ -1264,11 +1283,19 @@ class SqlStore(Store):
     async def delete_session(self, session_id: str) -> bool:
         q = self.q
 
+        woken: list[int] = []
+
         def remove(tx: Tx) -> bool:
             tx.run(q.message_delete_session, {"session_id": session_id})
+            woken.append(
+                tx.run(q.outbox_wake_session, {"session_id": session_id, "now": time.time()})
+            )
             return tx.run(q.session_delete, {"session_id": session_id}) > 0
 
-        return await self._transaction(remove)
+        removed = await self._transaction(remove)
+        if woken and woken[-1]:
+            self.notify([])
+        return removed
 
     # messages
 
@@ -1516,6 +1543,13 @@ class SqlStore(Store):
             assignments: dict[str, Any] = {c: bindparam(f"v_{c}") for c in columns}
             if attempted:
                 assignments["attempts"] = outbox.c.attempts + 1
+            else:
+                # A decision about an event with no URL: a webhook_url the session got since
+                # the claim (update_session made the row due with it) wins over it.
+                assignments = {
+                    c: case((outbox.c.url.is_(None), value), else_=outbox.c[c])
+                    for c, value in assignments.items()
+                }
             where = [outbox.c.id == bindparam("k_key")]
             if fenced:
                 # Only the claim's holder writes, and the write releases the claim.

@@ -195,8 +195,10 @@ class SidecarClient
                     // The sidecar's own answer: the QR, or its 409 no_qr naming the status.
                     return $this->qr($sessionId);
                 } catch (ConflictException $e) {
-                    // Scanned, or rotated away, between the two calls: look again.
-                    if ($status !== 'qr_required' || $e->errorCode() !== 'no_qr') {
+                    // Scanned between the two calls (no_qr), or between two QRs while the
+                    // sidecar refreshes an idle one (qr_not_ready): look again.
+                    $again = in_array($e->errorCode(), ['no_qr', 'qr_not_ready'], true);
+                    if ($status !== 'qr_required' || !$again) {
                         throw $e;
                     }
                 }
