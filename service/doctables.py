@@ -68,6 +68,11 @@ def generated(root: Path = ROOT) -> dict[Path, str]:
 
 def cmd_docs(args: argparse.Namespace) -> int:
     """Rewrite the generated tables, or with --check say which are out of date (exit 1)."""
+    missing = [relative for relative, _ in TABLES.values() if not (ROOT / relative).is_file()]
+    if missing:
+        # An installed package has no docs/: the tables live in a checkout of the repository.
+        print(f"wa-sidecar: no {missing[0]} under {ROOT}: run this in a checkout", file=sys.stderr)
+        return 2
     stale = []
     for path, text in generated().items():
         if path.read_text(encoding="utf-8") == text:

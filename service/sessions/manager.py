@@ -201,9 +201,9 @@ class SessionManager:
         rows and directory go. Only a running page can unlink; a failed unlink is logged
         and the delete goes on."""
         record = await self.get(session_id)
-        if self.runtime is not None:
-            await self.runtime.remove(session_id, unlink=not keep_device)
         try:
+            if self.runtime is not None:
+                await self.runtime.remove(session_id, unlink=not keep_device)
             for holder in self.forgetful:
                 holder.forget(session_id)
             await self.store.delete_session(session_id)

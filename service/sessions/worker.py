@@ -352,7 +352,10 @@ class SessionWorker:
         self.log.info("session %s: the wait for a scan is over (qr_timeout)", self.session_id)
         # desired_state first, so nothing (a boot, a cluster reconcile) starts it again;
         # then the stop, whose final move records `stopped` with reason qr_timeout.
-        await self.ctx.store.update_session(self.session_id, {"desired_state": "stopped"})
+        # A session deleted (or, in a cluster, a lease lost) meanwhile just stops; a store
+        # that fails otherwise makes this run a crash, retried with the usual backoff.
+        with contextlib.suppress(LookupError):
+            await self.ctx.store.update_session(self.session_id, {"desired_state": "stopped"})
         self.stop(reason="qr_timeout")
 
     def _scan_wait(self, since: float | None) -> None:
