@@ -122,9 +122,14 @@ def test_start_begins_a_new_wait_that_a_scan_ends(car: Sidecar, phone: Phone) ->
 
     text = cli(car, "sessions", "qr", "q1", "--text")
     assert text.returncode == 0, text.stderr
-    qr = car.api.get("/api/sessions/q1/qr").json()["qr"]  # the freshest, to beat a rotation
     assert text.stdout.count(",") >= 3 and text.stdout.endswith("\n")
-    scanned = phone.scan(qr, PHONE)
+    # The QR rotates every second here: a busy machine may scan one just replaced, which
+    # the sandbox's phone refuses as qr_expired, so scan the freshest until one is current.
+    for _ in range(10):
+        qr = car.api.get("/api/sessions/q1/qr").json()["qr"]
+        scanned = phone.scan(qr, PHONE)
+        if scanned.status_code != 409 or scanned.json()["error"]["code"] != "qr_expired":
+            break
     assert scanned.status_code == 200, scanned.text
 
     connected = cli(car, "sessions", "wait", "q1", "--status", "connected", "--timeout", "90")
