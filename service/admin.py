@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from service.digits import seconds_arg
 from service.errors import ConfigError
 from service.qr import qr_terminal
 from service.settings import Settings
@@ -43,6 +44,8 @@ STATUSES: tuple[str, ...] = get_args(SessionStatus)
 # The first start of a fresh install launches Chromium and loads wa-js: allow for it.
 READY_TIMEOUT = 120.0
 POLL_INTERVAL = 0.25
+# A message in these has not left yet.
+UNSENT = ("queued", "sending")
 
 
 class Unreachable(Exception):
@@ -162,6 +165,20 @@ class SidecarClient:
         data: dict[str, Any] = self.request("GET", f"/api/sessions/{quote(session_id, safe='')}/qr")
         return data
 
+    def send_text(self, session_id: str, to: str, text: str) -> dict[str, Any]:
+        """POST /api/sessions/{id}/messages with a text message; the message record."""
+        data: dict[str, Any] = self.request(
+            "POST",
+            f"/api/sessions/{quote(session_id, safe='')}/messages",
+            body={"to": to, "type": "text", "text": text},
+        )
+        return data
+
+    def get_message(self, session_id: str, message_id: str) -> dict[str, Any]:
+        sid, mid = quote(session_id, safe=""), quote(message_id, safe="")
+        data: dict[str, Any] = self.request("GET", f"/api/sessions/{sid}/messages/{mid}")
+        return data
+
     def action(self, session_id: str, action: str) -> dict[str, Any]:
         """POST /api/sessions/{id}/{start|stop|restart|logout}; the session afterwards."""
         if action not in ACTIONS:
@@ -274,6 +291,25 @@ def wait_for_qr(client: SidecarClient, session_id: str, timeout: float) -> dict[
         time.sleep(POLL_INTERVAL)
 
 
+def wait_for_send(
+    client: SidecarClient, session_id: str, message: dict[str, Any], timeout: float
+) -> dict[str, Any]:
+    """Poll until the message has left (sent or further); `WaitFailed` once it failed or the
+    time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if message["status"] == "failed":
+            raise WaitFailed(f"message {message['id']} failed: {message.get('error')}")
+        if message["status"] not in UNSENT:
+            return message
+        if time.monotonic() >= deadline:
+            raise WaitFailed(
+                f"message {message['id']} is still {message['status']} after {timeout:g} s"
+            )
+        time.sleep(POLL_INTERVAL)
+        message = client.get_message(session_id, message["id"])
+
+
 def wait_ready(base_url: str, timeout: float) -> None:
     """Poll `/ready` until it answers 200; `WaitFailed` naming the last answer otherwise."""
     url = f"{base_url.rstrip('/')}/ready"
@@ -370,6 +406,12 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                         f"every 20 s (this one until {qr['expires_at']}); as an image: "
                         f"{qr['image_url']}"
                     )
+            elif args.action == "send":
+                message = client.send_text(args.session_id, args.to, args.text)
+                if not args.no_wait:
+                    message = wait_for_send(client, args.session_id, message, args.timeout)
+                provider = f" ({message['provider']})" if message.get("provider") else ""
+                print(f"{message['id']}: {message['status']}{provider}")
             elif args.action == "wait":
                 record = wait_for_status(client, args.session_id, args.status, args.timeout)
                 print(_describe(record))
@@ -424,7 +466,7 @@ def add_ready_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     ready.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_arg,
         default=READY_TIMEOUT,
         help=f"seconds to wait (default {READY_TIMEOUT:g}); exit 1 after it",
     )
@@ -432,7 +474,7 @@ def add_ready_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register `sessions list|show|qr|wait|start|stop|restart|logout` on the CLI's
+    """Register `sessions list|show|qr|wait|send|start|stop|restart|logout` on the CLI's
     subparsers."""
     sessions = sub.add_parser(
         "sessions",
@@ -457,7 +499,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     qr.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_arg,
         default=WAIT_TIMEOUT,
         help=f"seconds --wait waits (default {WAIT_TIMEOUT:g})",
     )
@@ -467,9 +509,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     wait.add_argument("--status", required=True, choices=STATUSES, help="the status to wait for")
     wait.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_arg,
         default=WAIT_TIMEOUT,
         help=f"seconds to wait (default {WAIT_TIMEOUT:g})",
+    )
+    send = actions.add_parser("send", help="send a text message and wait until it has left")
+    send.add_argument("session_id")
+    send.add_argument("--to", required=True, help="the recipient: +5511988880002, or a chat id")
+    send.add_argument("--text", required=True, help="the message's text")
+    send.add_argument(
+        "--no-wait", action="store_true", help="print the message as queued, without waiting"
+    )
+    send.add_argument(
+        "--timeout",
+        type=seconds_arg,
+        default=WAIT_TIMEOUT,
+        help=f"seconds to wait for it to leave (default {WAIT_TIMEOUT:g})",
     )
     helps = {
         "start": "start a session (desired_state: running)",
@@ -487,7 +542,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         parser.add_argument(
             "--timeout",
-            type=float,
+            type=seconds_arg,
             default=WAIT_TIMEOUT,
             help=f"seconds to wait for the session to settle (default {WAIT_TIMEOUT:g})",
         )

@@ -19,6 +19,7 @@ from types import FrameType
 import uvicorn
 
 from service import admin, clustercli, dbcli, demo, doctables, doctor, logs, webhookcli
+from service.digits import port_arg
 from service.errors import ConfigError
 from service.settings import ROLES, Settings
 from service.signing import sign_request
@@ -159,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
     serve.add_argument("--host", help="override SIDECAR_HOST")
-    serve.add_argument("--port", type=int, help="override SIDECAR_PORT")
+    serve.add_argument("--port", type=port_arg, help="override SIDECAR_PORT")
     serve.add_argument(
         "--role",
         choices=ROLES,

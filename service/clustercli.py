@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from service.cluster.status import ClusterStatus, NodeStatus, cluster_status
+from service.digits import seconds_arg
 from service.errors import ConfigError
 from service.settings import Settings
 from service.store.base import NodeRecord
@@ -196,16 +197,6 @@ def cmd_drain(args: argparse.Namespace) -> int:
         return _fail("drain", str(exc))
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError("must be a number of seconds from 0 to 86400")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register `cluster` and `drain` on the CLI's subparsers."""
     cluster = sub.add_parser("cluster", help="the cluster's nodes, as the store sees them")
@@ -217,7 +208,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     drain_.add_argument("node", help="the node id (SIDECAR_NODE_ID; see `cluster status`)")
     drain_.add_argument(
         "--timeout",
-        type=_seconds,
+        type=seconds_arg,
         default=120.0,
         metavar="SECONDS",
         help="how long to wait (default 120)",

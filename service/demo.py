@@ -38,6 +38,7 @@ from starlette.routing import Route
 
 from service.admin import ApiFailure, SidecarClient, Unreachable
 from service.browser.process import kill_processes
+from service.digits import seconds_arg
 from service.errors import ConfigError
 from service.qr import qr_terminal
 from service.settings import Settings
@@ -613,7 +614,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     demo.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_arg,
         default=DEFAULT_TIMEOUT,
         help=f"seconds each step may take (default {DEFAULT_TIMEOUT:.0f})",
     )

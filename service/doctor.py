@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from service import __version__
+from service.digits import seconds_arg
 from service.errors import ConfigError
 from service.netguard import redact_url, webhook_url_problem
 from service.secretbox import parse_key
@@ -717,7 +718,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     doctor.add_argument(
         "--timeout",
-        type=float,
+        type=seconds_arg,
         default=LAUNCH_TIMEOUT,
         help=f"seconds Chromium may take to start (default {LAUNCH_TIMEOUT:.0f})",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import stat
 from collections.abc import Callable
@@ -68,13 +69,22 @@ def test_numbers_from_outside_are_ascii_digits_only() -> None:
     import pytest
 
     from adapters.meta import _graph_error
-    from service.digits import ascii_int
+    from service.digits import ascii_int, port_arg, seconds_arg
     from service.errors import ConfigError
 
     assert ascii_int("42") == 42
     for bad in ("²", "①", "١٢", " 12", "12 ", "+1", "-1", "1e3", "", "9" * 19, None):
         assert ascii_int(bad) is None, bad
     assert ascii_int("5", low=1, high=4) is None and ascii_int("0", low=1) is None
+
+    # The CLI's seconds and ports: what float() and int() would take is not enough.
+    assert seconds_arg("90") == 90.0 and seconds_arg("0.5") == 0.5 and port_arg("3000") == 3000
+    for bad in ("1e3", "inf", "nan", "١٢", " 5", "-1", "86401", "", "0x10"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            seconds_arg(bad)
+    for bad in ("0", "65536", "١٢", "+80", " 80"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            port_arg(bad)
 
     # A Cloud API answer with a Unicode Retry-After is an ordinary error, not a crash.
     for header in ("²", "①", "١٢"):

@@ -5,6 +5,7 @@ README tour runs, against a real service on the sandbox."""
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -139,3 +140,11 @@ def test_start_begins_a_new_wait_that_a_scan_ends(car: Sidecar, phone: Phone) ->
     needless = cli(car, "sessions", "qr", "q1", "--wait")
     assert needless.returncode == 1
     assert needless.stderr == "session q1 is connected: it needs no QR\n"
+
+    # The tour's last step: send from the CLI, which waits until the message has left.
+    sent = cli(car, "sessions", "send", "q1", "--to", "+5511988880002", "--text", "tour hi")
+    assert sent.returncode == 0, sent.stderr
+    assert re.fullmatch(r"msg_[0-9a-f]+: (sent|delivered|read) \(webjs\)\n", sent.stdout)
+    assert "tour hi" in [m["text"] for m in phone.sent(PHONE)]
+    refused = cli(car, "sessions", "send", "q1", "--to", "+55", "--text", "x")
+    assert refused.returncode == 1 and refused.stderr.startswith("error 422 validation_failed: to:")
