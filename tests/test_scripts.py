@@ -76,12 +76,34 @@ def test_scripts_run_sandbox_mode_under_supervisord(tmp_path: Path) -> None:
             f"whatsapp web     ok: {sandbox_url} (the sandbox of ./scripts/run --sandbox) "
             "answers (HTTP 200)"
         ) in doctor.stdout.splitlines(), doctor.stdout
+        # The README's restart: shutdown, then run again at once, while the first is still
+        # closing its browsers. The second waits for the first instead of failing.
+        ctl = [str(ROOT / ".venv" / "bin" / "supervisorctl"), "-c", str(ROOT / "supervisord.conf")]
+        subprocess.run([*ctl, "shutdown"], env=env, capture_output=True, timeout=60, check=True)
+        with output.open("ab") as out:
+            again = subprocess.Popen(
+                [str(ROOT / "scripts" / "run"), "--sandbox"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            assert proc.wait(timeout=120) == 0
+            wait_http(f"http://127.0.0.1:{port}/health", timeout=120, proc=again)
+            eventually(lambda: status().count("RUNNING") == 2, 30, "the stack running again")
+        finally:
+            os.killpg(again.pid, signal.SIGTERM)
+            assert again.wait(timeout=120) == 0
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        assert proc.wait(timeout=120) == 0
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            assert proc.wait(timeout=120) == 0
     # Stopped, the stack's record counts for nothing: doctor goes back to the environment.
     assert running_stack(ROOT) is None
     text = output.read_text()
+    assert "supervisord already runs here" not in text
     assert "sandbox mode: WhatsApp Web is the local stand-in" in text
     # As root, scripts/run says root is meant, so supervisord has nothing to warn about.
     assert "Supervisor is running as root" not in text
