@@ -12,8 +12,18 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
-from adapters.base import Engine, ErrorKind, ProviderError, ProviderStatus, QrCode, SendResult
+from adapters.base import (
+    PAGE_TIMEOUT,
+    Engine,
+    ErrorKind,
+    ProviderError,
+    ProviderStatus,
+    QrCode,
+    SendResult,
+    not_supported_by_provider,
+)
 from service.cluster.rpc import RpcClient
 from service.errors import NoQr
 from service.sessions.layout import profile_dir, remove_tree
@@ -23,6 +33,8 @@ from service.store.base import NodeRecord
 
 # A logout waits for the browser to close (the runtime's STOP_TIMEOUT, 30 s) and more.
 LOGOUT_TIMEOUT = 45.0
+# A page operation: the worker's own timeout answers first (504 `page_timeout`).
+CALL_TIMEOUT = PAGE_TIMEOUT + 5.0
 # A delete may unlink the device first (the runtime's UNLINK_TIMEOUT, 15 s), then does the
 # same.
 REMOVE_TIMEOUT = 60.0
@@ -83,6 +95,14 @@ class RemoteEngine(Engine):
         # No browser has the profile open: forget the login on disk.
         remove_tree(profile_dir(self.sessions_root, session.workspace_id, session.session_id))
         await self.store.update_session(session.session_id, {"phone_number": None})
+
+    async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
+        if session.provider_mode == "meta":
+            raise not_supported_by_provider("meta", op)  # no page, as the worker would say
+        answer = await self.rpc.call(
+            session.session_id, "call", {"op": op, "args": args}, timeout=CALL_TIMEOUT
+        )
+        return answer.json()["value"]
 
     def status(self, session: SessionRecord) -> ProviderStatus:
         # What the owner last recorded; it re-checks the page itself before each send.
