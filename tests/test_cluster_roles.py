@@ -183,6 +183,23 @@ def test_the_api_answers_503_for_a_session_no_worker_can_serve(
         assert unknown.status_code == 502, unknown.text
         assert unknown.json()["error"]["code"] == "worker_error"
 
+        # A page operation reaches the worker as `call` with its name and arguments; its
+        # value comes back, and so does its 504 (the worker's page did not answer in time).
+        refusing.status, refusing.answer = 200, {"value": "Available"}
+        about = api.api.get("/api/sessions/c1/contacts/+5511988880002/about")
+        assert about.json() == {"contact_id": "+5511988880002", "about": "Available"}
+        forwarded = refusing.requests[-1]
+        assert forwarded["path"] == "/internal/sessions/c1/call"
+        assert (forwarded["json"]["op"], forwarded["json"]["args"]) == (
+            "contacts.about",
+            {"id": "5511988880002@c.us"},
+        )
+        refusing.status = 504
+        refusing.answer = {"error": {"code": "page_timeout", "message": "slow", "details": {}}}
+        slow = api.api.post("/api/sessions/c1/contacts/check", json={"phones": ["5511988880002"]})
+        assert slow.status_code == 504, slow.text
+        assert slow.json()["error"]["code"] == "page_timeout"
+
 
 def test_a_workers_port_answers_only_signed_internal_calls(
     tmp_path: Path, cluster_env: dict[str, str]
