@@ -1,10 +1,11 @@
 """The engine interface: what every way of running a WhatsApp account offers.
 
 An engine runs a session (`start`, `stop`, `logout`), links it (`qr`, `pairing_code`), says
-whether it can deliver now (`status`), sends one stored message (`send`) and fetches inbound
-media (`download_media`). Each engine turns its provider's own shapes (WhatsApp Web payloads,
-wa-js ACK values, Graph API JSON) into the neutral records below and hands them to an
-`InboundSink`; messaging only ever sees those records.
+whether it can deliver now (`status`), sends one stored message (`send`), fetches inbound
+media (`download_media`) and answers page operations such as contact lookups (`call`).
+Each engine turns its provider's own shapes (WhatsApp Web payloads, wa-js ACK values, Graph
+API JSON) into the neutral records below and hands them to an `InboundSink`; messaging only
+ever sees those records.
 
 Send errors carry a kind that decides what happens next: only provider-level kinds fail over
 to another engine; recipient and request errors fail the message, and an unknown delivery is

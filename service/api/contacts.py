@@ -62,12 +62,11 @@ async def check(request: Request) -> Response:
     for phone in phones:
         assert phone is not None  # the model's pattern is the phone's
         answer = found.get(f"{phone}@c.us") or {}
-        item = rs.ContactExists(phone=phone, exists=bool(answer.get("exists")))
-        if item.exists:
-            item.wid = _text(answer.get("wid"))
-            if isinstance(answer.get("lid"), str):
-                item.lid = answer["lid"]
-        data.append(item)
+        fields: dict[str, Any] = {"phone": phone, "exists": bool(answer.get("exists"))}
+        if fields["exists"]:
+            # Only what the page knows is set: an unset field is left out of the answer.
+            fields |= {k: answer[k] for k in ("wid", "lid") if isinstance(answer.get(k), str)}
+        data.append(rs.ContactExists(**fields))
     return reply(rs.ContactChecks(data=data))
 
 
