@@ -157,8 +157,7 @@ PAGE_OPS = frozenset(
         "contacts.ids",
     }
 )
-# How long a page operation may take; the cluster's RPC waits a little longer, so the
-# worker's own answer (504 `page_timeout`) reaches the client rather than a 503.
+# How long a page operation may take by default (WA_PAGE_TIMEOUT).
 PAGE_TIMEOUT = 20.0
 
 

@@ -708,10 +708,12 @@ class Network:
 
     # -- contacts ------------------------------------------------------------------
 
-    def contact_info(self, device_id: object, token: object, wid: object) -> dict[str, Any]:
+    async def contact_info(self, device_id: object, token: object, wid: object) -> dict[str, Any]:
         """What a page's query about a user id learns: `{exists}`, and when it exists its
-        `wid`, `lid`, `picture` and `about` (WhatsApp's usync, picture and status queries)."""
-        self.authenticate(device_id, token)
+        `wid`, `lid`, `picture` and `about` (WhatsApp's usync, picture and status queries).
+        A stalled device waits for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
         phone = self.phone_behind(_user_id(wid))
         contact = self._contact(phone) if phone is not None else None
         if phone is None or contact is None or not contact.exists:
@@ -724,9 +726,13 @@ class Network:
             "about": contact.about,
         }
 
-    def set_blocked(self, device_id: object, token: object, wid: object, block: bool) -> list[str]:
-        """Block or unblock a user id for the device's account; its blocklist after."""
+    async def set_blocked(
+        self, device_id: object, token: object, wid: object, block: bool
+    ) -> list[str]:
+        """Block or unblock a user id for the device's account; its blocklist after. A
+        stalled device waits for its answer until `reconnect`."""
         device = self.authenticate(device_id, token)
+        await self._unstalled(device)
         assert device.phone is not None
         target = _user_id(wid)
         listed = self._blocked.setdefault(device.phone, [])
@@ -753,6 +759,11 @@ class Network:
         contact = Contact(exists=exists, picture=picture, about=about)
         self._contacts[phone] = contact
         return contact
+
+    async def _unstalled(self, device: Device) -> None:
+        # A stalled device's queries get no answer, as its sends get none.
+        while device.stalled and not self.closed:
+            await device.signal.wait()
 
     def _contact(self, phone: str) -> Contact | None:
         # A number is on WhatsApp when a test said so, or when a device is linked as it.
@@ -996,7 +1007,9 @@ class Network:
         held for the devices follows."""
         devices = self._targets(target)
         for device in devices:
-            device.stalled = False
+            if device.stalled:
+                device.stalled = False
+                device.wake()  # its queries waiting for an answer get one now
             offline = not device.online
             if offline:
                 device.online = True

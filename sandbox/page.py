@@ -125,7 +125,8 @@ class PageSite:
     async def contact(self, request: Request) -> Response:
         """`{device_id, token, id}` -> `{exists, wid?, lid?, picture?, about?}`."""
         body = await read_json(request)
-        info = self.network.contact_info(body.get("device_id"), body.get("token"), body.get("id"))
+        device, token = body.get("device_id"), body.get("token")
+        info = await self.network.contact_info(device, token, body.get("id"))
         return JSONResponse(info)
 
     async def blocklist(self, request: Request) -> Response:
@@ -138,7 +139,7 @@ class PageSite:
         block = body.get("block")
         if not isinstance(block, bool):
             raise Invalid("validation_error", "block must be true or false", field="block")
-        listed = self.network.set_blocked(device, token, body.get("id"), block)
+        listed = await self.network.set_blocked(device, token, body.get("id"), block)
         return JSONResponse({"blocked": listed})
 
     async def events(self, request: Request) -> Response:

@@ -37,7 +37,10 @@ def phone() -> Iterator[Phone]:
 def car(tmp_path_factory: pytest.TempPathFactory, phone: Phone) -> Iterator[Sidecar]:
     """A sidecar on the sandbox with session c1 linked as ME."""
     sidecar = Sidecar(
-        tmp_path_factory.mktemp("contacts") / "storage", WA_WEB_URL=phone.base + "/"
+        tmp_path_factory.mktemp("contacts") / "storage",
+        WA_WEB_URL=phone.base + "/",
+        # Short, so the test of a page that never answers is short too.
+        WA_PAGE_TIMEOUT="3",
     ).start()
     try:
         created = sidecar.api.post(
@@ -159,3 +162,15 @@ def test_a_session_without_a_page_answers_409(car: Sidecar, tmp_path: Path) -> N
             "not_supported_by_provider",
             {"provider": "meta"},
         )
+
+
+def test_a_page_that_never_answers_is_a_504_not_a_hang(car: Sidecar, phone: Phone) -> None:
+    # The network stops answering the account while its page stays online (a stall).
+    assert phone.device(ME, "stall").status_code == 200
+    try:
+        late = error(car.api.get(f"/api/sessions/c1/contacts/{FRIEND}/picture"), 504)
+        assert late["code"] == "page_timeout"
+        assert car.session("c1")["status"] == "connected"
+    finally:
+        assert phone.device(ME, "reconnect").status_code == 200
+    assert ok(car.api.get(f"/api/sessions/c1/contacts/{FRIEND}/picture"))["url"] == PICTURE

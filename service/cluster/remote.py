@@ -33,8 +33,9 @@ from service.store.base import NodeRecord
 
 # A logout waits for the browser to close (the runtime's STOP_TIMEOUT, 30 s) and more.
 LOGOUT_TIMEOUT = 45.0
-# A page operation: the worker's own timeout answers first (504 `page_timeout`).
-CALL_TIMEOUT = PAGE_TIMEOUT + 5.0
+# A page operation waits this much longer than the worker's page may take, so the worker's
+# own answer (504 `page_timeout`) reaches the client rather than a 503.
+PAGE_CALL_MARGIN = 5.0
 # A delete may unlink the device first (the runtime's UNLINK_TIMEOUT, 15 s), then does the
 # same.
 REMOVE_TIMEOUT = 60.0
@@ -46,8 +47,14 @@ class RemoteEngine(Engine):
     name = "webjs"
 
     def __init__(
-        self, store: Store, rpc: RpcClient, status: StatusWriter, sessions_root: Path
+        self,
+        store: Store,
+        rpc: RpcClient,
+        status: StatusWriter,
+        sessions_root: Path,
+        page_timeout: float = PAGE_TIMEOUT,
     ) -> None:
+        self.page_timeout = page_timeout
         self.store = store
         self.rpc = rpc
         self.statuses = status
@@ -100,7 +107,10 @@ class RemoteEngine(Engine):
         if session.provider_mode == "meta":
             raise not_supported_by_provider("meta", op)  # no page, as the worker would say
         answer = await self.rpc.call(
-            session.session_id, "call", {"op": op, "args": args}, timeout=CALL_TIMEOUT
+            session.session_id,
+            "call",
+            {"op": op, "args": args},
+            timeout=self.page_timeout + PAGE_CALL_MARGIN,
         )
         return answer.json()["value"]
 
