@@ -25,7 +25,7 @@ from adapters.base import (
     not_supported_by_provider,
 )
 from service.cluster.rpc import RpcClient
-from service.errors import NoQr
+from service.errors import Conflict, NoQr
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
 from service.store import MessageRecord, SessionRecord, StaleStatus, Store
@@ -104,8 +104,15 @@ class RemoteEngine(Engine):
         await self.store.update_session(session.session_id, {"phone_number": None})
 
     async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
+        # What the worker would answer, without the round trip (it checks its page again).
         if session.provider_mode == "meta":
-            raise not_supported_by_provider("meta", op)  # no page, as the worker would say
+            raise not_supported_by_provider("meta", op)
+        if session.status != "connected":
+            raise Conflict(
+                "the session is not connected to WhatsApp Web",
+                code="session_not_connected",
+                details={"status": session.status},
+            )
         answer = await self.rpc.call(
             session.session_id,
             "call",
