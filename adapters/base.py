@@ -1,10 +1,11 @@
 """The engine interface: what every way of running a WhatsApp account offers.
 
 An engine runs a session (`start`, `stop`, `logout`), links it (`qr`, `pairing_code`), says
-whether it can deliver now (`status`), sends one stored message (`send`) and fetches inbound
-media (`download_media`). Each engine turns its provider's own shapes (WhatsApp Web payloads,
-wa-js ACK values, Graph API JSON) into the neutral records below and hands them to an
-`InboundSink`; messaging only ever sees those records.
+whether it can deliver now (`status`), sends one stored message (`send`), fetches inbound
+media (`download_media`) and answers page operations such as contact lookups (`call`).
+Each engine turns its provider's own shapes (WhatsApp Web payloads, wa-js ACK values, Graph
+API JSON) into the neutral records below and hands them to an `InboundSink`; messaging only
+ever sees those records.
 
 Send errors carry a kind that decides what happens next: only provider-level kinds fail over
 to another engine; recipient and request errors fail the message, and an unknown delivery is
@@ -143,6 +144,32 @@ class InboundSink(Protocol):
     async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None: ...
 
 
+# The page operations the API may ask a session for (`Engine.call`), by name. Each has one
+# function in the page bridge's table (service/browser/bridge.js); no other name reaches a
+# page. Contacts first; groups, chats and the rest add theirs here.
+PAGE_OPS = frozenset(
+    {
+        "contacts.exists",
+        "contacts.picture",
+        "contacts.about",
+        "contacts.block",
+        "contacts.unblock",
+        "contacts.ids",
+    }
+)
+# How long a page operation may take by default (WA_PAGE_TIMEOUT).
+PAGE_TIMEOUT = 20.0
+
+
+def not_supported_by_provider(engine: str, op: str) -> Conflict:
+    """409 for a page operation the session's provider does not have."""
+    return Conflict(
+        f"the {engine} provider does not support {op}",
+        code="not_supported_by_provider",
+        details={"provider": engine},
+    )
+
+
 def not_supported(engine: str, what: str) -> Conflict:
     return Conflict(
         f"the {engine} provider has no {what}",
@@ -195,3 +222,7 @@ class Engine(abc.ABC):
     async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
         """The media of an inbound message."""
         raise not_supported(self.name, "media download")
+
+    async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
+        """Run the page operation `op` (one of PAGE_OPS) with `args`; its JSON value."""
+        raise not_supported_by_provider(self.name, op)

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.base import (
+    PAGE_OPS,
+    PAGE_TIMEOUT,
     Engine,
     ErrorKind,
     InboundMedia,
@@ -32,9 +34,9 @@ from adapters.base import (
     SendResult,
     StatusUpdate,
 )
-from service.browser import BridgeError, PageBridge
+from service.browser import BridgeError, BridgeTimeout, PageBridge
 from service.browser.bridge import BridgeEvent
-from service.errors import Conflict
+from service.errors import Conflict, PageTimeout, ValidationFailed
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, SessionRecord
 
@@ -143,11 +145,13 @@ class WebJsEngine(Engine):
         *,
         link_previews: bool = False,
         handoff: float = HANDOFF_TIMEOUT,
+        page_timeout: float = PAGE_TIMEOUT,
     ) -> None:
         self.runtime = runtime
         self.sessions_root = sessions_root
         self.link_previews = link_previews
         self.handoff = handoff
+        self.page_timeout = page_timeout
         self.sink: InboundSink | None = None
         # Refs of sends wa-js still holds, per session: settled by send_result or acks.
         self._pending: defaultdict[str, set[str]] = defaultdict(set)
@@ -185,6 +189,37 @@ class WebJsEngine(Engine):
             return base64.b64decode(await bridge.download_media(provider_message_id), validate=True)
         except (BridgeError, ValueError) as exc:
             raise Conflict(f"WhatsApp Web gave no media: {exc}", code="media_unavailable") from None
+
+    async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
+        if op not in PAGE_OPS:
+            raise ValidationFailed("op", "is not a page operation")
+        bridge = self.runtime.bridge(session.session_id)
+        if bridge is None or not self.runtime.usable(session.session_id):
+            raise Conflict(
+                "the session is not connected to WhatsApp Web",
+                code="session_not_connected",
+                details={"status": session.status},
+            )
+        try:
+            answer = await bridge.op(op, args, timeout=self.page_timeout)
+        except BridgeTimeout:
+            raise PageTimeout(
+                f"WhatsApp Web did not answer {op} within {self.page_timeout:.0f} s"
+            ) from None
+        except BridgeError as exc:
+            # The page went away under the call (closing, reloading): not connected now.
+            log.info("session %s: %s interrupted: %s", session.session_id, op, exc)
+            raise Conflict(
+                "the session's page went away during the call",
+                code="session_not_connected",
+                details={"status": session.status},
+            ) from None
+        if not answer.get("ok"):
+            code = answer.get("code")
+            # wa-js's messages name the ids they were given: only its code is passed on.
+            details = {"wa_code": code} if isinstance(code, str) and _is_wa_code(code) else {}
+            raise Conflict(f"WhatsApp Web refused {op}", code="page_refused", details=details)
+        return answer.get("value")
 
     async def quiesce(self, session_id: str, timeout: float) -> bool:
         """Wait (bounded) until wa-js settled every send the session's page holds, so a
@@ -356,6 +391,11 @@ class WebJsEngine(Engine):
             media=media,
             load_media=load if media is not None else None,
         )
+
+
+def _is_wa_code(code: str) -> bool:
+    """Whether a page error code looks like one of wa-js's (snake_case, short)."""
+    return len(code) <= 64 and code.replace("_", "").isalpha() and code.islower()
 
 
 def _is_key(provider_id: str) -> bool:

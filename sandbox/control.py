@@ -24,7 +24,8 @@ from sandbox.wids import normalize_phone
 
 class ControlApi:
     """Scan a QR, confirm a pairing code, deliver inbound messages, raise acks, cut, stall
-    or unlink devices, make sends fail, tell LIDs, and list what a device sent."""
+    or unlink devices, make sends fail, tell LIDs, say who is on WhatsApp, list blocklists
+    and what a device sent."""
 
     def __init__(self, network: Network) -> None:
         self.network = network
@@ -43,6 +44,8 @@ class ControlApi:
             Route("/control/devices/{target}/stall", self.stall, methods=["POST"]),
             Route("/control/devices/{target}/fail-sends", self.fail_sends, methods=["POST"]),
             Route("/control/lid", self.lid, methods=["GET"]),
+            Route("/control/contacts", self.contact, methods=["POST"]),
+            Route("/control/blocklist", self.blocklist, methods=["GET"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
         ]
@@ -126,6 +129,24 @@ class ControlApi:
         """`?phone=` -> `{phone, lid: '<digits>@lid'}`, the phone's stable LID."""
         phone = normalize_phone(request.query_params.get("phone"))
         return JSONResponse({"phone": phone, "lid": self.network.lid_wid(phone)})
+
+    async def contact(self, request: Request) -> Response:
+        """`{phone, exists?: true, picture?: url, about?}`: what WhatsApp says about that
+        number from now on (a linked phone exists without being named here)."""
+        body = await read_json(request)
+        phone = normalize_phone(required(body, "phone"))
+        exists = body.get("exists", True)
+        if not isinstance(exists, bool):
+            raise Invalid("validation_error", "exists must be true or false", field="exists")
+        picture = optional_str(body, "picture", 2048)
+        about = optional_str(body, "about", 1024)
+        self.network.set_contact(phone, exists, picture, about)
+        return JSONResponse({"phone": phone, "exists": exists, "picture": picture, "about": about})
+
+    async def blocklist(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, blocked: [ids]}`: whom that account blocked, oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "blocked": self.network.blocked_by(phone)})
 
     async def sent(self, request: Request) -> Response:
         """`?phone=` or `?device=` -> `{messages: [...]}`, oldest first."""

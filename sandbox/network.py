@@ -178,6 +178,15 @@ class HeldSend:
 
 
 @dataclass
+class Contact:
+    """What the network says about a phone number: set through `/control/contacts`."""
+
+    exists: bool = True
+    picture: str | None = None
+    about: str | None = None
+
+
+@dataclass
 class PairingCode:
     """A linking code a page asked for, waiting for the phone to confirm it."""
 
@@ -290,6 +299,10 @@ class Network:
         self._known: dict[tuple[str, str], KnownMessage] = {}
         self._lids: dict[str, str] = {}  # phone -> LID user part
         self._lid_phones: dict[str, str] = {}  # LID user part -> phone
+        # phone -> what the network says about it (a linked phone exists without an entry).
+        self._contacts: dict[str, Contact] = {}
+        # account phone -> the ids it blocked, in the order it blocked them.
+        self._blocked: dict[str, list[str]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
         self.closed = False
@@ -497,6 +510,8 @@ class Network:
             "device_id": device.device_id,
             "phone": phone,
             "lid": self.lid_wid(phone) if phone else None,
+            # WhatsApp syncs the account's blocklist to a device as it connects.
+            "blocked": self.blocked_by(phone) if phone else [],
             "online": device.online,
             "event_seq": device.seq,
             "config": self.page_config,
@@ -690,6 +705,72 @@ class Network:
         if known is not None and not known.has_media:
             raise Invalid("message_not_contains_media", "that message has no media")
         raise NotFound("msg_not_found", "this device has no such message")
+
+    # -- contacts ------------------------------------------------------------------
+
+    async def contact_info(self, device_id: object, token: object, wid: object) -> dict[str, Any]:
+        """What a page's query about a user id learns: `{exists}`, and when it exists its
+        `wid`, `lid`, `picture` and `about` (WhatsApp's usync, picture and status queries).
+        A stalled device waits for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        phone = self.phone_behind(_user_id(wid))
+        contact = self._contact(phone) if phone is not None else None
+        if phone is None or contact is None or not contact.exists:
+            return {"exists": False}
+        return {
+            "exists": True,
+            "wid": f"{phone}@c.us",
+            "lid": self.lid_wid(phone),
+            "picture": contact.picture,
+            "about": contact.about,
+        }
+
+    async def set_blocked(
+        self, device_id: object, token: object, wid: object, block: bool
+    ) -> list[str]:
+        """Block or unblock a user id for the device's account; its blocklist after. A
+        stalled device waits for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        assert device.phone is not None
+        target = _user_id(wid)
+        listed = self._blocked.setdefault(device.phone, [])
+        if block and target not in listed:
+            listed.append(target)
+        elif not block and target in listed:
+            listed.remove(target)
+        return list(listed)
+
+    def blocklist(self, device_id: object, token: object) -> list[str]:
+        """The ids the device's account blocked."""
+        device = self.authenticate(device_id, token)
+        assert device.phone is not None
+        return self.blocked_by(device.phone)
+
+    def blocked_by(self, phone: str) -> list[str]:
+        """The ids `phone` blocked, oldest first."""
+        return list(self._blocked.get(phone, []))
+
+    def set_contact(
+        self, phone: str, exists: bool, picture: str | None, about: str | None
+    ) -> Contact:
+        """Say whether `phone` is on WhatsApp, and its picture and about text."""
+        contact = Contact(exists=exists, picture=picture, about=about)
+        self._contacts[phone] = contact
+        return contact
+
+    async def _unstalled(self, device: Device) -> None:
+        # A stalled device's queries get no answer, as its sends get none.
+        while device.stalled and not self.closed:
+            await device.signal.wait()
+
+    def _contact(self, phone: str) -> Contact | None:
+        # A number is on WhatsApp when a test said so, or when a device is linked as it.
+        declared = self._contacts.get(phone)
+        if declared is not None:
+            return declared
+        return Contact() if self._linked(phone) else None
 
     # -- the phone's side (control API) ----------------------------------------------
 
@@ -926,7 +1007,9 @@ class Network:
         held for the devices follows."""
         devices = self._targets(target)
         for device in devices:
-            device.stalled = False
+            if device.stalled:
+                device.stalled = False
+                device.wake()  # its queries waiting for an answer get one now
             offline = not device.online
             if offline:
                 device.online = True
@@ -1054,6 +1137,15 @@ class Network:
         if not devices:
             raise NotFound("unknown_phone", "no device is linked as that phone")
         return devices
+
+
+def _user_id(value: object) -> str:
+    """A user id a page asks about: `<digits>@c.us` or `<digits>@lid`."""
+    if not isinstance(value, str) or not value.endswith(("@c.us", "@lid")):
+        raise Invalid(
+            "invalid_chat_id", "id must look like <digits>@c.us or <digits>@lid", field="id"
+        )
+    return chat_id(value, "id")
 
 
 def _same_secret(expected: str, given: str) -> bool:

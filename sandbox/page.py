@@ -41,6 +41,8 @@ class PageSite:
             Route("/net/message", self.message, methods=["POST"]),
             Route("/net/logout", self.logout, methods=["POST"]),
             Route("/net/media", self.media, methods=["GET"]),
+            Route("/net/contact", self.contact, methods=["POST"]),
+            Route("/net/blocklist", self.blocklist, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -119,6 +121,26 @@ class PageSite:
         q = request.query_params
         found = self.network.media(q.get("device"), q.get("token"), q.get("id"))
         return Response(found.data, media_type=found.mimetype)
+
+    async def contact(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> `{exists, wid?, lid?, picture?, about?}`."""
+        body = await read_json(request)
+        device, token = body.get("device_id"), body.get("token")
+        info = await self.network.contact_info(device, token, body.get("id"))
+        return JSONResponse(info)
+
+    async def blocklist(self, request: Request) -> Response:
+        """`{device_id, token, id?, block?}` -> `{blocked: [ids]}`: with an id, block it
+        (`block: true`) or unblock it first; without one, only the list."""
+        body = await read_json(request)
+        device, token = body.get("device_id"), body.get("token")
+        if body.get("id") is None:
+            return JSONResponse({"blocked": self.network.blocklist(device, token)})
+        block = body.get("block")
+        if not isinstance(block, bool):
+            raise Invalid("validation_error", "block must be true or false", field="block")
+        listed = await self.network.set_blocked(device, token, body.get("id"), block)
+        return JSONResponse({"blocked": listed})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

@@ -20,7 +20,7 @@ from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
-from service.api import cluster, messages, meta, qr, sessions, system, webhooks
+from service.api import cluster, contacts, messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
@@ -210,6 +210,7 @@ def create_app(
             settings.sessions_dir,
             link_previews=bool(settings.link_preview_servers),
             handoff=float(settings.send_handoff_timeout),
+            page_timeout=float(settings.page_timeout),
         )
         meta_provider = meta_engine()
         selector = ProviderSelector(
@@ -227,12 +228,17 @@ def create_app(
     elif with_browsers and role == "api":
         # Sessions run on the workers: the API reaches each one's owner over RPC.
         rpc = RpcClient(store, http, settings.internal_secret, float(settings.lease_ttl))
-        remote = RemoteEngine(store, rpc, status, settings.sessions_dir)
+        remote = RemoteEngine(
+            store, rpc, status, settings.sessions_dir, float(settings.page_timeout)
+        )
         meta_provider = meta_engine()
         selector = ProviderSelector(store, remote, meta_provider)
         messenger = build_messenger(selector, rpc.nudge)
         meta_provider.sink = messenger
-        engines = RemoteEngines(remote, RemoteEngine(store, rpc, status, settings.sessions_dir))
+        engines = RemoteEngines(
+            remote,
+            RemoteEngine(store, rpc, status, settings.sessions_dir, float(settings.page_timeout)),
+        )
         session_runtime = RemoteRuntime(rpc)
     dispatcher: Dispatcher | None = None
     broadcaster: Broadcaster | None = None
@@ -346,6 +352,7 @@ def create_app(
         *sessions.routes,
         *qr.routes,
         *messages.routes,
+        *contacts.routes,
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,

@@ -100,6 +100,18 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(409, "meta_not_configured", "the session has no Meta credentials"),
     ErrorCode(409, "media_unavailable", "the provider could not give this message's media"),
     ErrorCode(409, "not_supported", "the session's provider cannot do this"),
+    ErrorCode(
+        409,
+        "not_supported_by_provider",
+        "the session's provider has no such operation (a `meta` session has no contacts); "
+        "`details.provider` names it",
+    ),
+    ErrorCode(
+        409,
+        "page_refused",
+        "WhatsApp Web refused the operation; `details.wa_code` is wa-js's error code when it "
+        "gave one",
+    ),
     ErrorCode(409, "runtime_disabled", "this process runs no browsers"),
     ErrorCode(
         413,
@@ -129,6 +141,11 @@ ERRORS: tuple[ErrorCode, ...] = (
         503,
         "session_unassigned",
         "cluster mode: no worker holds the session at the moment; retry in a few seconds",
+    ),
+    ErrorCode(
+        504,
+        "page_timeout",
+        "WhatsApp Web did not answer the operation in time (it may still take effect): retry",
     ),
     ErrorCode(
         400, "unknown_operation", "internal RPC (`/internal/*`): a session operation unknown here"
@@ -234,6 +251,13 @@ class ValidationFailed(ApiError):
             details["errors"] = errors
         super().__init__(f"{field}: {message}", details=details)
         self.field = field
+
+
+class PageTimeout(ApiError):
+    """A session's page did not answer an operation in time; it may still take effect."""
+
+    status = 504
+    code = "page_timeout"
 
 
 class AtCapacity(ApiError):

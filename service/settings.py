@@ -63,6 +63,8 @@ class Settings:
     wa_device_name: str = "wa-sidecar"
     link_preview_servers: tuple[str, ...] = ()
     send_handoff_timeout: int = 20
+    # Seconds a page operation (a contact lookup, ...) may take before it answers 504.
+    page_timeout: int = 20
     max_sessions: int = 50
     max_concurrent_launches: int = 2
     session_memory_limit_mb: int = 0
@@ -172,8 +174,11 @@ class Settings:
             raise ConfigError(
                 "BROADCAST_DRIVER needs PUSHER_APP_ID, PUSHER_APP_KEY and PUSHER_APP_SECRET"
             )
-        if settings.wa_load_timeout < 1 or settings.send_handoff_timeout < 1:
-            raise ConfigError("WA_LOAD_TIMEOUT and SIDECAR_SEND_HANDOFF_TIMEOUT must be at least 1")
+        if min(settings.wa_load_timeout, settings.send_handoff_timeout, settings.page_timeout) < 1:
+            raise ConfigError(
+                "WA_LOAD_TIMEOUT, SIDECAR_SEND_HANDOFF_TIMEOUT and WA_PAGE_TIMEOUT must be at "
+                "least 1"
+            )
         if settings.max_sessions < 1 or settings.max_concurrent_launches < 1:
             raise ConfigError("MAX_SESSIONS and MAX_CONCURRENT_LAUNCHES must be at least 1")
         settings.check_cluster()
@@ -269,6 +274,7 @@ _ENV_NAMES: dict[str, str] = {
     "wa_device_name": "WA_DEVICE_NAME",
     "link_preview_servers": "WA_LINK_PREVIEW_SERVERS",
     "send_handoff_timeout": "SIDECAR_SEND_HANDOFF_TIMEOUT",
+    "page_timeout": "WA_PAGE_TIMEOUT",
     "max_sessions": "MAX_SESSIONS",
     "max_concurrent_launches": "MAX_CONCURRENT_LAUNCHES",
     "session_memory_limit_mb": "SESSION_MEMORY_LIMIT_MB",

@@ -250,6 +250,16 @@ def test_every_session_call_reaches_its_worker(cluster: Cluster, phone: Phone) -
     cluster.start("w1")
     api = cluster.api.api
     cluster.link("l1", "5511999990301")
+    # A page operation runs on the worker's page: the linked number is on WhatsApp, and a
+    # number nobody linked or declared is not.
+    checked = api.post(
+        "/api/sessions/l1/contacts/check", json={"phones": ["5511999990301", "5511977770009"]}
+    )
+    assert checked.status_code == 200, checked.text
+    assert [(c["phone"], c["exists"]) for c in checked.json()["data"]] == [
+        ("5511999990301", True),
+        ("5511977770009", False),
+    ]
     # Restart: the worker restarts the browser; the login is kept.
     assert api.post("/api/sessions/l1/restart").status_code == 202
     cluster.api.wait_status("l1", "connected", timeout=90)

@@ -114,6 +114,20 @@ def api(tmp_path: Path, cluster_env: dict[str, str]) -> Iterator[Sidecar]:
         car.close()
 
 
+def mark_connected(env: dict[str, str], session_id: str) -> None:
+    """The session's status as its worker writes it once the page is logged in."""
+
+    async def write() -> None:
+        store = open_store(env["SIDECAR_DATABASE_URL"])
+        await store.open()
+        try:
+            await store.update_session(session_id, {"status": "connected"})
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
 def put_owner(env: dict[str, str], session_id: str, address: str, node_id: str = "w-gone") -> None:
     """A worker row and its lease on `session_id`, as a worker at `address` would write."""
 
@@ -182,6 +196,30 @@ def test_the_api_answers_503_for_a_session_no_worker_can_serve(
         unknown = api.api.post("/api/sessions/c1/pairing-code", json={"phone": "5511999990009"})
         assert unknown.status_code == 502, unknown.text
         assert unknown.json()["error"]["code"] == "worker_error"
+
+        # A page operation of a session not connected is refused here, as its worker would;
+        # once connected it reaches the worker as `call` with its name and arguments, its
+        # value comes back, and so does its 504 (the worker's page did not answer in time).
+        calls = len(refusing.requests)
+        early = api.api.get("/api/sessions/c1/contacts/+5511988880002/about")
+        assert early.status_code == 409, early.text
+        assert early.json()["error"]["details"] == {"status": "initializing"}
+        assert len(refusing.requests) == calls
+        mark_connected(cluster_env, "c1")
+        refusing.status, refusing.answer = 200, {"value": "Available"}
+        about = api.api.get("/api/sessions/c1/contacts/+5511988880002/about")
+        assert about.json() == {"contact_id": "+5511988880002", "about": "Available"}
+        forwarded = refusing.requests[-1]
+        assert forwarded["path"] == "/internal/sessions/c1/call"
+        assert (forwarded["json"]["op"], forwarded["json"]["args"]) == (
+            "contacts.about",
+            {"id": "5511988880002@c.us"},
+        )
+        refusing.status = 504
+        refusing.answer = {"error": {"code": "page_timeout", "message": "slow", "details": {}}}
+        slow = api.api.post("/api/sessions/c1/contacts/check", json={"phones": ["5511988880002"]})
+        assert slow.status_code == 504, slow.text
+        assert slow.json()["error"]["code"] == "page_timeout"
 
 
 def test_a_workers_port_answers_only_signed_internal_calls(

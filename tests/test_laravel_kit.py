@@ -323,6 +323,31 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     connected = eventually(kit_status, 60, "the kit to see kit-1 connected")
     assert connected["phone_number"] == ME
 
+    # Contacts: one call per endpoint, a contact given in each of its forms.
+    phone.contact(FRIEND, about="Available")
+    friend_lid = phone.lid(FRIEND)
+    contacts = run_kit(
+        car.base,
+        call("checkContacts", sessionId="kit-1", phones=[f"+{FRIEND}", "5511977770004"]),
+        call("contactAbout", sessionId="kit-1", contact=f"+{FRIEND}"),
+        call("contactPicture", sessionId="kit-1", contact=FRIEND),
+        call("blockContact", sessionId="kit-1", contact=f"{FRIEND}@c.us"),
+        call("unblockContact", sessionId="kit-1", contact=f"{FRIEND}@c.us"),
+        call("contactIds", sessionId="kit-1", contact=friend_lid),
+        call("contactAbout", sessionId="kit-1", contact="not-a-phone"),
+    )
+    checked, about, picture, blocked, unblocked, ids, bad = values(
+        contacts, True, True, True, True, True, True, False
+    )
+    assert checked == [
+        {"phone": FRIEND, "exists": True, "wid": f"{FRIEND}@c.us", "lid": friend_lid},
+        {"phone": "5511977770004", "exists": False},
+    ]
+    assert (about, picture, blocked, unblocked) == ("Available", None, True, False)
+    assert ids == {"contact_id": friend_lid, "phone": FRIEND, "lid": friend_lid}
+    assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "contact_id", 422)
+    assert phone.blocklist(ME) == []
+
     key = "order-77-shipped"
     sending = run_kit(
         car.base,

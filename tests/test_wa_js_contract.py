@@ -93,6 +93,24 @@ def test_every_wpp_name_in_the_bridge_is_declared() -> None:
     assert undeclared == [], f"the bridge uses WPP names wa-js does not declare: {undeclared}"
 
 
+def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
+    from adapters.base import PAGE_OPS
+
+    script = bridge_script()
+    table = script[script.index("const OPS = {") : script.index("const runOp")]
+    assert set(re.findall(r"^    '([a-z]+\.[a-z]+)':", table, re.M)) == set(PAGE_OPS)
+    used = {n.lstrip(".") for n in re.findall(rf"\bWPP((?:\.{_NAME})+)", table)}
+    assert used == {
+        "contact.queryExists",
+        "contact.getProfilePictureUrl",
+        "contact.getStatus",
+        "contact.getPnLidEntry",
+        "blocklist.blockContact",
+        "blocklist.unblockContact",
+    }
+    assert all(is_declared(name) for name in used)
+
+
 def test_every_event_the_bridge_listens_to_is_declared() -> None:
     used = set(re.findall(r"WPP\.on\(\s*'([^']+)'", bridge_script()))
     assert {"conn.auth_code_change", "chat.new_message", "chat.msg_ack_change"} <= used
@@ -131,6 +149,7 @@ async def test_every_name_the_sandbox_page_defines_is_declared(tmp_path: Path) -
             finally:
                 await browser.close()
     assert "conn.getAuthCode" in defined and "chat.sendTextMessage" in defined
+    assert {"contact.queryExists", "blocklist.blockContact", "blocklist.all"} <= set(defined)
     undeclared = sorted(n for n in defined if not is_declared(n))
     assert undeclared == [], f"the sandbox defines WPP names wa-js does not declare: {undeclared}"
 

@@ -236,3 +236,65 @@ def test_the_cloud_api_is_never_planned_for_a_chat_it_cannot_address() -> None:
     assert selector.reaches(meta_only, "5511988880002@c.us")
     assert not selector.reaches(meta_only, "190256482017342@lid")
     assert selector.reaches(auto, "190256482017342@lid")
+
+
+class Page:
+    """A BrowserSession whose `evaluate` answers what a test gives, or never."""
+
+    def __init__(self, answer: Any = None, hang: bool = False, fail: str | None = None) -> None:
+        self.answer, self.hang, self.fail = answer, hang, fail
+        self.calls: list[Any] = []
+
+    async def evaluate(self, script: str, arg: Any) -> Any:
+        import asyncio
+
+        from playwright.async_api import Error as PlaywrightError
+
+        self.calls.append(arg)
+        if self.hang:
+            await asyncio.Event().wait()
+        if self.fail is not None:
+            raise PlaywrightError(self.fail)
+        return self.answer
+
+
+async def test_page_operations_answer_clear_errors_and_never_hang() -> None:
+    from service.browser.bridge import PageBridge
+    from service.errors import ApiError
+
+    runtime = Runtime()
+
+    async def outcome(page: Page, op: str = "contacts.about") -> ApiError:
+        runtime.page = PageBridge(page)  # type: ignore[arg-type]
+        web = WebJsEngine(runtime, Path("/nonexistent"), page_timeout=0.05)  # type: ignore[arg-type]
+        with pytest.raises(ApiError) as caught:
+            await web.call(SESSION, op, {"id": "5511988880002@c.us"})
+        return caught.value
+
+    answered = Page({"ok": True, "value": "Available"})
+    runtime.page = PageBridge(answered)  # type: ignore[arg-type]
+    web = WebJsEngine(runtime, Path("/nonexistent"))  # type: ignore[arg-type]
+    assert await web.call(SESSION, "contacts.about", {"id": "1@c.us"}) == "Available"
+    assert answered.calls == [["op", ["contacts.about", {"id": "1@c.us"}]]]
+
+    late = await outcome(Page(hang=True))
+    assert (late.status, late.code) == (504, "page_timeout")
+    # wa-js's own code is passed on; its message, which names the id, is not.
+    refused = await outcome(
+        Page({"ok": False, "code": "invalid_wid", "message": "Invalid WID value for 5511988880002"})
+    )
+    assert (refused.status, refused.code, refused.details) == (
+        409,
+        "page_refused",
+        {"wa_code": "invalid_wid"},
+    )
+    assert "5511988880002" not in refused.message
+    odd = await outcome(Page({"ok": False, "code": "Not A Code <x>", "message": "?"}))
+    assert (odd.code, odd.details) == ("page_refused", {})
+    gone = await outcome(Page(fail="Target page, context or browser has been closed"))
+    assert (gone.status, gone.code) == (409, "session_not_connected")
+    unknown = await outcome(Page({"ok": True, "value": None}), op="chat.sendTextMessage")
+    assert (unknown.status, unknown.code) == (422, "validation_failed")
+    runtime._usable = False
+    down = await outcome(Page({"ok": True, "value": None}))
+    assert (down.code, down.details) == ("session_not_connected", {"status": "connected"})

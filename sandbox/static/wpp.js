@@ -359,6 +359,11 @@
   var contacts = new Map(); // serialized Wid -> {pushname}
   var lidToPn = new Map(); // '<lid>@lid' -> Wid(@c.us)
   var pnToLid = new Map(); // '<phone>@c.us' -> Wid(@lid)
+  var blockedIds = new Set(); // serialized Wids this account blocked (WhatsApp's BlocklistStore)
+  // wa-js's queryWidExists promise cache: '+<wid>' -> Promise, 5 min for a hit, 15 s for null.
+  var existsCache = new Map();
+  var EXISTS_TTL_MS = 300000;
+  var MISSING_TTL_MS = 15000;
   var readyCallbacks = []; // loader.onReady callbacks, run at readiness
   var fullReadyCallbacks = []; // loader.onFullReady callbacks, run after conn.main_ready
   var resolveReady;
@@ -670,6 +675,7 @@
       if (answer.phone) state.auth.phone = answer.phone;
       if (answer.lid) state.auth.lid = answer.lid;
       learnOwnLid();
+      blockedIds = new Set(answer.blocked || []);
       var wasOnline = state.online;
       state.authenticated = true;
       state.screen = 'authenticated';
@@ -1329,7 +1335,8 @@
 
   // ---------------------------------------------------------------- contact
 
-  // wa-js's getPnLidEntry, from what the network told this page (WhatsApp's lidPnCache).
+  // wa-js's getPnLidEntry, from what the network told this page (WhatsApp's lidPnCache);
+  // a LID's number is only ever read from that cache.
   async function getPnLidEntry(contactId) {
     await readyPromise;
     var wid = assertWid(contactId);
@@ -1339,6 +1346,11 @@
     }
     var lid = wid.isLid() ? wid : pnToLid.get(wid._serialized);
     var pn = wid.isLid() ? lidToPn.get(wid._serialized) : wid;
+    if (!wid.isLid() && !lid) {
+      // As wa-js: a number's LID not in the cache is asked of the server (queryExists).
+      var found = await queryExists(wid);
+      if (found && found.lid) lid = found.lid;
+    }
     var contact = contacts.get((lid || pn || wid)._serialized);
     var plain = function (w) {
       return w ? { id: w.user, server: w.server, _serialized: w._serialized } : undefined;
@@ -1348,6 +1360,96 @@
       phoneNumber: plain(pn),
       contact: contact ? { pushname: contact.pushname } : undefined,
     };
+  }
+
+  /** The network's answer about a user id (its usync, picture and status queries). */
+  async function contactNet(wid) {
+    var auth = state.auth;
+    if (!auth) throw new Error('not logged in');
+    try {
+      return await net('/net/contact', { device_id: state.deviceId, token: auth.token, id: wid._serialized });
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      throw err;
+    }
+  }
+
+  /**
+   * wa-js's queryExists (= queryWidExists): a ContactStore hit answers locally with the id
+   * as given; otherwise the server, its answer cached 5 min (15 s for null); a server error
+   * is null too.
+   */
+  async function queryExists(contactId) {
+    await readyPromise;
+    var wid = assertWid(contactId);
+    var other = wid.isLid() ? lidToPn.get(wid._serialized) : pnToLid.get(wid._serialized);
+    if (contacts.has(wid._serialized) || (other && contacts.has(other._serialized))) {
+      return { wid: wid, biz: false, lid: pnToLid.get(wid._serialized) };
+    }
+    var key = '+' + wid._serialized;
+    if (existsCache.has(key)) return existsCache.get(key);
+    var found = contactNet(wid)
+      .then(function (answer) {
+        if (!answer.exists) return null;
+        learnPair(answer.lid, answer.wid);
+        var result = new Wid(answer.wid);
+        return { wid: result, biz: false, lid: pnToLid.get(result._serialized) };
+      })
+      .catch(function () {
+        return null;
+      })
+      .then(function (result) {
+        setTimeout(function () {
+          existsCache.delete(key);
+        }, result ? EXISTS_TTL_MS : MISSING_TTL_MS);
+        return result;
+      });
+    existsCache.set(key, found);
+    return found;
+  }
+
+  /** wa-js's getProfilePictureUrl: ProfilePicThumbStore.find, then `imgFull` (or `img`). */
+  async function getProfilePictureUrl(contactId, full) {
+    await readyPromise;
+    var wid = assertWid(contactId);
+    var answer = await contactNet(wid);
+    // One picture per contact here: the thumbnail and the full image are the same URL.
+    return answer.exists && answer.picture ? answer.picture : undefined;
+  }
+
+  /** wa-js's getStatus: null for a number not on WhatsApp, else StatusStore's text or null. */
+  async function getStatus(contactId) {
+    var wid = assertWid(contactId);
+    if (!(await queryExists(wid))) return null;
+    var answer = await contactNet(wid);
+    return answer.about || null;
+  }
+
+  // ---------------------------------------------------------------- blocklist
+
+  async function setBlocked(chatId, block) {
+    await readyPromise;
+    var wid = assertWid(chatId);
+    var auth = state.auth;
+    if (!auth) throw new Error('not logged in');
+    var answer;
+    try {
+      answer = await net('/net/blocklist', {
+        device_id: state.deviceId,
+        token: auth.token,
+        id: wid._serialized,
+        block: block,
+      });
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      throw err;
+    }
+    blockedIds = new Set(answer.blocked || []);
+    return { wid: wid, isBlocked: isBlocked(wid) };
+  }
+
+  function isBlocked(chatId) {
+    return blockedIds.has(assertWid(chatId)._serialized);
   }
 
   // ---------------------------------------------------------------- conn
@@ -1489,6 +1591,23 @@
     },
     contact: {
       getPnLidEntry: getPnLidEntry,
+      queryExists: queryExists,
+      getProfilePictureUrl: getProfilePictureUrl,
+      getStatus: getStatus,
+    },
+    blocklist: {
+      all: function () {
+        return Array.from(blockedIds).map(function (id) {
+          return new Wid(id);
+        });
+      },
+      isBlocked: isBlocked,
+      blockContact: function (chatId) {
+        return setBlocked(chatId, true);
+      },
+      unblockContact: function (chatId) {
+        return setBlocked(chatId, false);
+      },
     },
     util: {
       WPPError: WPPError,

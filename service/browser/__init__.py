@@ -3,7 +3,14 @@
 No other package imports Playwright, so the driver stays replaceable.
 """
 
-from service.browser.bridge import BridgeError, PageBridge
+from service.browser.bridge import BridgeError, BridgeTimeout, PageBridge
 from service.browser.launcher import BrowserSession, ChromiumLauncher, LaunchError
 
-__all__ = ["BridgeError", "BrowserSession", "ChromiumLauncher", "LaunchError", "PageBridge"]
+__all__ = [
+    "BridgeError",
+    "BridgeTimeout",
+    "BrowserSession",
+    "ChromiumLauncher",
+    "LaunchError",
+    "PageBridge",
+]

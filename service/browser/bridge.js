@@ -240,6 +240,52 @@
       reader.readAsDataURL(blob);
     });
 
+  // ------------------------------------------------------------------ page operations
+  //
+  // What the API may ask a session's page (PAGE_OPS in adapters/base.py): one function per
+  // name, each taking one plain object (already validated in Python) and answering JSON.
+  const blockState = (result) => ({ id: ser(result.wid), blocked: !!result.isBlocked });
+  const OPS = {
+    // queryExists answers null for a number WhatsApp does not know, and for a server error
+    // too; wa-js caches each answer (5 min, 15 s for null), so a batch repeated is cheap.
+    'contacts.exists': ({ ids }) =>
+      Promise.all(
+        ids.map(async (id) => {
+          const found = await WPP.contact.queryExists(id);
+          return {
+            id,
+            exists: !!found,
+            wid: found ? ser(found.wid) : null,
+            lid: found && found.lid ? ser(found.lid) : null,
+          };
+        }),
+      ),
+    // undefined (no picture, or hidden from us) becomes null.
+    'contacts.picture': async ({ id }) => (await WPP.contact.getProfilePictureUrl(id, true)) || null,
+    'contacts.about': async ({ id }) => (await WPP.contact.getStatus(id)) || null,
+    'contacts.block': async ({ id }) => blockState(await WPP.blocklist.blockContact(id)),
+    'contacts.unblock': async ({ id }) => blockState(await WPP.blocklist.unblockContact(id)),
+    // LID -> phone is cache-only in wa-js; phone -> LID asks the server when not cached.
+    'contacts.ids': async ({ id }) => {
+      const entry = await WPP.contact.getPnLidEntry(id);
+      return {
+        lid: entry && entry.lid ? entry.lid._serialized : null,
+        phone: entry && entry.phoneNumber ? entry.phoneNumber._serialized : null,
+      };
+    },
+  };
+
+  const runOp = async (name, args) => {
+    if (!Object.prototype.hasOwnProperty.call(OPS, name)) {
+      return { ok: false, code: null, message: 'unknown page operation' };
+    }
+    try {
+      return { ok: true, value: await OPS[name](args || {}) };
+    } catch (e) {
+      return Object.assign({ ok: false }, errorInfo(e));
+    }
+  };
+
   // ------------------------------------------------------------------ wiring
 
   // Listeners go on as soon as WPP exists: wa-js wires its own hooks at injection, before
@@ -358,6 +404,7 @@
         WPP.chat.sendLocationMessage(chat, wppOptions(options, key)),
       ),
     downloadMedia: async (id) => blobToBase64(await WPP.chat.downloadMedia(id)),
+    op: runOp,
   };
 
   const boot = () => {

@@ -43,6 +43,13 @@ class BridgeError(Exception):
         self.ambiguous = ambiguous
 
 
+class BridgeTimeout(BridgeError):
+    """The page did not answer in time (the call may still complete there)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, ambiguous=True)
+
+
 # Playwright's words for "the page went away under the call".
 _PAGE_GONE = (
     "Execution context was destroyed",
@@ -162,9 +169,7 @@ class PageBridge:
             raise BridgeError(message.removeprefix("Error: "), ambiguous=gone) from None
         except TimeoutError:
             # The page's promise may still complete after we stopped waiting.
-            raise BridgeError(
-                f"{method} did not answer within {timeout:.0f} s", ambiguous=True
-            ) from None
+            raise BridgeTimeout(f"{method} did not answer within {timeout:.0f} s") from None
 
     async def probe(self) -> dict[str, Any]:
         """`{wpp, injected, ready}`: how far wa-js got in the page."""
@@ -192,6 +197,12 @@ class PageBridge:
         result: dict[str, Any] = await self.call(
             method, *args[:-1], options, timeout=handoff + 30.0
         )
+        return result
+
+    async def op(self, name: str, args: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """Run a page operation of the bridge's table: `{ok: true, value}` or `{ok: false,
+        code, message}` (code: wa-js's, or null)."""
+        result: dict[str, Any] = await self.call("op", name, args, timeout=timeout)
         return result
 
     async def download_media(self, message_id: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse, Response
 
+from adapters.base import PAGE_OPS
 from adapters.webjs import WebJsEngine
 from service.cluster.node import ClusterNode
 from service.cluster.rpc import RpcClient, SessionUnassigned
@@ -191,6 +192,14 @@ class WorkerAgent:
                 if not isinstance(phone, str):
                     raise ValidationFailed("phone", "must be a string")
                 return JSONResponse({"code": await self.manager.pairing_code(session_id, phone)})
+            case "call":
+                name, op_args = args.get("op"), args.get("args")
+                if not isinstance(name, str) or name not in PAGE_OPS:
+                    raise ValidationFailed("op", "is not a page operation")
+                if not isinstance(op_args, dict):
+                    raise ValidationFailed("args", "must be an object")
+                value = await self.manager.call(session_id, name, op_args)
+                return JSONResponse({"value": value})
             case "remove":
                 keep_device = args.get("keep_device", False)
                 if not isinstance(keep_device, bool):

@@ -12,10 +12,20 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import Any
 
-from adapters.base import Engine, ErrorKind, ProviderError, ProviderStatus, QrCode, SendResult
+from adapters.base import (
+    PAGE_TIMEOUT,
+    Engine,
+    ErrorKind,
+    ProviderError,
+    ProviderStatus,
+    QrCode,
+    SendResult,
+    not_supported_by_provider,
+)
 from service.cluster.rpc import RpcClient
-from service.errors import NoQr
+from service.errors import Conflict, NoQr
 from service.sessions.layout import profile_dir, remove_tree
 from service.sessions.state import StatusWriter
 from service.store import MessageRecord, SessionRecord, StaleStatus, Store
@@ -23,6 +33,9 @@ from service.store.base import NodeRecord
 
 # A logout waits for the browser to close (the runtime's STOP_TIMEOUT, 30 s) and more.
 LOGOUT_TIMEOUT = 45.0
+# A page operation waits this much longer than the worker's page may take, so the worker's
+# own answer (504 `page_timeout`) reaches the client rather than a 503.
+PAGE_CALL_MARGIN = 5.0
 # A delete may unlink the device first (the runtime's UNLINK_TIMEOUT, 15 s), then does the
 # same.
 REMOVE_TIMEOUT = 60.0
@@ -34,8 +47,14 @@ class RemoteEngine(Engine):
     name = "webjs"
 
     def __init__(
-        self, store: Store, rpc: RpcClient, status: StatusWriter, sessions_root: Path
+        self,
+        store: Store,
+        rpc: RpcClient,
+        status: StatusWriter,
+        sessions_root: Path,
+        page_timeout: float = PAGE_TIMEOUT,
     ) -> None:
+        self.page_timeout = page_timeout
         self.store = store
         self.rpc = rpc
         self.statuses = status
@@ -83,6 +102,24 @@ class RemoteEngine(Engine):
         # No browser has the profile open: forget the login on disk.
         remove_tree(profile_dir(self.sessions_root, session.workspace_id, session.session_id))
         await self.store.update_session(session.session_id, {"phone_number": None})
+
+    async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
+        # What the worker would answer, without the round trip (it checks its page again).
+        if session.provider_mode == "meta":
+            raise not_supported_by_provider("meta", op)
+        if session.status != "connected":
+            raise Conflict(
+                "the session is not connected to WhatsApp Web",
+                code="session_not_connected",
+                details={"status": session.status},
+            )
+        answer = await self.rpc.call(
+            session.session_id,
+            "call",
+            {"op": op, "args": args},
+            timeout=self.page_timeout + PAGE_CALL_MARGIN,
+        )
+        return answer.json()["value"]
 
     def status(self, session: SessionRecord) -> ProviderStatus:
         # What the owner last recorded; it re-checks the page itself before each send.

@@ -64,7 +64,7 @@ class WorkerError(ApiError):
 
 
 # What a worker answers that means the same to the API's client as it means to the api.
-PASSED_ON = frozenset({404, 409, 422, 503})
+PASSED_ON = frozenset({404, 409, 422, 503, 504})
 
 
 class RemoteError(ApiError):
@@ -269,7 +269,7 @@ class WorkerOps(Protocol):
 
 
 SESSION_OPS = frozenset(
-    {"reconcile", "restart", "logout", "qr", "pairing-code", "wake", "remove", "release"}
+    {"reconcile", "restart", "logout", "qr", "pairing-code", "wake", "remove", "release", "call"}
 )
 
 

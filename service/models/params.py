@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import StringConstraints
+from pydantic import Field, StringConstraints
 
 from service.models.base import EVENT_ID_PATTERN, Id
+from service.models.requests import CONTACT_PATTERN
 
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 # A signed link's token: its signature is what is checked, this only bounds it.
+ContactId = Annotated[
+    str,
+    StringConstraints(max_length=40, pattern=CONTACT_PATTERN),
+    Field(examples=["5511999990001", "5511999990001@c.us", "123456789012345@lid"]),
+]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 PATH_PARAMS: dict[str, Any] = {
@@ -17,4 +23,5 @@ PATH_PARAMS: dict[str, Any] = {
     "message_id": Id,
     "delivery_id": EventId,
     "token": Token,
+    "contact_id": ContactId,
 }

@@ -50,6 +50,11 @@ RECIPIENT_PATTERN = (
     r"^(?:\+?[1-9](?:[ -]?[0-9]){6,14}|[1-9][0-9]{6,14}@c\.us"
     r"|[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us|[1-9][0-9]{5,24}@lid)$"
 )
+# A contact in a path: a phone number (digits, optional +), <digits>@c.us or <digits>@lid.
+CONTACT_PATTERN = r"^(?:\+?[1-9][0-9]{6,14}|[1-9][0-9]{6,14}@c\.us|[1-9][0-9]{5,24}@lid)$"
+PATTERN_RULES[CONTACT_PATTERN] = (
+    "is not a contact: use a phone number (7-15 digits, optional +), <digits>@c.us or <digits>@lid"
+)
 PATTERN_RULES[PHONE_PATTERN] = "must be an international number: 7-15 digits, optional +"
 PATTERN_RULES[RECIPIENT_PATTERN] = (
     "is not a valid recipient: use an international phone number (7-15 digits, optional +), "
@@ -209,6 +214,18 @@ class NoOptions(Input):
 
 class PairingCodeRequest(Input):
     phone: Phone = Field(description="an international number: digits, optional +")
+
+
+# One batch of numbers checked at once, as a page asks WhatsApp about them in one go.
+MAX_CONTACT_CHECK = 50
+
+
+class ContactCheck(Input):
+    """Numbers to look up on WhatsApp; each is answered in the order given."""
+
+    phones: Annotated[list[Phone], Field(min_length=1, max_length=MAX_CONTACT_CHECK)] = Field(
+        description=f"1-{MAX_CONTACT_CHECK} international numbers: digits, optional +"
+    )
 
 
 class MediaInput(Input):

@@ -192,3 +192,49 @@ class Ready(Output):
 
 class Accepted(Output):
     ok: Literal[True]
+
+
+class ContactExists(Output):
+    """One number's answer: whether it is on WhatsApp and, when it is, its ids."""
+
+    phone: str = Field(description="the number as digits", examples=["5511999990001"])
+    exists: bool
+    wid: str | None = Field(
+        default=None,
+        description="its WhatsApp id (`<digits>@c.us`)",
+        examples=["5511999990001@c.us"],
+    )
+    lid: str | None = Field(default=None, description="its linked id, when WhatsApp gave one")
+
+
+class ContactChecks(Output):
+    data: list[ContactExists] = Field(description="one per number, in the order asked")
+
+
+class ContactPicture(Output):
+    contact_id: str
+    url: str | None = Field(
+        description="the full-size profile picture's URL (short-lived, WhatsApp's CDN); null "
+        "when there is none or it is hidden from this account"
+    )
+
+
+class ContactAbout(Output):
+    contact_id: str
+    about: str | None = Field(description="the contact's about text; null when none is visible")
+
+
+class ContactBlocked(Output):
+    contact_id: str
+    blocked: bool = Field(description="whether the contact is blocked now")
+
+
+class ContactIds(Output):
+    """The phone number and the linked id (`@lid`) of one contact, as far as WhatsApp Web
+    knows them: a LID's number is known only once WhatsApp told it to this account."""
+
+    contact_id: str
+    phone: str | None = Field(
+        description="digits, or null when unknown", examples=["5511999990001"]
+    )
+    lid: str | None = Field(description="`<digits>@lid`, or null when unknown")

@@ -244,6 +244,11 @@ class SessionManager:
         record = await self.get(session_id)
         return await self._engine(record).pairing_code(record, phone)
 
+    async def call(self, session_id: str, op: str, args: dict[str, Any]) -> Any:
+        """A page operation (contacts, ...) on the session's engine; see Engine.call."""
+        record = await self.get(session_id)
+        return await self._engine(record).call(record, op, args)
+
     def _engine(self, record: SessionRecord) -> Engine:
         return require_browsers(self.engines).engine(record)
 

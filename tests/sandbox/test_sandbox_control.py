@@ -164,6 +164,12 @@ def test_malformed_bodies_are_400(shared: httpx.Client, path: str, raw: bytes) -
         ("/net/qr", {"device_id": "dev_0123456789abcdef0123"}, 404, "unknown_device"),
         ("/net/send", {"device_id": "x", "token": "y", "to": "1@c.us"}, 401, "not_authenticated"),
         ("/net/logout", {}, 401, "not_authenticated"),
+        ("/control/contacts", {}, 422, "validation_error"),
+        ("/control/contacts", {"phone": "12ab"}, 422, "validation_error"),
+        ("/control/contacts", {"phone": PEER, "exists": "yes"}, 422, "validation_error"),
+        ("/control/contacts", {"phone": PEER, "about": 5}, 422, "validation_error"),
+        ("/net/contact", {"device_id": "x", "token": "y", "id": "1@c.us"}, 401, None),
+        ("/net/blocklist", {"device_id": "x", "token": "y"}, 401, "not_authenticated"),
     ],
 )
 def test_bad_control_input_is_a_json_4xx(
@@ -184,6 +190,7 @@ def test_bad_control_input_is_a_json_4xx(
         ("GET", "/control/qr?device=nope", 404),
         ("GET", "/control/lid", 422),
         ("GET", "/control/lid?phone=12ab", 422),
+        ("GET", "/control/blocklist", 422),
         ("GET", "/net/events?device=nope", 404),
         ("GET", "/net/media?device=x&token=y&id=3EB0AA", 401),
         ("GET", "/no/such/page", 404),

@@ -59,6 +59,17 @@ class Phone:
         response.raise_for_status()
         return str(response.json()["lid"])
 
+    def contact(self, phone: str, **facts: Any) -> None:
+        """What WhatsApp says about `phone`: `exists` (default true), `picture`, `about`."""
+        response = self.http.post("/control/contacts", json={"phone": phone, **facts})
+        response.raise_for_status()
+
+    def blocklist(self, phone: str) -> list[str]:
+        """The ids the account `phone` blocked, oldest first."""
+        response = self.http.get("/control/blocklist", params={"phone": phone})
+        response.raise_for_status()
+        return list(response.json()["blocked"])
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()

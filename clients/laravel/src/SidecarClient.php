@@ -266,6 +266,58 @@ class SidecarClient
         return $this->json('GET', $this->sessionPath($sessionId, '/messages/' . rawurlencode($messageId)));
     }
 
+    // Contacts (the session's WhatsApp Web page answers; a meta session: 409
+    // not_supported_by_provider). A contact is a phone number, <digits>@c.us or <digits>@lid.
+
+    /**
+     * Which of up to 50 numbers are on WhatsApp, in the order given:
+     * [{phone, exists, wid?, lid?}, ...] (wid and lid only for numbers that exist).
+     *
+     * @param list<string> $phones
+     * @return list<array{phone: string, exists: bool, wid?: string, lid?: string}>
+     */
+    public function checkContacts(string $sessionId, array $phones): array
+    {
+        $answer = $this->json('POST', $this->sessionPath($sessionId, '/contacts/check'), payload: ['phones' => array_values($phones)]);
+
+        return $answer['data'] ?? [];
+    }
+
+    /** The contact's profile picture URL (short-lived), or null when there is none to see. */
+    public function contactPicture(string $sessionId, string $contact): ?string
+    {
+        return $this->json('GET', $this->contactPath($sessionId, $contact, '/picture'))['url'] ?? null;
+    }
+
+    /** The contact's about text, or null when none is visible. */
+    public function contactAbout(string $sessionId, string $contact): ?string
+    {
+        return $this->json('GET', $this->contactPath($sessionId, $contact, '/about'))['about'] ?? null;
+    }
+
+    /** Block the contact; true when it is blocked now. */
+    public function blockContact(string $sessionId, string $contact): bool
+    {
+        return (bool) ($this->json('POST', $this->contactPath($sessionId, $contact, '/block'))['blocked'] ?? false);
+    }
+
+    /** Unblock the contact; false when it is no longer blocked. */
+    public function unblockContact(string $sessionId, string $contact): bool
+    {
+        return (bool) ($this->json('DELETE', $this->contactPath($sessionId, $contact, '/block'))['blocked'] ?? true);
+    }
+
+    /**
+     * The phone number and the linked id of a contact: {contact_id, phone, lid}, each null
+     * when WhatsApp has not told this account (a LID's number is known only once it did).
+     *
+     * @return array{contact_id: string, phone: ?string, lid: ?string}
+     */
+    public function contactIds(string $sessionId, string $contact): array
+    {
+        return $this->json('GET', $this->contactPath($sessionId, $contact, '/ids'));
+    }
+
     // Webhook deliveries
 
     /**
@@ -418,11 +470,16 @@ class SidecarClient
             $status === 413 => PayloadTooLargeException::class,
             $status === 422 => ValidationException::class,
             $status === 503 && $code === 'at_capacity' => CapacityException::class,
-            in_array($code, ['session_unassigned', 'worker_unavailable', 'worker_error'], true) => UnavailableException::class,
+            in_array($code, ['session_unassigned', 'worker_unavailable', 'worker_error', 'page_timeout'], true) => UnavailableException::class,
             default => SidecarException::class,
         };
 
         return new $class($message, $code, $status, $details);
+    }
+
+    private function contactPath(string $sessionId, string $contact, string $suffix): string
+    {
+        return $this->sessionPath($sessionId, '/contacts/' . rawurlencode($contact) . $suffix);
     }
 
     private function sessionPath(string $sessionId, string $suffix = ''): string
