@@ -102,6 +102,12 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(409, "not_supported", "the session's provider cannot do this"),
     ErrorCode(409, "runtime_disabled", "this process runs no browsers"),
     ErrorCode(
+        410,
+        "media_expired",
+        "the message's media was deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the message "
+        "says `media.reason: expired`",
+    ),
+    ErrorCode(
         413,
         "payload_too_large",
         "the body is larger than `SIDECAR_MAX_BODY_BYTES` (16 MiB by default)",
@@ -193,6 +199,13 @@ class MalformedJson(ApiError):
 class NotFound(ApiError):
     status = 404
     code = "not_found"
+
+
+class Gone(ApiError):
+    """410: it was there, and is deleted for good."""
+
+    status = 410
+    code = "media_expired"
 
 
 class SessionNotFound(NotFound):
