@@ -185,7 +185,11 @@ class WebJsEngine(Engine):
         if bridge is None:
             raise Conflict("the session's browser is not running", code="session_not_connected")
         try:
-            data = base64.b64decode(await bridge.download_media(provider_message_id), validate=True)
+            result = await bridge.download_media(provider_message_id, max_bytes)
+            size = result.get("tooLarge")
+            if isinstance(size, int):
+                raise MediaTooLarge(size)
+            data = base64.b64decode(str(result.get("data")), validate=True)
         except (BridgeError, ValueError) as exc:
             raise Conflict(f"WhatsApp Web gave no media: {exc}", code="media_unavailable") from None
         if max_bytes is not None and len(data) > max_bytes:
