@@ -201,8 +201,8 @@ class NotFound(ApiError):
     code = "not_found"
 
 
-class Gone(ApiError):
-    """410: it was there, and is deleted for good."""
+class MediaExpired(ApiError):
+    """410: the media was kept once, and the retention cleanup deleted it for good."""
 
     status = 410
     code = "media_expired"

@@ -9,6 +9,7 @@ pass expires the file.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import sqlite3
 import time
@@ -19,6 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from service.messaging.media import media_links
+from service.messaging.messenger import Messenger
+from service.messaging.pacing import PacingPolicy
 from service.messaging.retention import DAY, MediaRetention
 from service.store import MessageRecord, NewEvent, SessionRecord, SqlStore
 from tests.support.graph import GraphStandIn, graph_standin, sign
@@ -118,6 +122,41 @@ async def test_retention_zero_keeps_everything(stores: Opener, tmp_path: Path) -
     path = await _inbound(store, root, "ancient", 1.0)
     assert await MediaRetention(store, root, 0, clock=lambda: NOW).run_once() == 0
     assert path.exists()
+
+
+@pytest.mark.parametrize(
+    ("media", "stored", "reason"),
+    [
+        ({"file": "media/in/x.png"}, True, None),
+        ({"file": None, "reason": "too_large"}, False, "too_large"),
+        ({"file": None, "reason": "expired"}, False, "expired"),
+        # Records written before `reason` existed said it in `error`.
+        ({"file": None, "error": "download failed"}, False, "unavailable"),
+        ({"file": None, "error": "could not be saved"}, False, "not_saved"),
+        ({"file": None, "reason": "made up"}, False, "unavailable"),
+    ],
+)
+def test_the_message_record_says_whether_its_media_is_kept_and_why(
+    media: dict[str, Any], stored: bool, reason: str | None
+) -> None:
+    messenger = Messenger(
+        None,  # type: ignore[arg-type]  # views read nothing
+        None,  # type: ignore[arg-type]
+        Path("/nonexistent"),
+        fetcher=None,  # type: ignore[arg-type]
+        links=media_links("k", "http://x"),
+        pacing=PacingPolicy.off(),
+        max_media_bytes=1,
+    )
+    content = {"media": {"mimetype": "image/png", "size": 3} | media}
+    record = MessageRecord(
+        id="msg_1", session_id="s", workspace_id="w", direction="in", chat_id="1@c.us",
+        type="image", content=json.dumps(content), status="received",
+    )  # fmt: skip
+    view = messenger.view(record).json_dict()["media"]
+    assert (view["stored"], view["reason"], view["url"] is not None) == (stored, reason, stored)
+    outbound = dataclasses.replace(record, direction="out", status="queued")
+    assert "stored" not in messenger.view(outbound).json_dict()["media"]
 
 
 # --- end to end on the sandbox: the cap, then the cleanup ----------------------------------

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from service.api.routing import Header, Operation, Raw, Resource, header_of, path_param, reply
-from service.errors import Gone, NotFound, require_browsers
+from service.errors import MediaExpired, NotFound, require_browsers
 from service.links import SignedLinks
 from service.messaging.messenger import Messenger
 from service.messaging.request import parse_send_request
@@ -56,7 +56,7 @@ async def media_file(request: Request) -> Response:
         raise NotFound("this media link is invalid or expired", code="media_link_expired")
     media = _messenger(request).media_info(record)
     if media is not None and not media.get("file") and media.get("reason") == "expired":
-        raise Gone(
+        raise MediaExpired(
             "this media was deleted after the retention period",
             details={"message_id": record.id},
         )

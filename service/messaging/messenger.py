@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from adapters.base import InboundMessage, MediaTooLarge, StatusUpdate
 from adapters.selector import ProviderSelector
@@ -35,7 +35,7 @@ from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
 from service.messaging.status import apply_status, rank, status_event
 from service.models.events import MessageReceived
-from service.models.responses import Message
+from service.models.responses import MediaReason, Message
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, SessionRecord, Store
 
@@ -487,8 +487,7 @@ class Messenger:
         return Message.model_validate(view)
 
 
-# Why an inbound message's media is not kept (`media.reason`).
-MEDIA_REASONS = ("too_large", "expired", "unavailable", "not_saved")
+MEDIA_REASONS: tuple[str, ...] = get_args(MediaReason)
 # What records written before `reason` existed said instead.
 _LEGACY_ERRORS = {"download failed": "unavailable", "could not be saved": "not_saved"}
 
