@@ -90,9 +90,19 @@ class QrCode:
 
 @dataclass(frozen=True)
 class InboundMedia:
+    """What a provider says of an inbound file before it is downloaded (`size` when known)."""
+
     mimetype: str
     filename: str | None = None
     size: int | None = None
+
+
+class MediaTooLarge(Exception):
+    """An inbound file is larger than the download may take; `size` when the provider said."""
+
+    def __init__(self, size: int | None = None) -> None:
+        super().__init__(f"the media is {size} bytes" if size is not None else "media too large")
+        self.size = size
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,8 @@ class InboundMessage:
     reply_to_provider_id: str | None = None
     location: dict[str, Any] | None = None
     media: InboundMedia | None = None
-    load_media: Callable[[], Awaitable[bytes]] | None = field(default=None, compare=False)
+    # Downloads the file, at most the given number of bytes (MediaTooLarge past it).
+    load_media: Callable[[int], Awaitable[bytes]] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -219,8 +230,10 @@ class Engine(abc.ABC):
     async def logout(self, session: SessionRecord) -> None:  # noqa: B027 (nothing by default)
         """Unlink the account from this engine and forget its login."""
 
-    async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
-        """The media of an inbound message."""
+    async def download_media(
+        self, session: SessionRecord, provider_message_id: str, max_bytes: int | None = None
+    ) -> bytes:
+        """The media of an inbound message; MediaTooLarge when it passes `max_bytes`."""
         raise not_supported(self.name, "media download")
 
     async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:

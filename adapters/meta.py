@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 import httpx
 
@@ -26,6 +26,7 @@ from adapters.base import (
     ErrorKind,
     InboundMessage,
     InboundSink,
+    MediaTooLarge,
     ProviderError,
     ProviderStatus,
     SendResult,
@@ -129,12 +130,14 @@ class MetaEngine(Engine):
         # none (its digits are not a phone number).
         return chat_id.endswith("@c.us")
 
-    async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
+    async def download_media(
+        self, session: SessionRecord, provider_message_id: str, max_bytes: int | None = None
+    ) -> bytes:
         config = self.credentials(session)
         if config is None:
             raise Conflict("the session has no Meta credentials", code="meta_not_configured")
         try:
-            data, _ = await self.download(config, provider_message_id)
+            data, _ = await self.download(config, provider_message_id, max_bytes)
         except ProviderError as exc:
             raise Conflict(
                 f"the Cloud API gave no media: {exc.describe()}", code="media_unavailable"
@@ -157,9 +160,9 @@ class MetaEngine(Engine):
         chat_id = f"{message.sender}@c.us"
         media_id = message.media_id
 
-        async def load() -> bytes:
+        async def load(max_bytes: int) -> bytes:
             assert media_id is not None
-            return await self.download_media(session, media_id)
+            return await self.download_media(session, media_id, max_bytes)
 
         return InboundMessage(
             provider=self.name,
@@ -312,24 +315,45 @@ class MetaEngine(Engine):
             return data
         raise _graph_error(response, data)
 
-    async def download(self, config: MetaConfig, media_id: str) -> tuple[bytes, str | None]:
-        """An inbound message's media: its URL from the Graph API, then the bytes."""
+    async def download(
+        self, config: MetaConfig, media_id: str, max_bytes: int | None = None
+    ) -> tuple[bytes, str | None]:
+        """An inbound message's media: its URL from the Graph API, then the bytes.
+        MediaTooLarge, before any byte is fetched, when Meta's `file_size` passes `max_bytes`."""
         info = await self._request(config, "GET", media_id)
         url = info.get("url")
         if not isinstance(url, str):
             raise ProviderError(ErrorKind.REQUEST, "Meta gave no URL for this media")
+        declared = info.get("file_size")
+        if max_bytes is not None and _whole(declared) and declared > max_bytes:
+            raise MediaTooLarge(declared)
+        chunks: list[bytes] = []
         try:
-            response = await self.client.get(
+            async with self.client.stream(
+                "GET",
                 url,
                 headers={"Authorization": f"Bearer {config.access_token}"},
                 timeout=self.timeout,
-            )
+            ) as response:
+                if response.status_code != 200:
+                    raise ProviderError(
+                        ErrorKind.TRANSIENT, f"media download: HTTP {response.status_code}"
+                    )
+                size = 0
+                # Read no further than the cap: a file Meta understated stops here.
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if max_bytes is not None and size > max_bytes:
+                        raise MediaTooLarge()
+                    chunks.append(chunk)
         except httpx.HTTPError as exc:
             raise ProviderError(ErrorKind.TRANSIENT, f"media download failed: {exc}") from None
-        if response.status_code != 200:
-            raise ProviderError(ErrorKind.TRANSIENT, f"media download: HTTP {response.status_code}")
         mime = info.get("mime_type")
-        return response.content, mime if isinstance(mime, str) else None
+        return b"".join(chunks), mime if isinstance(mime, str) else None
+
+
+def _whole(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _graph_error(response: httpx.Response, data: Any) -> ProviderError:

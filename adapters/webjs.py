@@ -28,6 +28,7 @@ from adapters.base import (
     InboundMedia,
     InboundMessage,
     InboundSink,
+    MediaTooLarge,
     ProviderError,
     ProviderStatus,
     QrCode,
@@ -181,14 +182,23 @@ class WebJsEngine(Engine):
     async def logout(self, session: SessionRecord) -> None:
         await self.runtime.logout(session.session_id)
 
-    async def download_media(self, session: SessionRecord, provider_message_id: str) -> bytes:
+    async def download_media(
+        self, session: SessionRecord, provider_message_id: str, max_bytes: int | None = None
+    ) -> bytes:
         bridge = self.runtime.bridge(session.session_id)
         if bridge is None:
             raise Conflict("the session's browser is not running", code="session_not_connected")
         try:
-            return base64.b64decode(await bridge.download_media(provider_message_id), validate=True)
+            result = await bridge.download_media(provider_message_id, max_bytes)
+            size = result.get("tooLarge")
+            if isinstance(size, int):
+                raise MediaTooLarge(size)
+            data = base64.b64decode(str(result.get("data")), validate=True)
         except (BridgeError, ValueError) as exc:
             raise Conflict(f"WhatsApp Web gave no media: {exc}", code="media_unavailable") from None
+        if max_bytes is not None and len(data) > max_bytes:
+            raise MediaTooLarge(len(data))
+        return data
 
     async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
         if op not in PAGE_OPS:
@@ -368,8 +378,8 @@ class WebJsEngine(Engine):
                 size=payload.get("size"),
             )
 
-        async def load() -> bytes:
-            return await self.download_media(session, provider_id)
+        async def load(max_bytes: int) -> bytes:
+            return await self.download_media(session, provider_id, max_bytes)
 
         return InboundMessage(
             provider=self.name,

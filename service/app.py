@@ -42,6 +42,7 @@ from service.links import redact_access_log
 from service.messaging.media import MediaFetcher, media_links
 from service.messaging.messenger import Messenger
 from service.messaging.pacing import PacingPolicy
+from service.messaging.retention import MediaRetention
 from service.metrics import Metrics
 from service.netguard import AllowList, NetGuard, webhook_url_problem
 from service.openapi import build_openapi
@@ -172,6 +173,7 @@ def create_app(
                 per_recipient_per_minute=settings.pacing_per_recipient,
             ),
             max_media_bytes=settings.media_max_bytes,
+            max_inbound_media_bytes=settings.inbound_media_max_bytes,
             observe_send=lambda provider, seconds: metrics.send_seconds.labels(provider).observe(
                 seconds
             ),
@@ -284,6 +286,17 @@ def create_app(
         engines=engines,
         forgetful=tuple(x for x in (messenger, selector) if x is not None),
     )
+    # The processes that hold the sessions' files delete expired inbound media: the single
+    # service, or the first live worker of a cluster (the store, not the lease, is written:
+    # a stopped session's files expire too).
+    retention: MediaRetention | None = None
+    if role == "all" or (role == "worker" and node is not None):
+        retention = MediaRetention(
+            store,
+            settings.sessions_dir,
+            settings.media_retention_days,
+            may_run=node.is_first_worker if node is not None else None,
+        )
     agent: WorkerAgent | None = None
     if node is not None and role == "worker" and runtime is not None and messenger is not None:
         assert webjs is not None
@@ -320,8 +333,12 @@ def create_app(
                     await manager.restore()
             elif node is not None:
                 heartbeat = asyncio.create_task(node.run())
+            if retention is not None:
+                retention.start()
             yield
         finally:
+            if retention is not None:
+                await retention.stop()
             if agent is not None:
                 # Hand every session over (browsers closed, leases released) first.
                 await agent.stop()
@@ -395,6 +412,7 @@ def create_app(
     app.state.selector = selector
     app.state.meta_provider = meta_provider
     app.state.media_links = links_media
+    app.state.media_retention = retention
     app.state.dispatcher = dispatcher
     app.state.broadcaster = broadcaster
     app.state.qr_links = links_qr

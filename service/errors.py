@@ -114,6 +114,12 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "runtime_disabled", "this process runs no browsers"),
     ErrorCode(
+        410,
+        "media_expired",
+        "the message's media was deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the message "
+        "says `media.reason: expired`",
+    ),
+    ErrorCode(
         413,
         "payload_too_large",
         "the body is larger than `SIDECAR_MAX_BODY_BYTES` (16 MiB by default)",
@@ -210,6 +216,13 @@ class MalformedJson(ApiError):
 class NotFound(ApiError):
     status = 404
     code = "not_found"
+
+
+class MediaExpired(ApiError):
+    """410: the media was kept once, and the retention cleanup deleted it for good."""
+
+    status = 410
+    code = "media_expired"
 
 
 class SessionNotFound(NotFound):

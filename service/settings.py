@@ -74,6 +74,10 @@ class Settings:
     pacing_per_recipient: int = 12
     media_max_bytes: int = 16 * 1024 * 1024
     media_fetch_timeout: int = 20
+    # Largest inbound media kept; a larger file is not downloaded and its message says so.
+    inbound_media_max_bytes: int = 64 * 1024 * 1024
+    # Days an inbound media file is kept before the cleanup deletes it (0: forever).
+    media_retention_days: int = 30
     # Hosts and networks (CIDR) media may be fetched from although they are not public.
     fetch_allow: tuple[str, ...] = ()
     max_body_bytes: int = 16 * 1024 * 1024
@@ -181,6 +185,8 @@ class Settings:
             )
         if settings.max_sessions < 1 or settings.max_concurrent_launches < 1:
             raise ConfigError("MAX_SESSIONS and MAX_CONCURRENT_LAUNCHES must be at least 1")
+        if settings.inbound_media_max_bytes < 1:
+            raise ConfigError("SIDECAR_INBOUND_MEDIA_MAX_BYTES must be at least 1")
         settings.check_cluster()
         return settings
 
@@ -284,6 +290,8 @@ _ENV_NAMES: dict[str, str] = {
     "pacing_per_recipient": "SIDECAR_PACING_PER_RECIPIENT",
     "media_max_bytes": "SIDECAR_MEDIA_MAX_BYTES",
     "media_fetch_timeout": "SIDECAR_MEDIA_FETCH_TIMEOUT",
+    "inbound_media_max_bytes": "SIDECAR_INBOUND_MEDIA_MAX_BYTES",
+    "media_retention_days": "SIDECAR_MEDIA_RETENTION_DAYS",
     "fetch_allow": "SIDECAR_FETCH_ALLOW",
     "max_body_bytes": "SIDECAR_MAX_BODY_BYTES",
     "public_url": "SIDECAR_PUBLIC_URL",

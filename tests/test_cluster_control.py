@@ -421,3 +421,20 @@ async def test_run_repeats_rounds_until_cancelled(store: SqlStore) -> None:
         await task
     # Nothing released on cancel (as after a kill): the leases run out on their own.
     assert len(await owners(store, time.time())) == 6
+
+
+async def test_housekeeping_falls_to_one_live_worker_and_moves_when_it_goes(
+    store: SqlStore,
+) -> None:
+    clock = Clock()
+    a, b = make_nodes(store, clock, "ab")
+    api = ClusterNode(store, "0-api", role="api", ttl=TTL, clock=clock)
+    for each in (api, b):
+        await each.beat()
+    # An api node sorts first but runs no sessions' housekeeping; b is the only worker yet.
+    assert [await n.is_first_worker() for n in (api, b)] == [False, True]
+    await a.beat()
+    assert [await n.is_first_worker() for n in (a, b)] == [True, False]
+    clock.advance(TTL + 1)  # a stops beating: b takes over
+    await b.beat()
+    assert [await n.is_first_worker() for n in (a, b)] == [False, True]

@@ -395,6 +395,30 @@ async def test_inbound_messages_are_recorded_once(stores: Opener) -> None:
     assert orphan is not None and await store.list_events("gone") == []
 
 
+async def test_stored_media_is_listed_oldest_first_and_forgotten_once(stores: Opener) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    for i, stored_at in enumerate((300.0, 100.0, None, 200.0)):
+        inbound = message(
+            f"in{i}", direction="in", status="received", provider_ref=f"R{i}",
+            media_stored_at=stored_at,
+        )  # fmt: skip
+        await store.record_inbound(inbound, NewEvent("message_received", {}))
+    due = await store.stored_media_before(250.0, 10)
+    assert [(m.id, m.media_stored_at) for m in due] == [("in1", 100.0), ("in3", 200.0)]
+    assert [m.id for m in await store.stored_media_before(250.0, 1)] == ["in1"]
+    gone = '{"media": {"file": null, "reason": "expired"}}'
+    # A compare-and-set on the time it was stored: a second pass (or another process)
+    # holding the same row writes nothing.
+    assert await store.forget_media("in1", 100.0, gone) is True
+    assert await store.forget_media("in1", 100.0, '{"other": 1}') is False
+    assert await store.forget_media("in3", 999.0, '{"other": 1}') is False
+    record = await store.get_message("in1")
+    assert record is not None and (record.content, record.media_stored_at) == (gone, None)
+    assert [m.id for m in await store.stored_media_before(1e12, 10)] == ["in3", "in0"]
+    assert await store.forget_media("nope", 1.0, gone) is False
+
+
 async def test_outbox_lines_heads_attempts_and_replay(stores: Opener) -> None:
     store = await stores()
     for sid in ("a", "b"):
@@ -930,13 +954,26 @@ async def _upgrade_to(store: SqlStore, revision: str) -> None:
 async def _write_old_session(store: SqlStore, session_id: str, **values: Any) -> None:
     """A session row as an older revision wrote it: only the columns it had (the store's own
     writes name every column of the head)."""
-    from sqlalchemy import insert
-
     row = {"session_id": session_id, "workspace_id": "w", "created_at": 1.0, "updated_at": 1.0}
+    await _write_old_row(store, "sessions", row | values)
+
+
+async def _write_old_message(store: SqlStore, message_id: str, **values: Any) -> None:
+    """A message row as revisions before 0006 wrote it (no `media_stored_at`)."""
+    row = {
+        "id": message_id, "session_id": "s", "workspace_id": "w", "direction": "out",
+        "chat_id": "1@c.us", "type": "text", "content": '{"text": "hi"}', "status": "queued",
+        "created_at": 1.0, "updated_at": 1.0,
+    }  # fmt: skip
+    await _write_old_row(store, "messages", row | values)
+
+
+async def _write_old_row(store: SqlStore, table: str, row: dict[str, Any]) -> None:
+    from sqlalchemy import insert
 
     def run() -> None:
         with store.engine.begin() as conn:
-            conn.execute(insert(store.tables.sessions).values(row | values))
+            conn.execute(insert(store.tables.by_name(table)).values(row))
 
     await store._call(run)
 
@@ -961,6 +998,29 @@ async def test_a_0004_database_gets_metadata_and_webhook_events_keeping_its_sess
         await store.close()
 
 
+async def test_a_0005_database_dates_the_inbound_files_it_kept_for_the_retention(
+    db_url: str,
+) -> None:
+    store = SqlStore(db_url)
+    await store.open(migrate=False)
+    try:
+        await _upgrade_to(store, "0005")
+        await _write_old_session(store, "s")
+        kept = json.dumps({"media": {"mimetype": "image/png", "file": "media/in/i1.png"}})
+        refused = json.dumps({"media": {"mimetype": "image/png", "file": None}})
+        sent = json.dumps({"media": {"mimetype": "image/png", "file": "media/out/o1.png"}})
+        common = {"direction": "in", "status": "received"}
+        await _write_old_message(store, "i1", content=kept, created_at=100.0, **common)
+        await _write_old_message(store, "i2", content=refused, created_at=200.0, **common)
+        await _write_old_message(store, "o1", content=sent, created_at=300.0)
+        await store.migrate()
+        assert [(m.id, m.media_stored_at) for m in await store.stored_media_before(1e12, 10)] == [
+            ("i1", 100.0)
+        ]
+    finally:
+        await store.close()
+
+
 async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
     db_url: str,
 ) -> None:
@@ -970,7 +1030,7 @@ async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
         await _upgrade_to(store, "0001")
         assert await store.schema_status() == ("0001", head_revision())
         await _write_old_session(store, "s", status="connected")
-        await store.enqueue_message(message("m1", idempotency_key="k"))
+        await _write_old_message(store, "m1", idempotency_key="k")
         await store.migrate()
         assert await store.schema_status() == (head_revision(), head_revision())
         session = await store.get_session("s")

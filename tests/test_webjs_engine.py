@@ -6,12 +6,13 @@ browser paths are covered end to end in test_fidelity.py.
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from adapters.base import ErrorKind, InboundMessage, StatusUpdate
+from adapters.base import ErrorKind, InboundMessage, MediaTooLarge, StatusUpdate
 from adapters.webjs import WebJsEngine, result_failure, send_error
 from service.browser.bridge import BridgeEvent
 from service.store import MessageRecord, SessionRecord
@@ -298,3 +299,29 @@ async def test_page_operations_answer_clear_errors_and_never_hang() -> None:
     runtime._usable = False
     down = await outcome(Page({"ok": True, "value": None}))
     assert (down.code, down.details) == ("session_not_connected", {"status": "connected"})
+
+
+class MediaPage:
+    """A page whose downloadMedia answers as bridge.js does, honouring the cap it is given."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.caps: list[int | None] = []
+
+    async def download_media(self, message_id: str, max_bytes: int | None) -> dict[str, Any]:
+        self.caps.append(max_bytes)
+        if max_bytes is not None and len(self.data) > max_bytes:
+            return {"tooLarge": len(self.data)}
+        return {"data": base64.b64encode(self.data).decode()}
+
+
+async def test_inbound_media_is_downloaded_only_within_the_cap() -> None:
+    runtime = Runtime()
+    page = runtime.page = MediaPage(b"x" * 100)
+    web, _ = engine(runtime)
+    message = web.inbound(SESSION, payload(type="image", mimetype="image/png", size=100))
+    assert message is not None and message.load_media is not None
+    assert await message.load_media(100) == b"x" * 100
+    with pytest.raises(MediaTooLarge) as refused:
+        await message.load_media(99)
+    assert refused.value.size == 100 and page.caps == [100, 99]

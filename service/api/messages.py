@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 
 from service.api.routing import Header, Operation, Raw, Resource, header_of, path_param, reply
-from service.errors import NotFound, require_browsers
+from service.errors import MediaExpired, NotFound, require_browsers
 from service.links import SignedLinks
 from service.messaging.messenger import Messenger
 from service.messaging.request import parse_send_request
@@ -55,6 +55,11 @@ async def media_file(request: Request) -> Response:
     if record is None or session is None:
         raise NotFound("this media link is invalid or expired", code="media_link_expired")
     media = _messenger(request).media_info(record)
+    if media is not None and not media.get("file") and media.get("reason") == "expired":
+        raise MediaExpired(
+            "this media was deleted after the retention period",
+            details={"message_id": record.id},
+        )
     if media is None or not media.get("file"):
         raise NotFound("this message has no stored media", code="no_media")
     root = session_dir(
@@ -97,7 +102,7 @@ routes = [
             "A message's media behind a signed link valid one hour (media.url)",
             media_file,
             {200: Raw("application/octet-stream", "the file, with its own Content-Type")},
-            errors=(404, 409),
+            errors=(404, 409, 410),
             signed=False,
         ),
     ),

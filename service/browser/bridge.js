@@ -403,7 +403,12 @@
       sendWith(to, handoff(options), (chat, key) =>
         WPP.chat.sendLocationMessage(chat, wppOptions(options, key)),
       ),
-    downloadMedia: async (id) => blobToBase64(await WPP.chat.downloadMedia(id)),
+    // A file past the cap stays in the page: only its size crosses, never its base64.
+    downloadMedia: async (id, maxBytes) => {
+      const blob = await WPP.chat.downloadMedia(id);
+      if (maxBytes != null && blob.size > maxBytes) return { tooLarge: blob.size };
+      return { data: await blobToBase64(blob) };
+    },
     op: runOp,
   };
 

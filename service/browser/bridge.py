@@ -205,9 +205,11 @@ class PageBridge:
         result: dict[str, Any] = await self.call("op", name, args, timeout=timeout)
         return result
 
-    async def download_media(self, message_id: str) -> str:
-        """Base64 of an inbound message's media."""
-        return str(await self.call("downloadMedia", message_id))
+    async def download_media(self, message_id: str, max_bytes: int | None = None) -> dict[str, Any]:
+        """An inbound message's media: `{data}` (base64), or `{tooLarge: size}` when it is
+        larger than `max_bytes`."""
+        result: dict[str, Any] = await self.call("downloadMedia", message_id, max_bytes)
+        return result
 
     async def close(self) -> None:
         await self.browser.close()

@@ -332,6 +332,13 @@ class ClusterNode:
                 log.warning("heartbeat of node %s failed: %s", self.node_id, exc)
             await asyncio.sleep(self.ttl / 3)
 
+    async def is_first_worker(self) -> bool:
+        """Whether this node is the first live worker by node id: the one that runs the
+        cluster's housekeeping (the media cleanup), so that the workers agree on one without
+        talking, as placement does. A moment when two views differ costs a repeated pass."""
+        nodes = live_nodes(await self.store.list_nodes(), self.clock(), self.ttl)
+        return bool(nodes) and nodes[0].node_id == self.node_id
+
     # -- helpers --------------------------------------------------------------------------
 
     async def _view(

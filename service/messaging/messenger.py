@@ -15,9 +15,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
-from adapters.base import InboundMessage, StatusUpdate
+from adapters.base import InboundMessage, MediaTooLarge, StatusUpdate
 from adapters.selector import ProviderSelector
 from service.clock import iso
 from service.errors import (
@@ -35,7 +35,7 @@ from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
 from service.messaging.status import apply_status, rank, status_event
 from service.models.events import MessageReceived
-from service.models.responses import Message
+from service.models.responses import MediaReason, Message
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, SessionRecord, Store
 
@@ -62,6 +62,7 @@ class Messenger:
         links: SignedLinks,
         pacing: PacingPolicy,
         max_media_bytes: int,
+        max_inbound_media_bytes: int = 64 * 1024 * 1024,
         observe_send: Callable[[str, float], None] | None = None,
         nudge: Callable[[str], None] | None = None,
         may_send: Callable[[str], bool] | None = None,
@@ -79,6 +80,7 @@ class Messenger:
         self.links = links
         self.pacing = pacing
         self.max_media_bytes = max_media_bytes
+        self.max_inbound_media_bytes = max_inbound_media_bytes
         self.observe_send = observe_send
         self.senders: dict[str, Sender] = {}
         self._closing = False
@@ -327,6 +329,7 @@ class Messenger:
         if message.media is not None:
             content["media"] = await self._save_media(session, message_id, message)
         now = time.time()
+        kept = message.media is not None and bool(content["media"].get("file"))
         record = MessageRecord(
             id=message_id,
             session_id=session.session_id,
@@ -341,6 +344,7 @@ class Messenger:
             provider_ref=message.ref,
             created_at=now,
             updated_at=now,
+            media_stored_at=now if kept else None,
         )
         event = MessageReceived(message=self.view(record)).new_event()
         await self.store.record_inbound(record, event)
@@ -380,22 +384,31 @@ class Messenger:
     async def _save_media(
         self, session: SessionRecord, message_id: str, message: InboundMessage
     ) -> dict[str, Any]:
-        """Download and keep an inbound file; on failure the message keeps an `error`."""
+        """Download and keep an inbound file; when it is not kept the message says why in
+        `reason` (see MEDIA_REASONS), and is recorded all the same."""
         assert message.media is not None
+        limit = self.max_inbound_media_bytes
+        declared = _whole(message.media.size)
         media: dict[str, Any] = {
             "mimetype": message.media.mimetype,
             "filename": message.media.filename,
-            "size": message.media.size,
+            "size": declared,
             "file": None,
         }
         if message.load_media is None:
-            return media
+            return media | {"reason": "unavailable"}
+        if declared is not None and declared > limit:
+            # Known too large before a byte moves: the download is not even started.
+            return media | {"reason": "too_large"}
         try:
-            data = await message.load_media()
+            data = await message.load_media(limit)
+        except MediaTooLarge as exc:
+            return media | {"reason": "too_large", "size": exc.size or declared}
         except (ApiError, ValueError, OSError) as exc:
             log.warning("session %s: media download failed: %s", session.session_id, exc)
-            media["error"] = "download failed"
-            return media
+            return media | {"reason": "unavailable"}
+        if len(data) > limit:  # an engine that could not stop at the cap
+            return media | {"reason": "too_large", "size": len(data)}
         name = guess_filename(message_id, media["mimetype"])
         try:
             directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
@@ -403,8 +416,7 @@ class Messenger:
         except (OSError, ValueError) as exc:
             # The message itself is still recorded; only its file is missing.
             log.error("session %s: saving inbound media failed: %s", session.session_id, exc)
-            media["error"] = "could not be saved"
-            return media
+            return media | {"reason": "not_saved"}
         media |= {"file": f"media/in/{name}", "size": len(data)}
         return media
 
@@ -451,6 +463,11 @@ class Messenger:
                 "size": _whole(media.get("size")),
                 "url": self.links.url(record.id) if media.get("file") else None,
             }
+            if record.direction == "in":
+                view["media"] |= {
+                    "stored": bool(media.get("file")),
+                    "reason": None if media.get("file") else media_reason(media),
+                }
         if location is not None:
             view["location"] = {
                 "latitude": _number(location.get("latitude")),
@@ -468,6 +485,19 @@ class Messenger:
             view["notify_name"] = _text(content.get("notify_name"))
             view["timestamp"] = _whole(content.get("timestamp"))
         return Message.model_validate(view)
+
+
+MEDIA_REASONS: tuple[str, ...] = get_args(MediaReason)
+# What records written before `reason` existed said instead.
+_LEGACY_ERRORS = {"download failed": "unavailable", "could not be saved": "not_saved"}
+
+
+def media_reason(media: dict[str, Any]) -> str:
+    """Why a media file is not kept: its `reason`, or what an older record's `error` meant."""
+    reason = media.get("reason")
+    if reason in MEDIA_REASONS:
+        return str(reason)
+    return _LEGACY_ERRORS.get(str(media.get("error")), "unavailable")
 
 
 def _mapping(value: object) -> dict[str, Any] | None:

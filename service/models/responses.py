@@ -77,11 +77,25 @@ class PairingCode(Output):
     code: str = Field(description="type it on the phone: Linked devices, link with number")
 
 
+# Why an inbound message's media file is not kept (`media.reason`).
+MediaReason = Literal["too_large", "expired", "unavailable", "not_saved"]
+
+
 class MessageMedia(Output):
     mimetype: str | None
     filename: str | None
     size: int | None
     url: Link | None = Field(description="the file behind a signed link valid one hour")
+    stored: bool | None = Field(
+        default=None,
+        description="inbound only: whether the file is kept here (then `url` serves it)",
+    )
+    reason: MediaReason | None = Field(
+        default=None,
+        description="inbound only, when `stored` is false: larger than "
+        "`SIDECAR_INBOUND_MEDIA_MAX_BYTES`; deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the "
+        "provider gave no file; or it could not be written to disk",
+    )
 
 
 class MessageLocation(Output):

@@ -102,6 +102,9 @@ class MessageRecord:
     # The key a provider's later reports name the message by (its engine decides: the bare
     # WhatsApp Web id, the Cloud API wamid).
     provider_ref: str | None = None
+    # When an inbound message's media file was written; None when no file is kept (none
+    # came, it was refused, or the retention cleanup deleted it).
+    media_stored_at: float | None = None
 
 
 class StaleStatus(Exception):
@@ -412,6 +415,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def count_messages(self, session_id: str, status: str) -> int: ...
+
+    @abc.abstractmethod
+    async def stored_media_before(self, before: float, limit: int) -> list[MessageRecord]:
+        """Up to `limit` messages whose media file was written before `before`
+        (`media_stored_at`), oldest first: what the retention cleanup deletes."""
+
+    @abc.abstractmethod
+    async def forget_media(self, message_id: str, stored_at: float, content: str) -> bool:
+        """Record that the message's media file is gone: `content` replaces its content and
+        `media_stored_at` becomes None, only while `media_stored_at` is still `stored_at`
+        (a compare-and-set, so a cleanup run twice writes once). Whether it wrote."""
 
     # outbox
     @abc.abstractmethod

@@ -302,6 +302,17 @@ class _Queries:
             )
         )
         self.message_delete_session = c(delete(m).where(m.c.session_id == bindparam("session_id")))
+        self.message_media_before = c(
+            select(*message_cols)
+            .where(m.c.media_stored_at < bindparam("before"))
+            .order_by(m.c.media_stored_at, m.c.seq)
+            .limit(bindparam("limit"))
+        )
+        self.message_forget_media = c(
+            update(m)
+            .where(m.c.id == bindparam("k_id"), m.c.media_stored_at == bindparam("k_stored"))
+            .values(content=bindparam("content"), media_stored_at=None, updated_at=bindparam("now"))
+        )
         # outbox
         self.outbox_insert = c(insert(o).values({n: bindparam(n) for n in _OUTBOX_INSERT}))
         self.outbox_get = c(select(*outbox_cols).where(o.c.id == bindparam("id")))
@@ -1766,6 +1777,19 @@ class SqlStore(Store):
         return [_lease(row) for row in rows]
 
     # -- inside transactions -------------------------------------------------------------
+
+    async def stored_media_before(self, before: float, limit: int) -> list[MessageRecord]:
+        values = {"before": before, "limit": limit}
+        rows = await self._read(_fetch_all(self.q.message_media_before, values))
+        return [MessageRecord(*row) for row in rows]
+
+    async def forget_media(self, message_id: str, stored_at: float, content: str) -> bool:
+        values = {"k_id": message_id, "k_stored": stored_at, "content": content}
+
+        def forget(tx: Tx) -> bool:
+            return tx.run(self.q.message_forget_media, values | {"now": time.time()}) > 0
+
+        return await self._transaction(forget)
 
     def _check_fence(self, tx: Tx, session_id: str, fence: tuple[str, int]) -> None:
         """Raise LeaseLost unless the session's lease is `fence`'s node and token and has not

@@ -327,6 +327,8 @@ class GraphStandIn:
         # Every POST /messages attempt, failed ones included: {phone_number_id, body, status}.
         self.attempts: list[dict[str, Any]] = []
         self.calls = 0
+        # Media ids whose bytes were fetched (a refused file never is).
+        self.downloads: list[str] = []
         self.delay = 0.0
         self.media: dict[str, StoredMedia] = {}
         self.lock = threading.Lock()
@@ -603,6 +605,8 @@ class GraphStandIn:
         token = request.query_params.get("token", "")
         if stored is None or not hmac.compare_digest(token, stored.download_token):
             return Response(b"Not Found", status_code=404, media_type="text/plain")
+        with self.lock:
+            self.downloads.append(stored.media_id)
         return Response(stored.data, media_type=stored.mime_type)
 
 
