@@ -194,6 +194,7 @@ def create_app(
             wa_web_url=settings.wa_web_url,
             wa_js_path=str(wa_js.resolve()) if wa_js.is_file() else None,
             memory_limit_bytes=settings.session_memory_limit_mb * MB,
+            secretbox=secretbox,
             load_timeout=float(settings.wa_load_timeout),
             qr_timeout=float(settings.qr_timeout),
             wa_js_config=WaJsConfig(

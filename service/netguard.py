@@ -14,8 +14,8 @@ SIDECAR_FETCH_ALLOW names the exceptions (`AllowList`): host names, addresses or
 may be fetched although they are not public, such as Laravel's storage on a private network.
 
 Webhook URLs are the operator's own endpoints and may be private, but never link-local or a
-cloud metadata service (`webhook_url_problem`). Credentials in a URL are never shown back
-(`redact_url`).
+cloud metadata service (`webhook_url_problem`); a session's browser proxy follows the same
+rule (`proxy_server`). Credentials in a URL are never shown back (`redact_url`).
 """
 
 from __future__ import annotations
@@ -328,12 +328,88 @@ def webhook_url_problem(url: str) -> str | None:
         target = parse_target(url, credentials=True)
     except Refused as exc:
         return exc.reason
+    problem = _metadata_target(target)
+    return None if problem is None else problem + _NEVER
+
+
+def _metadata_target(target: Target) -> str | None:
+    """ "points to ..." when the target's host is a link-local or metadata address or name."""
     if target.address is not None:
         kind = _metadata_kind(target.address)
         if kind is not None:
-            return f"points to {kind} address ({target.address}){_NEVER}"
+            return f"points to {kind} address ({target.address})"
     elif target.name in METADATA_HOSTS:
-        return f"points to a cloud metadata host ({target.name}){_NEVER}"
+        return f"points to a cloud metadata host ({target.name})"
+    return None
+
+
+PROXY_SCHEMES = ("http", "https", "socks5")
+_PROXY_NEVER = "; a proxy may be on a private host, but never on a link-local or metadata address"
+
+
+def proxy_server(url: str) -> str:
+    """A browser proxy's `scheme://host:port` (http, https or socks5; the port given in ASCII
+    digits; no credentials, path, query or fragment). Like webhooks, the host may be private
+    or loopback but never link-local or a metadata service. Refused says what is wrong."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise Refused("is not a valid URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in PROXY_SCHEMES:
+        raise Refused("must be an http://, https:// or socks5:// URL")
+    if "@" in parts.netloc:
+        raise Refused("carries credentials; give them as proxy.username and proxy.password")
+    if parts.path not in ("", "/") or "?" in url or "#" in url:
+        raise Refused("must be scheme://host:port only, without a path, query or fragment")
+    host, colon, raw_port = parts.netloc.rpartition(":")
+    if not colon or not host or "]" in raw_port:
+        raise Refused("needs a host and a port (scheme://host:port)")
+    port = _ascii_port(raw_port)
+    if port is None:
+        raise Refused(f"has an invalid port ({raw_port}); give 1-65535 in ASCII digits")
+    # The host follows the same rules as any URL the sidecar connects to.
+    target = parse_target(f"http://{host}:{port}")
+    problem = _metadata_target(target)
+    if problem is not None:
+        raise Refused(problem + _PROXY_NEVER)
+    shown = f"[{target.host}]" if ":" in target.host else target.host
+    return f"{scheme}://{shown}:{port}"
+
+
+async def proxy_host_problem(server: str, resolver: Resolver | None = None) -> str | None:
+    """For a proxy named by host name: whether the name resolves to a link-local or
+    metadata address now (it may have been fine when configured). A name that does not
+    resolve is no problem here: the browser's page load fails and says so."""
+    target = parse_target("http://" + server.partition("://")[2])
+    if target.address is not None:
+        return None
+    return await _resolves_to_metadata(target, resolver, _PROXY_NEVER)
+
+
+def _ascii_port(text: str) -> int | None:
+    if not re.fullmatch(r"[0-9]{1,5}", text):
+        return None
+    port = int(text)
+    return port if 1 <= port <= 65535 else None
+
+
+async def _resolves_to_metadata(
+    target: Target, resolver: Resolver | None, never: str
+) -> str | None:
+    try:
+        answers = await asyncio.wait_for(
+            (resolver or system_resolver)(target.name, target.port), 10
+        )
+    except (TimeoutError, OSError, UnicodeError):
+        return None
+    for answer in answers:
+        try:
+            kind = _metadata_kind(ipaddress.ip_address(answer))
+        except ValueError:
+            continue
+        if kind is not None:
+            return f"resolves to {kind} address ({answer} for {target.name}){never}"
     return None
 
 
@@ -347,20 +423,7 @@ async def webhook_host_problem(url: str, resolver: Resolver | None = None) -> st
     target = parse_target(url, credentials=True)
     if target.address is not None:
         return None
-    try:
-        answers = await asyncio.wait_for(
-            (resolver or system_resolver)(target.name, target.port), 10
-        )
-    except (TimeoutError, OSError, UnicodeError):
-        return None
-    for answer in answers:
-        try:
-            kind = _metadata_kind(ipaddress.ip_address(answer))
-        except ValueError:
-            continue
-        if kind is not None:
-            return f"resolves to {kind} address ({answer} for {target.name}){_NEVER}"
-    return None
+    return await _resolves_to_metadata(target, resolver, _NEVER)
 
 
 _NEVER = "; webhooks may go to private hosts, but never to link-local or metadata addresses"

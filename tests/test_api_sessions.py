@@ -251,6 +251,87 @@ def test_meta_secrets_are_sealed_and_never_returned(api: httpx.Client, settings:
         assert app_secret.encode() not in data
 
 
+def test_a_proxy_is_set_changed_and_cleared_and_its_password_never_shown(
+    api: httpx.Client, settings: Settings
+) -> None:
+    password = "proxy-pa55-word-789"
+    created = api.post(
+        "/api/sessions",
+        json={
+            "workspace_id": "w",
+            "session_id": "p",
+            "start": False,
+            "proxy": {"url": "http://10.0.0.5:3128/", "username": "ops", "password": password},
+        },
+    )
+    assert created.status_code == 201, created.text
+    # A private host is fine (operators run proxies on their LAN); the URL is normalised.
+    assert created.json()["proxy"] == {"url": "http://10.0.0.5:3128", "authenticated": True}
+    plain = api.patch("/api/sessions/p", json={"proxy": {"url": "SOCKS5://Proxy.LAN:1080"}})
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["proxy"] == {"url": "socks5://proxy.lan:1080", "authenticated": False}
+    again = api.patch(
+        "/api/sessions/p",
+        json={"proxy": {"url": "https://[fd00::5]:8443", "username": "ops", "password": password}},
+    )
+    assert again.json()["proxy"] == {"url": "https://[fd00::5]:8443", "authenticated": True}
+    # Other changes leave the proxy as it is.
+    kept = api.patch("/api/sessions/p", json={"metadata": {"a": 1}})
+    assert kept.json()["proxy"] == again.json()["proxy"]
+    for text in (created.text, again.text, api.get("/api/sessions/p").text):
+        assert password not in text and "ops" not in text
+    # Nothing in the database file (or its WAL) holds the plaintext.
+    files = list(settings.storage_dir.glob("sidecar.sqlite3*"))
+    assert files
+    for path in files:
+        assert password.encode() not in path.read_bytes()
+    cleared = api.patch("/api/sessions/p", json={"proxy": None})
+    assert cleared.status_code == 200 and cleared.json()["proxy"] is None
+    assert api.get("/api/sessions/p").json()["proxy"] is None
+
+
+def test_a_bad_proxy_is_422_and_changes_nothing(api: httpx.Client) -> None:
+    body = {"workspace_id": "w", "session_id": "q", "start": False}
+    good = {"url": "http://proxy.lan:3128"}
+    assert api.post("/api/sessions", json=body | {"proxy": good}).status_code == 201
+    for proxy, field, says in (
+        ({"url": "ftp://proxy.lan:21"}, "proxy.url", "http://, https:// or socks5://"),
+        ({"url": "http://proxy.lan"}, "proxy.url", "needs a host and a port"),
+        ({"url": "http://proxy.lan:0"}, "proxy.url", "invalid port"),
+        ({"url": "http://proxy.lan:65536"}, "proxy.url", "invalid port"),
+        ({"url": "http://proxy.lan:\u0663\u0661\u0662\u0668"}, "proxy.url", "invalid port"),
+        ({"url": "http://proxy.lan:3128/path"}, "proxy.url", "without a path"),
+        ({"url": "http://proxy.lan:3128?x=1"}, "proxy.url", "without a path"),
+        ({"url": "http://u:p@proxy.lan:3128"}, "proxy.url", "proxy.username"),
+        ({"url": "http://169.254.169.254:80"}, "proxy.url", "link-local"),
+        ({"url": "http://[fe80::1]:3128"}, "proxy.url", "link-local"),
+        ({"url": "http://100.100.100.200:80"}, "proxy.url", "metadata"),
+        ({"url": "http://metadata.google.internal:80"}, "proxy.url", "metadata"),
+        ({"url": "http://0x7f.1:3128"}, "proxy.url", "numeric form"),
+        ({"url": "socks5://proxy.lan:1080", "username": "u", "password": "p"},
+         "proxy.username", "Chromium does not support SOCKS5 authentication"),
+        ({"url": "http://proxy.lan:3128", "password": "p"}, "proxy.password", "username"),
+        ({"url": "http://proxy.lan:3128", "username": "a:b"}, "proxy.username", "`:`"),
+        ({"url": "http://proxy.lan:3128", "username": "u", "password": "a\r\nb"},
+         "proxy.password", "control characters"),
+        ({"url": "http://proxy.lan:3128", "token": "x"}, "proxy.token", ""),
+    ):  # fmt: skip
+        for response in (
+            api.post("/api/sessions", json=body | {"session_id": "q2", "proxy": proxy}),
+            api.patch("/api/sessions/q", json={"proxy": proxy}),
+        ):
+            assert response.status_code == 422, (proxy, response.text)
+            problem = error(response)
+            assert problem["code"] == "validation_failed"
+            assert problem["details"] == {"field": field}, (proxy, problem)
+            assert says in str(problem["message"]), (proxy, problem)
+    assert api.get("/api/sessions/q2").status_code == 404
+    assert api.get("/api/sessions/q").json()["proxy"] == {
+        "url": "http://proxy.lan:3128",
+        "authenticated": False,
+    }
+
+
 def test_meta_needs_an_encryption_key(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(SIDECAR_ENCRYPTION_KEY="")
     with (
@@ -263,6 +344,24 @@ def test_meta_needs_an_encryption_key(make_settings: Callable[..., Settings]) ->
         )
         assert response.status_code == 422
         assert "SIDECAR_ENCRYPTION_KEY" in str(error(response)["message"])
+
+
+def test_a_proxy_login_needs_an_encryption_key(make_settings: Callable[..., Settings]) -> None:
+    settings = make_settings(SIDECAR_ENCRYPTION_KEY="")
+    with (
+        serve_app(create_app(settings, with_browsers=False)) as base,
+        httpx.Client(base_url=base, auth=SidecarAuth(API_SECRET)) as client,
+    ):
+        body = {"workspace_id": "w", "session_id": "k", "start": False}
+        proxy = {"url": "http://proxy.lan:3128", "username": "u", "password": "p"}
+        response = client.post("/api/sessions", json=body | {"proxy": proxy})
+        assert response.status_code == 422
+        assert error(response)["details"] == {"field": "proxy"}
+        assert "SIDECAR_ENCRYPTION_KEY" in str(error(response)["message"])
+        # Without credentials there is nothing to seal.
+        plain = client.post("/api/sessions", json=body | {"proxy": {"url": proxy["url"]}})
+        assert plain.status_code == 201, plain.text
+        assert plain.json()["proxy"] == {"url": "http://proxy.lan:3128", "authenticated": False}
 
 
 def test_at_capacity(make_settings: Callable[..., Settings]) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from tests.support.cluster import Cluster, with_signal
 from tests.support.mariadb import PrivateMariaDB
+from tests.support.proxy import forward_proxy
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import ROOT
@@ -308,6 +309,29 @@ def test_a_qr_timeout_on_a_worker_stops_the_session_for_good(
     eventually(lambda: not chromium_for(cluster.storage, "t1"), 30, "t1's browser to close")
     no_qr = api.get("/api/sessions/t1/qr")
     assert no_qr.status_code == 409 and no_qr.json()["error"]["code"] == "no_qr"
+
+
+def test_a_worker_browses_through_the_proxy_the_api_stored(cluster: Cluster, phone: Phone) -> None:
+    password = "cluster-proxy-pa55"
+    with forward_proxy("ops", password) as proxy:
+        cluster.start("w1")
+        created = cluster.api.api.post(
+            "/api/sessions",
+            json={
+                "workspace_id": "acme",
+                "session_id": "p1",
+                "proxy": {"url": proxy.url, "username": "ops", "password": password},
+            },
+        )
+        assert created.status_code == 201, created.text
+        cluster.api.wait_status("p1", "qr_required", timeout=90)
+        assert cluster.owners() == {"p1": "w1"}
+        # The api only wrote it; the worker read it from the store and opened the login.
+        assert proxy.forwarded(phone.base + "/"), proxy.seen
+        ((url, sealed),) = cluster.query(
+            "SELECT proxy_url, proxy_sealed FROM wa_sessions WHERE session_id = %s", "p1"
+        )
+        assert url == proxy.url and password not in sealed
 
 
 def chromium_for(storage: Path, session_id: str) -> list[Any]:

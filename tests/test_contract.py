@@ -95,7 +95,15 @@ def test_request_schemas_list_required_fields_and_limits(document: dict[str, Any
         events = fields["webhook_events"]["anyOf"][0]
         assert (events["type"], events["items"]["enum"]) == ("array", list(EVENTS))
     session = schema(document, "Session")
-    assert {"metadata", "webhook_events"} <= set(session["required"])
+    assert {"metadata", "webhook_events", "proxy"} <= set(session["required"])
+    for name in ("SessionCreate", "SessionPatch"):
+        proxy = schema(document, name)["properties"]["proxy"]["anyOf"][0]
+        assert proxy == {"$ref": "#/components/schemas/ProxyInput"}
+    proxy_input = schema(document, "ProxyInput")
+    assert proxy_input["required"] == ["url"]
+    assert proxy_input["properties"]["password"]["anyOf"][0]["writeOnly"] is True
+    shown = schema(document, "SessionProxy")
+    assert set(shown["properties"]) == {"url", "authenticated"}
     meta = schema(document, "MetaInput")
     assert set(meta["required"]) == {"phone_number_id", "access_token"}
     assert meta["properties"]["access_token"]["writeOnly"] is True

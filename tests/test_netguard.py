@@ -43,6 +43,8 @@ from service.netguard import (
     Refused,
     address_problem,
     parse_target,
+    proxy_host_problem,
+    proxy_server,
     redact_url,
     webhook_url_problem,
 )
@@ -585,6 +587,47 @@ def test_webhook_urls_never_go_to_link_local_or_metadata_hosts(url: str) -> None
 )
 def test_webhook_urls_may_go_to_private_hosts(url: str) -> None:
     assert webhook_url_problem(url) is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254:80",
+        "socks5://[fe80::1]:1080",
+        "http://[::ffff:169.254.169.254]:3128",
+        "https://[fd00:ec2::254]:443",
+        "http://100.100.100.200:80",
+        "http://Metadata.Google.Internal.:80",
+        "socks5://instance-data:1080",
+        "http://2852039166:80",
+    ],
+)
+def test_proxies_are_never_on_link_local_or_metadata_hosts(url: str) -> None:
+    with pytest.raises(Refused, match=r"never on a link-local or metadata address|numeric"):
+        proxy_server(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "server"),
+    [
+        ("http://127.0.0.1:3128", "http://127.0.0.1:3128"),
+        ("HTTP://Proxy.LAN:3128/", "http://proxy.lan:3128"),
+        ("socks5://10.0.0.5:1080", "socks5://10.0.0.5:1080"),
+        ("https://[FD12::5]:08443", "https://[fd12::5]:8443"),
+    ],
+)
+def test_proxies_may_be_on_private_hosts(url: str, server: str) -> None:
+    assert proxy_server(url) == server
+
+
+async def test_a_proxy_name_that_resolves_to_a_metadata_address_is_caught_at_launch() -> None:
+    async def resolver(host: str, port: int) -> list[str]:
+        return {"proxy.lan": ["10.0.0.5"], "sneaky.lan": ["10.0.0.6", "169.254.169.254"]}[host]
+
+    assert await proxy_host_problem("http://proxy.lan:3128", resolver) is None
+    problem = await proxy_host_problem("socks5://sneaky.lan:1080", resolver)
+    assert problem is not None and "169.254.169.254 for sneaky.lan" in problem
+    assert await proxy_host_problem("http://10.0.0.7:3128", resolver) is None
 
 
 def test_redaction_hides_credentials_only() -> None:

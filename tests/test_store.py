@@ -1021,6 +1021,26 @@ async def test_a_0005_database_dates_the_inbound_files_it_kept_for_the_retention
         await store.close()
 
 
+async def test_a_0006_database_gets_the_proxy_columns_keeping_its_sessions(db_url: str) -> None:
+    store = SqlStore(db_url)
+    await store.open(migrate=False)
+    try:
+        await _upgrade_to(store, "0006")
+        await _write_old_session(store, "s", metadata='{"a":1}')
+        await store.migrate()
+        session = await store.get_session("s")
+        assert session is not None and session.metadata == '{"a":1}'
+        # An existing session keeps connecting directly.
+        assert (session.proxy_url, session.proxy_sealed) == (None, None)
+        proxy = {"proxy_url": "http://10.0.0.5:3128", "proxy_sealed": "AQ" + "x" * 500}
+        await store.update_session("s", proxy)
+        session = await store.get_session("s")
+        assert session is not None
+        assert (session.proxy_url, session.proxy_sealed) == tuple(proxy.values())
+    finally:
+        await store.close()
+
+
 async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
     db_url: str,
 ) -> None:

@@ -17,13 +17,14 @@ from service.models import responses as rs
 from service.models.base import validate
 from service.netguard import redact_url
 from service.sessions.manager import SessionManager
+from service.sessions.proxy import ProxyConfig, proxy_view
 from service.store import SessionRecord
 from service.validation import json_object
 
 
 def session_view(record: SessionRecord) -> rs.Session:
-    """The public session record; Meta secrets never leave, only whether they are set,
-    and credentials in webhook_url show as `***@`."""
+    """The public session record; Meta and proxy secrets never leave, only whether they are
+    set, and credentials in webhook_url show as `***@`."""
     return rs.Session.model_validate(
         {
             "session_id": record.session_id,
@@ -45,6 +46,7 @@ def session_view(record: SessionRecord) -> rs.Session:
             "webhook_events": (
                 None if record.webhook_events is None else json.loads(record.webhook_events)
             ),
+            "proxy": proxy_view(record),
         }
     )
 
@@ -69,6 +71,12 @@ def _meta(meta: rq.MetaInput | None) -> MetaConfig | None:
     )
 
 
+def _proxy(proxy: rq.ProxyInput | None) -> ProxyConfig | None:
+    if proxy is None:
+        return None
+    return ProxyConfig(url=proxy.url, username=proxy.username, password=proxy.password)
+
+
 async def create_session(request: Request) -> Response:
     data = await body_of(request, rq.SessionCreate)
     record = await _manager(request).create(
@@ -80,6 +88,7 @@ async def create_session(request: Request) -> Response:
         meta=_meta(data.meta),
         metadata=data.metadata,
         webhook_events=data.webhook_events,
+        proxy=_proxy(data.proxy),
     )
     return reply(session_view(record), 201)
 
@@ -108,6 +117,8 @@ async def patch_session(request: Request) -> Response:
         changes["webhook_url"] = patch.webhook_url
     if "meta" in patch.model_fields_set:
         changes["meta"] = _meta(patch.meta)
+    if "proxy" in patch.model_fields_set:
+        changes["proxy"] = _proxy(patch.proxy)
     for field in ("metadata", "webhook_events"):
         if field in patch.model_fields_set:
             changes[field] = getattr(patch, field)
@@ -156,7 +167,8 @@ routes = [
         "/api/sessions/{session_id}",
         get=Operation("Read a session", get_session, {200: rs.Session}, errors=(404,)),
         patch=Operation(
-            "Change provider_mode, webhook_url, Meta credentials, metadata or webhook_events",
+            "Change provider_mode, webhook_url, Meta credentials, metadata, webhook_events "
+            "or proxy",
             patch_session,
             {200: rs.Session},
             errors=(404, 502, 503),

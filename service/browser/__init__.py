@@ -4,11 +4,12 @@ No other package imports Playwright, so the driver stays replaceable.
 """
 
 from service.browser.bridge import BridgeError, BridgeTimeout, PageBridge
-from service.browser.launcher import BrowserSession, ChromiumLauncher, LaunchError
+from service.browser.launcher import BrowserProxy, BrowserSession, ChromiumLauncher, LaunchError
 
 __all__ = [
     "BridgeError",
     "BridgeTimeout",
+    "BrowserProxy",
     "BrowserSession",
     "ChromiumLauncher",
     "LaunchError",

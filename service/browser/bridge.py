@@ -14,7 +14,7 @@ from typing import Any
 
 from playwright.async_api import Error as PlaywrightError
 
-from service.browser.launcher import BrowserSession, ChromiumLauncher
+from service.browser.launcher import BrowserProxy, BrowserSession, ChromiumLauncher
 
 log = logging.getLogger("service.browser")
 
@@ -132,8 +132,10 @@ class PageBridge:
         wa_js_path: str | None,
         config: WaJsConfig,
         on_event: OnEvent,
+        proxy: BrowserProxy | None = None,
     ) -> PageBridge:
-        """Launch Chromium on `profile`, install wa-js and the bridge, navigate to `url`."""
+        """Launch Chromium on `profile` (through `proxy` when given), install wa-js and the
+        bridge, navigate to `url`."""
 
         async def emit(raw: str) -> None:
             try:
@@ -145,7 +147,9 @@ class PageBridge:
             await on_event(event)
 
         script = await asyncio.to_thread(init_script, wa_js_path, config)
-        browser = await launcher.launch(profile, init_script=script, binding=BINDING, emit=emit)
+        browser = await launcher.launch(
+            profile, init_script=script, binding=BINDING, emit=emit, proxy=proxy
+        )
         bridge = cls(browser)
         try:
             await browser.goto(url)

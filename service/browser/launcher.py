@@ -9,10 +9,11 @@ import os
 import re
 import subprocess
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import BrowserContext, Page, Playwright, async_playwright
+from playwright.async_api import BrowserContext, Page, Playwright, ProxySettings, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from service.browser.flags import chromium_args
@@ -32,6 +33,24 @@ Emit = Callable[[str], Awaitable[None]]
 
 class LaunchError(Exception):
     """Chromium could not be started or the page could not be opened."""
+
+
+@dataclass(frozen=True)
+class BrowserProxy:
+    """The proxy a browser sends everything through: `server` is `scheme://host:port`."""
+
+    server: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    def settings(self) -> ProxySettings:
+        """Playwright's form. It sends loopback through the proxy too (its Chromium
+        launcher adds `<-loopback>` to the bypass list), so nothing skips the proxy."""
+        proxy = ProxySettings(server=self.server)
+        if self.username is not None:
+            proxy["username"] = self.username
+            proxy["password"] = self.password or ""
+        return proxy
 
 
 def _user_agent(chromium_path: str) -> str:
@@ -119,9 +138,16 @@ class ChromiumLauncher:
             self._playwright = None
 
     async def launch(
-        self, profile: Path, *, init_script: str, binding: str, emit: Emit
+        self,
+        profile: Path,
+        *,
+        init_script: str,
+        binding: str,
+        emit: Emit,
+        proxy: BrowserProxy | None = None,
     ) -> BrowserSession:
-        """Start Chromium on `profile` with `init_script` and `window[binding](json)` wired."""
+        """Start Chromium on `profile` with `init_script` and `window[binding](json)` wired,
+        its traffic through `proxy` when given."""
         if self._playwright is None:
             raise LaunchError("the browser driver is not started")
         profile.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -143,6 +169,7 @@ class ChromiumLauncher:
                 viewport={"width": 1024, "height": 768},
                 bypass_csp=True,
                 timeout=60_000,
+                proxy=proxy.settings() if proxy is not None else None,
             )
         except PlaywrightError as exc:
             raise LaunchError(f"Chromium did not start: {exc.message.splitlines()[0]}") from None

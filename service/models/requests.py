@@ -178,6 +178,31 @@ class MetaInput(Input):
     verify_token: MetaSecret | None = None
 
 
+# HTTP Basic joins them with `:`; control characters would break the header.
+_PROXY_USER = r"^[^\x00-\x1f\x7f:]+$"
+_NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+PATTERN_RULES[_PROXY_USER] = "must be 1-255 characters without `:` or control characters"
+PATTERN_RULES[_NO_CONTROL] = "must be at most 255 characters without control characters"
+
+
+class ProxyInput(Input):
+    """The proxy the session's browser uses, applied when the browser (re)starts: `url` is
+    `http://`, `https://` or `socks5://` `host:port` (a private host is fine, never a
+    link-local or metadata address; no credentials, path or query in it). `username` and
+    `password` are sealed at rest with SIDECAR_ENCRYPTION_KEY and never shown again; socks5
+    takes none (Chromium has no SOCKS authentication)."""
+
+    url: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=2048),
+        Field(examples=["http://10.0.0.5:3128"]),
+    ]
+    username: Annotated[str, StringConstraints(max_length=255, pattern=_PROXY_USER)] | None = None
+    password: (
+        Annotated[str, StringConstraints(max_length=255, pattern=_NO_CONTROL), _WRITE_ONLY] | None
+    ) = Field(default=None, description="needs `username`")
+
+
 class SessionCreate(Input):
     """Create a session; it starts unless `start` is false."""
 
@@ -194,18 +219,21 @@ class SessionCreate(Input):
     meta: MetaInput | None = None
     metadata: Metadata | None = None
     webhook_events: WebhookEvents | None = None
+    proxy: ProxyInput | None = None
 
 
 class SessionPatch(Input):
     """Change what a session uses; a field left out stays as it is, `webhook_url: ""` or
     null clears the URL, `meta: null` removes the credentials, `metadata` replaces the
-    object (null clears it), `webhook_events: null` sends every event again."""
+    object (null clears it), `webhook_events: null` sends every event again, `proxy`
+    replaces the proxy (null: no proxy) from the browser's next start or restart."""
 
     provider_mode: ProviderMode | None = None
     webhook_url: ClearableUrl | None = None
     meta: MetaInput | None = None
     metadata: Metadata | None = None
     webhook_events: WebhookEvents | None = None
+    proxy: ProxyInput | None = None
 
 
 class NoOptions(Input):

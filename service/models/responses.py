@@ -42,6 +42,11 @@ class SessionMeta(Output):
     phone_number_id: str | None
 
 
+class SessionProxy(Output):
+    url: str = Field(description="`scheme://host:port`; the credentials are never shown")
+    authenticated: bool = Field(description="whether a username (and password) is set")
+
+
 class Session(Output):
     session_id: Id
     workspace_id: Id
@@ -60,6 +65,9 @@ class Session(Output):
     )
     webhook_events: list[str] | None = Field(
         description="the events this session's webhook gets; null: every event"
+    )
+    proxy: SessionProxy | None = Field(
+        description="the proxy the browser uses from its next start or restart; null: none"
     )
 
 

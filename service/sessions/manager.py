@@ -21,6 +21,7 @@ from service.errors import AtCapacity, SessionNotFound, ValidationFailed, requir
 from service.netguard import webhook_url_problem
 from service.secretbox import SecretBox
 from service.sessions.layout import ensure_session_dir, profile_dir, remove_tree, session_dir
+from service.sessions.proxy import ProxyConfig, proxy_columns
 from service.store import SessionRecord, Store
 
 log = logging.getLogger("service.sessions")
@@ -97,11 +98,13 @@ class SessionManager:
         meta: MetaConfig | None,
         metadata: dict[str, Any] | None = None,
         webhook_events: Sequence[str] | None = None,
+        proxy: ProxyConfig | None = None,
     ) -> SessionRecord:
         session_id = session_id or "ses_" + secrets.token_hex(8)
         if provider_mode == "meta" and meta is None:
             raise ValidationFailed("meta", "is required when provider_mode is meta")
         _check_webhook_url(webhook_url)
+        proxied = proxy_columns(proxy, session_id, self.secretbox)
         async with self._capacity:
             if start:
                 await self._ensure_capacity()
@@ -115,6 +118,7 @@ class SessionManager:
                 meta_phone_number_id=meta.phone_number_id if meta else None,
                 metadata=_json_or_none(metadata),
                 webhook_events=_json_or_none(webhook_events),
+                **proxied,
             )
             record = await self.store.create_session(record)
         ensure_session_dir(self.sessions_root, workspace_id, session_id)
@@ -131,9 +135,11 @@ class SessionManager:
         meta: MetaConfig | None = _UNSET,
         metadata: dict[str, Any] | None = _UNSET,
         webhook_events: Sequence[str] | None = _UNSET,
+        proxy: ProxyConfig | None = _UNSET,
     ) -> SessionRecord:
         """Change what is given; `metadata` and `webhook_events` are replaced whole (None
-        clears the metadata, and sends every event again)."""
+        clears the metadata, and sends every event again). A new `proxy` (None: none) is
+        what the browser uses from its next start or restart."""
         record = await self.get(session_id)
         changes: dict[str, Any] = {}
         if provider_mode is not None:
@@ -148,6 +154,8 @@ class SessionManager:
             changes["metadata"] = _json_or_none(metadata)
         if webhook_events is not _UNSET:
             changes["webhook_events"] = _json_or_none(webhook_events)
+        if proxy is not _UNSET:
+            changes.update(proxy_columns(proxy, session_id, self.secretbox))
         mode = changes.get("provider_mode", record.provider_mode)
         has_meta = changes.get("meta_sealed", record.meta_sealed) is not None
         if mode == "meta" and not has_meta:

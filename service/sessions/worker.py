@@ -18,7 +18,10 @@ from service.browser.profile_lock import lock_host
 from service.clock import iso
 from service.links import SignedLinks
 from service.models.events import QrCodeGenerated
+from service.netguard import proxy_host_problem
+from service.secretbox import SecretBox
 from service.sessions.layout import profile_dir
+from service.sessions.proxy import ProxyUnavailable, open_proxy
 from service.sessions.state import StatusWriter
 from service.store import SessionRecord, Store
 
@@ -85,6 +88,8 @@ class WorkerContext:
     # Set the moment the service is told to stop (a signal): from then on a browser that
     # ends is part of the stop, not a crash to report and restart.
     shutting_down: bool = False
+    # Opens a session's sealed proxy credentials (SIDECAR_ENCRYPTION_KEY).
+    secretbox: SecretBox | None = None
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -99,7 +104,8 @@ async def _first(*events: asyncio.Event, timeout: float) -> None:
 
 @dataclass(frozen=True)
 class Outcome:
-    """Why one browser run ended: `stop`, `restart` (asked for), `memory` or `crash`."""
+    """Why one browser run ended: `stop`, `restart` (asked for), `memory`, `crash`, or
+    `proxy` (its proxy cannot be used: no retry helps until the proxy is set again)."""
 
     kind: str
     detail: str = ""
@@ -195,6 +201,10 @@ class SessionWorker:
                 if outcome.kind == "restart":
                     failures = 0
                     continue
+                if outcome.kind == "proxy":
+                    self.log.error("session %s: %s", self.session_id, outcome.detail)
+                    final = ("failed", "proxy_unavailable", {"last_error": outcome.detail})
+                    break
                 if outcome.kind == "memory":
                     self.log.warning(
                         "session %s over its memory ceiling; restarting", self.session_id
@@ -248,6 +258,14 @@ class SessionWorker:
             and not await self.ctx.profile_guard(self.session_id, profile, host)
         ):
             return Outcome("crash", f"the profile is in use on host {host}")
+        # Read from the store at each start, so a PATCHed proxy applies from the next one
+        # (and a cluster worker uses what the api role wrote).
+        try:
+            proxy = open_proxy(record, self.ctx.secretbox)
+        except ProxyUnavailable as exc:
+            return Outcome("proxy", str(exc))
+        if proxy is not None and (problem := await proxy_host_problem(proxy.server)):
+            return Outcome("proxy", f"proxy {proxy.server} {problem}")
         async with self.ctx.launch_slots:
             if self._stop.is_set():
                 return Outcome("stop")
@@ -263,6 +281,7 @@ class SessionWorker:
                     wa_js_path=self.ctx.wa_js_path,
                     config=self.ctx.wa_js_config,
                     on_event=self._events.put,
+                    proxy=proxy,
                 )
             except LaunchError as exc:
                 return Outcome("crash", str(exc))

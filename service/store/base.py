@@ -53,6 +53,10 @@ class SessionRecord:
     metadata: str | None = field(default=None, repr=False)
     # The events its webhook gets, as a JSON list of names; None sends every event.
     webhook_events: str | None = None
+    # The browser's proxy as `scheme://host:port` (no credentials), and its username and
+    # password sealed like the Meta credentials; applied when the browser starts.
+    proxy_url: str | None = None
+    proxy_sealed: str | None = field(default=None, repr=False)
 
     def sends(self, event: str) -> bool:
         """Whether `event` goes to this session's webhook (its `webhook_events` lists it,

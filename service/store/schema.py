@@ -121,6 +121,9 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         # The caller's own JSON object and event filter, as JSON text (revision 0005).
         Column("metadata", Text),
         Column("webhook_events", Text),
+        # The browser's proxy, and its sealed credentials (revision 0007).
+        Column("proxy_url", Text),
+        Column("proxy_sealed", Text),
         Index(f"{p}sessions_workspace", "workspace_id", "status"),
         Index(f"{p}sessions_meta_phone", "meta_phone_number_id"),
         **options,
