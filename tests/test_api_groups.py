@@ -288,13 +288,20 @@ def test_join_by_invite_link_then_leave(car: Sidecar, phone: Phone, receiver: Re
 
 
 def test_group_webhooks_are_signed(car: Sidecar, receiver: Receiver) -> None:
-    ok(car.api.post(API, json={"subject": "Signed", "participants": [FRIEND]}), 201)
-    request = next(r for r in receiver.requests if r["json"]["event"].startswith("group_"))
+    gid = ok(car.api.post(API, json={"subject": "Signed", "participants": [FRIEND]}), 201)["id"]
+    ok(car.api.put(f"{API}/{gid}/subject", json={"subject": "Signed 2"}))
+    wait_hooks(receiver, "group_updated", gid, 1)
+    (request,) = [
+        r
+        for r in receiver.requests
+        if r["json"]["event"] == "group_updated" and r["json"]["data"]["group_id"] == gid
+    ]
     body, headers = request["body"], request["headers"]
     expected = hmac.new(
         WEBHOOK_SECRET.encode(), headers["x-timestamp"].encode() + body, hashlib.sha256
     ).hexdigest()
     assert headers["x-hmac-signature"] == expected
+    assert headers["x-webhook-event"] == "group_updated"
     assert request["json"]["session_id"] == "g1"
 
 
