@@ -166,6 +166,21 @@ PAGE_OPS = frozenset(
         "contacts.block",
         "contacts.unblock",
         "contacts.ids",
+        # groups (service/api/groups.py)
+        "groups.list",
+        "groups.create",
+        "groups.info",
+        "groups.participants",
+        "groups.add",
+        "groups.remove",
+        "groups.promote",
+        "groups.demote",
+        "groups.subject",
+        "groups.description",
+        "groups.invite",
+        "groups.revoke",
+        "groups.join",
+        "groups.leave",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

@@ -43,6 +43,7 @@ class PageSite:
             Route("/net/media", self.media, methods=["GET"]),
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
+            Route("/net/group", self.group, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -141,6 +142,14 @@ class PageSite:
             raise Invalid("validation_error", "block must be true or false", field="block")
         listed = await self.network.set_blocked(device, token, body.get("id"), block)
         return JSONResponse({"blocked": listed})
+
+    async def group(self, request: Request) -> Response:
+        """`{device_id, token, op, ...args}` -> `{value}`: one of the page's WPP.group
+        operations, for the device's account."""
+        body = await read_json(request)
+        device, token = body.pop("device_id", None), body.pop("token", None)
+        op = body.pop("op", None)
+        return JSONResponse({"value": await self.network.group_op(device, token, op, body)})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

@@ -348,6 +348,55 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "contact_id", 422)
     assert phone.blocklist(ME) == []
 
+    # Groups: create one, then read, manage and leave it through the kit.
+    member = "5511988880009"
+    phone.contact(member)
+    (created,) = values(
+        run_kit(
+            car.base, call("createGroup", sessionId="kit-1", subject="Kit", participants=[FRIEND])
+        ),
+        True,
+    )
+    gid = created["id"]
+    assert created["participants"] == [{"id": f"{FRIEND}@c.us", "code": 200}]
+    managing = run_kit(
+        car.base,
+        call("addGroupParticipants", sessionId="kit-1", groupId=gid, participants=[f"+{member}"]),
+        call("promoteGroupParticipants", sessionId="kit-1", groupId=gid, participants=[member]),
+        call("setGroupSubject", sessionId="kit-1", groupId=gid, subject="Kit 2"),
+        call("group", sessionId="kit-1", groupId=gid),
+        call("groupInviteCode", sessionId="kit-1", groupId=gid),
+        call("groups", sessionId="kit-1"),
+        call("leaveGroup", sessionId="kit-1", groupId=gid),
+        call("group", sessionId="kit-1", groupId=gid),
+        call("group", sessionId="kit-1", groupId="not-a-group"),
+    )
+    added, promoted, renamed, info, invite, listed, left, gone_group, bad_group = values(
+        managing, True, True, True, True, True, True, True, False, False
+    )
+    assert added == [{"id": f"{member}@c.us", "code": 200}]
+    assert promoted == {"group_id": gid, "action": "promote", "participants": [member]}
+    assert renamed == {"group_id": gid, "subject": "Kit 2"}
+    assert info["subject"] == "Kit 2"
+    assert {p["id"]: p["is_admin"] for p in info["participants"]} == {
+        f"{ME}@c.us": True,
+        f"{FRIEND}@c.us": False,
+        f"{member}@c.us": True,
+    }
+    assert invite["url"] == f"https://chat.whatsapp.com/{invite['code']}"
+    assert gid in [g["id"] for g in listed]
+    assert left is True
+    assert (gone_group["class"], gone_group["code"], gone_group["status"]) == (
+        "ConflictException",
+        "page_refused",
+        409,
+    )
+    assert (bad_group["class"], bad_group["field"], bad_group["status"]) == (
+        "ValidationException",
+        "group_id",
+        422,
+    )
+
     key = "order-77-shipped"
     sending = run_kit(
         car.base,

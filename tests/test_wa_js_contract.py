@@ -107,6 +107,20 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "contact.getPnLidEntry",
         "blocklist.blockContact",
         "blocklist.unblockContact",
+        "group.getAllGroups",
+        "group.create",
+        "group.ensureGroup",
+        "group.getParticipants",
+        "group.addParticipants",
+        "group.removeParticipants",
+        "group.promoteParticipants",
+        "group.demoteParticipants",
+        "group.setSubject",
+        "group.setDescription",
+        "group.getInviteCode",
+        "group.revokeInviteCode",
+        "group.join",
+        "group.leave",
     }
     assert all(is_declared(name) for name in used)
 

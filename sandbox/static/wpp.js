@@ -588,6 +588,7 @@
         break;
       case 'message':
       case 'ack':
+      case 'group':
         if (!state.authenticated) break;
         if (state.streamMode === 'MAIN') deliver(frame.kind, data);
         else state.backlog.push({ kind: frame.kind, data: data, seq: seq });
@@ -924,6 +925,8 @@
       deliverMessage(data);
     } else if (kind === 'ack') {
       deliverReceipt(data);
+    } else if (kind === 'group') {
+      deliverGroupChange(data);
     }
   }
 
@@ -1452,6 +1455,158 @@
     return blockedIds.has(assertWid(chatId)._serialized);
   }
 
+  // ---------------------------------------------------------------- group
+  //
+  // wa-js's WPP.group functions. The network keeps every group (`/net/group`); the page
+  // keeps a ChatModel per group it has seen, with its groupMetadata, as WhatsApp's ChatStore.
+
+  // The codes wa-js's group functions throw that the network may answer with.
+  var GROUP_CODES = [
+    'chat_not_found',
+    'not_a_group',
+    'group_you_are_not_admin',
+    'participant_not_exists',
+    'group_participant_is_not_a_group_member',
+    'group_participant_is_already_a_group_admin',
+    'group_participant_is_already_not_a_group_admin',
+    'invalid_invite_code',
+  ];
+
+  async function groupNet(op, args) {
+    await readyPromise;
+    var auth = state.auth;
+    if (!auth || !state.authenticated) throw new Error('not logged in');
+    try {
+      var body = Object.assign({ device_id: state.deviceId, token: auth.token, op: op }, args);
+      return (await net('/net/group', body)).value;
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      if (GROUP_CODES.indexOf(err.netCode) >= 0) throw new WPPError(err.netCode, err.message);
+      throw err;
+    }
+  }
+
+  /** The group's ChatModel in this page's ChatStore, updated from the network's metadata. */
+  function groupChat(info) {
+    var wid = new Wid(info.id);
+    var chat = chats.get(wid._serialized) || new ChatModel(wid);
+    chat.name = info.subject;
+    chat.formattedTitle = info.subject;
+    chat.groupMetadata = {
+      id: wid,
+      subject: info.subject,
+      desc: info.description || undefined,
+      owner: new Wid(info.owner),
+      creation: info.creation,
+      size: info.participants.length,
+      participants: info.participants.map(participantModel),
+    };
+    chats.set(wid._serialized, chat);
+    return chat;
+  }
+
+  function participantModel(p) {
+    return { id: new Wid(p.id), isAdmin: p.isAdmin, isSuperAdmin: p.isSuperAdmin };
+  }
+
+  /** The group's id as a Wid: `not_a_group` for any other id (wa-js's ensureGroup). */
+  function groupWid(groupId) {
+    var wid = assertWid(groupId);
+    if (!wid.isGroup()) throw new WPPError('not_a_group', 'Chat ' + wid + ' is not a group', { groupId: wid });
+    return wid;
+  }
+
+  function participantIds(ids) {
+    return (Array.isArray(ids) ? ids : [ids]).map(function (id) {
+      return assertWid(id)._serialized;
+    });
+  }
+
+  async function ensureGroup(groupId) {
+    var wid = groupWid(groupId);
+    return groupChat(await groupNet('info', { id: wid._serialized }));
+  }
+
+  async function getAllGroups() {
+    var groups = await groupNet('list', {});
+    return groups.map(groupChat);
+  }
+
+  async function createGroup(groupName, participantsIds) {
+    var answer = await groupNet('create', { subject: groupName, participants: participantIds(participantsIds) });
+    await ensureGroup(answer.gid);
+    var participants = {};
+    Object.keys(answer.participants).forEach(function (id) {
+      participants[id] = { wid: id, code: answer.participants[id], invite_code: null, invite_code_exp: null };
+    });
+    return { gid: new Wid(answer.gid), participants: participants };
+  }
+
+  async function addParticipants(groupId, participantsIds) {
+    var wid = groupWid(groupId);
+    var codes = await groupNet('add', { id: wid._serialized, participants: participantIds(participantsIds) });
+    var result = {};
+    Object.keys(codes).forEach(function (id) {
+      result[id] = {
+        wid: id,
+        code: codes[id],
+        message: codes[id] === 200 ? 'OK' : 'Conflict',
+        invite_code: null,
+        invite_code_exp: null,
+      };
+    });
+    return result;
+  }
+
+  function changeParticipants(op) {
+    return async function (groupId, participantsIds) {
+      var wid = groupWid(groupId);
+      await groupNet(op, { id: wid._serialized, participants: participantIds(participantsIds) });
+    };
+  }
+
+  function setGroupText(op) {
+    return async function (groupId, value) {
+      var wid = groupWid(groupId);
+      await groupNet(op, { id: wid._serialized, value: value });
+      await ensureGroup(wid);
+      return true;
+    };
+  }
+
+  async function getParticipants(groupId) {
+    return (await ensureGroup(groupId)).groupMetadata.participants;
+  }
+
+  function inviteCode(op) {
+    return async function (groupId) {
+      var wid = groupWid(groupId);
+      return groupNet(op, { id: wid._serialized });
+    };
+  }
+
+  async function joinGroup(inviteCode) {
+    var answer = await groupNet('join', { code: String(inviteCode) });
+    await ensureGroup(answer.id);
+    return { id: answer.id, pendingApproval: !!answer.pendingApproval };
+  }
+
+  async function leaveGroup(groupId) {
+    var wid = groupWid(groupId);
+    await groupNet('leave', { id: wid._serialized });
+  }
+
+  // wa-js's group.participant_changed (it wraps WhatsApp's updateDBForGroupAction).
+  function deliverGroupChange(data) {
+    emit('group.participant_changed', {
+      author: data.author,
+      groupId: data.groupId,
+      action: data.action,
+      operation: data.operation,
+      participants: data.participants.slice(),
+    });
+  }
+
   // ---------------------------------------------------------------- conn
 
   async function getAuthCode() {
@@ -1608,6 +1763,22 @@
       unblockContact: function (chatId) {
         return setBlocked(chatId, false);
       },
+    },
+    group: {
+      ensureGroup: ensureGroup,
+      getAllGroups: getAllGroups,
+      create: createGroup,
+      getParticipants: getParticipants,
+      addParticipants: addParticipants,
+      removeParticipants: changeParticipants('remove'),
+      promoteParticipants: changeParticipants('promote'),
+      demoteParticipants: changeParticipants('demote'),
+      setSubject: setGroupText('subject'),
+      setDescription: setGroupText('description'),
+      getInviteCode: inviteCode('invite_code'),
+      revokeInviteCode: inviteCode('revoke_invite_code'),
+      join: joinGroup,
+      leave: leaveGroup,
     },
     util: {
       WPPError: WPPError,

@@ -275,6 +275,62 @@
     },
   };
 
+  // Groups (wa-js group functions): a group is one this account's ChatStore has (ensureGroup), so an
+  // unknown or left group is wa-js's `chat_not_found`; ids come back serialized.
+  const groupInfo = (chat) => {
+    const meta = (chat && chat.groupMetadata) || {};
+    return {
+      id: ser(chat.id),
+      subject: meta.subject || chat.name || null,
+      description: meta.desc || null,
+      owner: ser(meta.owner),
+      created_at: num(meta.creation),
+    };
+  };
+  const participant = (p) => ({ id: ser(p.id), is_admin: !!p.isAdmin, is_super_admin: !!p.isSuperAdmin });
+  const participantCodes = (result) =>
+    Object.values(result || {}).map((p) => ({ id: ser(p.wid), code: num(p.code) }));
+  Object.assign(OPS, {
+    'groups.list': async () => (await WPP.group.getAllGroups()).filter(Boolean).map(groupInfo),
+    'groups.create': async ({ subject, participants }) => {
+      const result = await WPP.group.create(subject, participants);
+      return { id: ser(result.gid), participants: participantCodes(result.participants) };
+    },
+    'groups.info': async ({ id }) => {
+      const chat = await WPP.group.ensureGroup(id);
+      const members = await WPP.group.getParticipants(id);
+      return Object.assign(groupInfo(chat), { participants: members.map(participant) });
+    },
+    'groups.participants': async ({ id }) => (await WPP.group.getParticipants(id)).map(participant),
+    'groups.add': async ({ id, participants }) =>
+      participantCodes(await WPP.group.addParticipants(id, participants)),
+    'groups.remove': async ({ id, participants }) => {
+      await WPP.group.removeParticipants(id, participants);
+      return null;
+    },
+    'groups.promote': async ({ id, participants }) => {
+      await WPP.group.promoteParticipants(id, participants);
+      return null;
+    },
+    'groups.demote': async ({ id, participants }) => {
+      await WPP.group.demoteParticipants(id, participants);
+      return null;
+    },
+    'groups.subject': async ({ id, subject }) => !!(await WPP.group.setSubject(id, subject)),
+    'groups.description': async ({ id, description }) =>
+      !!(await WPP.group.setDescription(id, description)),
+    'groups.invite': async ({ id }) => WPP.group.getInviteCode(id),
+    'groups.revoke': async ({ id }) => WPP.group.revokeInviteCode(id),
+    'groups.join': async ({ code }) => {
+      const result = await WPP.group.join(code);
+      return { id: ser(result.id), pending_approval: !!result.pendingApproval };
+    },
+    'groups.leave': async ({ id }) => {
+      await WPP.group.leave(id);
+      return null;
+    },
+  });
+
   const runOp = async (name, args) => {
     if (!Object.prototype.hasOwnProperty.call(OPS, name)) {
       return { ok: false, code: null, message: 'unknown page operation' };
@@ -283,6 +339,21 @@
       return { ok: true, value: await OPS[name](args || {}) };
     } catch (e) {
       return Object.assign({ ok: false }, errorInfo(e));
+    }
+  };
+
+  // Whether an id (phone or LID form) is this account's own.
+  const isMine = (id) => {
+    try {
+      const own = [ser(WPP.conn.getMyUserId())];
+      try {
+        own.push(ser(WPP.conn.getMyUserLid()));
+      } catch (e) {
+        // no LID known yet
+      }
+      return own.includes(ser(id));
+    } catch (e) {
+      return false;
     }
   };
 
@@ -319,6 +390,19 @@
     });
     WPP.on('conn.main_ready', pushState);
     WPP.on('chat.new_message', onMessage);
+    // wa-js wires this at loader.full_ready; `action` is `join` for an invite, `leave` for
+    // someone removing themselves (the bundle's word; its d.ts says `leaver`).
+    WPP.on('group.participant_changed', (event) => {
+      const participants = (event.participants || []).map(ser);
+      send('group_participants', {
+        group_id: ser(event.groupId),
+        author: ser(event.author),
+        action: event.action || null,
+        operation: event.operation || null,
+        participants,
+        includes_me: participants.some(isMine),
+      });
+    });
     // Fired for ack 1 (SENT) and for receipts (2+); never for 0 or failures.
     WPP.on('chat.msg_ack_change', (event) =>
       send('ack', {

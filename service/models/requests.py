@@ -256,6 +256,65 @@ class ContactCheck(Input):
     )
 
 
+# -- groups (service/api/groups.py) ---------------------------------------------------
+
+GROUP_PATTERN = r"^[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us$"
+PATTERN_RULES[GROUP_PATTERN] = "is not a group id: use <id>@g.us"
+# An invite code, or the https://chat.whatsapp.com/ link that carries it.
+INVITE_PATTERN = r"^(?:https://chat\.whatsapp\.com/)?[A-Za-z0-9]{16,32}$"
+PATTERN_RULES[INVITE_PATTERN] = (
+    "is not an invite code: use the code (16-32 letters and digits) or its "
+    "https://chat.whatsapp.com/ link"
+)
+MAX_GROUP_PARTICIPANTS = 50
+# WhatsApp's own limits for a group's subject and description.
+MAX_GROUP_SUBJECT = 100
+MAX_GROUP_DESCRIPTION = 2048
+
+Participant = Annotated[
+    str,
+    StringConstraints(max_length=40, pattern=CONTACT_PATTERN),
+    Field(examples=["5511999990001", "5511999990001@c.us", "123456789012345@lid"]),
+]
+Participants = Annotated[list[Participant], Field(min_length=1, max_length=MAX_GROUP_PARTICIPANTS)]
+GroupSubjectText = Annotated[str, _present(MAX_GROUP_SUBJECT)]
+
+
+class GroupCreate(Input):
+    """A new group with this account as its super admin."""
+
+    subject: GroupSubjectText = Field(description=f"1-{MAX_GROUP_SUBJECT} characters")
+    participants: Participants = Field(
+        description=f"1-{MAX_GROUP_PARTICIPANTS} members besides this account: numbers, "
+        "<digits>@c.us or <digits>@lid"
+    )
+
+
+class GroupParticipants(Input):
+    """Members to add, remove, promote or demote."""
+
+    participants: Participants = Field(
+        description=f"1-{MAX_GROUP_PARTICIPANTS} numbers, <digits>@c.us or <digits>@lid"
+    )
+
+
+class GroupSubject(Input):
+    subject: GroupSubjectText = Field(description=f"1-{MAX_GROUP_SUBJECT} characters")
+
+
+class GroupDescription(Input):
+    description: Annotated[str, _limited(MAX_GROUP_DESCRIPTION)] = Field(
+        description=f"up to {MAX_GROUP_DESCRIPTION} characters; empty clears it"
+    )
+
+
+class GroupJoin(Input):
+    code: Annotated[str, StringConstraints(max_length=64, pattern=INVITE_PATTERN)] = Field(
+        description="the invite code, or its https://chat.whatsapp.com/ link",
+        examples=["AbCdEfGhIjKlMnOpQrStUv"],
+    )
+
+
 class MediaInput(Input):
     """Exactly one of `url` (fetched when the message is accepted, public hosts only unless
     SIDECAR_FETCH_ALLOW lists it) or `base64` (optionally a data: URL)."""

@@ -260,3 +260,87 @@ class ContactIds(Output):
         description="digits, or null when unknown", examples=["5511999990001"]
     )
     lid: str | None = Field(description="`<digits>@lid`, or null when unknown")
+
+
+# -- groups (service/api/groups.py) -----------------------------------------------------
+
+
+class GroupParticipant(Output):
+    id: str = Field(description="`<digits>@c.us` or `<digits>@lid`")
+    is_admin: bool
+    is_super_admin: bool = Field(description="the group's creator (owner)")
+
+
+class Group(Output):
+    """A group this account is in, as WhatsApp Web knows it."""
+
+    id: str = Field(examples=["120363025246125486@g.us"])
+    subject: str | None
+    description: str | None
+    owner: str | None = Field(description="who created it, when known")
+    created_at: int | None = Field(description="Unix seconds, when known")
+
+
+class GroupList(Output):
+    data: list[Group]
+
+
+class GroupInfo(Group):
+    participants: list[GroupParticipant]
+
+
+class GroupParticipantList(Output):
+    group_id: str
+    data: list[GroupParticipant]
+
+
+class GroupParticipantResult(Output):
+    id: str
+    code: int | None = Field(
+        description="WhatsApp's answer for this member: 200 added, 403 not allowed (their "
+        "privacy settings), 409 already a member, 421 waiting for approval"
+    )
+
+
+class GroupCreated(Output):
+    id: str = Field(description="the new group's id", examples=["120363025246125486@g.us"])
+    participants: list[GroupParticipantResult]
+
+
+class GroupParticipantsAdded(Output):
+    group_id: str
+    participants: list[GroupParticipantResult]
+
+
+class GroupParticipantsChangedReply(Output):
+    group_id: str
+    action: Literal["remove", "promote", "demote"]
+    participants: list[str] = Field(description="the ids as given")
+
+
+class GroupSubjectReply(Output):
+    group_id: str
+    subject: str
+
+
+class GroupDescriptionReply(Output):
+    group_id: str
+    description: str | None
+
+
+class GroupInvite(Output):
+    group_id: str
+    code: str
+    url: str = Field(description="https://chat.whatsapp.com/<code>")
+
+
+class GroupJoinResult(Output):
+    group_id: str
+    pending_approval: bool = Field(
+        description="the group approves new members: this account is not in it yet"
+    )
+
+
+class GroupLeft(Output):
+    group_id: str
+    left: bool

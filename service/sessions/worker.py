@@ -17,7 +17,11 @@ from service.browser.bridge import BridgeEvent, WaJsConfig
 from service.browser.profile_lock import lock_host
 from service.clock import iso
 from service.links import SignedLinks
-from service.models.events import QrCodeGenerated
+from service.models.events import (
+    GroupJoined,
+    GroupParticipantsChanged,
+    QrCodeGenerated,
+)
 from service.netguard import proxy_host_problem
 from service.secretbox import SecretBox
 from service.sessions.layout import profile_dir
@@ -430,6 +434,10 @@ class SessionWorker:
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
+        if event.type == "group_participants":
+            # News like a message: it counts while the page closes too.
+            await self._group_participants(payload)
+            return
         quiet = self.stopping or self._muted or self.ctx.shutting_down or self._qr_expired.is_set()
         if quiet and event.type not in MESSAGE_EVENTS:
             # Closing (or handed over to another engine, the QR wait timed out, or the
@@ -541,6 +549,27 @@ class SessionWorker:
             "connected",
             changes={"phone_number": phone, "qr": None, "qr_expires_at": None, "last_error": None},
         )
+
+    async def _group_participants(self, payload: dict[str, Any]) -> None:
+        """wa-js's group.participant_changed as `group_participants_changed`, and as
+        `group_joined` when this account is the one added or joining."""
+        data = dict(payload)
+        if data.get("action") == "leaver":
+            data["action"] = "leave"  # wa-js's d.ts word for what its bundle calls `leave`
+        try:
+            changed = GroupParticipantsChanged.model_validate(data)
+        except ValueError:
+            self.log.warning(
+                "session %s: a group change the page sent is malformed", self.session_id
+            )
+            return
+        events = [changed.new_event()]
+        if changed.includes_me and changed.action in ("add", "join"):
+            joined = GroupJoined(
+                group_id=changed.group_id, action=changed.action, author=changed.author
+            )
+            events.append(joined.new_event())
+        await self.ctx.store.update_session(self.session_id, {}, events)
 
     def usable(self) -> bool:
         """Whether the page is logged in and online right now (wa-js's own report)."""

@@ -318,6 +318,114 @@ class SidecarClient
         return $this->json('GET', $this->contactPath($sessionId, $contact, '/ids'));
     }
 
+    // Groups (the session's WhatsApp Web page answers; a meta session: 409
+    // not_supported_by_provider). A group id is <id>@g.us; a participant is a phone number,
+    // <digits>@c.us or <digits>@lid. WhatsApp's refusals (not an admin, not a member, an
+    // unknown invite code) are ConflictException page_refused with details.wa_code.
+
+    /**
+     * The groups this account is in: [{id, subject, description, owner, created_at}, ...].
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function groups(string $sessionId): array
+    {
+        return $this->json('GET', $this->sessionPath($sessionId, '/groups'))['data'] ?? [];
+    }
+
+    /**
+     * Create a group with this account as its super admin: {id, participants: [{id, code}]}.
+     *
+     * @param list<string> $participants
+     * @return array<string, mixed>
+     */
+    public function createGroup(string $sessionId, string $subject, array $participants): array
+    {
+        $payload = ['subject' => $subject, 'participants' => array_values($participants)];
+
+        return $this->json('POST', $this->sessionPath($sessionId, '/groups'), payload: $payload);
+    }
+
+    /** The group and its members: {id, subject, description, owner, created_at, participants}. @return array<string, mixed> */
+    public function group(string $sessionId, string $groupId): array
+    {
+        return $this->json('GET', $this->groupPath($sessionId, $groupId));
+    }
+
+    /** The group's members: [{id, is_admin, is_super_admin}, ...]. @return list<array<string, mixed>> */
+    public function groupParticipants(string $sessionId, string $groupId): array
+    {
+        return $this->json('GET', $this->groupPath($sessionId, $groupId, '/participants'))['data'] ?? [];
+    }
+
+    /**
+     * Add members (admins only): WhatsApp's answer per member, [{id, code}, ...] (200 added,
+     * 403 not allowed, 409 already a member, 421 waiting for approval).
+     *
+     * @param list<string> $participants
+     * @return list<array{id: string, code: ?int}>
+     */
+    public function addGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        $payload = ['participants' => array_values($participants)];
+
+        return $this->json('POST', $this->groupPath($sessionId, $groupId, '/participants'), payload: $payload)['participants'] ?? [];
+    }
+
+    /** Remove members (admins only). @param list<string> $participants @return array<string, mixed> */
+    public function removeGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        return $this->groupMembers($sessionId, $groupId, 'remove', $participants);
+    }
+
+    /** Make members admins (admins only). @param list<string> $participants @return array<string, mixed> */
+    public function promoteGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        return $this->groupMembers($sessionId, $groupId, 'promote', $participants);
+    }
+
+    /** Make admins plain members (admins only). @param list<string> $participants @return array<string, mixed> */
+    public function demoteGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        return $this->groupMembers($sessionId, $groupId, 'demote', $participants);
+    }
+
+    /** Change the group's subject (1-100 characters). @return array{group_id: string, subject: string} */
+    public function setGroupSubject(string $sessionId, string $groupId, string $subject): array
+    {
+        return $this->json('PUT', $this->groupPath($sessionId, $groupId, '/subject'), payload: ['subject' => $subject]);
+    }
+
+    /** Change the group's description ('' clears it). @return array{group_id: string, description: ?string} */
+    public function setGroupDescription(string $sessionId, string $groupId, string $description): array
+    {
+        return $this->json('PUT', $this->groupPath($sessionId, $groupId, '/description'), payload: ['description' => $description]);
+    }
+
+    /** The group's invite code (admins only). @return array{group_id: string, code: string, url: string} */
+    public function groupInviteCode(string $sessionId, string $groupId): array
+    {
+        return $this->json('GET', $this->groupPath($sessionId, $groupId, '/invite'));
+    }
+
+    /** Revoke the invite code (admins only); the answer holds the new one. @return array{group_id: string, code: string, url: string} */
+    public function revokeGroupInviteCode(string $sessionId, string $groupId): array
+    {
+        return $this->json('DELETE', $this->groupPath($sessionId, $groupId, '/invite'));
+    }
+
+    /** Join by invite code or https://chat.whatsapp.com/ link. @return array{group_id: string, pending_approval: bool} */
+    public function joinGroup(string $sessionId, string $code): array
+    {
+        return $this->json('POST', $this->sessionPath($sessionId, '/groups/join'), payload: ['code' => $code]);
+    }
+
+    /** Leave the group; true once left. */
+    public function leaveGroup(string $sessionId, string $groupId): bool
+    {
+        return (bool) ($this->json('POST', $this->groupPath($sessionId, $groupId, '/leave'))['left'] ?? false);
+    }
+
     // Webhook deliveries
 
     /**
@@ -480,6 +588,19 @@ class SidecarClient
     private function contactPath(string $sessionId, string $contact, string $suffix): string
     {
         return $this->sessionPath($sessionId, '/contacts/' . rawurlencode($contact) . $suffix);
+    }
+
+    /** @param list<string> $participants @return array<string, mixed> */
+    private function groupMembers(string $sessionId, string $groupId, string $action, array $participants): array
+    {
+        $payload = ['participants' => array_values($participants)];
+
+        return $this->json('POST', $this->groupPath($sessionId, $groupId, '/participants/' . $action), payload: $payload);
+    }
+
+    private function groupPath(string $sessionId, string $groupId, string $suffix = ''): string
+    {
+        return $this->sessionPath($sessionId, '/groups/' . rawurlencode($groupId) . $suffix);
     }
 
     private function sessionPath(string $sessionId, string $suffix = ''): string
