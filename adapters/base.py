@@ -166,6 +166,13 @@ PAGE_OPS = frozenset(
         "contacts.block",
         "contacts.unblock",
         "contacts.ids",
+        # chats (service/api/chats.py)
+        "chats.list",
+        "chats.messages",
+        "chats.read",
+        "chats.archive",
+        "chats.delete",
+        "chats.state",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

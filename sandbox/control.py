@@ -48,6 +48,7 @@ class ControlApi:
             Route("/control/blocklist", self.blocklist, methods=["GET"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
+            Route("/control/chats", self.chats, methods=["GET"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -162,3 +163,10 @@ class ControlApi:
     async def qr(self, request: Request) -> Response:
         """`?device=` -> the QR that device shows now."""
         return JSONResponse(self.network.current_qr(request.query_params.get("device")))
+
+    async def chats(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, actions: [{chat, action, ids?}]}`: what that account did in
+        its chats (read receipts sent, archive, unarchive, delete, typing, recording,
+        paused), oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "actions": self.network.chat_log(phone)})

@@ -53,6 +53,8 @@ MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
 PAIRING_CODE_TTL = 180.0
+# What a page may tell the network about a chat (its /net/chat call).
+CHAT_ACTIONS = ("read", "archive", "unarchive", "delete", "typing", "recording", "paused")
 # A page that stops rotating (closed, crashed) leaves its last ref valid this much longer.
 QR_GRACE = 2.0
 # Receipts a recipient can raise: RECEIVED 2, READ 3, PLAYED 4, and SENT 1, which wa-js's
@@ -303,6 +305,8 @@ class Network:
         self._contacts: dict[str, Contact] = {}
         # account phone -> the ids it blocked, in the order it blocked them.
         self._blocked: dict[str, list[str]] = {}
+        # account phone -> what it did in its chats (read receipts, archive, chat state).
+        self._chat_log: dict[str, list[dict[str, Any]]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
         self.closed = False
@@ -759,6 +763,33 @@ class Network:
         contact = Contact(exists=exists, picture=picture, about=about)
         self._contacts[phone] = contact
         return contact
+
+    # -- chats -----------------------------------------------------------------------
+
+    async def chat_action(
+        self, device_id: object, token: object, chat: object, action: object, ids: object
+    ) -> dict[str, Any]:
+        """What a page did in a chat, as WhatsApp's servers hear it: read receipts for
+        `ids`, archive or unarchive, delete, or its chat state (typing, recording, paused).
+        A stalled device waits for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        assert device.phone is not None
+        if action not in CHAT_ACTIONS:
+            raise Invalid("validation_error", "unknown chat action", field="action")
+        entry: dict[str, Any] = {"chat": chat_id(chat, "chat"), "action": action}
+        if action == "read":
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise Invalid("validation_error", "ids must be message ids", field="ids")
+            entry["ids"] = [message_id_part(i, "ids") for i in ids]
+        log = self._chat_log.setdefault(device.phone, [])
+        log.append(entry)
+        del log[:-LOG_LIMIT]
+        return {"ok": True}
+
+    def chat_log(self, phone: str) -> list[dict[str, Any]]:
+        """What `phone`'s devices did in chats, oldest first."""
+        return list(self._chat_log.get(phone, []))
 
     async def _unstalled(self, device: Device) -> None:
         # A stalled device's queries get no answer, as its sends get none.

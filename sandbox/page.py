@@ -43,6 +43,7 @@ class PageSite:
             Route("/net/media", self.media, methods=["GET"]),
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
+            Route("/net/chat", self.chat, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -141,6 +142,19 @@ class PageSite:
             raise Invalid("validation_error", "block must be true or false", field="block")
         listed = await self.network.set_blocked(device, token, body.get("id"), block)
         return JSONResponse({"blocked": listed})
+
+    async def chat(self, request: Request) -> Response:
+        """`{device_id, token, chat, action, ids?}` -> `{ok}`: read receipts (`read` with
+        the bare ids read), archive, unarchive, delete, or the chat state."""
+        body = await read_json(request)
+        answer = await self.network.chat_action(
+            body.get("device_id"),
+            body.get("token"),
+            body.get("chat"),
+            body.get("action"),
+            body.get("ids"),
+        )
+        return JSONResponse(answer)
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

@@ -107,6 +107,16 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "contact.getPnLidEntry",
         "blocklist.blockContact",
         "blocklist.unblockContact",
+        "chat.get",
+        "chat.list",
+        "chat.getMessages",
+        "chat.markIsRead",
+        "chat.archive",
+        "chat.unarchive",
+        "chat.delete",
+        "chat.markIsComposing",
+        "chat.markIsRecording",
+        "chat.markIsPaused",
     }
     assert all(is_declared(name) for name in used)
 

@@ -70,6 +70,13 @@ class Phone:
         response.raise_for_status()
         return list(response.json()["blocked"])
 
+    def chat_actions(self, phone: str) -> list[dict[str, Any]]:
+        """What that account did in its chats (read receipts, archive, chat state)."""
+        response = self.http.get("/control/chats", params={"phone": phone})
+        response.raise_for_status()
+        actions: list[dict[str, Any]] = response.json()["actions"]
+        return actions
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()
