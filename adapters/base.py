@@ -173,6 +173,7 @@ PAGE_OPS = frozenset(
         "chats.archive",
         "chats.delete",
         "chats.state",
+        "chats.subscribe",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

@@ -49,6 +49,7 @@ class ControlApi:
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
             Route("/control/chats", self.chats, methods=["GET"]),
+            Route("/control/presence", self.presence, methods=["POST"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -170,3 +171,12 @@ class ControlApi:
         paused), oldest first."""
         phone = normalize_phone(request.query_params.get("phone"))
         return JSONResponse({"phone": phone, "actions": self.network.chat_log(phone)})
+
+    async def presence(self, request: Request) -> Response:
+        """`{phone, state}`: that user is `available`, `composing`, `recording` or
+        `unavailable` now; the devices that subscribed to its presence hear it."""
+        body = await read_json(request)
+        phone = normalize_phone(required(body, "phone"))
+        state = optional_str(body, "state", 32)
+        heard = self.network.set_presence(phone, state or "")
+        return JSONResponse({"phone": phone, "state": state, "devices": heard})

@@ -44,6 +44,7 @@ class PageSite:
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
             Route("/net/chat", self.chat, methods=["POST"]),
+            Route("/net/presence", self.presence, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -155,6 +156,14 @@ class PageSite:
             body.get("ids"),
         )
         return JSONResponse(answer)
+
+    async def presence(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> `{id}`: follow that user's presence."""
+        body = await read_json(request)
+        wid = await self.network.subscribe_presence(
+            body.get("device_id"), body.get("token"), body.get("id")
+        )
+        return JSONResponse({"id": wid})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

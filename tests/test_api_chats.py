@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar
 
@@ -29,9 +30,21 @@ def phone() -> Iterator[Phone]:
 
 
 @pytest.fixture(scope="module")
-def car(tmp_path_factory: pytest.TempPathFactory, phone: Phone) -> Iterator[Sidecar]:
-    """A sidecar on the sandbox with session c1 linked as ME."""
-    sidecar = Sidecar(tmp_path_factory.mktemp("chats") / "storage", WA_WEB_URL=phone.base + "/")
+def receiver() -> Iterator[Receiver]:
+    with python_receiver() as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def car(
+    tmp_path_factory: pytest.TempPathFactory, phone: Phone, receiver: Receiver
+) -> Iterator[Sidecar]:
+    """A sidecar on the sandbox with session c1 linked as ME, its webhooks to `receiver`."""
+    sidecar = Sidecar(
+        tmp_path_factory.mktemp("chats") / "storage",
+        WA_WEB_URL=phone.base + "/",
+        SIDECAR_WEBHOOK_URL=receiver.url,
+    )
     sidecar.start()
     try:
         created = sidecar.api.post(
@@ -174,6 +187,29 @@ def test_typing_and_recording(car: Sidecar, phone: Phone, talk: list[str]) -> No
     eventually(lambda: states() == ["typing", "paused", "recording", "paused"], what="the pause")
 
 
+def test_a_followed_contacts_presence_is_a_webhook(
+    car: Sidecar, phone: Phone, receiver: Receiver
+) -> None:
+    def heard() -> list[dict[str, Any]]:
+        return [e["data"] for e in receiver.events() if e["event"] == "presence_updated"]
+
+    # Not followed yet: WhatsApp tells this account nothing.
+    assert phone.presence(OTHER, "available") == 0
+    url = f"{CHATS}/{OTHER}@c.us/presence/subscribe"
+    assert ok(car.api.post(url)) == {"chat_id": f"{OTHER}@c.us", "subscribed": True}
+    assert phone.presence(OTHER, "composing") == 1
+    assert phone.presence(OTHER, "unavailable") == 1
+    got = eventually(lambda: heard() if len(heard()) == 2 else None, what="two presence events")
+    assert got == [
+        {"chat_id": f"{OTHER}@c.us", "online": True, "state": "composing", "participants": []},
+        {"chat_id": f"{OTHER}@c.us", "online": False, "state": "unavailable", "participants": []},
+    ]
+    event = next(e for e in receiver.events() if e["event"] == "presence_updated")
+    assert event["session_id"] == "c1"
+    group = error(car.api.post(f"{CHATS}/120363025246125888@g.us/presence/subscribe"), 422)
+    assert group["details"]["field"] == "chat_id"
+
+
 def test_delete_removes_the_chat(car: Sidecar, phone: Phone, talk: list[str]) -> None:
     # Last: the other tests read OTHER's chat.
     deleted = ok(car.api.delete(f"{CHATS}/{OTHER}@c.us"))
@@ -240,6 +276,7 @@ def test_a_session_without_a_page_answers_409(car: Sidecar, tmp_path: Path) -> N
     for response in (
         car.api.get("/api/sessions/cloud/chats"),
         car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/read"),
+        car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/presence/subscribe"),
         car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/presence", json={"state": "typing"}),
     ):
         refused = error(response, 409)

@@ -117,6 +117,7 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "chat.markIsComposing",
         "chat.markIsRecording",
         "chat.markIsPaused",
+        "contact.subscribePresence",
     }
     assert all(is_declared(name) for name in used)
 

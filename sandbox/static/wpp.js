@@ -599,6 +599,9 @@
         // What waited for us while we were away has been handed over.
         if (state.online && state.authenticated) setStream(state.streamMode, infoFor(state.streamMode));
         break;
+      case 'presence':
+        if (state.authenticated && state.streamMode === 'MAIN') onPresence(data);
+        break;
       case 'message':
       case 'ack':
         if (!state.authenticated) break;
@@ -1516,6 +1519,44 @@
     await chatNet(chat.id, 'paused');
   }
 
+  // ---------------------------------------------------------------- presence
+
+  /** wa-js's contact.subscribePresence: the ids subscribed; one that fails is left out. */
+  async function subscribePresence(ids) {
+    await readyPromise;
+    if (!Array.isArray(ids)) ids = [ids];
+    var auth = state.auth;
+    var done = [];
+    for (var i = 0; i < ids.length; i++) {
+      try {
+        var wid = createWid(ids[i]);
+        await net('/net/presence', { device_id: state.deviceId, token: auth.token, id: wid._serialized });
+        done.push(wid);
+      } catch (err) {
+        if (err && err.status === 401) onServerLogout();
+      }
+    }
+    return done;
+  }
+
+  /** wa-js's chat.presence_change, as PresenceStore's chat state of a user changes. */
+  function onPresence(data) {
+    var wid = new Wid(data.id);
+    var contact = contacts.get(wid._serialized);
+    queueMicrotask(function () {
+      emit('chat.presence_change', {
+        id: wid,
+        isOnline: data.state !== 'unavailable',
+        isGroup: false,
+        isUser: true,
+        shortName: contact && contact.pushname ? contact.pushname : '',
+        state: data.state,
+        t: Date.now(),
+        isContact: true,
+      });
+    });
+  }
+
   // ---------------------------------------------------------------- contact
 
   // wa-js's getPnLidEntry, from what the network told this page (WhatsApp's lidPnCache);
@@ -1792,6 +1833,7 @@
       queryExists: queryExists,
       getProfilePictureUrl: getProfilePictureUrl,
       getStatus: getStatus,
+      subscribePresence: subscribePresence,
     },
     blocklist: {
       all: function () {

@@ -111,6 +111,15 @@ async def presence(request: Request) -> Response:
     return reply(rs.ChatPresenceSet(chat_id=chat_id, state=body.state))
 
 
+async def subscribe(request: Request) -> Response:
+    chat_id = path_param(request, "chat_id")
+    if chat_id.endswith("@g.us"):
+        raise ValidationFailed("chat_id", "must be a contact (<digits>@c.us or <digits>@lid)")
+    await body_of(request, rq.NoOptions, allow_empty=True)
+    answer = await _call(request, "chats.subscribe", {"id": chat_id})
+    return reply(rs.PresenceSubscribed(chat_id=chat_id, subscribed=bool(answer.get("subscribed"))))
+
+
 _CHAT = "/api/sessions/{session_id}/chats/{chat_id}"
 
 routes = [
@@ -190,6 +199,20 @@ routes = [
             {200: rs.ChatPresenceSet},
             errors=ERRORS,
             body=rq.ChatPresence,
+        ),
+    ),
+    Resource(
+        f"{_CHAT}/presence/subscribe",
+        post=Operation(
+            "Follow a contact's presence",
+            subscribe,
+            {200: rs.PresenceSubscribed},
+            errors=ERRORS,
+            body=rq.NoOptions,
+            body_required=False,
+            description="From now on, each change of the contact's presence (online, "
+            "offline, typing, recording) is a `presence_updated` event, for as long as the "
+            "session stays connected: subscribe again after a reconnect.",
         ),
     ),
 ]

@@ -327,6 +327,10 @@
       const result = await WPP.chat.delete(id);
       return { id: ser(result.wid), status: num(result.status) };
     },
+    // wa-js leaves out an id it could not subscribe to.
+    'chats.subscribe': async ({ id }) => ({
+      subscribed: (await WPP.contact.subscribePresence([id])).map(ser).includes(id),
+    }),
     'chats.state': async ({ id, state, ms }) => {
       if (state === 'typing') await chatState(id, WPP.chat.markIsComposing, ms);
       else if (state === 'recording') await chatState(id, WPP.chat.markIsRecording, ms);
@@ -379,6 +383,16 @@
     });
     WPP.on('conn.main_ready', pushState);
     WPP.on('chat.new_message', onMessage);
+    // A subscribed contact's (or group's) chat state changed.
+    WPP.on('chat.presence_change', (event) =>
+      send('presence', {
+        id: ser(event.id),
+        online: !!event.isOnline,
+        state: event.state || null,
+        is_group: !!event.isGroup,
+        participants: (event.participants || []).map((p) => ({ id: ser(p.id), state: p.state || null })),
+      }),
+    );
     // Fired for ack 1 (SENT) and for receipts (2+); never for 0 or failures.
     WPP.on('chat.msg_ack_change', (event) =>
       send('ack', {

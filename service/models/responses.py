@@ -334,3 +334,8 @@ class ChatDeleted(Output):
 class ChatPresenceSet(Output):
     chat_id: str
     state: str
+
+
+class PresenceSubscribed(Output):
+    chat_id: str
+    subscribed: bool = Field(description="false when WhatsApp Web could not subscribe")
