@@ -28,6 +28,9 @@ final class Events
     /** {from, to, reason} */
     public const PROVIDER_FAILOVER = 'provider_failover';
 
+    /** {chat_id, online, state, participants} */
+    public const PRESENCE_UPDATED = 'presence_updated';
+
     public const WEBHOOKS = [
         self::SESSION_STATUS_CHANGED,
         self::QR_CODE_GENERATED,
@@ -35,6 +38,7 @@ final class Events
         self::MESSAGE_RECEIVED,
         self::MESSAGE_STATUS_UPDATED,
         self::PROVIDER_FAILOVER,
+        self::PRESENCE_UPDATED,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,
