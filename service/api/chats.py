@@ -31,6 +31,13 @@ async def _call(request: Request, op: str, args: dict[str, Any]) -> Any:
     return await manager.call(session_id, op, args)
 
 
+def _message(found: dict[str, Any]) -> rs.ChatMessage:
+    """A message as the page serialises it; fields the page adds later are left out here
+    until the model names them (the bridge's serialiser is shared with inbound messages)."""
+    names = [f.alias or name for name, f in rs.ChatMessage.model_fields.items()]
+    return rs.ChatMessage.model_validate({name: found.get(name) for name in names})
+
+
 def _one_anchor(before: str | None, after: str | None) -> None:
     if before is not None and after is not None:
         raise ValidationFailed("after", "cannot be given with before")
@@ -67,7 +74,7 @@ async def messages(request: Request) -> Response:
         "anchor": anchor,
     }
     found = await _call(request, "chats.messages", args)
-    return reply(rs.ChatMessages(chat_id=chat_id, data=[rs.ChatMessage(**m) for m in found]))
+    return reply(rs.ChatMessages(chat_id=chat_id, data=[_message(m) for m in found]))
 
 
 async def read(request: Request) -> Response:

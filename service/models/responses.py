@@ -295,7 +295,7 @@ class ChatMessage(Output):
     author: str | None = Field(description="the sender in a group")
     from_phone: str | None = Field(description="the number behind an `@lid` sender, if known")
     author_phone: str | None
-    type: str = Field(description="WhatsApp's type: chat, image, video, ptt, document, ...")
+    type: str | None = Field(description="WhatsApp's type: chat, image, video, ptt, document, ...")
     subtype: str | None
     body: str | None = Field(description="the text of a `chat` message")
     caption: str | None
