@@ -181,6 +181,14 @@ PAGE_OPS = frozenset(
         "groups.revoke",
         "groups.join",
         "groups.leave",
+        # chats (service/api/chats.py)
+        "chats.list",
+        "chats.messages",
+        "chats.read",
+        "chats.archive",
+        "chats.delete",
+        "chats.state",
+        "chats.subscribe",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

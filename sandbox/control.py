@@ -58,6 +58,8 @@ class ControlApi:
             Route("/control/groups/{gid}/invite", self.invite, methods=["POST"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
+            Route("/control/chats", self.chats, methods=["GET"]),
+            Route("/control/presence", self.presence, methods=["POST"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -240,6 +242,22 @@ class ControlApi:
     async def qr(self, request: Request) -> Response:
         """`?device=` -> the QR that device shows now."""
         return JSONResponse(self.network.current_qr(request.query_params.get("device")))
+
+    async def chats(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, actions: [{chat, action, ids?}]}`: what that account did in
+        its chats (read receipts sent, archive, unarchive, delete, typing, recording,
+        paused), oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "actions": self.network.chat_log(phone)})
+
+    async def presence(self, request: Request) -> Response:
+        """`{phone, state}`: that user is `available`, `composing`, `recording` or
+        `unavailable` now; the devices that subscribed to its presence hear it."""
+        body = await read_json(request)
+        phone = normalize_phone(required(body, "phone"))
+        state = optional_str(body, "state", 32)
+        heard = self.network.set_presence(phone, state or "")
+        return JSONResponse({"phone": phone, "state": state, "devices": heard})
 
 
 def _phones(body: dict[str, Any], *, required: bool) -> list[object]:

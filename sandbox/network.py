@@ -54,6 +54,10 @@ MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
 PAIRING_CODE_TTL = 180.0
+# A user's chat states as WhatsApp Web's PresenceStore reports them (chat.presence_change).
+PRESENCE_STATES = ("available", "composing", "recording", "unavailable")
+# What a page may tell the network about a chat (its /net/chat call).
+CHAT_ACTIONS = ("read", "archive", "unarchive", "delete", "typing", "recording", "paused")
 # A page that stops rotating (closed, crashed) leaves its last ref valid this much longer.
 QR_GRACE = 2.0
 # Receipts a recipient can raise: RECEIVED 2, READ 3, PLAYED 4, and SENT 1, which wa-js's
@@ -228,6 +232,8 @@ class Device:
     ref_active: bool = False
     pairing_code: str | None = None
     streams: int = 0
+    # The phones whose presence this device subscribed to (its connection's subscriptions).
+    presence_of: set[str] = field(default_factory=set)
     seq: int = 0
     log: list[Event] = field(default_factory=list)
     # Messages and acks wait here while the device is disconnected, as on the real network.
@@ -320,6 +326,8 @@ class Network:
         self._blocked: dict[str, list[str]] = {}
         # gid -> group (kept in memory only: a sandbox restart forgets its groups).
         self._groups: dict[str, Group] = {}
+        # account phone -> what it did in its chats (read receipts, archive, chat state).
+        self._chat_log: dict[str, list[dict[str, Any]]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
         self.closed = False
@@ -776,6 +784,61 @@ class Network:
         contact = Contact(exists=exists, picture=picture, about=about)
         self._contacts[phone] = contact
         return contact
+
+    # -- chats -----------------------------------------------------------------------
+
+    async def chat_action(
+        self, device_id: object, token: object, chat: object, action: object, ids: object
+    ) -> dict[str, Any]:
+        """What a page did in a chat, as WhatsApp's servers hear it: read receipts for
+        `ids`, archive or unarchive, delete, or its chat state (typing, recording, paused).
+        A stalled device waits for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        assert device.phone is not None
+        if action not in CHAT_ACTIONS:
+            raise Invalid("validation_error", "unknown chat action", field="action")
+        entry: dict[str, Any] = {"chat": chat_id(chat, "chat"), "action": action}
+        if action == "read":
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise Invalid("validation_error", "ids must be message ids", field="ids")
+            entry["ids"] = [message_id_part(i, "ids") for i in ids]
+        log = self._chat_log.setdefault(device.phone, [])
+        log.append(entry)
+        del log[:-LOG_LIMIT]
+        return {"ok": True}
+
+    async def subscribe_presence(self, device_id: object, token: object, wid: object) -> str:
+        """The device follows the presence of a user id (a number or its LID) from now on,
+        while it stays connected; the id, as given."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        user = chat_id(wid, "id")
+        phone = self.phone_behind(user)
+        if phone is None or user.endswith("@g.us"):
+            raise Invalid("invalid_chat_id", "id must be a user id", field="id")
+        device.presence_of.add(phone)
+        return user
+
+    def set_presence(self, phone: str, state: str) -> int:
+        """`phone`'s presence changes: every device that follows it hears it, addressed as
+        the number. How many devices heard it."""
+        if state not in PRESENCE_STATES:
+            raise Invalid(
+                "validation_error",
+                f"state must be one of {', '.join(PRESENCE_STATES)}",
+                field="state",
+            )
+        heard = 0
+        for device in self.devices.values():
+            if device.linked and phone in device.presence_of:
+                device.publish("presence", {"id": f"{phone}@c.us", "state": state})
+                heard += 1
+        return heard
+
+    def chat_log(self, phone: str) -> list[dict[str, Any]]:
+        """What `phone`'s devices did in chats, oldest first."""
+        return list(self._chat_log.get(phone, []))
 
     async def _unstalled(self, device: Device) -> None:
         # A stalled device's queries get no answer, as its sends get none.

@@ -44,6 +44,8 @@ class PageSite:
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
             Route("/net/group", self.group, methods=["POST"]),
+            Route("/net/chat", self.chat, methods=["POST"]),
+            Route("/net/presence", self.presence, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -150,6 +152,27 @@ class PageSite:
         device, token = body.pop("device_id", None), body.pop("token", None)
         op = body.pop("op", None)
         return JSONResponse({"value": await self.network.group_op(device, token, op, body)})
+
+    async def chat(self, request: Request) -> Response:
+        """`{device_id, token, chat, action, ids?}` -> `{ok}`: read receipts (`read` with
+        the bare ids read), archive, unarchive, delete, or the chat state."""
+        body = await read_json(request)
+        answer = await self.network.chat_action(
+            body.get("device_id"),
+            body.get("token"),
+            body.get("chat"),
+            body.get("action"),
+            body.get("ids"),
+        )
+        return JSONResponse(answer)
+
+    async def presence(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> `{id}`: follow that user's presence."""
+        body = await read_json(request)
+        wid = await self.network.subscribe_presence(
+            body.get("device_id"), body.get("token"), body.get("id")
+        )
+        return JSONResponse({"id": wid})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

@@ -20,7 +20,18 @@ from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
-from service.api import cluster, contacts, groups, messages, meta, qr, sessions, system, webhooks
+from service.api import (
+    chats,
+    cluster,
+    contacts,
+    groups,
+    messages,
+    meta,
+    qr,
+    sessions,
+    system,
+    webhooks,
+)
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
@@ -372,6 +383,7 @@ def create_app(
         *messages.routes,
         *contacts.routes,
         *groups.routes,
+        *chats.routes,
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,

@@ -121,6 +121,17 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "group.revokeInviteCode",
         "group.join",
         "group.leave",
+        "chat.get",
+        "chat.list",
+        "chat.getMessages",
+        "chat.markIsRead",
+        "chat.archive",
+        "chat.unarchive",
+        "chat.delete",
+        "chat.markIsComposing",
+        "chat.markIsRecording",
+        "chat.markIsPaused",
+        "contact.subscribePresence",
     }
     assert all(is_declared(name) for name in used)
 

@@ -331,6 +331,70 @@
     },
   });
 
+  // ------------------------------------------------------------------ chats
+  //
+  // A chat as the API shows it; ChatModel fields read as WhatsApp Web keeps them.
+  const chatView = (c) => ({
+    id: ser(c.id),
+    name: c.formattedTitle || c.name || null,
+    is_group: /@g\.us$/.test(ser(c.id) || ''),
+    unread_count: num(c.unreadCount) || 0,
+    archived: !!c.archive,
+    timestamp: num(c.t),
+  });
+  // wa-js ends markIsComposing/Recording(id, duration) with markIsPaused after `duration`,
+  // awaiting it: the bridge answers at once and keeps the timer, one per chat.
+  const pauseTimers = new Map();
+  const chatState = async (id, mark, ms) => {
+    clearTimeout(pauseTimers.get(id));
+    pauseTimers.delete(id);
+    await mark(id);
+    if (ms) {
+      pauseTimers.set(
+        id,
+        setTimeout(() => {
+          pauseTimers.delete(id);
+          WPP.chat.markIsPaused(id).catch(() => null);
+        }, ms),
+      );
+    }
+  };
+  Object.assign(OPS, {
+    // wa-js starts from the top when the anchor chat is not in ChatStore: refuse instead,
+    // with the code wa-js gives a chat it does not hold.
+    'chats.list': async ({ count, direction, id }) => {
+      if (id && !WPP.chat.get(id)) return Promise.reject({ code: 'chat_not_found', message: 'no such chat' });
+      return (await WPP.chat.list({ count, direction, id: id || undefined })).map(chatView);
+    },
+    // Oldest first, as wa-js answers them; each one as an inbound message is forwarded.
+    'chats.messages': async ({ id, count, direction, anchor }) =>
+      Promise.all(
+        (await WPP.chat.getMessages(id, { count, direction, id: anchor || undefined })).map(message),
+      ),
+    'chats.read': async ({ id }) => {
+      const result = await WPP.chat.markIsRead(id);
+      return { id: ser(result.wid), unread_count: num(result.unreadCount) };
+    },
+    'chats.archive': async ({ id, archive }) => {
+      const result = archive ? await WPP.chat.archive(id) : await WPP.chat.unarchive(id);
+      return { id: ser(result.wid), archived: !!result.archive };
+    },
+    'chats.delete': async ({ id }) => {
+      const result = await WPP.chat.delete(id);
+      return { id: ser(result.wid), status: num(result.status) };
+    },
+    // wa-js leaves out an id it could not subscribe to.
+    'chats.subscribe': async ({ id }) => ({
+      subscribed: (await WPP.contact.subscribePresence([id])).map(ser).includes(id),
+    }),
+    'chats.state': async ({ id, state, ms }) => {
+      if (state === 'typing') await chatState(id, WPP.chat.markIsComposing, ms);
+      else if (state === 'recording') await chatState(id, WPP.chat.markIsRecording, ms);
+      else await chatState(id, WPP.chat.markIsPaused, 0);
+      return { id, state };
+    },
+  });
+
   const runOp = async (name, args) => {
     if (!Object.prototype.hasOwnProperty.call(OPS, name)) {
       return { ok: false, code: null, message: 'unknown page operation' };
@@ -403,6 +467,16 @@
         includes_me: participants.some(isMine),
       });
     });
+    // A subscribed contact's (or group's) chat state changed.
+    WPP.on('chat.presence_change', (event) =>
+      send('presence', {
+        id: ser(event.id),
+        online: !!event.isOnline,
+        state: event.state || null,
+        is_group: !!event.isGroup,
+        participants: (event.participants || []).map((p) => ({ id: ser(p.id), state: p.state || null })),
+      }),
+    );
     // Fired for ack 1 (SENT) and for receipts (2+); never for 0 or failures.
     WPP.on('chat.msg_ack_change', (event) =>
       send('ack', {

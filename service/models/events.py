@@ -123,6 +123,26 @@ class GroupUpdated(EventData):
     )
 
 
+class PresenceParticipant(Output):
+    id: str
+    state: str | None
+
+
+class PresenceUpdated(EventData):
+    """A followed contact came online, went offline, or is typing or recording: one the
+    session subscribed to (`.../presence/subscribe`), or a chat WhatsApp Web follows."""
+
+    event = "presence_updated"
+    chat_id: str = Field(description="`<digits>@c.us`, `<digits>@lid` or `<id>@g.us`")
+    online: bool
+    state: str | None = Field(
+        description="WhatsApp Web's chat state: available, composing, recording or unavailable"
+    )
+    participants: list[PresenceParticipant] = Field(
+        default_factory=list, description="in a group: who is composing or recording"
+    )
+
+
 EVENTS: dict[str, type[EventData]] = {
     model.event: model
     for model in (
@@ -135,6 +155,7 @@ EVENTS: dict[str, type[EventData]] = {
         GroupParticipantsChanged,
         GroupJoined,
         GroupUpdated,
+        PresenceUpdated,
     )
 }
 

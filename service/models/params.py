@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import Field, StringConstraints
 
 from service.models.base import EVENT_ID_PATTERN, Id
-from service.models.requests import CONTACT_PATTERN, GROUP_PATTERN
+from service.models.requests import CONTACT_PATTERN, GROUP_PATTERN, ChatId
 
 EventId = Annotated[str, StringConstraints(pattern=EVENT_ID_PATTERN)]
 # A signed link's token: its signature is what is checked, this only bounds it.
@@ -30,4 +30,5 @@ PATH_PARAMS: dict[str, Any] = {
     "token": Token,
     "contact_id": ContactId,
     "group_id": GroupId,
+    "chat_id": ChatId,
 }

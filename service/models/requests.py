@@ -503,3 +503,65 @@ class MetaHandshake(Input):
     mode: str | None = Field(default=None, alias="hub.mode")
     verify_token: str | None = Field(default=None, alias="hub.verify_token")
     challenge: str | None = Field(default=None, alias="hub.challenge")
+
+
+# ---- chats (service/api/chats.py)
+
+# A chat: `<digits>@c.us`, `<id>@g.us` or `<digits>@lid`, as WhatsApp Web names it.
+CHAT_PATTERN = (
+    r"^(?:[1-9][0-9]{6,14}@c\.us|[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us|[1-9][0-9]{5,24}@lid)$"
+)
+PATTERN_RULES[CHAT_PATTERN] = "is not a chat: use <digits>@c.us, <id>@g.us or <digits>@lid"
+# A message's full WhatsApp id: `<true|false>_<chat>_<id>[_<participant>]`.
+MESSAGE_KEY_PATTERN = (
+    r"^(?:true|false)_(?:[1-9][0-9]{6,14}@c\.us|[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us"
+    r"|[1-9][0-9]{5,24}@lid)_[0-9A-Za-z]{1,64}(?:_[1-9][0-9]{5,24}@(?:c\.us|lid))?$"
+)
+PATTERN_RULES[MESSAGE_KEY_PATTERN] = (
+    "is not a WhatsApp message id: use the `id` of a message this API listed"
+)
+ChatId = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=CHAT_PATTERN),
+    Field(examples=["5511999990001@c.us", "120363025246125888@g.us"]),
+]
+MessageKey = Annotated[
+    str,
+    StringConstraints(max_length=160, pattern=MESSAGE_KEY_PATTERN),
+    Field(examples=["false_5511999990001@c.us_3EB0C767D26A1D8C3E2F"]),
+]
+# One page of a chat list or of a chat's messages: WhatsApp Web holds them in memory.
+MAX_PAGE = 100
+PageSize = Annotated[int, BeforeValidator(_query_int), Field(ge=1, le=MAX_PAGE)]
+
+
+class ChatListQuery(Input):
+    """One page of the chat list, newest chat first. `after` (the last chat of a page)
+    gives the next page; `before` the one before it. Not both."""
+
+    limit: PageSize = Field(default=20, description=f"1-{MAX_PAGE} chats")
+    after: ChatId | None = Field(default=None, description="the chats after this one")
+    before: ChatId | None = Field(default=None, description="the chats before this one")
+
+
+class ChatMessagesQuery(Input):
+    """One page of a chat's messages, oldest first: the newest ones by default; `before`
+    (the first message of a page) gives older ones, `after` newer ones. Not both."""
+
+    limit: PageSize = Field(default=20, description=f"1-{MAX_PAGE} messages")
+    before: MessageKey | None = Field(default=None, description="messages older than this id")
+    after: MessageKey | None = Field(default=None, description="messages newer than this id")
+
+
+# wa-js repeats a chat state until paused; a duration pauses it after that many ms.
+MAX_CHAT_STATE_MS = 60_000
+
+
+class ChatPresence(Input):
+    """Show the chat's other side that this account is typing or recording audio, or stop
+    (`paused`). With `duration_ms`, WhatsApp Web pauses by itself after that long."""
+
+    state: Literal["typing", "recording", "paused"]
+    duration_ms: int | None = Field(
+        default=None, ge=1, le=MAX_CHAT_STATE_MS, description="typing or recording only"
+    )

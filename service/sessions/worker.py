@@ -20,6 +20,8 @@ from service.links import SignedLinks
 from service.models.events import (
     GroupJoined,
     GroupParticipantsChanged,
+    PresenceParticipant,
+    PresenceUpdated,
     QrCodeGenerated,
 )
 from service.netguard import proxy_host_problem
@@ -483,6 +485,8 @@ class SessionWorker:
             case "logout":
                 await self._logged_out(record)
                 await self._page_closed()  # sends of an unlinked device never settle
+            case "presence":
+                await self._presence(payload)
             case "bridge_error":
                 self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:
@@ -541,6 +545,27 @@ class SessionWorker:
             changes={"qr": full, "qr_expires_at": expires},
             events=[event.new_event()],
         )
+
+    async def _presence(self, payload: dict[str, Any]) -> None:
+        """A subscribed contact's presence changed (wa-js's chat.presence_change)."""
+        chat = payload.get("id")
+        if not isinstance(chat, str):
+            return
+        state = payload.get("state")
+        participants = [
+            PresenceParticipant(
+                id=p["id"], state=p.get("state") if isinstance(p.get("state"), str) else None
+            )
+            for p in payload.get("participants") or []
+            if isinstance(p, dict) and isinstance(p.get("id"), str)
+        ]
+        event = PresenceUpdated(
+            chat_id=chat,
+            online=bool(payload.get("online")),
+            state=state if isinstance(state, str) else None,
+            participants=participants,
+        )
+        await self.ctx.store.update_session(self.session_id, {}, [event.new_event()])
 
     async def _connected(self, record: SessionRecord, me: object) -> SessionRecord:
         phone = str(me) if me else record.phone_number

@@ -104,6 +104,20 @@ class Phone:
     def leave_group(self, gid: str, phone: str) -> httpx.Response:
         return self.http.post(f"/control/groups/{gid}/leave", json={"phone": phone})
 
+    def chat_actions(self, phone: str) -> list[dict[str, Any]]:
+        """What that account did in its chats (read receipts, archive, chat state)."""
+        response = self.http.get("/control/chats", params={"phone": phone})
+        response.raise_for_status()
+        actions: list[dict[str, Any]] = response.json()["actions"]
+        return actions
+
+    def presence(self, phone: str, state: str) -> int:
+        """`phone` is `available`, `composing`, `recording` or `unavailable` now; how many
+        devices that follow its presence heard it."""
+        response = self.http.post("/control/presence", json={"phone": phone, "state": state})
+        response.raise_for_status()
+        return int(response.json()["devices"])
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()

@@ -37,6 +37,9 @@ final class Events
     /** {group_id, subject?, description?}: this session changed them through the API */
     public const GROUP_UPDATED = 'group_updated';
 
+    /** {chat_id, online, state, participants} */
+    public const PRESENCE_UPDATED = 'presence_updated';
+
     public const WEBHOOKS = [
         self::SESSION_STATUS_CHANGED,
         self::QR_CODE_GENERATED,
@@ -47,6 +50,7 @@ final class Events
         self::GROUP_PARTICIPANTS_CHANGED,
         self::GROUP_JOINED,
         self::GROUP_UPDATED,
+        self::PRESENCE_UPDATED,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,

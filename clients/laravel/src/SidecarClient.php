@@ -426,6 +426,72 @@ class SidecarClient
         return (bool) ($this->json('POST', $this->groupPath($sessionId, $groupId, '/leave'))['left'] ?? false);
     }
 
+    // Chats (the session's WhatsApp Web page answers; a meta session: 409
+    // not_supported_by_provider). A chat is <digits>@c.us, <id>@g.us or <digits>@lid.
+
+    /**
+     * One page of chats, newest first: [{id, name, is_group, unread_count, archived,
+     * timestamp}, ...]. Pass the last chat's id as $after for the next page.
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function chats(string $sessionId, ?int $limit = null, ?string $after = null, ?string $before = null): array
+    {
+        $query = ['limit' => $limit, 'after' => $after, 'before' => $before];
+
+        return $this->json('GET', $this->sessionPath($sessionId, '/chats'), query: array_filter($query, fn ($v) => $v !== null))['data'] ?? [];
+    }
+
+    /**
+     * One page of a chat's messages, oldest first (the newest by default). Pass the first
+     * message's id as $before for older ones.
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function chatMessages(string $sessionId, string $chat, ?int $limit = null, ?string $before = null, ?string $after = null): array
+    {
+        $query = ['limit' => $limit, 'before' => $before, 'after' => $after];
+
+        return $this->json('GET', $this->chatPath($sessionId, $chat, '/messages'), query: array_filter($query, fn ($v) => $v !== null))['data'] ?? [];
+    }
+
+    /** Mark the chat read (sends read receipts); how many messages were unread. */
+    public function markChatRead(string $sessionId, string $chat): ?int
+    {
+        return $this->json('POST', $this->chatPath($sessionId, $chat, '/read'))['unread_count'] ?? null;
+    }
+
+    /** Archive the chat; true when it is archived now. */
+    public function archiveChat(string $sessionId, string $chat): bool
+    {
+        return (bool) ($this->json('POST', $this->chatPath($sessionId, $chat, '/archive'))['archived'] ?? false);
+    }
+
+    /** Unarchive the chat; false when it is no longer archived. */
+    public function unarchiveChat(string $sessionId, string $chat): bool
+    {
+        return (bool) ($this->json('DELETE', $this->chatPath($sessionId, $chat, '/archive'))['archived'] ?? true);
+    }
+
+    /** Delete the chat and its messages from the account's devices. */
+    public function deleteChat(string $sessionId, string $chat): bool
+    {
+        return (bool) ($this->json('DELETE', $this->chatPath($sessionId, $chat))['deleted'] ?? false);
+    }
+
+    /** Show typing, recording or paused in the chat; $durationMs pauses it by itself. */
+    public function setChatPresence(string $sessionId, string $chat, string $state, ?int $durationMs = null): void
+    {
+        $payload = ['state' => $state] + ($durationMs === null ? [] : ['duration_ms' => $durationMs]);
+        $this->json('POST', $this->chatPath($sessionId, $chat, '/presence'), payload: $payload);
+    }
+
+    /** Follow a contact's presence: presence_updated webhooks from now on. */
+    public function subscribePresence(string $sessionId, string $contact): bool
+    {
+        return (bool) ($this->json('POST', $this->chatPath($sessionId, $contact, '/presence/subscribe'))['subscribed'] ?? false);
+    }
+
     // Webhook deliveries
 
     /**
@@ -583,6 +649,11 @@ class SidecarClient
         };
 
         return new $class($message, $code, $status, $details);
+    }
+
+    private function chatPath(string $sessionId, string $chat, string $suffix = ''): string
+    {
+        return $this->sessionPath($sessionId, '/chats/' . rawurlencode($chat) . $suffix);
     }
 
     private function contactPath(string $sessionId, string $contact, string $suffix): string
