@@ -48,6 +48,8 @@ class ControlApi:
             Route("/control/blocklist", self.blocklist, methods=["GET"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
+            Route("/control/reaction", self.reaction, methods=["POST"]),
+            Route("/control/reactions", self.reactions, methods=["GET"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -162,3 +164,20 @@ class ControlApi:
     async def qr(self, request: Request) -> Response:
         """`?device=` -> the QR that device shows now."""
         return JSONResponse(self.network.current_qr(request.query_params.get("device")))
+
+    async def reaction(self, request: Request) -> Response:
+        """`{to, from, message_id, reaction}`: `from` reacts to a message the phone `to`
+        sent or received; `reaction: ""` takes it back."""
+        body = await read_json(request)
+        devices = self.network.reaction_from(
+            required(body, "to"),
+            required(body, "from"),
+            required(body, "message_id"),
+            body.get("reaction"),
+        )
+        return JSONResponse({"ok": True, "devices": devices})
+
+    async def reactions(self, request: Request) -> Response:
+        """`?phone=` -> `{reactions: [...]}`: what that phone's devices reacted, oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "reactions": self.network.reactions(phone)})

@@ -305,6 +305,8 @@ class Network:
         self._blocked: dict[str, list[str]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
+        # message actions: the reactions devices sent, oldest first (not kept across restarts).
+        self._reactions: list[dict[str, Any]] = []
         self.closed = False
         self._state = state
         self._dirty = False
@@ -985,6 +987,62 @@ class Network:
                 hold_offline=True,
             )
         return record
+
+    # -- message actions -------------------------------------------------------------
+
+    def react(self, device_id: object, token: object, key: object, reaction: object) -> None:
+        """A device reacts to a message it sent or received ('' takes its reaction back)."""
+        if not isinstance(reaction, str) or len(reaction) > 32:
+            raise Invalid("validation_error", "reaction must be a short string", field="reaction")
+        found = self.lookup(device_id, token, key)
+        device = self.devices[str(device_id)]
+        self._reactions.append(
+            {
+                "device_id": device.device_id,
+                "phone": device.phone,
+                "message_id": found.key,
+                "id": message_id_part(found.key, "id"),
+                "reaction": reaction,
+                "timestamp": int(self._clock()),
+            }
+        )
+
+    def reactions(self, phone: str) -> list[dict[str, Any]]:
+        """What the devices of `phone` reacted, oldest first."""
+        return [r for r in self._reactions if r["phone"] == phone]
+
+    def reaction_from(
+        self, to: object, sender: object, message_id: object, reaction: object
+    ) -> int:
+        """`sender` reacts to a message the devices of `to` sent or received ('' removes
+        it); returns how many devices knew the message."""
+        to_phone = normalize_phone(to, "to")
+        from_phone = normalize_phone(sender, "from")
+        if not isinstance(reaction, str) or len(reaction) > 32:
+            raise Invalid("validation_error", "reaction must be a short string", field="reaction")
+        msg_id = message_id_part(message_id)
+        told = 0
+        for device in self._linked(to_phone):
+            known = self._known.get((device.device_id, msg_id))
+            if known is None:
+                continue
+            data = {
+                "key": known.key,
+                "remote": known.remote,
+                "reaction_id": new_message_id(),
+                "reaction": reaction,
+                # In a LID chat the other party is its LID, as in its messages there.
+                "sender": self.lid_wid(from_phone)
+                if known.remote.endswith("@lid")
+                else f"{from_phone}@c.us",
+                # chat.new_reaction's timestamp is in milliseconds.
+                "t": int(self._clock() * 1000),
+            }
+            device.publish("reaction", data, hold_offline=True)
+            told += 1
+        if not told:
+            raise NotFound("unknown_message", "no device of that phone sent or received it")
+        return told
 
     def disconnect(self, target: str) -> list[Device]:
         """Take devices offline: the page emits `conn.online` false; sends wait."""

@@ -43,6 +43,7 @@ class PageSite:
             Route("/net/media", self.media, methods=["GET"]),
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
+            Route("/net/react", self.react, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -141,6 +142,14 @@ class PageSite:
             raise Invalid("validation_error", "block must be true or false", field="block")
         listed = await self.network.set_blocked(device, token, body.get("id"), block)
         return JSONResponse({"blocked": listed})
+
+    async def react(self, request: Request) -> Response:
+        """`{device_id, token, id, reaction}`: react to a message ('' takes it back)."""
+        body = await read_json(request)
+        self.network.react(
+            body.get("device_id"), body.get("token"), body.get("id"), body.get("reaction")
+        )
+        return JSONResponse({"ok": True})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

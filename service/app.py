@@ -20,7 +20,17 @@ from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
-from service.api import cluster, contacts, messages, meta, qr, sessions, system, webhooks
+from service.api import (
+    cluster,
+    contacts,
+    messages,
+    meta,
+    qr,
+    reactions,
+    sessions,
+    system,
+    webhooks,
+)
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
@@ -371,6 +381,7 @@ def create_app(
         *qr.routes,
         *messages.routes,
         *contacts.routes,
+        *reactions.routes,
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,

@@ -114,6 +114,12 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "runtime_disabled", "this process runs no browsers"),
     ErrorCode(
+        409,
+        "message_not_on_page",
+        "the message has no WhatsApp Web id to act on (still queued, failed before it left, "
+        "or sent through the Cloud API)",
+    ),
+    ErrorCode(
         410,
         "media_expired",
         "the message's media was deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the message "

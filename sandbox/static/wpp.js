@@ -588,6 +588,7 @@
         break;
       case 'message':
       case 'ack':
+      case 'reaction':
         if (!state.authenticated) break;
         if (state.streamMode === 'MAIN') deliver(frame.kind, data);
         else state.backlog.push({ kind: frame.kind, data: data, seq: seq });
@@ -924,6 +925,8 @@
       deliverMessage(data);
     } else if (kind === 'ack') {
       deliverReceipt(data);
+    } else if (kind === 'reaction') {
+      deliverReaction(data);
     }
   }
 
@@ -1024,6 +1027,46 @@
     if (msg.ack === ack) return;
     msg.ack = ack;
     if (ack === 1) emit('chat.msg_ack_change', { ack: 1, chat: msg.to, ids: [msg.id] });
+  }
+
+  // ---------------------------------------------------------------- message actions
+
+  // wa-js's chat.new_reaction (wired at full_ready): reactionText '' when taken back;
+  // `timestamp` in milliseconds; `id` is the reaction message's own key.
+  function deliverReaction(data) {
+    var remote = new Wid(data.remote);
+    var sender = new Wid(data.sender);
+    emit('chat.new_reaction', {
+      id: new MsgKey(false, remote, data.reaction_id, remote.isGroup() ? sender : null),
+      msgId: MsgKey.fromString(data.key),
+      reactionText: data.reaction,
+      read: false,
+      sender: sender,
+      orphan: 0,
+      orphanReason: null,
+      timestamp: data.t,
+    });
+  }
+
+  // wa-js's sendReactionToMessage: falsy removes ours; a message WhatsApp Web cannot find
+  // is msg_not_found.
+  async function sendReactionToMessage(msgId, reaction) {
+    await readyPromise;
+    await whenMain();
+    var auth = state.auth;
+    var key = keyOf(msgId);
+    var text = key ? key._serialized : String(msgId);
+    if (!key) throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+    try {
+      await net('/net/react', { device_id: state.deviceId, token: auth.token, id: text, reaction: reaction || '' });
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      if (err.netCode === 'msg_not_found') {
+        throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+      }
+      throw err;
+    }
+    return { sendMsgResult: 'OK' };
   }
 
   // ---------------------------------------------------------------- sending
@@ -1588,6 +1631,7 @@
       sendLocationMessage: sendLocationMessage,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
+      sendReactionToMessage: sendReactionToMessage,
     },
     contact: {
       getPnLidEntry: getPnLidEntry,

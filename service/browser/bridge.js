@@ -273,6 +273,11 @@
         phone: entry && entry.phoneNumber ? entry.phoneNumber._serialized : null,
       };
     },
+    // message actions: a falsy reaction removes ours; unknown ids throw msg_not_found.
+    'messages.react': async ({ id, reaction }) => {
+      const result = await WPP.chat.sendReactionToMessage(id, reaction || false);
+      return { result: result && typeof result.sendMsgResult === 'string' ? result.sendMsgResult : null };
+    },
   };
 
   const runOp = async (name, args) => {
@@ -326,6 +331,17 @@
         refs: (event.ids || []).map(bareId),
         ids: (event.ids || []).map(ser),
         chat: ser(event.chat),
+      }),
+    );
+    // message actions: reactionText '' means the reaction was taken back.
+    WPP.on('chat.new_reaction', (event) =>
+      send('reaction', {
+        id: ser(event.id),
+        msg_id: ser(event.msgId),
+        ref: bareId(event.msgId),
+        reaction: typeof event.reactionText === 'string' ? event.reactionText : '',
+        sender: ser(event.sender),
+        timestamp: num(event.timestamp),
       }),
     );
   };

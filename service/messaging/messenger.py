@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
-from adapters.base import InboundMessage, MediaTooLarge, StatusUpdate
+from adapters.base import InboundMessage, MediaTooLarge, Reaction, StatusUpdate
 from adapters.selector import ProviderSelector
 from service.clock import iso
 from service.errors import (
@@ -34,7 +34,7 @@ from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
 from service.messaging.status import apply_status, rank, status_event
-from service.models.events import MessageReceived
+from service.models.events import MessageReacted, MessageReceived
 from service.models.responses import MediaReason, Message
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, SessionRecord, Store
@@ -356,6 +356,20 @@ class Messenger:
             self._remember(session.session_id, update)
             return
         await apply_status(self.store, message, update.status, update.error, unsure=update.unsure)
+
+    async def on_reaction(self, session: SessionRecord, reaction: Reaction) -> None:
+        """Write a message_reaction event; reactions are not kept on the message record."""
+        record = await self.store.find_message(session.session_id, reaction.ref)
+        event = MessageReacted.model_validate(
+            {
+                "message_id": record.id if record is not None else None,
+                "provider_message_id": reaction.provider_message_id,
+                "from": reaction.sender,
+                "emoji": reaction.emoji,
+                "timestamp": reaction.timestamp,
+            }
+        ).new_event()
+        await self.store.update_session(session.session_id, {}, [event])
 
     def _remember(self, session_id: str, update: StatusUpdate) -> None:
         """A fast report can beat the record of its own send: keep the most telling one

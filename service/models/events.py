@@ -69,6 +69,20 @@ class MessageStatusUpdated(EventData):
     error: str | None = Field(default=None, description="why it failed")
 
 
+class MessageReacted(EventData):
+    """Someone reacted to a message in one of the session's chats, or took the reaction
+    back (`emoji: null`)."""
+
+    event = "message_reaction"
+    message_id: str | None = Field(
+        description="our id of the reacted message; null when the sidecar never stored it"
+    )
+    provider_message_id: str = Field(description="the reacted message's id at the provider")
+    from_: str | None = Field(alias="from", description="who reacted (a WhatsApp id)")
+    emoji: str | None = Field(description="the reaction; null when it was removed")
+    timestamp: int | None = Field(description="Unix seconds, when the provider said")
+
+
 class ProviderFailover(EventData):
     """The session's sends moved to another provider, or back to WhatsApp Web."""
 
@@ -87,6 +101,7 @@ EVENTS: dict[str, type[EventData]] = {
         MessageReceived,
         MessageStatusUpdated,
         ProviderFailover,
+        MessageReacted,
     )
 }
 

@@ -444,3 +444,13 @@ class MetaHandshake(Input):
     mode: str | None = Field(default=None, alias="hub.mode")
     verify_token: str | None = Field(default=None, alias="hub.verify_token")
     challenge: str | None = Field(default=None, alias="hub.challenge")
+
+
+class ReactionInput(Input):
+    """The reaction to put on a message (it replaces the session's earlier one)."""
+
+    emoji: str = Field(
+        min_length=1,
+        max_length=32,
+        description="one emoji, as WhatsApp shows it (e.g. 👍); DELETE removes it",
+    )

@@ -260,3 +260,11 @@ class ContactIds(Output):
         description="digits, or null when unknown", examples=["5511999990001"]
     )
     lid: str | None = Field(description="`<digits>@lid`, or null when unknown")
+
+
+class MessageReaction(Output):
+    """The session's reaction on a message, as WhatsApp Web accepted it."""
+
+    message_id: str
+    provider_message_id: str = Field(description="the reacted message's id at the provider")
+    emoji: str | None = Field(description="the session's reaction now; null once removed")

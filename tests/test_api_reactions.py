@@ -1,0 +1,192 @@
+"""Message actions end to end: reactions through the signed API, the session's page in
+Chromium and the sandbox's wa-js, and the other party's reactions back as signed webhooks.
+One linked session for the whole module."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conftest import WEBHOOK_SECRET
+from tests.support.receivers import Receiver, python_receiver
+from tests.support.sandbox import Phone, eventually, sandbox_process
+from tests.support.sidecar import Sidecar
+
+pytestmark = pytest.mark.browser
+
+ME = "5511999990101"
+FRIEND = "5511988880102"
+META = {"phone_number_id": "109876543210", "access_token": "EAAG-test", "app_secret": "s"}
+
+
+@pytest.fixture(scope="module")
+def phone() -> Iterator[Phone]:
+    with sandbox_process() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    with python_receiver() as r:
+        yield r
+
+
+@pytest.fixture(scope="module")
+def car(
+    tmp_path_factory: pytest.TempPathFactory, phone: Phone, receiver: Receiver
+) -> Iterator[Sidecar]:
+    """A sidecar on the sandbox with session r1 linked as ME, its webhooks to `receiver`."""
+    sidecar = Sidecar(
+        tmp_path_factory.mktemp("reactions") / "storage",
+        WA_WEB_URL=phone.base + "/",
+        SIDECAR_WEBHOOK_URL=receiver.url,
+        SIDECAR_PACING="off",
+        SIDECAR_WEBHOOK_RETRY_BASE_MS="100",
+    ).start()
+    try:
+        created = sidecar.api.post(
+            "/api/sessions", json={"workspace_id": "acme", "session_id": "r1"}
+        )
+        assert created.status_code == 201, created.text
+        sidecar.wait_status("r1", "qr_required")
+        qr = sidecar.api.get("/api/sessions/r1/qr").json()["qr"]
+        assert phone.scan(qr, ME).status_code == 200
+        sidecar.wait_status("r1", "connected")
+        yield sidecar
+    finally:
+        sidecar.close()
+
+
+def ok(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def error(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()["error"]
+    return body
+
+
+def sent_text(car: Sidecar, text: str) -> dict[str, Any]:
+    """A text the session sent to FRIEND, once WhatsApp Web took it."""
+    queued = car.api.post(
+        "/api/sessions/r1/messages", json={"to": FRIEND, "type": "text", "text": text}
+    )
+    assert queued.status_code == 202, queued.text
+    message_id = queued.json()["id"]
+
+    def check() -> dict[str, Any] | None:
+        record: dict[str, Any] = ok(car.api.get(f"/api/sessions/r1/messages/{message_id}"))
+        return record if record["status"] not in ("queued", "sending") else None
+
+    record = eventually(check, 60, f"{message_id} to be sent")
+    assert record["status"] == "sent", record
+    return record
+
+
+def hooks(receiver: Receiver, event: str) -> list[dict[str, Any]]:
+    """The `event` webhooks r1 got, each checked against the webhook secret."""
+    found = []
+    for request in receiver.requests:
+        if request["json"].get("event") != event or request["json"]["session_id"] != "r1":
+            continue
+        signature = hmac.new(WEBHOOK_SECRET.encode(), request["body"], hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(request["headers"]["signature"], signature)
+        found.append(request["json"]["data"])
+    return found
+
+
+def test_react_to_a_sent_message_and_take_it_back(car: Sidecar, phone: Phone) -> None:
+    message = sent_text(car, "lunch at noon?")
+    path = f"/api/sessions/r1/messages/{message['id']}/reaction"
+    reacted = ok(car.api.post(path, json={"emoji": "👍"}))
+    assert reacted == {
+        "message_id": message["id"],
+        "provider_message_id": message["provider_message_id"],
+        "emoji": "👍",
+    }
+    removed = ok(car.api.delete(path))
+    assert removed["emoji"] is None
+    # What the network saw from ME's device: the reaction on that message, then none.
+    seen = [
+        (r["message_id"], r["reaction"])
+        for r in phone.reactions(ME)
+        if r["message_id"] == message["provider_message_id"]
+    ]
+    assert seen == [(message["provider_message_id"], "👍"), (message["provider_message_id"], "")]
+
+
+def test_react_to_a_received_message(car: Sidecar, phone: Phone, receiver: Receiver) -> None:
+    delivered = phone.inbound(to=ME, **{"from": FRIEND}, text="see you there")
+    assert delivered.status_code == 200, delivered.text
+    key = delivered.json()["message_id"]
+    inbound = eventually(
+        lambda: next(
+            (
+                d["message"]
+                for d in hooks(receiver, "message_received")
+                if d["message"]["provider_message_id"] == key
+            ),
+            None,
+        ),
+        60,
+        "the inbound message",
+    )
+    path = f"/api/sessions/r1/messages/{inbound['id']}/reaction"
+    assert ok(car.api.post(path, json={"emoji": "❤️"}))["provider_message_id"] == key
+    assert [r["reaction"] for r in phone.reactions(ME) if r["message_id"] == key] == ["❤️"]
+
+
+def test_the_other_partys_reactions_come_as_webhooks(
+    car: Sidecar, phone: Phone, receiver: Receiver
+) -> None:
+    message = sent_text(car, "did you like it?")
+    key = message["provider_message_id"]
+    assert phone.react(ME, FRIEND, key, "😂").status_code == 200
+    assert phone.react(ME, FRIEND, key, "").status_code == 200
+
+    def both() -> list[dict[str, Any]] | None:
+        mine = [d for d in hooks(receiver, "message_reaction") if d["provider_message_id"] == key]
+        return mine if len(mine) == 2 else None
+
+    first, second = eventually(both, 60, "the two reactions")
+    assert first["message_id"] == message["id"]
+    assert first["from"] == f"{FRIEND}@c.us"
+    assert first["emoji"] == "😂"
+    assert isinstance(first["timestamp"], int) and first["timestamp"] > 1_700_000_000
+    assert second["message_id"] == message["id"]
+    assert second["emoji"] is None
+
+
+def test_reaction_errors(car: Sidecar) -> None:
+    message = sent_text(car, "errors ahead")
+    path = f"/api/sessions/r1/messages/{message['id']}/reaction"
+    assert error(car.api.post(path, json={"emoji": ""}), 422)["code"] == "validation_failed"
+    assert error(car.api.post(path, json={}), 422)["code"] == "validation_failed"
+    missing = car.api.post("/api/sessions/r1/messages/msg_nope/reaction", json={"emoji": "👍"})
+    assert error(missing, 404)["code"] == "message_not_found"
+    nobody = car.api.delete(f"/api/sessions/gone/messages/{message['id']}/reaction")
+    assert error(nobody, 404)["code"] == "session_not_found"
+    # A meta session has no page: reactions are not its provider's, whatever the message.
+    assert (
+        car.api.post(
+            "/api/sessions",
+            json={
+                "workspace_id": "acme",
+                "session_id": "m1",
+                "provider_mode": "meta",
+                "meta": META,
+            },
+        ).status_code
+        == 201
+    )
+    other = car.api.post(
+        f"/api/sessions/m1/messages/{message['id']}/reaction", json={"emoji": "👍"}
+    )
+    assert error(other, 409)["code"] == "not_supported_by_provider"
