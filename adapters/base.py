@@ -163,6 +163,26 @@ class Reaction:
     timestamp: int | None = None
 
 
+@dataclass(frozen=True)
+class Edit:
+    """A message's text changed (`ref` and `provider_message_id` name it as in Reaction)."""
+
+    provider: str
+    ref: str
+    provider_message_id: str
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Revoke:
+    """A message was deleted for everyone, by `sender`."""
+
+    provider: str
+    ref: str
+    provider_message_id: str
+    sender: str | None
+
+
 class InboundSink(Protocol):
     """Where engines hand what their provider reports (messaging implements it)."""
 
@@ -171,6 +191,10 @@ class InboundSink(Protocol):
     async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None: ...
 
     async def on_reaction(self, session: SessionRecord, reaction: Reaction) -> None: ...
+
+    async def on_edited(self, session: SessionRecord, edit: Edit) -> None: ...
+
+    async def on_revoked(self, session: SessionRecord, revoke: Revoke) -> None: ...
 
 
 # The page operations the API may ask a session for (`Engine.call`), by name. Each has one
@@ -186,6 +210,8 @@ PAGE_OPS = frozenset(
         "contacts.ids",
         # message actions
         "messages.react",
+        "messages.edit",
+        "messages.revoke",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

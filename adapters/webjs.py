@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from adapters.base import (
     PAGE_OPS,
     PAGE_TIMEOUT,
+    Edit,
     Engine,
     ErrorKind,
     InboundMedia,
@@ -33,6 +34,7 @@ from adapters.base import (
     ProviderStatus,
     QrCode,
     Reaction,
+    Revoke,
     SendResult,
     StatusUpdate,
 )
@@ -345,6 +347,28 @@ class WebJsEngine(Engine):
             reaction = self.reaction(payload)
             if reaction is not None:
                 await self.sink.on_reaction(session, reaction)
+        elif event.type == "edited":
+            edit = self.edit(payload)
+            if edit is not None:
+                await self.sink.on_edited(session, edit)
+        elif event.type == "revoked":
+            revoke = self.revoke(payload)
+            if revoke is not None:
+                await self.sink.on_revoked(session, revoke)
+
+    def edit(self, payload: dict[str, Any]) -> Edit | None:
+        """A `chat.msg_edited` as an Edit; None without the message's key."""
+        msg_id, ref, text = payload.get("msg_id"), payload.get("ref"), payload.get("text")
+        if not isinstance(msg_id, str) or not isinstance(ref, str):
+            return None
+        return Edit(self.name, ref, msg_id, text if isinstance(text, str) else None)
+
+    def revoke(self, payload: dict[str, Any]) -> Revoke | None:
+        """A `chat.msg_revoke` as a Revoke; None without the revoked message's key."""
+        msg_id, ref, sender = payload.get("msg_id"), payload.get("ref"), payload.get("from")
+        if not isinstance(msg_id, str) or not isinstance(ref, str):
+            return None
+        return Revoke(self.name, ref, msg_id, sender if isinstance(sender, str) else None)
 
     def reaction(self, payload: dict[str, Any]) -> Reaction | None:
         """A `chat.new_reaction` as a Reaction; None without the reacted message's key."""

@@ -44,6 +44,8 @@ class PageSite:
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
             Route("/net/react", self.react, methods=["POST"]),
+            Route("/net/edit", self.edit, methods=["POST"]),
+            Route("/net/revoke", self.revoke, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -149,6 +151,20 @@ class PageSite:
         self.network.react(
             body.get("device_id"), body.get("token"), body.get("id"), body.get("reaction")
         )
+        return JSONResponse({"ok": True})
+
+    async def edit(self, request: Request) -> Response:
+        """`{device_id, token, id, text}` -> `{edit_id}`: edit a text this device sent."""
+        body = await read_json(request)
+        edit_id = self.network.edit(
+            body.get("device_id"), body.get("token"), body.get("id"), body.get("text")
+        )
+        return JSONResponse({"edit_id": edit_id})
+
+    async def revoke(self, request: Request) -> Response:
+        """`{device_id, token, id}`: delete a message this device sent, for everyone."""
+        body = await read_json(request)
+        self.network.revoke(body.get("device_id"), body.get("token"), body.get("id"))
         return JSONResponse({"ok": True})
 
     async def events(self, request: Request) -> Response:

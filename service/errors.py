@@ -119,6 +119,8 @@ ERRORS: tuple[ErrorCode, ...] = (
         "the message has no WhatsApp Web id to act on (still queued, failed before it left, "
         "or sent through the Cloud API)",
     ),
+    ErrorCode(409, "message_not_own", "only a message the session sent can be edited or revoked"),
+    ErrorCode(409, "message_not_editable", "only a text message can be edited"),
     ErrorCode(
         410,
         "media_expired",

@@ -190,3 +190,123 @@ def test_reaction_errors(car: Sidecar) -> None:
         f"/api/sessions/m1/messages/{message['id']}/reaction", json={"emoji": "👍"}
     )
     assert error(other, 409)["code"] == "not_supported_by_provider"
+
+
+def received(phone: Phone, receiver: Receiver, text: str) -> dict[str, Any]:
+    """A text FRIEND sent the session, once its message_received webhook came."""
+    delivered = phone.inbound(to=ME, **{"from": FRIEND}, text=text)
+    assert delivered.status_code == 200, delivered.text
+    key = delivered.json()["message_id"]
+
+    def check() -> dict[str, Any] | None:
+        for data in hooks(receiver, "message_received"):
+            if data["message"]["provider_message_id"] == key:
+                message: dict[str, Any] = data["message"]
+                return message
+        return None
+
+    return eventually(check, 60, "the inbound message")
+
+
+def hook_for(receiver: Receiver, event: str, provider_message_id: str) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        found = [
+            d for d in hooks(receiver, event) if d["provider_message_id"] == provider_message_id
+        ]
+        return found[-1] if found else None
+
+    return eventually(check, 60, f"the {event} webhook")
+
+
+def test_edit_a_sent_text(car: Sidecar, phone: Phone, receiver: Receiver) -> None:
+    message = sent_text(car, "meet at 5")
+    edited = ok(
+        car.api.post(f"/api/sessions/r1/messages/{message['id']}/edit", json={"text": "meet at 6"})
+    )
+    assert edited["id"] == message["id"] and edited["text"] == "meet at 6"
+    assert edited["edited_at"] and "revoked_at" not in edited
+    record = ok(car.api.get(f"/api/sessions/r1/messages/{message['id']}"))
+    assert record["text"] == "meet at 6"
+    (on_network,) = [m for m in phone.sent(ME) if m["message_id"] == message["provider_message_id"]]
+    assert on_network["text"] == "meet at 6" and on_network["edited"] is True
+    # WhatsApp Web reports the session's own edits too.
+    hook = hook_for(receiver, "message_edited", message["provider_message_id"])
+    assert hook == {
+        "message_id": message["id"],
+        "provider_message_id": message["provider_message_id"],
+        "text": "meet at 6",
+    }
+
+
+def test_delete_a_sent_message_for_everyone(car: Sidecar, phone: Phone) -> None:
+    message = sent_text(car, "oops, wrong chat")
+    path = f"/api/sessions/r1/messages/{message['id']}"
+    revoked = ok(car.api.post(f"{path}/revoke"))
+    # The record keeps what it said, and when it was deleted.
+    assert revoked["text"] == "oops, wrong chat" and revoked["revoked_at"]
+    (on_network,) = [m for m in phone.sent(ME) if m["message_id"] == message["provider_message_id"]]
+    assert on_network["revoked"] is True
+    # A deleted message is no longer WhatsApp's to edit.
+    refused = error(car.api.post(f"{path}/edit", json={"text": "never mind"}), 409)
+    assert refused["code"] == "page_refused"
+    assert refused["details"]["wa_code"] == "edit_message_error"
+
+
+def test_the_other_party_edits_and_deletes_its_message(
+    car: Sidecar, phone: Phone, receiver: Receiver
+) -> None:
+    inbound = received(phone, receiver, "the code is 1234")
+    key = inbound["provider_message_id"]
+    assert phone.edit(ME, FRIEND, key, "the code is 4321").status_code == 200
+    edited = hook_for(receiver, "message_edited", key)
+    assert edited == {
+        "message_id": inbound["id"],
+        "provider_message_id": key,
+        "text": "the code is 4321",
+    }
+    record = ok(car.api.get(f"/api/sessions/r1/messages/{inbound['id']}"))
+    assert record["text"] == "the code is 4321" and record["edited_at"]
+
+    assert phone.revoke(ME, FRIEND, key).status_code == 200
+    revoked = hook_for(receiver, "message_revoked", key)
+    assert revoked == {
+        "message_id": inbound["id"],
+        "provider_message_id": key,
+        "from": f"{FRIEND}@c.us",
+    }
+    record = ok(car.api.get(f"/api/sessions/r1/messages/{inbound['id']}"))
+    assert record["revoked_at"] and record["text"] == "the code is 4321"
+    # Someone else's message is not the session's to edit or delete for everyone.
+    path = f"/api/sessions/r1/messages/{inbound['id']}"
+    assert error(car.api.post(f"{path}/edit", json={"text": "x"}), 409)["code"] == "message_not_own"
+    assert error(car.api.post(f"{path}/revoke"), 409)["code"] == "message_not_own"
+
+
+def test_edit_and_revoke_errors(car: Sidecar) -> None:
+    queued = car.api.post(
+        "/api/sessions/r1/messages",
+        json={
+            "to": FRIEND,
+            "type": "location",
+            "location": {"latitude": -23.5, "longitude": -46.6},
+        },
+    )
+    assert queued.status_code == 202, queued.text
+    path = f"/api/sessions/r1/messages/{queued.json()['id']}"
+    eventually(lambda: ok(car.api.get(path))["status"] == "sent" or None, 60, "the location")
+    assert (
+        error(car.api.post(f"{path}/edit", json={"text": "x"}), 409)["code"]
+        == "message_not_editable"
+    )
+    assert (
+        error(car.api.post(f"{path}/edit", json={"text": ""}), 422)["code"] == "validation_failed"
+    )
+    missing = "/api/sessions/r1/messages/msg_nope"
+    assert error(car.api.post(f"{missing}/revoke"), 404)["code"] == "message_not_found"
+    # m1 (a meta session) exists since test_reaction_errors; if run alone, create it.
+    car.api.post(
+        "/api/sessions",
+        json={"workspace_id": "acme", "session_id": "m1", "provider_mode": "meta", "meta": META},
+    )
+    meta = car.api.post("/api/sessions/m1/messages/msg_nope/revoke")
+    assert error(meta, 409)["code"] == "not_supported_by_provider"

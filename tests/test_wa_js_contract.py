@@ -108,6 +108,8 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "blocklist.blockContact",
         "blocklist.unblockContact",
         "chat.sendReactionToMessage",
+        "chat.editMessage",
+        "chat.deleteMessage",
     }
     assert all(is_declared(name) for name in used)
 

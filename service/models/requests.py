@@ -454,3 +454,9 @@ class ReactionInput(Input):
         max_length=32,
         description="one emoji, as WhatsApp shows it (e.g. 👍); DELETE removes it",
     )
+
+
+class EditInput(Input):
+    """The new text of a message the session sent (WhatsApp allows about 15 minutes)."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT, description="the message's new text")

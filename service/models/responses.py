@@ -144,6 +144,12 @@ class Message(Output):
     chat_phone: str | None = Field(default=None, description="inbound only")
     notify_name: str | None = Field(default=None, description="inbound only")
     timestamp: int | None = Field(default=None, description="inbound only: Unix seconds")
+    edited_at: Timestamp | None = Field(
+        default=None, description="present once the text was edited (`text` is the new one)"
+    )
+    revoked_at: Timestamp | None = Field(
+        default=None, description="present once the message was deleted for everyone"
+    )
 
 
 class Delivery(Output):
