@@ -28,6 +28,15 @@ final class Events
     /** {from, to, reason} */
     public const PROVIDER_FAILOVER = 'provider_failover';
 
+    /** {message_id, provider_message_id, from, emoji, timestamp}: emoji null when removed */
+    public const MESSAGE_REACTION = 'message_reaction';
+
+    /** {message_id, provider_message_id, text} */
+    public const MESSAGE_EDITED = 'message_edited';
+
+    /** {message_id, provider_message_id, from} */
+    public const MESSAGE_REVOKED = 'message_revoked';
+
     public const WEBHOOKS = [
         self::SESSION_STATUS_CHANGED,
         self::QR_CODE_GENERATED,
@@ -35,6 +44,9 @@ final class Events
         self::MESSAGE_RECEIVED,
         self::MESSAGE_STATUS_UPDATED,
         self::PROVIDER_FAILOVER,
+        self::MESSAGE_REACTION,
+        self::MESSAGE_EDITED,
+        self::MESSAGE_REVOKED,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,
