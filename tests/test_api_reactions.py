@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import WEBHOOK_SECRET
+from tests.support.graph import GraphStandIn, graph_standin
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar
@@ -30,6 +31,13 @@ def phone() -> Iterator[Phone]:
 
 
 @pytest.fixture(scope="module")
+def graph() -> Iterator[GraphStandIn]:
+    with graph_standin() as g:
+        g.add_number(META["phone_number_id"], META["access_token"])
+        yield g
+
+
+@pytest.fixture(scope="module")
 def receiver() -> Iterator[Receiver]:
     with python_receiver() as r:
         yield r
@@ -37,15 +45,17 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(scope="module")
 def car(
-    tmp_path_factory: pytest.TempPathFactory, phone: Phone, receiver: Receiver
+    tmp_path_factory: pytest.TempPathFactory, phone: Phone, receiver: Receiver, graph: GraphStandIn
 ) -> Iterator[Sidecar]:
-    """A sidecar on the sandbox with session r1 linked as ME, its webhooks to `receiver`."""
+    """A sidecar on the sandbox with session r1 linked as ME, its webhooks to `receiver`,
+    and meta session m1 on the Graph stand-in."""
     sidecar = Sidecar(
         tmp_path_factory.mktemp("reactions") / "storage",
         WA_WEB_URL=phone.base + "/",
         SIDECAR_WEBHOOK_URL=receiver.url,
         SIDECAR_PACING="off",
         SIDECAR_WEBHOOK_RETRY_BASE_MS="100",
+        META_GRAPH_URL=graph.base,
     ).start()
     try:
         created = sidecar.api.post(
@@ -56,6 +66,8 @@ def car(
         qr = sidecar.api.get("/api/sessions/r1/qr").json()["qr"]
         assert phone.scan(qr, ME).status_code == 200
         sidecar.wait_status("r1", "connected")
+        meta = {"workspace_id": "acme", "session_id": "m1", "provider_mode": "meta", "meta": META}
+        assert sidecar.api.post("/api/sessions", json=meta).status_code == 201
         yield sidecar
     finally:
         sidecar.close()
@@ -173,23 +185,11 @@ def test_reaction_errors(car: Sidecar) -> None:
     assert error(missing, 404)["code"] == "message_not_found"
     nobody = car.api.delete(f"/api/sessions/gone/messages/{message['id']}/reaction")
     assert error(nobody, 404)["code"] == "session_not_found"
-    # A meta session has no page: reactions are not its provider's, whatever the message.
-    assert (
-        car.api.post(
-            "/api/sessions",
-            json={
-                "workspace_id": "acme",
-                "session_id": "m1",
-                "provider_mode": "meta",
-                "meta": META,
-            },
-        ).status_code
-        == 201
-    )
+    # A meta session's reaction needs a message it sent or received itself.
     other = car.api.post(
         f"/api/sessions/m1/messages/{message['id']}/reaction", json={"emoji": "👍"}
     )
-    assert error(other, 409)["code"] == "not_supported_by_provider"
+    assert error(other, 404)["code"] == "message_not_found"
 
 
 def received(phone: Phone, receiver: Receiver, text: str) -> dict[str, Any]:
@@ -303,10 +303,30 @@ def test_edit_and_revoke_errors(car: Sidecar) -> None:
     )
     missing = "/api/sessions/r1/messages/msg_nope"
     assert error(car.api.post(f"{missing}/revoke"), 404)["code"] == "message_not_found"
-    # m1 (a meta session) exists since test_reaction_errors; if run alone, create it.
-    car.api.post(
-        "/api/sessions",
-        json={"workspace_id": "acme", "session_id": "m1", "provider_mode": "meta", "meta": META},
-    )
+    # The Cloud API has no edit or delete for everyone.
     meta = car.api.post("/api/sessions/m1/messages/msg_nope/revoke")
     assert error(meta, 409)["code"] == "not_supported_by_provider"
+    meta = car.api.post("/api/sessions/m1/messages/msg_nope/edit", json={"text": "x"})
+    assert error(meta, 409)["code"] == "not_supported_by_provider"
+
+
+def test_a_meta_session_reacts_through_the_cloud_api(car: Sidecar, graph: GraphStandIn) -> None:
+    queued = car.api.post(
+        "/api/sessions/m1/messages", json={"to": FRIEND, "type": "text", "text": "hi from meta"}
+    )
+    assert queued.status_code == 202, queued.text
+    path = f"/api/sessions/m1/messages/{queued.json()['id']}"
+    sent = eventually(lambda: (r := ok(car.api.get(path)))["status"] == "sent" and r, 60, "sent")
+    wamid = sent["provider_message_id"]
+    assert ok(car.api.post(f"{path}/reaction", json={"emoji": "🎉"}))["emoji"] == "🎉"
+    assert ok(car.api.delete(f"{path}/reaction"))["emoji"] is None
+    reactions = [m["body"] for m in graph.sent if m["body"]["type"] == "reaction"]
+    assert [(r["to"], r["reaction"]) for r in reactions] == [
+        (FRIEND, {"message_id": wamid, "emoji": "🎉"}),
+        (FRIEND, {"message_id": wamid, "emoji": ""}),
+    ]
+    # Meta refusing is 409 with Meta's code, and whether a retry may help.
+    graph.fail_next(100)
+    refused = error(car.api.post(f"{path}/reaction", json={"emoji": "🔥"}), 409)
+    assert refused["code"] == "provider_refused"
+    assert refused["details"]["error"].startswith("100") and refused["details"]["kind"] == "request"

@@ -3,8 +3,9 @@ delete a sent message for everyone.
 
 The message is named by the sidecar's id (one the session sent, or one it received); the
 page acts on it by the id WhatsApp Web gave it (`provider_message_id`). Each is a page
-operation (`Engine.call`), so it runs on the session's worker in a cluster; a `meta` session
-answers 409 `not_supported_by_provider`.
+operation (`Engine.call`), so it runs on the session's worker in a cluster. A `meta` session
+reacts through the Cloud API (its engine's `call`) and answers edits and deletes with 409
+`not_supported_by_provider`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,15 @@ ERRORS = (404, 409, 502, 503, 504)
 
 
 async def _message(request: Request, op: str = "messages.react") -> MessageRecord:
-    """The path's message, which must have reached WhatsApp Web (it has its id there)."""
+    """The path's message, which must have reached the session's provider (it has its id
+    there): WhatsApp Web, or the Cloud API for a `meta` session."""
     session_id = path_param(request, "session_id")
     message_id = path_param(request, "message_id")
     manager: SessionManager = request.app.state.sessions
     session = await manager.get(session_id)
-    if session.provider_mode == "meta":
+    # The Cloud API reacts; it has no edit or delete for everyone.
+    provider = "meta" if session.provider_mode == "meta" else "webjs"
+    if provider == "meta" and op != "messages.react":
         raise not_supported_by_provider("meta", op)
     store: Store = request.app.state.store
     record = await store.get_message(message_id)
@@ -45,11 +49,11 @@ async def _message(request: Request, op: str = "messages.react") -> MessageRecor
             code="message_not_found",
             details={"message_id": message_id},
         )
-    if record.provider != "webjs" or not record.provider_message_id:
-        # Queued, failed before leaving, or sent through the Cloud API: the page has no
-        # such message to react to.
+    if record.provider != provider or not record.provider_message_id:
+        # Queued, failed before leaving, or sent through the other provider: the session's
+        # engine has no such message to act on.
         raise Conflict(
-            "the message has no WhatsApp Web id to act on",
+            f"the message has no {provider} id to act on",
             code="message_not_on_page",
             details={"message_id": record.id, "provider": record.provider},
         )
@@ -63,7 +67,8 @@ async def _react(request: Request, record: MessageRecord, emoji: str | None) -> 
     await manager.call(
         record.session_id,
         "messages.react",
-        {"id": record.provider_message_id, "reaction": emoji or ""},
+        # `to`: the Cloud API names the chat in each request; the page ignores it.
+        {"id": record.provider_message_id, "reaction": emoji or "", "to": record.chat_id},
     )
     return reply(
         rs.MessageReaction(
@@ -154,9 +159,10 @@ routes = [
             {200: rs.MessageReaction},
             errors=ERRORS,
             body=rq.ReactionInput,
-            description="Sent or received messages alike; a new reaction replaces the "
-            "session's earlier one. 409 `message_not_on_page` while the message has no "
-            "WhatsApp Web id (queued, failed, or sent through the Cloud API).",
+            description="Sent or received messages alike, on WhatsApp Web or the Cloud API; a "
+            "new reaction replaces the session's earlier one. 409 `message_not_on_page` while "
+            "the message has no id at the session's provider (queued, failed, or sent "
+            "through the other one).",
         ),
         delete=Operation(
             "Remove the session's reaction from a message",

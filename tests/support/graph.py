@@ -226,6 +226,13 @@ def validate_message(body: Any) -> str:
         context = _require_object(body["context"], "context")
         _require_str(context.get("message_id"), "context['message_id']")
     kind = body.get("type")
+    if kind == "reaction":
+        # A reaction names the message it is on; an empty emoji removes it.
+        reaction = _require_object(body.get("reaction"), "reaction")
+        _require_str(reaction.get("message_id"), "reaction['message_id']")
+        if not isinstance(reaction.get("emoji"), str):
+            raise ValidationError("Param reaction['emoji'] must be a string")
+        return to
     if kind not in MESSAGE_TYPES:
         raise ValidationError(f"Param type must be one of {', '.join(MESSAGE_TYPES)}")
     payload = _require_object(body.get(kind), kind)
