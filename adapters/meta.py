@@ -29,6 +29,7 @@ from adapters.base import (
     MediaTooLarge,
     ProviderError,
     ProviderStatus,
+    Reaction,
     SendResult,
     StatusUpdate,
     not_supported_by_provider,
@@ -150,11 +151,26 @@ class MetaEngine(Engine):
         if self.sink is None:
             return
         for message in batch.messages:
+            if message.reacted_to is not None:
+                # A reaction is news about another message, not a message of its own.
+                await self.sink.on_reaction(session, self.reaction(message, message.reacted_to))
+                continue
             await self.sink.on_inbound(session, self.inbound(session, message))
         for status in batch.statuses:
             await self.sink.on_status(
                 session, StatusUpdate(self.name, status.wamid, status.status, status.error)
             )
+
+    def reaction(self, message: MetaMessage, target: str) -> Reaction:
+        """A Cloud API reaction (an empty or missing emoji: taken back)."""
+        return Reaction(
+            provider=self.name,
+            ref=target,
+            provider_message_id=target,
+            sender=f"{message.sender}@c.us",
+            emoji=message.text or None,
+            timestamp=message.timestamp,
+        )
 
     def inbound(self, session: SessionRecord, message: MetaMessage) -> InboundMessage:
         """A Cloud API message as an InboundMessage (wa_id is the sender's phone)."""

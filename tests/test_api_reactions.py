@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.graph import GraphStandIn, graph_standin
+from tests.support.graph import GraphStandIn, graph_standin, inbound_reaction, sign
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar
@@ -330,3 +332,48 @@ def test_a_meta_session_reacts_through_the_cloud_api(car: Sidecar, graph: GraphS
     refused = error(car.api.post(f"{path}/reaction", json={"emoji": "🔥"}), 409)
     assert refused["code"] == "provider_refused"
     assert refused["details"]["error"].startswith("100") and refused["details"]["kind"] == "request"
+
+
+def test_a_cloud_api_reaction_comes_as_a_webhook(
+    car: Sidecar, graph: GraphStandIn, receiver: Receiver
+) -> None:
+    queued = car.api.post(
+        "/api/sessions/m1/messages", json={"to": FRIEND, "type": "text", "text": "rate us"}
+    )
+    assert queued.status_code == 202, queued.text
+    path = f"/api/sessions/m1/messages/{queued.json()['id']}"
+    sent = eventually(lambda: (r := ok(car.api.get(path)))["status"] == "sent" and r, 60, "sent")
+    wamid = sent["provider_message_id"]
+    for emoji in ("⭐", ""):
+        payload = inbound_reaction(META["phone_number_id"], "15550000000", FRIEND, wamid, emoji)
+        body = json.dumps(payload).encode()
+        posted = httpx.post(
+            f"{car.base}/webhooks/meta",
+            content=body,
+            headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, "s")},
+        )
+        assert posted.status_code == 200, posted.text
+
+    def both() -> list[dict[str, Any]] | None:
+        found = [
+            (d["message_id"], d["from"], d["emoji"])
+            for d in _session_hooks(receiver, "m1", "message_reaction")
+            if d["provider_message_id"] == wamid
+        ]
+        return found if len(found) == 2 else None
+
+    assert eventually(both, 60, "the Cloud API reactions") == [
+        (sent["id"], f"{FRIEND}@c.us", "⭐"),
+        (sent["id"], f"{FRIEND}@c.us", None),
+    ]
+    # A reaction is not a message of its own.
+    received_types = [
+        d["message"]["type"] for d in _session_hooks(receiver, "m1", "message_received")
+    ]
+    assert "reaction" not in received_types
+
+
+def _session_hooks(receiver: Receiver, session: str, event: str) -> list[dict[str, Any]]:
+    return [
+        e["data"] for e in receiver.events() if e["event"] == event and e["session_id"] == session
+    ]

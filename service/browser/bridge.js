@@ -352,7 +352,8 @@
       send('edited', {
         msg_id: ser(event.id),
         ref: bareId(event.id),
-        text: typeof m.body === 'string' ? m.body : typeof m.caption === 'string' ? m.caption : null,
+        // A media message's body is not its text (as in `message` above): its caption is.
+        text: m.type === 'chat' ? m.body || '' : m.caption || null,
         edit_id: ser(m.latestEditMsgKey),
       });
     });

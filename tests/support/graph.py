@@ -691,6 +691,22 @@ def inbound_text(
     )
 
 
+def inbound_reaction(
+    phone_number_id: str,
+    display_phone: str,
+    from_wa_id: str,
+    message_id: str,
+    emoji: str,
+    waba_id: str = DEFAULT_WABA_ID,
+) -> dict[str, Any]:
+    """The webhook payload Meta sends when `from_wa_id` reacts to `message_id` (an empty
+    emoji: the reaction was taken back)."""
+    reaction = {"message_id": message_id, "emoji": emoji}
+    return _inbound(
+        phone_number_id, display_phone, from_wa_id, "Maria", None, "reaction", reaction, waba_id
+    )
+
+
 def inbound_image(
     phone_number_id: str,
     display_phone: str,
