@@ -170,6 +170,33 @@ def test_malformed_bodies_are_400(shared: httpx.Client, path: str, raw: bytes) -
         ("/control/contacts", {"phone": PEER, "about": 5}, 422, "validation_error"),
         ("/net/contact", {"device_id": "x", "token": "y", "id": "1@c.us"}, 401, None),
         ("/net/blocklist", {"device_id": "x", "token": "y"}, 401, "not_authenticated"),
+        # message actions
+        ("/control/reaction", {"to": PEER, "from": PEER, "message_id": "3EB0AA"}, 422, None),
+        (
+            "/control/reaction",
+            {"to": PEER, "from": PEER, "message_id": "3EB0AA", "reaction": 5},
+            422,
+            "validation_error",
+        ),
+        (
+            "/control/reaction",
+            {"to": PEER, "from": PEER, "message_id": "3EB0AA", "reaction": "👍"},
+            404,
+            "unknown_message",
+        ),
+        ("/control/reaction", {"to": "12ab", "from": PEER, "message_id": "3EB0AA"}, 422, None),
+        ("/control/edit", {"to": PEER, "from": PEER, "message_id": "3EB0AA"}, 422, None),
+        (
+            "/control/edit",
+            {"to": PEER, "from": PEER, "message_id": "3EB0AA", "text": "x"},
+            404,
+            "unknown_message",
+        ),
+        ("/control/revoke", {"to": PEER, "from": PEER}, 422, "validation_error"),
+        ("/control/revoke", {"to": PEER, "from": PEER, "message_id": "3EB0AA"}, 404, None),
+        ("/net/react", {"device_id": "x", "token": "y", "id": "3EB0AA", "reaction": ""}, 401, None),
+        ("/net/edit", {"device_id": "x", "token": "y", "id": "3EB0AA", "text": "x"}, 401, None),
+        ("/net/revoke", {"device_id": "x", "token": "y", "id": "3EB0AA"}, 401, None),
     ],
 )
 def test_bad_control_input_is_a_json_4xx(
@@ -191,6 +218,7 @@ def test_bad_control_input_is_a_json_4xx(
         ("GET", "/control/lid", 422),
         ("GET", "/control/lid?phone=12ab", 422),
         ("GET", "/control/blocklist", 422),
+        ("GET", "/control/reactions", 422),
         ("GET", "/net/events?device=nope", 404),
         ("GET", "/net/media?device=x&token=y&id=3EB0AA", 401),
         ("GET", "/no/such/page", 404),
