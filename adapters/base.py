@@ -147,12 +147,54 @@ class StatusUpdate:
     unsure: bool = False
 
 
+@dataclass(frozen=True)
+class Reaction:
+    """Someone reacted to a message of a session's chats (`emoji` None: took it back).
+
+    `ref` names the reacted message as the engine's reports do; `provider_message_id` is
+    its full provider id; `sender` is who reacted (ourselves too, from the phone app).
+    """
+
+    provider: str
+    ref: str
+    provider_message_id: str
+    sender: str | None
+    emoji: str | None
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A message's text changed (`ref` and `provider_message_id` name it as in Reaction)."""
+
+    provider: str
+    ref: str
+    provider_message_id: str
+    text: str | None
+
+
+@dataclass(frozen=True)
+class Revoke:
+    """A message was deleted for everyone, by `sender`."""
+
+    provider: str
+    ref: str
+    provider_message_id: str
+    sender: str | None
+
+
 class InboundSink(Protocol):
     """Where engines hand what their provider reports (messaging implements it)."""
 
     async def on_inbound(self, session: SessionRecord, message: InboundMessage) -> None: ...
 
     async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None: ...
+
+    async def on_reaction(self, session: SessionRecord, reaction: Reaction) -> None: ...
+
+    async def on_edited(self, session: SessionRecord, edit: Edit) -> None: ...
+
+    async def on_revoked(self, session: SessionRecord, revoke: Revoke) -> None: ...
 
 
 # The page operations the API may ask a session for (`Engine.call`), by name. Each has one
@@ -189,6 +231,10 @@ PAGE_OPS = frozenset(
         "chats.delete",
         "chats.state",
         "chats.subscribe",
+        # message actions
+        "messages.react",
+        "messages.edit",
+        "messages.revoke",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

@@ -29,8 +29,10 @@ from adapters.base import (
     MediaTooLarge,
     ProviderError,
     ProviderStatus,
+    Reaction,
     SendResult,
     StatusUpdate,
+    not_supported_by_provider,
 )
 from adapters.meta_inbound import MetaBatch, MetaMessage
 from service.digits import ascii_int
@@ -149,11 +151,26 @@ class MetaEngine(Engine):
         if self.sink is None:
             return
         for message in batch.messages:
+            if message.reacted_to is not None:
+                # A reaction is news about another message, not a message of its own.
+                await self.sink.on_reaction(session, self.reaction(message, message.reacted_to))
+                continue
             await self.sink.on_inbound(session, self.inbound(session, message))
         for status in batch.statuses:
             await self.sink.on_status(
                 session, StatusUpdate(self.name, status.wamid, status.status, status.error)
             )
+
+    def reaction(self, message: MetaMessage, target: str) -> Reaction:
+        """A Cloud API reaction (an empty or missing emoji: taken back)."""
+        return Reaction(
+            provider=self.name,
+            ref=target,
+            provider_message_id=target,
+            sender=f"{message.sender}@c.us",
+            emoji=message.text or None,
+            timestamp=message.timestamp,
+        )
 
     def inbound(self, session: SessionRecord, message: MetaMessage) -> InboundMessage:
         """A Cloud API message as an InboundMessage (wa_id is the sender's phone)."""
@@ -215,6 +232,36 @@ class MetaEngine(Engine):
             raise ProviderError(ErrorKind.UNKNOWN_DELIVERY, "Meta answered without a message id")
         assert last is not None
         raise last
+
+    async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
+        """The Cloud API has one of the page operations: reactions (`messages.react` with
+        the message's wamid, its chat and the emoji; an empty emoji removes ours)."""
+        if op != "messages.react":
+            raise not_supported_by_provider(self.name, op)
+        config = self.credentials(session)
+        if config is None:
+            raise Conflict(
+                "the session has no Meta credentials",
+                code="session_not_connected",
+                details={"status": session.status},
+            )
+        payload = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": str(args["to"]).split("@", 1)[0],
+            "type": "reaction",
+            "reaction": {"message_id": args["id"], "emoji": args.get("reaction") or ""},
+        }
+        try:
+            await self._request(config, "POST", f"{config.phone_number_id}/messages", json=payload)
+        except ProviderError as exc:
+            # Meta's refusal, with its code, as a page's refusal is reported.
+            raise Conflict(
+                "the Cloud API refused the reaction",
+                code="provider_refused",
+                details={"provider": self.name, "error": exc.describe(), "kind": exc.kind.value},
+            ) from None
+        return {"result": "OK"}
 
     async def _payload(
         self, session: SessionRecord, config: MetaConfig, message: MessageRecord

@@ -43,6 +43,9 @@ class MetaMessage:
     media_id: str | None = None
     media: InboundMedia | None = None
     location: dict[str, Any] | None = None
+    # A `reaction`: the wamid of the message it is on (`text` is the emoji, None when the
+    # reaction was taken back).
+    reacted_to: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,10 @@ def _message(pnid: str, msg: dict[str, Any], names: dict[Any, Any]) -> MetaMessa
         text = body.get("body")
     elif kind in MEDIA_KINDS:
         text = body.get("caption")
-    elif kind in ("button", "interactive", "reaction"):
-        text = body.get("text") or body.get("emoji") or str(body)[:1000]
+    elif kind == "reaction":
+        text = body.get("emoji") or None  # absent or empty: the reaction was taken back
+    elif kind in ("button", "interactive"):
+        text = body.get("text") or str(body)[:1000]
     media = None
     if kind in MEDIA_KINDS:
         media = InboundMedia(
@@ -145,7 +150,13 @@ def _message(pnid: str, msg: dict[str, Any], names: dict[Any, Any]) -> MetaMessa
         media_id=body.get("id") if kind in MEDIA_KINDS else None,
         media=media,
         location=location,
+        reacted_to=_reacted_to(kind, body),
     )
+
+
+def _reacted_to(kind: str, body: dict[str, Any]) -> str | None:
+    target = body.get("message_id") if kind == "reaction" else None
+    return target[:190] if isinstance(target, str) and target else None
 
 
 def _status_error(status: dict[str, Any]) -> str | None:

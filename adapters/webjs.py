@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from adapters.base import (
     PAGE_OPS,
     PAGE_TIMEOUT,
+    Edit,
     Engine,
     ErrorKind,
     InboundMedia,
@@ -32,6 +33,8 @@ from adapters.base import (
     ProviderError,
     ProviderStatus,
     QrCode,
+    Reaction,
+    Revoke,
     SendResult,
     StatusUpdate,
 )
@@ -340,6 +343,53 @@ class WebJsEngine(Engine):
             else:
                 update = StatusUpdate(self.name, ref, ACK_STATUS.get(payload.get("ack"), "sent"))  # type: ignore[arg-type]
             await self.sink.on_status(session, update)
+        elif event.type == "reaction":
+            reaction = self.reaction(payload)
+            if reaction is not None:
+                await self.sink.on_reaction(session, reaction)
+        elif event.type == "edited":
+            edit = self.edit(payload)
+            if edit is not None:
+                await self.sink.on_edited(session, edit)
+        elif event.type == "revoked":
+            revoke = self.revoke(payload)
+            if revoke is not None:
+                await self.sink.on_revoked(session, revoke)
+
+    def edit(self, payload: dict[str, Any]) -> Edit | None:
+        """A `chat.msg_edited` as an Edit; None without the message's key."""
+        msg_id, ref, text = payload.get("msg_id"), payload.get("ref"), payload.get("text")
+        if not isinstance(msg_id, str) or not isinstance(ref, str):
+            return None
+        return Edit(self.name, ref, msg_id, text if isinstance(text, str) else None)
+
+    def revoke(self, payload: dict[str, Any]) -> Revoke | None:
+        """A `chat.msg_revoke` as a Revoke; None without the revoked message's key."""
+        msg_id, ref, sender = payload.get("msg_id"), payload.get("ref"), payload.get("from")
+        if not isinstance(msg_id, str) or not isinstance(ref, str):
+            return None
+        return Revoke(self.name, ref, msg_id, sender if isinstance(sender, str) else None)
+
+    def reaction(self, payload: dict[str, Any]) -> Reaction | None:
+        """A `chat.new_reaction` as a Reaction; None without the reacted message's key."""
+        msg_id, ref = payload.get("msg_id"), payload.get("ref")
+        if not isinstance(msg_id, str) or not isinstance(ref, str):
+            return None
+        emoji, sender, stamp = (
+            payload.get("reaction"),
+            payload.get("sender"),
+            payload.get("timestamp"),
+        )
+        return Reaction(
+            provider=self.name,
+            ref=ref,
+            provider_message_id=msg_id,
+            sender=sender if isinstance(sender, str) else None,
+            # wa-js says '' for a reaction taken back.
+            emoji=emoji if isinstance(emoji, str) and emoji else None,
+            # chat.new_reaction's timestamp is in milliseconds; events speak seconds.
+            timestamp=int(stamp) // 1000 if isinstance(stamp, int | float) and stamp > 0 else None,
+        )
 
     async def on_page_closed(self, session: SessionRecord) -> None:
         """Sends wa-js still held die with the page: nobody can tell whether they went out."""

@@ -60,6 +60,10 @@ class ControlApi:
             Route("/control/qr", self.qr, methods=["GET"]),
             Route("/control/chats", self.chats, methods=["GET"]),
             Route("/control/presence", self.presence, methods=["POST"]),
+            Route("/control/reaction", self.reaction, methods=["POST"]),
+            Route("/control/reactions", self.reactions, methods=["GET"]),
+            Route("/control/edit", self.edit, methods=["POST"]),
+            Route("/control/revoke", self.revoke, methods=["POST"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -258,6 +262,43 @@ class ControlApi:
         state = optional_str(body, "state", 32)
         heard = self.network.set_presence(phone, state or "")
         return JSONResponse({"phone": phone, "state": state, "devices": heard})
+
+    async def reaction(self, request: Request) -> Response:
+        """`{to, from, message_id, reaction}`: `from` reacts to a message the phone `to`
+        sent or received; `reaction: ""` takes it back."""
+        body = await read_json(request)
+        devices = self.network.reaction_from(
+            required(body, "to"),
+            required(body, "from"),
+            required(body, "message_id"),
+            body.get("reaction"),
+        )
+        return JSONResponse({"ok": True, "devices": devices})
+
+    async def reactions(self, request: Request) -> Response:
+        """`?phone=` -> `{reactions: [...]}`: what that phone's devices reacted, oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "reactions": self.network.reactions(phone)})
+
+    async def edit(self, request: Request) -> Response:
+        """`{to, from, message_id, text}`: `from` edits a message it sent to the phone `to`."""
+        body = await read_json(request)
+        devices = self.network.other_party(
+            "edit",
+            required(body, "to"),
+            required(body, "from"),
+            required(body, "message_id"),
+            required(body, "text"),
+        )
+        return JSONResponse({"ok": True, "devices": devices})
+
+    async def revoke(self, request: Request) -> Response:
+        """`{to, from, message_id}`: `from` deletes for everyone a message it sent to `to`."""
+        body = await read_json(request)
+        devices = self.network.other_party(
+            "revoke", required(body, "to"), required(body, "from"), required(body, "message_id")
+        )
+        return JSONResponse({"ok": True, "devices": devices})
 
 
 def _phones(body: dict[str, Any], *, required: bool) -> list[object]:

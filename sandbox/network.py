@@ -128,6 +128,9 @@ class SentMessage:
     address: str | None = None
     ack: int = 1
     result: str = "OK"
+    # message actions: set by the device's editMessage / deleteMessage(revoke).
+    edited: bool = False
+    revoked: bool = False
 
     @property
     def message_id(self) -> str:
@@ -158,6 +161,8 @@ class SentMessage:
             "timestamp": self.timestamp,
             "ack": self.ack,
             "result": self.result,
+            "edited": self.edited,
+            "revoked": self.revoked,
         }
 
 
@@ -330,6 +335,8 @@ class Network:
         self._chat_log: dict[str, list[dict[str, Any]]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
+        # message actions: the reactions devices sent, oldest first (not kept across restarts).
+        self._reactions: list[dict[str, Any]] = []
         self.closed = False
         self._state = state
         self._dirty = False
@@ -1261,6 +1268,113 @@ class Network:
             )
         return record
 
+    # -- message actions -------------------------------------------------------------
+
+    def react(self, device_id: object, token: object, key: object, reaction: object) -> None:
+        """A device reacts to a message it sent or received ('' takes its reaction back)."""
+        if not isinstance(reaction, str) or len(reaction) > 32:
+            raise Invalid("validation_error", "reaction must be a short string", field="reaction")
+        found = self.lookup(device_id, token, key)
+        device = self.devices[str(device_id)]
+        self._reactions.append(
+            {
+                "device_id": device.device_id,
+                "phone": device.phone,
+                "message_id": found.key,
+                "id": message_id_part(found.key, "id"),
+                "reaction": reaction,
+                "timestamp": int(self._clock()),
+            }
+        )
+
+    def _own_sent(self, device_id: object, token: object, key: object) -> SentMessage:
+        found = self.lookup(device_id, token, key)
+        record = self._sent_index.get(message_id_part(found.key, "id"))
+        if not found.from_me or record is None or record.device_id != str(device_id):
+            raise Conflict("not_sent_by_device", "this device did not send that message")
+        return record
+
+    def edit(self, device_id: object, token: object, key: object, text: object) -> str:
+        """A device edits a text it sent; returns the edit's own message id."""
+        record = self._own_sent(device_id, token, key)
+        if record.type != "text" or record.revoked:
+            raise Conflict("not_editable", "only a text that is still there can be edited")
+        record.text = required_str({"text": text}, "text")
+        record.edited = True
+        self._changed()
+        return new_message_id()
+
+    def revoke(self, device_id: object, token: object, key: object) -> None:
+        """A device deletes a message it sent, for everyone."""
+        record = self._own_sent(device_id, token, key)
+        record.revoked = True
+        self._changed()
+
+    def other_party(
+        self, kind: str, to: object, sender: object, message_id: object, text: object = None
+    ) -> int:
+        """`sender` edits (`kind` "edit", with `text`) or deletes for everyone ("revoke") a
+        message it sent to the phone `to`; returns how many devices were told."""
+        to_phone = normalize_phone(to, "to")
+        from_phone = normalize_phone(sender, "from")
+        if kind == "edit":
+            text = required_str({"text": text}, "text")
+        msg_id = message_id_part(message_id)
+        told = 0
+        for device in self._linked(to_phone):
+            known = self._known.get((device.device_id, msg_id))
+            if known is None or known.from_me:
+                continue
+            if not _same_user(known.sender, from_phone, self.lid_wid(from_phone)):
+                continue  # only its sender edits or revokes a message
+            data: dict[str, Any] = {"key": known.key, "from": known.sender}
+            if kind == "edit":
+                data |= {"text": text, "edit_id": new_message_id()}
+            else:
+                data |= {"revoke_id": new_message_id()}
+            device.publish(kind, data, hold_offline=True)
+            told += 1
+        if not told:
+            raise NotFound("unknown_message", "no device of that phone received it from `from`")
+        return told
+
+    def reactions(self, phone: str) -> list[dict[str, Any]]:
+        """What the devices of `phone` reacted, oldest first."""
+        return [r for r in self._reactions if r["phone"] == phone]
+
+    def reaction_from(
+        self, to: object, sender: object, message_id: object, reaction: object
+    ) -> int:
+        """`sender` reacts to a message the devices of `to` sent or received ('' removes
+        it); returns how many devices knew the message."""
+        to_phone = normalize_phone(to, "to")
+        from_phone = normalize_phone(sender, "from")
+        if not isinstance(reaction, str) or len(reaction) > 32:
+            raise Invalid("validation_error", "reaction must be a short string", field="reaction")
+        msg_id = message_id_part(message_id)
+        told = 0
+        for device in self._linked(to_phone):
+            known = self._known.get((device.device_id, msg_id))
+            if known is None:
+                continue
+            data = {
+                "key": known.key,
+                "remote": known.remote,
+                "reaction_id": new_message_id(),
+                "reaction": reaction,
+                # In a LID chat the other party is its LID, as in its messages there.
+                "sender": self.lid_wid(from_phone)
+                if known.remote.endswith("@lid")
+                else f"{from_phone}@c.us",
+                # chat.new_reaction's timestamp is in milliseconds.
+                "t": int(self._clock() * 1000),
+            }
+            device.publish("reaction", data, hold_offline=True)
+            told += 1
+        if not told:
+            raise NotFound("unknown_message", "no device of that phone sent or received it")
+        return told
+
     def disconnect(self, target: str) -> list[Device]:
         """Take devices offline: the page emits `conn.online` false; sends wait."""
         devices = self._targets(target)
@@ -1412,6 +1526,10 @@ class Network:
         if not devices:
             raise NotFound("unknown_phone", "no device is linked as that phone")
         return devices
+
+
+def _same_user(wid: str, phone: str, lid: str) -> bool:
+    return wid in (f"{phone}@c.us", lid)
 
 
 def _user_id(value: object) -> str:

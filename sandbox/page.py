@@ -46,6 +46,9 @@ class PageSite:
             Route("/net/group", self.group, methods=["POST"]),
             Route("/net/chat", self.chat, methods=["POST"]),
             Route("/net/presence", self.presence, methods=["POST"]),
+            Route("/net/react", self.react, methods=["POST"]),
+            Route("/net/edit", self.edit, methods=["POST"]),
+            Route("/net/revoke", self.revoke, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -173,6 +176,28 @@ class PageSite:
             body.get("device_id"), body.get("token"), body.get("id")
         )
         return JSONResponse({"id": wid})
+
+    async def react(self, request: Request) -> Response:
+        """`{device_id, token, id, reaction}`: react to a message ('' takes it back)."""
+        body = await read_json(request)
+        self.network.react(
+            body.get("device_id"), body.get("token"), body.get("id"), body.get("reaction")
+        )
+        return JSONResponse({"ok": True})
+
+    async def edit(self, request: Request) -> Response:
+        """`{device_id, token, id, text}` -> `{edit_id}`: edit a text this device sent."""
+        body = await read_json(request)
+        edit_id = self.network.edit(
+            body.get("device_id"), body.get("token"), body.get("id"), body.get("text")
+        )
+        return JSONResponse({"edit_id": edit_id})
+
+    async def revoke(self, request: Request) -> Response:
+        """`{device_id, token, id}`: delete a message this device sent, for everyone."""
+        body = await read_json(request)
+        self.network.revoke(body.get("device_id"), body.get("token"), body.get("id"))
+        return JSONResponse({"ok": True})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

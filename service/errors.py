@@ -114,6 +114,20 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "runtime_disabled", "this process runs no browsers"),
     ErrorCode(
+        409,
+        "message_not_on_page",
+        "the message has no id at the session's provider to act on (still queued, failed "
+        "before it left, or sent through the other provider)",
+    ),
+    ErrorCode(
+        409,
+        "provider_refused",
+        "the Cloud API refused or could not take the operation; `details.error` is Meta's "
+        "code and message, `details.kind` says whether a retry may help (`transient`)",
+    ),
+    ErrorCode(409, "message_not_own", "only a message the session sent can be edited or revoked"),
+    ErrorCode(409, "message_not_editable", "only a text message can be edited"),
+    ErrorCode(
         410,
         "media_expired",
         "the message's media was deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the message "

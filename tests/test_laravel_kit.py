@@ -456,6 +456,26 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
     assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "limit", 422)
 
+    # Message actions: react, take it back, edit the text; a reaction with no emoji is 422.
+    actions = run_kit(
+        car.base,
+        call("react", sessionId="kit-1", messageId=first["id"], emoji="👍"),
+        call("removeReaction", sessionId="kit-1", messageId=first["id"]),
+        call("editMessage", sessionId="kit-1", messageId=first["id"], text="shipped today"),
+        call("react", sessionId="kit-1", messageId=first["id"], emoji=""),
+    )
+    reacted, unreacted, edited, no_emoji = values(actions, True, True, True, False)
+    assert (reacted["message_id"], reacted["emoji"]) == (first["id"], "👍")
+    assert unreacted["emoji"] is None
+    assert (edited["text"], bool(edited["edited_at"])) == ("shipped today", True)
+    assert (no_emoji["class"], no_emoji["field"], no_emoji["status"]) == (
+        "ValidationException",
+        "emoji",
+        422,
+    )
+    assert [r["reaction"] for r in phone.reactions(ME)] == ["👍", ""]
+    assert [m["text"] for m in phone.sent(ME)] == ["shipped today"]
+
     wrong = run_kit(car.base, call("getSession", sessionId="kit-1"), secret="not-the-secret")
     (denied,) = values(wrong, False)
     assert (denied["class"], denied["code"], denied["status"]) == (

@@ -132,6 +132,9 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "chat.markIsRecording",
         "chat.markIsPaused",
         "contact.subscribePresence",
+        "chat.sendReactionToMessage",
+        "chat.editMessage",
+        "chat.deleteMessage",
     }
     assert all(is_declared(name) for name in used)
 

@@ -12,7 +12,15 @@ from typing import Any
 
 import pytest
 
-from adapters.base import ErrorKind, InboundMessage, MediaTooLarge, StatusUpdate
+from adapters.base import (
+    Edit,
+    ErrorKind,
+    InboundMessage,
+    MediaTooLarge,
+    Reaction,
+    Revoke,
+    StatusUpdate,
+)
 from adapters.webjs import WebJsEngine, result_failure, send_error
 from service.browser.bridge import BridgeEvent
 from service.store import MessageRecord, SessionRecord
@@ -38,12 +46,22 @@ class Sink:
     def __init__(self) -> None:
         self.inbound: list[InboundMessage] = []
         self.updates: list[StatusUpdate] = []
+        self.actions: list[Reaction | Edit | Revoke] = []
 
     async def on_inbound(self, session: SessionRecord, message: InboundMessage) -> None:
         self.inbound.append(message)
 
     async def on_status(self, session: SessionRecord, update: StatusUpdate) -> None:
         self.updates.append(update)
+
+    async def on_reaction(self, session: SessionRecord, reaction: Reaction) -> None:
+        self.actions.append(reaction)
+
+    async def on_edited(self, session: SessionRecord, edit: Edit) -> None:
+        self.actions.append(edit)
+
+    async def on_revoked(self, session: SessionRecord, revoke: Revoke) -> None:
+        self.actions.append(revoke)
 
 
 def engine(runtime: Runtime | None = None) -> tuple[WebJsEngine, Sink]:
@@ -325,3 +343,42 @@ async def test_inbound_media_is_downloaded_only_within_the_cap() -> None:
     with pytest.raises(MediaTooLarge) as refused:
         await message.load_media(99)
     assert refused.value.size == 100 and page.caps == [100, 99]
+
+
+async def test_message_actions_become_neutral_records_and_odd_ones_are_dropped() -> None:
+    web, sink = engine()
+    key = "true_5511988880002@c.us_3EB0BBB"
+    events = [
+        # chat.new_reaction: milliseconds become seconds, '' a removal.
+        (
+            "reaction",
+            {
+                "msg_id": key,
+                "ref": "3EB0BBB",
+                "reaction": "👍",
+                "sender": "5511988880002@c.us",
+                "timestamp": 1700000000123,
+            },
+        ),
+        (
+            "reaction",
+            {"msg_id": key, "ref": "3EB0BBB", "reaction": "", "sender": None, "timestamp": None},
+        ),
+        ("edited", {"msg_id": key, "ref": "3EB0BBB", "text": "new", "edit_id": None}),
+        (
+            "revoked",
+            {"msg_id": key, "ref": "3EB0BBB", "from": "5511988880002@c.us", "type": "revoke"},
+        ),
+        # Without the message's key there is nothing to name: dropped, never an error.
+        ("reaction", {"msg_id": None, "ref": None, "reaction": "👍"}),
+        ("edited", {"msg_id": 7, "ref": "3EB0BBB", "text": "x"}),
+        ("revoked", {"ref": "3EB0BBB"}),
+    ]
+    for kind, data in events:
+        await web.on_bridge_event(SESSION, BridgeEvent(kind, data))
+    assert sink.actions == [
+        Reaction("webjs", "3EB0BBB", key, "5511988880002@c.us", "👍", 1700000000),
+        Reaction("webjs", "3EB0BBB", key, None, None, None),
+        Edit("webjs", "3EB0BBB", key, "new"),
+        Revoke("webjs", "3EB0BBB", key, "5511988880002@c.us"),
+    ]

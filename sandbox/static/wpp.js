@@ -605,6 +605,9 @@
       case 'message':
       case 'ack':
       case 'group':
+      case 'reaction':
+      case 'edit':
+      case 'revoke':
         if (!state.authenticated) break;
         if (state.streamMode === 'MAIN') deliver(frame.kind, data);
         else state.backlog.push({ kind: frame.kind, data: data, seq: seq });
@@ -944,6 +947,12 @@
       deliverReceipt(data);
     } else if (kind === 'group') {
       deliverGroupChange(data);
+    } else if (kind === 'reaction') {
+      deliverReaction(data);
+    } else if (kind === 'edit') {
+      deliverEdit(data);
+    } else if (kind === 'revoke') {
+      deliverRevoke(data);
     }
   }
 
@@ -1044,6 +1053,142 @@
     if (msg.ack === ack) return;
     msg.ack = ack;
     if (ack === 1) emit('chat.msg_ack_change', { ack: 1, chat: msg.to, ids: [msg.id] });
+  }
+
+  // ---------------------------------------------------------------- message actions
+
+  // wa-js's chat.new_reaction (wired at full_ready): reactionText '' when taken back;
+  // `timestamp` in milliseconds; `id` is the reaction message's own key.
+  function deliverReaction(data) {
+    var remote = new Wid(data.remote);
+    var sender = new Wid(data.sender);
+    emit('chat.new_reaction', {
+      id: new MsgKey(false, remote, data.reaction_id, remote.isGroup() ? sender : null),
+      msgId: MsgKey.fromString(data.key),
+      reactionText: data.reaction,
+      read: false,
+      sender: sender,
+      orphan: 0,
+      orphanReason: null,
+      timestamp: data.t,
+    });
+  }
+
+  // wa-js's sendReactionToMessage: falsy removes ours; a message WhatsApp Web cannot find
+  // is msg_not_found.
+  async function sendReactionToMessage(msgId, reaction) {
+    await readyPromise;
+    await whenMain();
+    var auth = state.auth;
+    var key = keyOf(msgId);
+    var text = key ? key._serialized : String(msgId);
+    if (!key) throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+    try {
+      await net('/net/react', { device_id: state.deviceId, token: auth.token, id: text, reaction: reaction || '' });
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      if (err.netCode === 'msg_not_found') {
+        throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+      }
+      throw err;
+    }
+    return { sendMsgResult: 'OK' };
+  }
+
+  // wa-js's chat.msg_edited follows MsgStore's change:latestEditMsgKey, so only a message
+  // the page holds reports it: `chat` is msg.to (our own id for an incoming edit), `id`
+  // the original's key as a string, `msg` the original with the new body.
+  function applyEdit(msg, text, editKey) {
+    msg.body = text;
+    msg.latestEditMsgKey = editKey;
+    emit('chat.msg_edited', { chat: msg.to, id: msg.id.toString(), msg: msg });
+  }
+
+  function deliverEdit(data) {
+    var msg = messages.get(data.key);
+    if (!msg) return;
+    applyEdit(msg, data.text, new MsgKey(false, msg.id.remote, data.edit_id, msg.id.participant));
+  }
+
+  // wa-js's chat.msg_revoke: the revoke arrives as a new protocol message; refId is the
+  // revoked message's key. The message itself turns into type 'revoked'.
+  function deliverRevoke(data) {
+    var ref = MsgKey.fromString(data.key);
+    var remote = ref.remote;
+    var sender = new Wid(data.from);
+    var msg = messages.get(data.key);
+    if (msg) {
+      msg.type = 'revoked';
+      msg.body = '';
+    }
+    emit('chat.msg_revoke', {
+      author: remote.isGroup() ? sender : undefined,
+      from: remote.isGroup() ? remote : sender,
+      id: new MsgKey(false, remote, data.revoke_id, remote.isGroup() ? sender : null),
+      refId: ref,
+      to: meIn(remote),
+      type: 'revoke',
+    });
+  }
+
+  function ownKnown(msgId) {
+    var key = keyOf(msgId);
+    var text = key ? key._serialized : String(msgId);
+    var msg = key && messages.get(key._serialized);
+    if (!msg) throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+    return msg;
+  }
+
+  // wa-js's editMessage: WA's canEditMsg (our own text, still editable) or
+  // edit_message_error; answers the ORIGINAL message's id with latestEditMsgKey.
+  async function editMessage(msgId, newText, options) {
+    await readyPromise;
+    await whenMain();
+    var msg = ownKnown(msgId);
+    if (!msg.id.fromMe || msg.type !== 'chat' || typeof newText !== 'string' || !newText) {
+      throw new WPPError('edit_message_error', 'Cannot edit this message', { id: msg.id.toString() });
+    }
+    var auth = state.auth;
+    var answer = await net('/net/edit', {
+      device_id: state.deviceId,
+      token: auth.token,
+      id: msg.id._serialized,
+      text: newText,
+    });
+    var editKey = new MsgKey(true, msg.id.remote, answer.edit_id, msg.id.participant);
+    applyEdit(msg, newText, editKey);
+    return {
+      id: msg.id.toString(),
+      ack: msg.ack,
+      latestEditMsgKey: editKey,
+      from: msg.from._serialized,
+      to: msg.to._serialized,
+      sendMsgResult: null,
+    };
+  }
+
+  // wa-js's deleteMessage(chatId, ids, deleteMediaInDevice = false, revoke = false): a
+  // revoke for our own messages, else deleted for me only; one object for a string id.
+  async function deleteMessage(chatId, ids, deleteMediaInDevice, revoke) {
+    await readyPromise;
+    await whenMain();
+    chatWid(chatId);
+    var list = Array.isArray(ids) ? ids : [ids];
+    var results = [];
+    for (var i = 0; i < list.length; i++) {
+      var msg = ownKnown(list[i]);
+      var sentByMe = !!msg.id.fromMe;
+      if (revoke && sentByMe) {
+        await net('/net/revoke', { device_id: state.deviceId, token: state.auth.token, id: msg.id._serialized });
+        msg.type = 'revoked';
+        msg.body = '';
+        results.push({ id: msg.id.toString(), sendMsgResult: 'OK', isRevoked: true, isDeleted: false, isSentByMe: true });
+      } else {
+        messages.delete(msg.id._serialized);
+        results.push({ id: msg.id.toString(), sendMsgResult: 'OK', isRevoked: false, isDeleted: true, isSentByMe: sentByMe });
+      }
+    }
+    return Array.isArray(ids) ? results : results[0];
   }
 
   // ---------------------------------------------------------------- sending
@@ -1982,6 +2127,9 @@
       markIsComposing: chatState('typing'),
       markIsRecording: chatState('recording'),
       markIsPaused: markIsPaused,
+      sendReactionToMessage: sendReactionToMessage,
+      editMessage: editMessage,
+      deleteMessage: deleteMessage,
     },
     contact: {
       getPnLidEntry: getPnLidEntry,

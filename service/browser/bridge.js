@@ -273,6 +273,23 @@
         phone: entry && entry.phoneNumber ? entry.phoneNumber._serialized : null,
       };
     },
+    // message actions: a falsy reaction removes ours; unknown ids throw msg_not_found.
+    'messages.react': async ({ id, reaction }) => {
+      const result = await WPP.chat.sendReactionToMessage(id, reaction || false);
+      return { result: result && typeof result.sendMsgResult === 'string' ? result.sendMsgResult : null };
+    },
+    // Answers the ORIGINAL message's id and the edit's own key (latestEditMsgKey);
+    // edit_message_error when WhatsApp does not allow the edit.
+    'messages.edit': async ({ id, text }) => {
+      const result = await WPP.chat.editMessage(id, text);
+      return { id: ser(result && result.id), edit_id: ser(result && result.latestEditMsgKey) };
+    },
+    // deleteMessage(chat, id, deleteMediaInDevice, revoke): revoke only for our own
+    // messages (or as a group admin); for a string id it answers one object.
+    'messages.revoke': async ({ chat, id }) => {
+      const result = await WPP.chat.deleteMessage(chat, id, false, true);
+      return { revoked: !!(result && result.isRevoked), deleted: !!(result && result.isDeleted) };
+    },
   };
 
   // Groups (wa-js group functions): a group is one this account's ChatStore has (ensureGroup), so an
@@ -484,6 +501,38 @@
         refs: (event.ids || []).map(bareId),
         ids: (event.ids || []).map(ser),
         chat: ser(event.chat),
+      }),
+    );
+    // message actions: fired for our own edits too; `id` is the original message's key as
+    // a string and `msg` the original message, its body now the new text.
+    WPP.on('chat.msg_edited', (event) => {
+      const m = event.msg || {};
+      send('edited', {
+        msg_id: ser(event.id),
+        ref: bareId(event.id),
+        // A media message's body is not its text (as in `message` above): its caption is.
+        text: m.type === 'chat' ? m.body || '' : m.caption || null,
+        edit_id: ser(m.latestEditMsgKey),
+      });
+    });
+    // refId is the revoked message's key; `id` the revoke's own.
+    WPP.on('chat.msg_revoke', (event) =>
+      send('revoked', {
+        msg_id: ser(event.refId),
+        ref: bareId(event.refId),
+        from: ser(event.author || event.from),
+        type: event.type || null,
+      }),
+    );
+    // message actions: reactionText '' means the reaction was taken back.
+    WPP.on('chat.new_reaction', (event) =>
+      send('reaction', {
+        id: ser(event.id),
+        msg_id: ser(event.msgId),
+        ref: bareId(event.msgId),
+        reaction: typeof event.reactionText === 'string' ? event.reactionText : '',
+        sender: ser(event.sender),
+        timestamp: num(event.timestamp),
       }),
     );
   };

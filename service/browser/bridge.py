@@ -24,7 +24,8 @@ BINDING = "__waSidecarEmit"
 @dataclass(frozen=True)
 class BridgeEvent:
     """One event from the page: `ready`, `state`, `auth_code`, `qr_idle`, `authenticated`,
-    `logout`, `message`, `ack`, `send_result` or `bridge_error`."""
+    `logout`, `message`, `ack`, `send_result`, `reaction`, `edited`, `revoked` or
+    `bridge_error`."""
 
     type: str
     payload: dict[str, Any] | None

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
-from adapters.base import InboundMessage, MediaTooLarge, StatusUpdate
+from adapters.base import Edit, InboundMessage, MediaTooLarge, Reaction, Revoke, StatusUpdate
 from adapters.selector import ProviderSelector
 from service.clock import iso
 from service.errors import (
@@ -34,7 +34,7 @@ from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
 from service.messaging.status import apply_status, rank, status_event
-from service.models.events import MessageReceived
+from service.models.events import MessageEdited, MessageReacted, MessageReceived, MessageRevoked
 from service.models.responses import MediaReason, Message
 from service.sessions.layout import session_dir
 from service.store import MessageRecord, SessionRecord, Store
@@ -357,6 +357,63 @@ class Messenger:
             return
         await apply_status(self.store, message, update.status, update.error, unsure=update.unsure)
 
+    async def on_reaction(self, session: SessionRecord, reaction: Reaction) -> None:
+        """Write a message_reaction event; reactions are not kept on the message record."""
+        record = await self.store.find_message(session.session_id, reaction.ref)
+        event = MessageReacted.model_validate(
+            {
+                "message_id": record.id if record is not None else None,
+                "provider_message_id": reaction.provider_message_id,
+                "from": reaction.sender,
+                "emoji": reaction.emoji,
+                "timestamp": reaction.timestamp,
+            }
+        ).new_event()
+        await self.store.update_session(session.session_id, {}, [event])
+
+    async def on_edited(self, session: SessionRecord, edit: Edit) -> None:
+        """A message's text changed (ours too: WhatsApp Web reports our own edits alike):
+        the stored record takes the new text, and a message_edited event is written."""
+        record = await self.store.find_message(session.session_id, edit.ref)
+        event = MessageEdited(
+            message_id=record.id if record is not None else None,
+            provider_message_id=edit.provider_message_id,
+            text=edit.text,
+        ).new_event()
+        if record is None:
+            await self.store.update_session(session.session_id, {}, [event])
+            return
+        content = json.loads(record.content)
+        content |= {"text": edit.text, "edited_at": time.time()}
+        await self.store.update_message(
+            record.id, {"content": json.dumps(content, ensure_ascii=False)}, [event]
+        )
+
+    async def on_revoked(self, session: SessionRecord, revoke: Revoke) -> None:
+        """A message was deleted for everyone: the stored record keeps its content and is
+        marked `revoked_at`, and a message_revoked event is written."""
+        record = await self.store.find_message(session.session_id, revoke.ref)
+        event = MessageRevoked.model_validate(
+            {
+                "message_id": record.id if record is not None else None,
+                "provider_message_id": revoke.provider_message_id,
+                "from": revoke.sender,
+            }
+        ).new_event()
+        if record is None:
+            await self.store.update_session(session.session_id, {}, [event])
+            return
+        await self.mark_revoked(record, [event])
+
+    async def mark_revoked(self, record: MessageRecord, events: list[Any] | None = None) -> None:
+        """Note on the record that it was deleted for everyone (once)."""
+        content = json.loads(record.content)
+        if "revoked_at" not in content:
+            content["revoked_at"] = time.time()
+        await self.store.update_message(
+            record.id, {"content": json.dumps(content, ensure_ascii=False)}, events
+        )
+
     def _remember(self, session_id: str, update: StatusUpdate) -> None:
         """A fast report can beat the record of its own send: keep the most telling one
         for a while."""
@@ -474,6 +531,10 @@ class Messenger:
                 "longitude": _number(location.get("longitude")),
                 "name": _text(location.get("name")),
             }
+        # Set only once it happened, so a record that never changed reads as before.
+        for stamp in ("edited_at", "revoked_at"):
+            if isinstance(content.get(stamp), int | float):
+                view[stamp] = iso(content[stamp])
         if record.direction == "out":
             view["to"] = record.chat_id
         else:

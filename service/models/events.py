@@ -69,6 +69,44 @@ class MessageStatusUpdated(EventData):
     error: str | None = Field(default=None, description="why it failed")
 
 
+class MessageReacted(EventData):
+    """Someone reacted to a message in one of the session's chats, or took the reaction
+    back (`emoji: null`)."""
+
+    event = "message_reaction"
+    message_id: str | None = Field(
+        description="our id of the reacted message; null when the sidecar never stored it"
+    )
+    provider_message_id: str = Field(description="the reacted message's id at the provider")
+    from_: str | None = Field(alias="from", description="who reacted (a WhatsApp id)")
+    emoji: str | None = Field(description="the reaction; null when it was removed")
+    timestamp: int | None = Field(description="Unix seconds, when the provider said")
+
+
+class MessageEdited(EventData):
+    """A message's text was edited, by its sender or by the session itself; the stored
+    record has the new text and `edited_at`."""
+
+    event = "message_edited"
+    message_id: str | None = Field(
+        description="our id of the edited message; null when the sidecar never stored it"
+    )
+    provider_message_id: str = Field(description="the edited message's id at the provider")
+    text: str | None = Field(description="the new text")
+
+
+class MessageRevoked(EventData):
+    """Someone deleted a message for everyone; the stored record keeps what it said and
+    gets `revoked_at`."""
+
+    event = "message_revoked"
+    message_id: str | None = Field(
+        description="our id of the deleted message; null when the sidecar never stored it"
+    )
+    provider_message_id: str = Field(description="the deleted message's id at the provider")
+    from_: str | None = Field(alias="from", description="who deleted it (a WhatsApp id)")
+
+
 class ProviderFailover(EventData):
     """The session's sends moved to another provider, or back to WhatsApp Web."""
 
@@ -156,6 +194,9 @@ EVENTS: dict[str, type[EventData]] = {
         GroupJoined,
         GroupUpdated,
         PresenceUpdated,
+        MessageReacted,
+        MessageEdited,
+        MessageRevoked,
     )
 }
 

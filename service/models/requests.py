@@ -565,3 +565,19 @@ class ChatPresence(Input):
     duration_ms: int | None = Field(
         default=None, ge=1, le=MAX_CHAT_STATE_MS, description="typing or recording only"
     )
+
+
+class ReactionInput(Input):
+    """The reaction to put on a message (it replaces the session's earlier one)."""
+
+    emoji: str = Field(
+        min_length=1,
+        max_length=32,
+        description="one emoji, as WhatsApp shows it (e.g. 👍); DELETE removes it",
+    )
+
+
+class EditInput(Input):
+    """The new text of a message the session sent (WhatsApp allows about 15 minutes)."""
+
+    text: str = Field(min_length=1, max_length=MAX_TEXT, description="the message's new text")

@@ -144,6 +144,12 @@ class Message(Output):
     chat_phone: str | None = Field(default=None, description="inbound only")
     notify_name: str | None = Field(default=None, description="inbound only")
     timestamp: int | None = Field(default=None, description="inbound only: Unix seconds")
+    edited_at: Timestamp | None = Field(
+        default=None, description="present once the text was edited (`text` is the new one)"
+    )
+    revoked_at: Timestamp | None = Field(
+        default=None, description="present once the message was deleted for everyone"
+    )
 
 
 class Delivery(Output):
@@ -423,3 +429,11 @@ class ChatPresenceSet(Output):
 class PresenceSubscribed(Output):
     chat_id: str
     subscribed: bool = Field(description="false when WhatsApp Web could not subscribe")
+
+
+class MessageReaction(Output):
+    """The session's reaction on a message, as WhatsApp Web accepted it."""
+
+    message_id: str
+    provider_message_id: str = Field(description="the reacted message's id at the provider")
+    emoji: str | None = Field(description="the session's reaction now; null once removed")

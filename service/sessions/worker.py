@@ -34,7 +34,7 @@ from service.store import SessionRecord, Store
 log = logging.getLogger("service.sessions")
 
 # Bridge events that are about messages, not the session: handed to the engine.
-MESSAGE_EVENTS = frozenset({"message", "ack", "send_result"})
+MESSAGE_EVENTS = frozenset({"message", "ack", "send_result", "reaction", "edited", "revoked"})
 
 
 class PageListener(Protocol):

@@ -179,6 +179,33 @@ def test_malformed_bodies_are_400(shared: httpx.Client, path: str, raw: bytes) -
         ("/control/groups/1203630000@g.us/leave", {"phone": PEER}, 404, "group_not_found"),
         ("/control/groups/join", {"phone": PEER, "code": "nope"}, 404, "invalid_invite_code"),
         ("/control/groups/join", {"phone": PEER}, 422, "validation_error"),
+        # message actions
+        ("/control/reaction", {"to": PEER, "from": PEER, "message_id": "3EB0AA"}, 422, None),
+        (
+            "/control/reaction",
+            {"to": PEER, "from": PEER, "message_id": "3EB0AA", "reaction": 5},
+            422,
+            "validation_error",
+        ),
+        (
+            "/control/reaction",
+            {"to": PEER, "from": PEER, "message_id": "3EB0AA", "reaction": "👍"},
+            404,
+            "unknown_message",
+        ),
+        ("/control/reaction", {"to": "12ab", "from": PEER, "message_id": "3EB0AA"}, 422, None),
+        ("/control/edit", {"to": PEER, "from": PEER, "message_id": "3EB0AA"}, 422, None),
+        (
+            "/control/edit",
+            {"to": PEER, "from": PEER, "message_id": "3EB0AA", "text": "x"},
+            404,
+            "unknown_message",
+        ),
+        ("/control/revoke", {"to": PEER, "from": PEER}, 422, "validation_error"),
+        ("/control/revoke", {"to": PEER, "from": PEER, "message_id": "3EB0AA"}, 404, None),
+        ("/net/react", {"device_id": "x", "token": "y", "id": "3EB0AA", "reaction": ""}, 401, None),
+        ("/net/edit", {"device_id": "x", "token": "y", "id": "3EB0AA", "text": "x"}, 401, None),
+        ("/net/revoke", {"device_id": "x", "token": "y", "id": "3EB0AA"}, 401, None),
     ],
 )
 def test_bad_control_input_is_a_json_4xx(
@@ -201,6 +228,7 @@ def test_bad_control_input_is_a_json_4xx(
         ("GET", "/control/lid?phone=12ab", 422),
         ("GET", "/control/blocklist", 422),
         ("GET", "/control/groups/1203630000@g.us", 404),
+        ("GET", "/control/reactions", 422),
         ("GET", "/net/events?device=nope", 404),
         ("GET", "/net/media?device=x&token=y&id=3EB0AA", 401),
         ("GET", "/no/such/page", 404),

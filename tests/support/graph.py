@@ -226,6 +226,13 @@ def validate_message(body: Any) -> str:
         context = _require_object(body["context"], "context")
         _require_str(context.get("message_id"), "context['message_id']")
     kind = body.get("type")
+    if kind == "reaction":
+        # A reaction names the message it is on; an empty emoji removes it.
+        reaction = _require_object(body.get("reaction"), "reaction")
+        _require_str(reaction.get("message_id"), "reaction['message_id']")
+        if not isinstance(reaction.get("emoji"), str):
+            raise ValidationError("Param reaction['emoji'] must be a string")
+        return to
     if kind not in MESSAGE_TYPES:
         raise ValidationError(f"Param type must be one of {', '.join(MESSAGE_TYPES)}")
     payload = _require_object(body.get(kind), kind)
@@ -681,6 +688,22 @@ def inbound_text(
     """The webhook payload Meta sends when `from_wa_id` writes `text` to the business number."""
     return _inbound(
         phone_number_id, display_phone, from_wa_id, name, wamid, "text", {"body": text}, waba_id
+    )
+
+
+def inbound_reaction(
+    phone_number_id: str,
+    display_phone: str,
+    from_wa_id: str,
+    message_id: str,
+    emoji: str,
+    waba_id: str = DEFAULT_WABA_ID,
+) -> dict[str, Any]:
+    """The webhook payload Meta sends when `from_wa_id` reacts to `message_id` (an empty
+    emoji: the reaction was taken back)."""
+    reaction = {"message_id": message_id, "emoji": emoji}
+    return _inbound(
+        phone_number_id, display_phone, from_wa_id, "Maria", None, "reaction", reaction, waba_id
     )
 
 

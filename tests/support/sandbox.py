@@ -118,6 +118,29 @@ class Phone:
         response.raise_for_status()
         return int(response.json()["devices"])
 
+    def react(self, to: str, sender: str, message_id: str, reaction: str) -> httpx.Response:
+        """`sender` reacts to a message the phone `to` sent or received ('' takes it back)."""
+        return self.http.post(
+            "/control/reaction",
+            json={"to": to, "from": sender, "message_id": message_id, "reaction": reaction},
+        )
+
+    def reactions(self, phone: str) -> list[dict[str, Any]]:
+        """What the devices of `phone` reacted, oldest first."""
+        response = self.http.get("/control/reactions", params={"phone": phone})
+        response.raise_for_status()
+        return list(response.json()["reactions"])
+
+    def edit(self, to: str, sender: str, message_id: str, text: str) -> httpx.Response:
+        """`sender` edits a message it sent to the phone `to`."""
+        body = {"to": to, "from": sender, "message_id": message_id, "text": text}
+        return self.http.post("/control/edit", json=body)
+
+    def revoke(self, to: str, sender: str, message_id: str) -> httpx.Response:
+        """`sender` deletes for everyone a message it sent to the phone `to`."""
+        body = {"to": to, "from": sender, "message_id": message_id}
+        return self.http.post("/control/revoke", json=body)
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()

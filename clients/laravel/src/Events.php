@@ -40,6 +40,15 @@ final class Events
     /** {chat_id, online, state, participants} */
     public const PRESENCE_UPDATED = 'presence_updated';
 
+    /** {message_id, provider_message_id, from, emoji, timestamp}: emoji null when removed */
+    public const MESSAGE_REACTION = 'message_reaction';
+
+    /** {message_id, provider_message_id, text} */
+    public const MESSAGE_EDITED = 'message_edited';
+
+    /** {message_id, provider_message_id, from} */
+    public const MESSAGE_REVOKED = 'message_revoked';
+
     public const WEBHOOKS = [
         self::SESSION_STATUS_CHANGED,
         self::QR_CODE_GENERATED,
@@ -51,6 +60,9 @@ final class Events
         self::GROUP_JOINED,
         self::GROUP_UPDATED,
         self::PRESENCE_UPDATED,
+        self::MESSAGE_REACTION,
+        self::MESSAGE_EDITED,
+        self::MESSAGE_REVOKED,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,

@@ -266,6 +266,41 @@ class SidecarClient
         return $this->json('GET', $this->sessionPath($sessionId, '/messages/' . rawurlencode($messageId)));
     }
 
+    // Message actions on a message the session sent or received, named by its id (the
+    // session's WhatsApp Web page acts; a meta session: 409 not_supported_by_provider).
+
+    /**
+     * React to a message (a new reaction replaces the session's earlier one).
+     *
+     * @return array{message_id: string, provider_message_id: string, emoji: ?string}
+     */
+    public function react(string $sessionId, string $messageId, string $emoji): array
+    {
+        return $this->json('POST', $this->messagePath($sessionId, $messageId, '/reaction'), payload: ['emoji' => $emoji]);
+    }
+
+    /**
+     * Remove the session's reaction from a message.
+     *
+     * @return array{message_id: string, provider_message_id: string, emoji: null}
+     */
+    public function removeReaction(string $sessionId, string $messageId): array
+    {
+        return $this->json('DELETE', $this->messagePath($sessionId, $messageId, '/reaction'));
+    }
+
+    /** Edit a text the session sent; the updated message record. @return array<string, mixed> */
+    public function editMessage(string $sessionId, string $messageId, string $text): array
+    {
+        return $this->json('POST', $this->messagePath($sessionId, $messageId, '/edit'), payload: ['text' => $text]);
+    }
+
+    /** Delete a message the session sent, for everyone; the updated record. @return array<string, mixed> */
+    public function revokeMessage(string $sessionId, string $messageId): array
+    {
+        return $this->json('POST', $this->messagePath($sessionId, $messageId, '/revoke'));
+    }
+
     // Contacts (the session's WhatsApp Web page answers; a meta session: 409
     // not_supported_by_provider). A contact is a phone number, <digits>@c.us or <digits>@lid.
 
@@ -672,6 +707,11 @@ class SidecarClient
     private function groupPath(string $sessionId, string $groupId, string $suffix = ''): string
     {
         return $this->sessionPath($sessionId, '/groups/' . rawurlencode($groupId) . $suffix);
+    }
+
+    private function messagePath(string $sessionId, string $messageId, string $suffix): string
+    {
+        return $this->sessionPath($sessionId, '/messages/' . rawurlencode($messageId) . $suffix);
     }
 
     private function sessionPath(string $sessionId, string $suffix = ''): string
