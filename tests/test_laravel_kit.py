@@ -433,29 +433,6 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     eventually(sent_status, 60, "the message to be sent")
     assert [m["text"] for m in phone.sent(ME)] == ["shipped"]
 
-    # Chats: one call per endpoint, on the chat the send opened.
-    chat = f"{FRIEND}@c.us"
-    chats = run_kit(
-        car.base,
-        call("chats", sessionId="kit-1", limit=10),
-        call("chatMessages", sessionId="kit-1", chat=chat, limit=5),
-        call("markChatRead", sessionId="kit-1", chat=chat),
-        call("archiveChat", sessionId="kit-1", chat=chat),
-        call("unarchiveChat", sessionId="kit-1", chat=chat),
-        call("setChatPresence", sessionId="kit-1", chat=chat, state="typing", durationMs=100),
-        call("subscribePresence", sessionId="kit-1", contact=chat),
-        call("deleteChat", sessionId="kit-1", chat=chat),
-        call("chats", sessionId="kit-1", limit=0),
-    )
-    listed, history, unread, archived, unarchived, _, followed, deleted, bad = values(
-        chats, True, True, True, True, True, True, True, True, False
-    )
-    # The group made and left above is a chat too.
-    assert [c["id"] for c in listed if not c["is_group"]] == [chat]
-    assert [(m["body"], m["from_me"]) for m in history] == [("shipped", True)]
-    assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
-    assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "limit", 422)
-
     # Message actions: react, take it back, edit the text; a reaction with no emoji is 422.
     actions = run_kit(
         car.base,
@@ -475,6 +452,30 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     )
     assert [r["reaction"] for r in phone.reactions(ME)] == ["👍", ""]
     assert [m["text"] for m in phone.sent(ME)] == ["shipped today"]
+
+    # Chats: one call per endpoint, on the chat the send opened.
+    chat = f"{FRIEND}@c.us"
+    chats = run_kit(
+        car.base,
+        call("chats", sessionId="kit-1", limit=10),
+        call("chatMessages", sessionId="kit-1", chat=chat, limit=5),
+        call("markChatRead", sessionId="kit-1", chat=chat),
+        call("archiveChat", sessionId="kit-1", chat=chat),
+        call("unarchiveChat", sessionId="kit-1", chat=chat),
+        call("setChatPresence", sessionId="kit-1", chat=chat, state="typing", durationMs=100),
+        call("subscribePresence", sessionId="kit-1", contact=chat),
+        call("deleteChat", sessionId="kit-1", chat=chat),
+        call("chats", sessionId="kit-1", limit=0),
+    )
+    listed, history, unread, archived, unarchived, _, followed, deleted, bad = values(
+        chats, True, True, True, True, True, True, True, True, False
+    )
+    # The group made and left above is a chat too.
+    assert [c["id"] for c in listed if not c["is_group"]] == [chat]
+    # The message actions above edited it: WhatsApp Web shows the new text.
+    assert [(m["body"], m["from_me"]) for m in history] == [("shipped today", True)]
+    assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
+    assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "limit", 422)
 
     wrong = run_kit(car.base, call("getSession", sessionId="kit-1"), secret="not-the-secret")
     (denied,) = values(wrong, False)
