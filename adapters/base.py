@@ -166,6 +166,7 @@ PAGE_OPS = frozenset(
         "contacts.block",
         "contacts.unblock",
         "contacts.ids",
+        "calls.reject",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

@@ -48,6 +48,8 @@ class ControlApi:
             Route("/control/blocklist", self.blocklist, methods=["GET"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
+            Route("/control/calls", self.offer_call, methods=["POST"]),
+            Route("/control/calls", self.calls, methods=["GET"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -162,3 +164,21 @@ class ControlApi:
     async def qr(self, request: Request) -> Response:
         """`?device=` -> the QR that device shows now."""
         return JSONResponse(self.network.current_qr(request.query_params.get("device")))
+
+    async def offer_call(self, request: Request) -> Response:
+        """`{to, from, video?, group?, lid?}` -> the call, ringing on every device linked as
+        `to` (wa-js `call.incoming_call`); with `lid` the caller is named by its LID."""
+        body = await read_json(request)
+        call = self.network.offer_call(
+            required(body, "to"),
+            required(body, "from"),
+            video=optional_bool(body, "video"),
+            group=optional_bool(body, "group"),
+            lid=optional_bool(body, "lid"),
+        )
+        return JSONResponse(call.to_json())
+
+    async def calls(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, calls: [{id, peer, state, ...}]}`, oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "calls": self.network.calls_of(phone)})

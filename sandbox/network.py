@@ -187,6 +187,30 @@ class Contact:
 
 
 @dataclass
+class Call:
+    """A call offered to a phone: `ringing` until one of its devices rejects it."""
+
+    id: str
+    to: str
+    peer: str
+    video: bool
+    group: bool
+    offer_time: int
+    state: str = "ringing"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "to": self.to,
+            "peer": self.peer,
+            "video": self.video,
+            "group": self.group,
+            "offer_time": self.offer_time,
+            "state": self.state,
+        }
+
+
+@dataclass
 class PairingCode:
     """A linking code a page asked for, waiting for the phone to confirm it."""
 
@@ -305,6 +329,8 @@ class Network:
         self._blocked: dict[str, list[str]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
+        # call id -> the call ringing (or ended) on the phone it was offered to.
+        self._calls: dict[str, Call] = {}
         self.closed = False
         self._state = state
         self._dirty = False
@@ -771,6 +797,47 @@ class Network:
         if declared is not None:
             return declared
         return Contact() if self._linked(phone) else None
+
+    # -- calls -----------------------------------------------------------------------
+
+    def offer_call(
+        self, to: object, sender: object, *, video: bool, group: bool, lid: bool
+    ) -> Call:
+        """Someone calls the phone `to`: every device linked as it sees the call ring."""
+        to_phone = normalize_phone(to, "to")
+        from_phone = normalize_phone(sender, "from")
+        targets = self._linked(to_phone)
+        if not targets:
+            raise NotFound("unknown_phone", "no device is linked as that phone")
+        # WhatsApp call ids are 32 upper-case hex digits.
+        call = Call(
+            id=secrets.token_hex(16).upper(),
+            to=to_phone,
+            peer=self.lid_wid(from_phone) if lid else f"{from_phone}@c.us",
+            video=video,
+            group=group,
+            offer_time=int(self._clock()),
+        )
+        self._calls[call.id] = call
+        for device in targets:
+            device.publish("call", call.to_json())
+        return call
+
+    async def reject_call(self, device_id: object, token: object, call_id: object) -> Call:
+        """The device declines a call ringing on its phone (wa-js `call.reject`)."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        call = self._calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None or call.to != device.phone:
+            raise NotFound("call_not_found", "no such call for this account")
+        if call.state != "ringing":
+            raise Conflict("call_is_not_incoming_ring", "that call is not ringing")
+        call.state = "rejected"
+        return call
+
+    def calls_of(self, phone: str) -> list[dict[str, Any]]:
+        """The calls offered to `phone`, oldest first, with their state."""
+        return [c.to_json() for c in self._calls.values() if c.to == phone]
 
     # -- the phone's side (control API) ----------------------------------------------
 

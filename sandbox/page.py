@@ -43,6 +43,7 @@ class PageSite:
             Route("/net/media", self.media, methods=["GET"]),
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
+            Route("/net/call/reject", self.reject_call, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -141,6 +142,13 @@ class PageSite:
             raise Invalid("validation_error", "block must be true or false", field="block")
         listed = await self.network.set_blocked(device, token, body.get("id"), block)
         return JSONResponse({"blocked": listed})
+
+    async def reject_call(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> `{id, state}`: decline a call ringing on the phone."""
+        body = await read_json(request)
+        device, token = body.get("device_id"), body.get("token")
+        call = await self.network.reject_call(device, token, body.get("id"))
+        return JSONResponse({"id": call.id, "state": call.state})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

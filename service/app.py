@@ -20,7 +20,7 @@ from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
-from service.api import cluster, contacts, messages, meta, qr, sessions, system, webhooks
+from service.api import calls, cluster, contacts, messages, meta, qr, sessions, system, webhooks
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
@@ -197,6 +197,7 @@ def create_app(
             secretbox=secretbox,
             load_timeout=float(settings.wa_load_timeout),
             qr_timeout=float(settings.qr_timeout),
+            page_timeout=float(settings.page_timeout),
             wa_js_config=WaJsConfig(
                 device_name=settings.wa_device_name,
                 link_preview_servers=settings.link_preview_servers,
@@ -225,6 +226,7 @@ def create_app(
         )
         messenger = build_messenger(selector, None)
         context.pages = webjs
+        context.replier = messenger
         webjs.sink = meta_provider.sink = messenger
         status.subscribe(messenger.on_session_status)
         engines, session_runtime = selector, runtime
@@ -371,6 +373,7 @@ def create_app(
         *qr.routes,
         *messages.routes,
         *contacts.routes,
+        *calls.routes,
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,

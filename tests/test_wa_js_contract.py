@@ -107,6 +107,7 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "contact.getPnLidEntry",
         "blocklist.blockContact",
         "blocklist.unblockContact",
+        "call.reject",
     }
     assert all(is_declared(name) for name in used)
 

@@ -586,6 +586,9 @@
         // What waited for us while we were away has been handed over.
         if (state.online && state.authenticated) setStream(state.streamMode, infoFor(state.streamMode));
         break;
+      case 'call':
+        if (state.authenticated) onIncomingCall(data);
+        break;
       case 'message':
       case 'ack':
         if (!state.authenticated) break;
@@ -1452,6 +1455,54 @@
     return blockedIds.has(assertWid(chatId)._serialized);
   }
 
+  // ---------------------------------------------------------------- calls
+
+  // Calls seen ringing on this page, by id: wa-js dedups call.incoming_call by id, and
+  // call.reject without an id takes the first one still ringing.
+  var calls = new Map();
+
+  function onIncomingCall(data) {
+    if (calls.has(data.id)) return;
+    calls.set(data.id, { id: data.id, peerJid: data.peer, ringing: true });
+    emit('call.incoming_call', {
+      id: data.id,
+      isGroup: !!data.group,
+      isVideo: !!data.video,
+      offerTime: data.offer_time,
+      sender: createWid(data.peer),
+      peerJid: data.peer,
+    });
+  }
+
+  /** wa-js's call.reject: true, or call_not_found / call_is_not_incoming_ring. */
+  async function rejectCall(callId) {
+    await readyPromise;
+    var call = callId
+      ? calls.get(callId)
+      : Array.from(calls.values()).find(function (c) {
+          return c.ringing;
+        });
+    if (!call) throw new WPPError('call_not_found', 'Call ' + (callId || '<empty>') + ' not found', { callId: callId });
+    if (!call.ringing) {
+      throw new WPPError('call_is_not_incoming_ring', 'Call ' + call.id + ' is not incoming ring', { callId: call.id });
+    }
+    var auth = state.auth;
+    if (!auth) throw new Error('not logged in');
+    try {
+      await net('/net/call/reject', { device_id: state.deviceId, token: auth.token, id: call.id });
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      // Rejected from another device of the account meanwhile: no longer ringing here.
+      if (err.netCode === 'call_is_not_incoming_ring') {
+        call.ringing = false;
+        throw new WPPError('call_is_not_incoming_ring', 'Call ' + call.id + ' is not incoming ring', { callId: call.id });
+      }
+      throw err;
+    }
+    call.ringing = false;
+    return true;
+  }
+
   // ---------------------------------------------------------------- conn
 
   async function getAuthCode() {
@@ -1594,6 +1645,10 @@
       queryExists: queryExists,
       getProfilePictureUrl: getProfilePictureUrl,
       getStatus: getStatus,
+    },
+    call: {
+      reject: rejectCall,
+      rejectCall: rejectCall,
     },
     blocklist: {
       all: function () {

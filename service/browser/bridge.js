@@ -273,6 +273,9 @@
         phone: entry && entry.phoneNumber ? entry.phoneNumber._serialized : null,
       };
     },
+    // Calls: reject by the id call.incoming_call gave; wa-js answers true, or throws
+    // call_not_found / call_is_not_incoming_ring.
+    'calls.reject': async ({ id }) => !!(await WPP.call.reject(id)),
   };
 
   const runOp = async (name, args) => {
@@ -326,6 +329,17 @@
         refs: (event.ids || []).map(bareId),
         ids: (event.ids || []).map(ser),
         chat: ser(event.chat),
+      }),
+    );
+    // {id, isGroup, isVideo, offerTime, sender: createWid(peerJid), peerJid}; wa-js already
+    // dedups by id. The caller may be an @lid id.
+    WPP.on('call.incoming_call', (call) =>
+      send('call', {
+        id: String(call.id),
+        from: ser(call.sender) || ser(call.peerJid),
+        is_video: !!call.isVideo,
+        is_group: !!call.isGroup,
+        offer_time: num(call.offerTime),
       }),
     );
   };

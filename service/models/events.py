@@ -78,6 +78,23 @@ class ProviderFailover(EventData):
     reason: str
 
 
+class CallReceived(EventData):
+    """Someone is calling the session's account (WhatsApp Web only; it rings on the phone
+    too). Reject it with POST .../calls/{call_id}/reject while it rings."""
+
+    event = "call_received"
+    call_id: str = Field(description="the id to reject the call with")
+    from_: str = Field(
+        alias="from",
+        description="the caller: `<digits>@c.us`, or `<id>@lid` when WhatsApp "
+        "names the caller by its linked id",
+    )
+    is_video: bool
+    is_group: bool
+    offered_at: Timestamp | None = Field(description="when the call was offered")
+    rejected: bool = Field(description="true when the session's `call_policy` rejected it already")
+
+
 EVENTS: dict[str, type[EventData]] = {
     model.event: model
     for model in (
@@ -87,6 +104,7 @@ EVENTS: dict[str, type[EventData]] = {
         MessageReceived,
         MessageStatusUpdated,
         ProviderFailover,
+        CallReceived,
     )
 }
 

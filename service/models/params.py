@@ -17,6 +17,12 @@ ContactId = Annotated[
     Field(examples=["5511999990001", "5511999990001@c.us", "123456789012345@lid"]),
 ]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# The id call_received gave (WhatsApp's call ids are hex; a little room around that).
+CallId = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    Field(examples=["5F0B2C1D4E3A69788A1B2C3D4E5F6071"]),
+]
 
 PATH_PARAMS: dict[str, Any] = {
     "session_id": Id,
@@ -24,4 +30,5 @@ PATH_PARAMS: dict[str, Any] = {
     "delivery_id": EventId,
     "token": Token,
     "contact_id": ContactId,
+    "call_id": CallId,
 }

@@ -203,6 +203,20 @@ class ProxyInput(Input):
     ) = Field(default=None, description="needs `username`")
 
 
+# A call's auto-reply is a short text message; long ones belong in a normal send.
+MAX_CALL_REPLY = 1_024
+
+
+class CallPolicyInput(Input):
+    """What the session does with incoming calls (WhatsApp Web only): `reject: true`
+    declines each call as it rings; `message`, with it, is then sent to the caller."""
+
+    reject: bool
+    message: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CALL_REPLY)] | None = (
+        Field(default=None, description=f"at most {MAX_CALL_REPLY:,} characters; needs reject")
+    )
+
+
 class SessionCreate(Input):
     """Create a session; it starts unless `start` is false."""
 
@@ -220,13 +234,15 @@ class SessionCreate(Input):
     metadata: Metadata | None = None
     webhook_events: WebhookEvents | None = None
     proxy: ProxyInput | None = None
+    call_policy: CallPolicyInput | None = None
 
 
 class SessionPatch(Input):
     """Change what a session uses; a field left out stays as it is, `webhook_url: ""` or
     null clears the URL, `meta: null` removes the credentials, `metadata` replaces the
     object (null clears it), `webhook_events: null` sends every event again, `proxy`
-    replaces the proxy (null: no proxy) from the browser's next start or restart."""
+    replaces the proxy (null: no proxy) from the browser's next start or restart,
+    `call_policy` replaces the policy (null: calls only ring)."""
 
     provider_mode: ProviderMode | None = None
     webhook_url: ClearableUrl | None = None
@@ -234,6 +250,7 @@ class SessionPatch(Input):
     metadata: Metadata | None = None
     webhook_events: WebhookEvents | None = None
     proxy: ProxyInput | None = None
+    call_policy: CallPolicyInput | None = None
 
 
 class NoOptions(Input):

@@ -47,6 +47,11 @@ class SessionProxy(Output):
     authenticated: bool = Field(description="whether a username (and password) is set")
 
 
+class SessionCallPolicy(Output):
+    reject: bool = Field(description="incoming calls are declined as they ring")
+    message: str | None = Field(description="sent to the caller after a rejected call")
+
+
 class Session(Output):
     session_id: Id
     workspace_id: Id
@@ -68,6 +73,9 @@ class Session(Output):
     )
     proxy: SessionProxy | None = Field(
         description="the proxy the browser uses from its next start or restart; null: none"
+    )
+    call_policy: SessionCallPolicy | None = Field(
+        description="what incoming calls get; null: they only ring"
     )
 
 
@@ -249,6 +257,11 @@ class ContactAbout(Output):
 class ContactBlocked(Output):
     contact_id: str
     blocked: bool = Field(description="whether the contact is blocked now")
+
+
+class CallRejected(Output):
+    call_id: str
+    rejected: bool = Field(description="true: WhatsApp Web declined the call")
 
 
 class ContactIds(Output):

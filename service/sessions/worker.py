@@ -20,6 +20,7 @@ from service.links import SignedLinks
 from service.models.events import QrCodeGenerated
 from service.netguard import proxy_host_problem
 from service.secretbox import SecretBox
+from service.sessions.calls import Replier, on_incoming_call
 from service.sessions.layout import profile_dir
 from service.sessions.proxy import ProxyUnavailable, open_proxy
 from service.sessions.state import StatusWriter
@@ -90,6 +91,10 @@ class WorkerContext:
     shutting_down: bool = False
     # Opens a session's sealed proxy credentials (SIDECAR_ENCRYPTION_KEY).
     secretbox: SecretBox | None = None
+    # Queues a call's auto-reply as an API send would (the Messenger).
+    replier: Replier | None = None
+    # How long the page may take to reject a call (WA_PAGE_TIMEOUT).
+    page_timeout: float = 20.0
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -475,6 +480,15 @@ class SessionWorker:
             case "logout":
                 await self._logged_out(record)
                 await self._page_closed()  # sends of an unlinked device never settle
+            case "call":
+                # Handled inline: the rejection must happen while the call still rings.
+                await on_incoming_call(
+                    record,
+                    payload,
+                    store=self.ctx.store,
+                    reject=self._reject_call,
+                    replier=self.ctx.replier,
+                )
             case "bridge_error":
                 self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:
@@ -541,6 +555,15 @@ class SessionWorker:
             "connected",
             changes={"phone_number": phone, "qr": None, "qr_expires_at": None, "last_error": None},
         )
+
+    async def _reject_call(self, call_id: str) -> bool:
+        """Decline a ringing call through the page (wa-js `call.reject`)."""
+        if self.bridge is None:
+            return False
+        answer = await self.bridge.op(
+            "calls.reject", {"id": call_id}, timeout=self.ctx.page_timeout
+        )
+        return bool(answer.get("ok") and answer.get("value"))
 
     def usable(self) -> bool:
         """Whether the page is logged in and online right now (wa-js's own report)."""

@@ -70,6 +70,19 @@ class Phone:
         response.raise_for_status()
         return list(response.json()["blocked"])
 
+    def call(self, to: str, caller: str, **flags: Any) -> dict[str, Any]:
+        """`caller` calls `to`: it rings on `to`'s devices (`video`, `group`, `lid`)."""
+        response = self.http.post("/control/calls", json={"to": to, "from": caller, **flags})
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def calls(self, phone: str) -> list[dict[str, Any]]:
+        """The calls offered to `phone`, oldest first, each with its `state`."""
+        response = self.http.get("/control/calls", params={"phone": phone})
+        response.raise_for_status()
+        return list(response.json()["calls"])
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()
