@@ -50,6 +50,7 @@ class ControlApi:
             Route("/control/qr", self.qr, methods=["GET"]),
             Route("/control/calls", self.offer_call, methods=["POST"]),
             Route("/control/calls", self.calls, methods=["GET"]),
+            Route("/control/vote", self.vote, methods=["POST"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -182,3 +183,16 @@ class ControlApi:
         """`?phone=` -> `{phone, calls: [{id, peer, state, ...}]}`, oldest first."""
         phone = normalize_phone(request.query_params.get("phone"))
         return JSONResponse({"phone": phone, "calls": self.network.calls_of(phone)})
+
+    async def vote(self, request: Request) -> Response:
+        """`{message_id, from, options: [index, ...], lid?}`: `from` votes on a poll a device
+        sent (`options` empty: the vote is withdrawn); the sender's device hears of it."""
+        body = await read_json(request)
+        options = body.get("options")
+        self.network.vote(
+            required(body, "message_id"),
+            required(body, "from"),
+            options,
+            lid=optional_bool(body, "lid"),
+        )
+        return JSONResponse({"ok": True})

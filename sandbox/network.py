@@ -28,6 +28,7 @@ from sandbox.payloads import (
     coordinate,
     media_kind,
     mimetype,
+    optional_int,
     optional_str,
     required_str,
 )
@@ -48,7 +49,11 @@ from sandbox.wids import (
 
 logger = logging.getLogger("sandbox")
 
-MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "sticker", "location")
+MESSAGE_TYPES = (
+    "text", "image", "document", "audio", "video", "sticker", "location", "poll_creation"
+)  # fmt: skip
+# WhatsApp's limit on a poll's options.
+POLL_OPTIONS_MAX = 12
 MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
@@ -121,6 +126,9 @@ class SentMessage:
     lng: float | None = None
     name: str | None = None
     address: str | None = None
+    # A poll: its question is `name`; its options by localId (their position).
+    poll_options: list[str] | None = None
+    selectable_count: int | None = None
     ack: int = 1
     result: str = "OK"
 
@@ -153,7 +161,11 @@ class SentMessage:
             "timestamp": self.timestamp,
             "ack": self.ack,
             "result": self.result,
-        }
+        } | (
+            {"poll_options": self.poll_options, "selectable_count": self.selectable_count}
+            if self.type == "poll_creation"
+            else {}
+        )
 
 
 @dataclass
@@ -645,6 +657,23 @@ class Network:
         media: Media | None = None
         if kind == "text":
             record.text = required_str(payload, "text")
+        elif kind == "poll_creation":
+            record.name = required_str(payload, "poll_name")
+            options = payload.get("poll_options")
+            if (
+                not isinstance(options, list)
+                or not 1 < len(options) <= POLL_OPTIONS_MAX
+                or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in options)
+            ):
+                raise Invalid(
+                    "validation_error",
+                    f"poll_options must be 2-{POLL_OPTIONS_MAX} {{name, localId}} objects",
+                    field="poll_options",
+                )
+            record.poll_options = [str(o["name"]) for o in options]
+            record.selectable_count = optional_int(
+                payload, "selectable_count", 0, 0, len(record.poll_options)
+            )
         elif kind == "location":
             record.lat = coordinate(payload, "lat", 90.0)
             record.lng = coordinate(payload, "lng", 180.0)
@@ -838,6 +867,46 @@ class Network:
     def calls_of(self, phone: str) -> list[dict[str, Any]]:
         """The calls offered to `phone`, oldest first, with their state."""
         return [c.to_json() for c in self._calls.values() if c.to == phone]
+
+    # -- polls -----------------------------------------------------------------------
+
+    def vote(self, message_id: object, voter: object, options: object, *, lid: bool) -> None:
+        """`voter` votes on a poll a device sent (no options: the vote is withdrawn); the
+        device that sent it hears of it (wa-js `chat.poll_response`)."""
+        record = self._sent_index.get(message_id_part(message_id))
+        if record is None or record.type != "poll_creation" or record.poll_options is None:
+            raise NotFound("unknown_message", "no device sent a poll with that id")
+        voter_phone = normalize_phone(voter, "from")
+        if (
+            not isinstance(options, list)
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in options)
+            or not all(0 <= o < len(record.poll_options) for o in options)
+            or len(set(options)) != len(options)
+        ):
+            raise Invalid(
+                "validation_error", "options must be distinct option indexes", field="options"
+            )
+        if record.selectable_count and len(options) > record.selectable_count:
+            raise Invalid(
+                "validation_error",
+                f"this poll takes at most {record.selectable_count} options",
+                field="options",
+            )
+        device = self.devices[record.device_id]
+        if device.linked and device.phone == record.phone:
+            device.publish(
+                "poll_vote",
+                {
+                    "key": record.message_id,
+                    "chat": record.to,
+                    "voter": self.lid_wid(voter_phone) if lid else f"{voter_phone}@c.us",
+                    "options": [
+                        {"name": record.poll_options[o], "localId": o} for o in sorted(options)
+                    ],
+                    "t": int(self._clock() * 1000),
+                },
+                hold_offline=True,
+            )
 
     # -- the phone's side (control API) ----------------------------------------------
 

@@ -589,6 +589,9 @@
       case 'call':
         if (state.authenticated) onIncomingCall(data);
         break;
+      case 'poll_vote':
+        if (state.authenticated) onPollVote(data);
+        break;
       case 'message':
       case 'ack':
         if (!state.authenticated) break;
@@ -1122,6 +1125,11 @@
       if (payload.filename != null) msg.filename = payload.filename;
       msg.mimetype = payload.mimetype;
     }
+    if (payload.type === 'poll_creation') {
+      msg.pollName = payload.poll_name;
+      msg.pollOptions = payload.poll_options;
+      msg.pollSelectableOptionsCount = payload.selectable_count;
+    }
     if (payload.type === 'location') {
       msg.lat = payload.lat;
       msg.lng = payload.lng;
@@ -1288,6 +1296,36 @@
     if (opts.name != null) payload.name = String(opts.name);
     if (opts.address != null) payload.address = String(opts.address);
     return send(chatId, payload, opts, true);
+  }
+
+  /** wa-js's sendCreatePollMessage: options get their position as localId. */
+  async function sendCreatePollMessage(chatId, name, choices, options) {
+    var opts = options || {};
+    var payload = {
+      type: 'poll_creation',
+      poll_name: String(name),
+      poll_options: (choices || []).map(function (choice, index) {
+        return { name: String(choice), localId: index };
+      }),
+      selectable_count: opts.selectableCount || 0,
+    };
+    return send(chatId, payload, opts, true);
+  }
+
+  // As the bundle fills it (its d.ts says number[]): a sparse array indexed by localId,
+  // holding the chosen option objects.
+  function onPollVote(data) {
+    var selected = [];
+    (data.options || []).forEach(function (option) {
+      selected[option.localId] = { name: option.name, localId: option.localId };
+    });
+    emit('chat.poll_response', {
+      msgId: MsgKey.fromString(data.key),
+      chatId: createWid(data.chat),
+      selectedOptions: selected,
+      timestamp: data.t,
+      sender: createWid(data.voter),
+    });
   }
 
   async function downloadMedia(id) {
@@ -1637,6 +1675,7 @@
       sendTextMessage: sendTextMessage,
       sendFileMessage: sendFileMessage,
       sendLocationMessage: sendLocationMessage,
+      sendCreatePollMessage: sendCreatePollMessage,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
     },

@@ -342,6 +342,29 @@
         offer_time: num(call.offerTime),
       }),
     );
+    // The d.ts says selectedOptions is number[]; the bundle fills a sparse array indexed
+    // by localId with the option objects ({name, localId}). Read both; forEach skips holes.
+    // No options: the voter withdrew the vote.
+    WPP.on('chat.poll_response', (vote) => {
+      const picked = [];
+      (Array.isArray(vote.selectedOptions) ? vote.selectedOptions : []).forEach((option, index) => {
+        if (typeof option === 'number') picked.push({ index: option, name: null });
+        else if (option && typeof option === 'object') {
+          picked.push({
+            index: typeof option.localId === 'number' ? option.localId : index,
+            name: typeof option.name === 'string' ? option.name : null,
+          });
+        }
+      });
+      send('poll_vote', {
+        id: ser(vote.msgId),
+        ref: bareId(vote.msgId),
+        chat: ser(vote.chatId),
+        voter: ser(vote.sender),
+        options: picked,
+        timestamp: num(vote.timestamp),
+      });
+    });
   };
 
   // wa-js announces the stream state at injection, before `ready`: read it through the
@@ -416,6 +439,11 @@
     sendLocation: (to, options) =>
       sendWith(to, handoff(options), (chat, key) =>
         WPP.chat.sendLocationMessage(chat, wppOptions(options, key)),
+      ),
+    // selectableCount 0 lets a voter pick any number of options (wa-js's default).
+    sendPoll: (to, name, choices, options) =>
+      sendWith(to, handoff(options), (chat, key) =>
+        WPP.chat.sendCreatePollMessage(chat, name, choices, wppOptions(options, key)),
       ),
     // A file past the cap stays in the page: only its size crosses, never its base64.
     downloadMedia: async (id, maxBytes) => {

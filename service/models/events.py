@@ -95,6 +95,24 @@ class CallReceived(EventData):
     rejected: bool = Field(description="true when the session's `call_policy` rejected it already")
 
 
+class PollChoice(Output):
+    index: int = Field(description="the option's position in the poll's `options`, from 0")
+    name: str | None = Field(description="the option's text, when known")
+
+
+class PollVote(EventData):
+    """Someone voted on a poll of this session's account (WhatsApp Web only), or changed
+    the vote; an empty `selected` means the vote was withdrawn."""
+
+    event = "poll_vote"
+    message_id: str | None = Field(description="the poll's msg_... id when it was sent here")
+    provider_message_id: str = Field(description="the poll's WhatsApp message id")
+    chat_id: str | None
+    voter: str = Field(description="`<digits>@c.us`, or `<id>@lid`")
+    selected: list[PollChoice] = Field(description="the options chosen now")
+    voted_at: Timestamp | None
+
+
 EVENTS: dict[str, type[EventData]] = {
     model.event: model
     for model in (
@@ -105,6 +123,7 @@ EVENTS: dict[str, type[EventData]] = {
         MessageStatusUpdated,
         ProviderFailover,
         CallReceived,
+        PollVote,
     )
 }
 

@@ -27,7 +27,7 @@ from service.models.base import NOT_BLANK, PATTERN_RULES, Id, Input
 from service.models.events import EVENTS
 from service.store.base import DeliveryStatus, ProviderMode, SessionStatus
 
-MessageType = Literal["text", "image", "document", "audio", "video", "location", "template"]
+MessageType = Literal["text", "image", "document", "audio", "video", "location", "template", "poll"]
 Priority = Literal["normal", "bulk"]
 # WhatsApp's own ceiling for one text message, and for a caption.
 MAX_TEXT = 65_536
@@ -289,6 +289,26 @@ class LocationInput(Input):
     name: PlaceName | None = None
 
 
+# WhatsApp's own limits on a poll: 12 options; a question and its options are short.
+MAX_POLL_OPTIONS = 12
+PollText = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S")]
+PollOption = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+
+
+class PollInput(Input):
+    """A poll (WhatsApp Web only): its question and 2-12 distinct options."""
+
+    name: PollText = Field(description="the question, at most 255 characters")
+    options: Annotated[list[PollOption], Field(min_length=2, max_length=MAX_POLL_OPTIONS)] = Field(
+        description=f"2-{MAX_POLL_OPTIONS} distinct options, at most 100 characters each"
+    )
+    selectable_count: Annotated[int, Field(ge=0, le=MAX_POLL_OPTIONS, strict=True)] | None = Field(
+        default=None,
+        description="how many options a voter may pick: 1 for a single choice, "
+        "0 (the default) for any number",
+    )
+
+
 _LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"
 
 
@@ -332,8 +352,8 @@ class TemplateInput(Input):
 
 class SendMessage(Input):
     """A message to queue. `text` is the text, or the caption of image, document and video
-    (at most 4,096 characters; audio takes none). Exactly one of `media`, `location` or
-    `template` goes with its type, and none with `text`."""
+    (at most 4,096 characters; audio takes none). Exactly one of `media`, `location`,
+    `template` or `poll` goes with its type, and none with `text`."""
 
     to: Annotated[
         str,
@@ -348,6 +368,7 @@ class SendMessage(Input):
     media: MediaInput | None = None
     location: LocationInput | None = None
     template: TemplateInput | None = None
+    poll: PollInput | None = None
     reply_to: Reference | None = Field(
         default=None, description="the id or provider_message_id of the message to quote"
     )

@@ -120,6 +120,12 @@ class MessageLocation(Output):
     name: str | None = None
 
 
+class MessagePoll(Output):
+    name: str | None
+    options: list[str]
+    selectable_count: int | None = Field(description="1: a single choice; 0: any number")
+
+
 class Message(Output):
     """One message. Outbound records carry `to`; inbound ones (`status: received`) carry
     who sent them: `from` (the author in a group), the phone numbers behind `@lid` ids when
@@ -131,7 +137,7 @@ class Message(Output):
     direction: Literal["out", "in"]
     chat_id: str
     type: str = Field(
-        description="text, image, document, audio, video, location or template; inbound "
+        description="text, image, document, audio, video, location, template or poll; inbound "
         "may also be another kind WhatsApp has"
     )
     text: str | None
@@ -152,6 +158,7 @@ class Message(Output):
     chat_phone: str | None = Field(default=None, description="inbound only")
     notify_name: str | None = Field(default=None, description="inbound only")
     timestamp: int | None = Field(default=None, description="inbound only: Unix seconds")
+    poll: MessagePoll | None = Field(default=None, description="a poll's question and options")
 
 
 class Delivery(Output):

@@ -22,6 +22,7 @@ from service.netguard import proxy_host_problem
 from service.secretbox import SecretBox
 from service.sessions.calls import Replier, on_incoming_call
 from service.sessions.layout import profile_dir
+from service.sessions.polls import on_poll_vote
 from service.sessions.proxy import ProxyUnavailable, open_proxy
 from service.sessions.state import StatusWriter
 from service.store import SessionRecord, Store
@@ -489,6 +490,8 @@ class SessionWorker:
                     reject=self._reject_call,
                     replier=self.ctx.replier,
                 )
+            case "poll_vote":
+                await on_poll_vote(record, payload, store=self.ctx.store)
             case "bridge_error":
                 self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:

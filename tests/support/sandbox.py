@@ -83,6 +83,12 @@ class Phone:
         response.raise_for_status()
         return list(response.json()["calls"])
 
+    def vote(self, message_id: str, voter: str, options: list[int], **flags: Any) -> None:
+        """`voter` votes on the poll `message_id` (option indexes; none withdraws)."""
+        body = {"message_id": message_id, "from": voter, "options": options, **flags}
+        response = self.http.post("/control/vote", json=body)
+        response.raise_for_status()
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()

@@ -1,7 +1,8 @@
-"""Calls end to end: the sandbox phone rings the session's account, the page's wa-js emits
-`call.incoming_call`, the sidecar records `call_received`, and a signed API call (or the
-session's `call_policy`) rejects the call through wa-js `call.reject`. One linked session
-for the whole module."""
+"""Calls and polls end to end. The sandbox phone rings the session's account, the page's
+wa-js emits `call.incoming_call`, the sidecar records `call_received`, and a signed API call
+(or the session's `call_policy`) rejects the call through wa-js `call.reject`. A poll goes
+out through the send queue and `WPP.chat.sendCreatePollMessage`; votes come back through
+`chat.poll_response` as `poll_vote`. One linked session for the whole module."""
 
 from __future__ import annotations
 
@@ -188,6 +189,119 @@ def test_a_session_without_a_page_answers_409(car: Sidecar) -> None:
     assert meta.status_code == 201, meta.text
     assert meta.json()["call_policy"] == {"reject": True, "message": None}
     refused = error(car.api.post("/api/sessions/cloud/calls/ABCDEF/reject"), 409)
+    assert (refused["code"], refused["details"]) == (
+        "not_supported_by_provider",
+        {"provider": "meta"},
+    )
+
+
+POLL = {"name": "Lunch?", "options": ["pizza", "sushi", "salad"], "selectable_count": 1}
+
+
+def sent_poll(car: Sidecar, body: dict[str, Any]) -> dict[str, Any]:
+    """Queue a poll to CALLER and wait until WhatsApp took it; its message record."""
+    queued = car.api.post(
+        "/api/sessions/k1/messages", json={"to": CALLER, "type": "poll", "poll": body}
+    )
+    assert queued.status_code == 202, queued.text
+    message_id = queued.json()["id"]
+
+    def sent() -> dict[str, Any] | None:
+        record = ok(car.api.get(f"/api/sessions/k1/messages/{message_id}"))
+        return record if record["status"] == "sent" else None
+
+    return eventually(sent, 30, f"{message_id} to be sent")
+
+
+def votes(car: Sidecar, message_id: str) -> list[dict[str, Any]]:
+    return [
+        e["data"] for e in car.events("k1", "poll_vote") if e["data"]["message_id"] == message_id
+    ]
+
+
+def test_a_poll_goes_out_and_its_votes_come_back(car: Sidecar, phone: Phone) -> None:
+    message = sent_poll(car, POLL)
+    assert (message["type"], message["text"]) == ("poll", None)
+    assert message["poll"] == POLL
+    on_network = [m for m in phone.sent(ME) if m["message_id"] == message["provider_message_id"]]
+    assert len(on_network) == 1
+    assert (on_network[0]["type"], on_network[0]["name"]) == ("poll_creation", "Lunch?")
+    assert on_network[0]["poll_options"] == POLL["options"]
+    assert on_network[0]["selectable_count"] == 1
+
+    phone.vote(message["provider_message_id"], CALLER, [1])
+    first = eventually(lambda: votes(car, message["id"]), 30, "the vote")
+    assert first == [
+        {
+            "message_id": message["id"],
+            "provider_message_id": message["provider_message_id"],
+            "chat_id": f"{CALLER}@c.us",
+            "voter": f"{CALLER}@c.us",
+            "selected": [{"index": 1, "name": "sushi"}],
+            "voted_at": first[0]["voted_at"],
+        }
+    ]
+    assert first[0]["voted_at"].endswith("Z")
+    # A voter named by its LID, and a vote withdrawn: an empty choice.
+    phone.vote(message["provider_message_id"], OTHER, [2], lid=True)
+    phone.vote(message["provider_message_id"], CALLER, [])
+    later = eventually(lambda: votes(car, message["id"])[1:3], 30, "two more votes")
+    assert [(v["voter"], v["selected"]) for v in later] == [
+        (phone.lid(OTHER), [{"index": 2, "name": "salad"}]),
+        (f"{CALLER}@c.us", []),
+    ]
+
+
+def test_a_poll_for_any_number_of_options(car: Sidecar, phone: Phone) -> None:
+    message = sent_poll(car, {"name": "Which days?", "options": ["mon", "tue", "wed"]})
+    assert message["poll"]["selectable_count"] == 0
+    phone.vote(message["provider_message_id"], CALLER, [2, 0])
+    vote = eventually(lambda: votes(car, message["id"]), 30, "the vote")[0]
+    assert vote["selected"] == [{"index": 0, "name": "mon"}, {"index": 2, "name": "wed"}]
+
+
+def test_a_bad_poll_is_refused_and_nothing_is_sent(car: Sidecar, phone: Phone) -> None:
+    def send(body: dict[str, Any]) -> Any:
+        return car.api.post("/api/sessions/k1/messages", json={"to": CALLER, **body})
+
+    for body, field in (
+        ({"type": "poll"}, "poll"),
+        ({"type": "poll", "poll": {"name": "q", "options": ["a"]}}, "poll.options"),
+        ({"type": "poll", "poll": {"name": "q", "options": ["o"] * 13}}, "poll.options"),
+        ({"type": "poll", "poll": {"name": "q", "options": ["a", " a "]}}, "poll.options"),
+        ({"type": "poll", "poll": {"name": "q", "options": ["a", "b" * 101]}}, "poll.options.1"),
+        ({"type": "poll", "poll": {"name": "", "options": ["a", "b"]}}, "poll.name"),
+        ({"type": "poll", "poll": {"name": " ", "options": ["a", "b"]}}, "poll.name"),
+        (
+            {"type": "poll", "poll": {"name": "q", "options": ["a", "b"], "selectable_count": 3}},
+            "poll.selectable_count",
+        ),
+        (
+            {"type": "poll", "poll": {"name": "q", "options": ["a", "b"], "selectable_count": "1"}},
+            "poll.selectable_count",
+        ),
+        ({"type": "poll", "text": "hi", "poll": {"name": "q", "options": ["a", "b"]}}, "text"),
+        ({"type": "text", "text": "hi", "poll": {"name": "q", "options": ["a", "b"]}}, "poll"),
+    ):
+        refused = error(send(body), 422)
+        assert refused["details"]["field"] == field, (body, refused)
+    assert all(m.get("name") != "q" for m in phone.sent(ME))
+
+
+def test_a_meta_session_sends_no_polls(car: Sidecar) -> None:
+    created = car.api.post(
+        "/api/sessions",
+        json={
+            "workspace_id": "acme",
+            "session_id": "cloud-polls",
+            "provider_mode": "meta",
+            "meta": META,
+            "start": False,
+        },
+    )
+    assert created.status_code == 201, created.text
+    poll = {"to": CALLER, "type": "poll", "poll": POLL}
+    refused = error(car.api.post("/api/sessions/cloud-polls/messages", json=poll), 409)
     assert (refused["code"], refused["details"]) == (
         "not_supported_by_provider",
         {"provider": "meta"},
