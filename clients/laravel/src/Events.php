@@ -28,6 +28,12 @@ final class Events
     /** {from, to, reason} */
     public const PROVIDER_FAILOVER = 'provider_failover';
 
+    /** {call_id, from, is_video, is_group, offered_at, rejected} */
+    public const CALL_RECEIVED = 'call_received';
+
+    /** {message_id, provider_message_id, chat_id, voter, selected: [{index, name}], voted_at} */
+    public const POLL_VOTE = 'poll_vote';
+
     public const WEBHOOKS = [
         self::SESSION_STATUS_CHANGED,
         self::QR_CODE_GENERATED,
@@ -35,6 +41,8 @@ final class Events
         self::MESSAGE_RECEIVED,
         self::MESSAGE_STATUS_UPDATED,
         self::PROVIDER_FAILOVER,
+        self::CALL_RECEIVED,
+        self::POLL_VOTE,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,
