@@ -80,7 +80,8 @@ class ProviderFailover(EventData):
 
 class CallReceived(EventData):
     """Someone is calling the session's account (WhatsApp Web only; it rings on the phone
-    too). Reject it with POST .../calls/{call_id}/reject while it rings."""
+    too). `rejected`: the session's `call_policy` declined it; otherwise
+    `POST .../calls/{call_id}/reject` can, while it rings."""
 
     event = "call_received"
     call_id: str = Field(description="the id to reject the call with")
