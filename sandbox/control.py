@@ -5,6 +5,8 @@ JSON in, JSON out, no auth: it is meant for loopback only.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -18,6 +20,7 @@ from sandbox.payloads import (
     optional_str,
     read_json,
     required,
+    required_str,
 )
 from sandbox.wids import normalize_phone
 
@@ -25,7 +28,7 @@ from sandbox.wids import normalize_phone
 class ControlApi:
     """Scan a QR, confirm a pairing code, deliver inbound messages, raise acks, cut, stall
     or unlink devices, make sends fail, tell LIDs, say who is on WhatsApp, list blocklists
-    and what a device sent."""
+    and what a device sent, and play the other members of groups."""
 
     def __init__(self, network: Network) -> None:
         self.network = network
@@ -46,8 +49,17 @@ class ControlApi:
             Route("/control/lid", self.lid, methods=["GET"]),
             Route("/control/contacts", self.contact, methods=["POST"]),
             Route("/control/blocklist", self.blocklist, methods=["GET"]),
+            Route("/control/groups", self.create_group, methods=["POST"]),
+            Route("/control/groups/join", self.join_group, methods=["POST"]),
+            Route("/control/groups/{gid}", self.group, methods=["GET"]),
+            Route("/control/groups/{gid}/participants", self.participants, methods=["POST"]),
+            Route("/control/groups/{gid}/subject", self.subject, methods=["POST"]),
+            Route("/control/groups/{gid}/leave", self.leave_group, methods=["POST"]),
+            Route("/control/groups/{gid}/invite", self.invite, methods=["POST"]),
             Route("/control/sent", self.sent, methods=["GET"]),
             Route("/control/qr", self.qr, methods=["GET"]),
+            Route("/control/chats", self.chats, methods=["GET"]),
+            Route("/control/presence", self.presence, methods=["POST"]),
             Route("/control/calls", self.offer_call, methods=["POST"]),
             Route("/control/calls", self.calls, methods=["GET"]),
             Route("/control/vote", self.vote, methods=["POST"]),
@@ -151,6 +163,74 @@ class ControlApi:
         phone = normalize_phone(request.query_params.get("phone"))
         return JSONResponse({"phone": phone, "blocked": self.network.blocked_by(phone)})
 
+    # -- groups: the other members ------------------------------------------------------
+
+    async def create_group(self, request: Request) -> Response:
+        """`{creator, subject, participants?: [phones], description?}` -> the group: made by
+        a phone that is not a linked session (nobody hears of a creation)."""
+        body = await read_json(request)
+        creator = normalize_phone(required(body, "creator"), "creator")
+        subject = required_str(body, "subject", 100)
+        phones = [normalize_phone(p, "participants") for p in _phones(body, required=False)]
+        group = self.network.create_group(creator, subject, phones)
+        group.description = optional_str(body, "description", 2048)
+        return JSONResponse(self.network.group_json(group))
+
+    async def group(self, request: Request) -> Response:
+        """The group as its members see it (404 `group_not_found`)."""
+        return JSONResponse(self.network.group_json(self.network.group(request.path_params["gid"])))
+
+    async def participants(self, request: Request) -> Response:
+        """`{by, action: add|remove|promote|demote, participants: [phones]}`: an admin
+        changes members; every member's devices hear `group.participant_changed`."""
+        group = self.network.group(request.path_params["gid"])
+        body = await read_json(request)
+        by = normalize_phone(required(body, "by"), "by")
+        action = required(body, "action")
+        if action not in ("add", "remove", "promote", "demote"):
+            raise Invalid(
+                "validation_error", "action must be add, remove, promote or demote", field="action"
+            )
+        phones = [normalize_phone(p, "participants") for p in _phones(body, required=True)]
+        return JSONResponse(
+            {"results": self.network.change_participants(group, by, action, phones)}
+        )
+
+    async def subject(self, request: Request) -> Response:
+        """`{by, subject?, description?}`: a member changes the group's subject or
+        description. wa-js has no event for either, so no page hears of it."""
+        group = self.network.group(request.path_params["gid"])
+        body = await read_json(request)
+        by = normalize_phone(required(body, "by"), "by")
+        if by not in group.members:
+            raise Invalid("group_participant_is_not_a_group_member", "by is not a member")
+        subject = optional_str(body, "subject", 100)
+        if subject is not None:
+            group.subject = required_str(body, "subject", 100)
+        if "description" in body:
+            group.description = optional_str(body, "description", 2048) or None
+        return JSONResponse(self.network.group_json(group))
+
+    async def join_group(self, request: Request) -> Response:
+        """`{phone, code}`: a phone joins through an invite code (`action: join`)."""
+        body = await read_json(request)
+        phone = normalize_phone(required(body, "phone"))
+        return JSONResponse(self.network.join_group(phone, required_str(body, "code", 200)))
+
+    async def leave_group(self, request: Request) -> Response:
+        """`{phone}`: a member leaves (`action: leave`)."""
+        group = self.network.group(request.path_params["gid"])
+        body = await read_json(request)
+        self.network.leave_group(group, normalize_phone(required(body, "phone")))
+        return JSONResponse(self.network.group_json(group))
+
+    async def invite(self, request: Request) -> Response:
+        """`{by}` -> `{code}`: the group's invite code as an admin reads it."""
+        group = self.network.group(request.path_params["gid"])
+        body = await read_json(request)
+        by = normalize_phone(required(body, "by"), "by")
+        return JSONResponse({"code": self.network.invite_code(group, by)})
+
     async def sent(self, request: Request) -> Response:
         """`?phone=` or `?device=` -> `{messages: [...]}`, oldest first."""
         phone = request.query_params.get("phone")
@@ -165,6 +245,22 @@ class ControlApi:
     async def qr(self, request: Request) -> Response:
         """`?device=` -> the QR that device shows now."""
         return JSONResponse(self.network.current_qr(request.query_params.get("device")))
+
+    async def chats(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, actions: [{chat, action, ids?}]}`: what that account did in
+        its chats (read receipts sent, archive, unarchive, delete, typing, recording,
+        paused), oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "actions": self.network.chat_log(phone)})
+
+    async def presence(self, request: Request) -> Response:
+        """`{phone, state}`: that user is `available`, `composing`, `recording` or
+        `unavailable` now; the devices that subscribed to its presence hear it."""
+        body = await read_json(request)
+        phone = normalize_phone(required(body, "phone"))
+        state = optional_str(body, "state", 32)
+        heard = self.network.set_presence(phone, state or "")
+        return JSONResponse({"phone": phone, "state": state, "devices": heard})
 
     async def offer_call(self, request: Request) -> Response:
         """`{to, from, video?, group?, lid?}` -> the call, ringing on every device linked as
@@ -196,3 +292,13 @@ class ControlApi:
             lid=optional_bool(body, "lid"),
         )
         return JSONResponse({"ok": True})
+
+
+def _phones(body: dict[str, Any], *, required: bool) -> list[object]:
+    value = body.get("participants")
+    if value is None and not required:
+        return []
+    if not isinstance(value, list) or not value or len(value) > 256:
+        message = "participants must be a list of 1 to 256 phones"
+        raise Invalid("validation_error", message, field="participants")
+    return value

@@ -17,6 +17,7 @@ import hashlib
 import itertools
 import logging
 import secrets
+import string
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -58,6 +59,10 @@ MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
 PAIRING_CODE_TTL = 180.0
+# A user's chat states as WhatsApp Web's PresenceStore reports them (chat.presence_change).
+PRESENCE_STATES = ("available", "composing", "recording", "unavailable")
+# What a page may tell the network about a chat (its /net/chat call).
+CHAT_ACTIONS = ("read", "archive", "unarchive", "delete", "typing", "recording", "paused")
 # A page that stops rotating (closed, crashed) leaves its last ref valid this much longer.
 QR_GRACE = 2.0
 # Receipts a recipient can raise: RECEIVED 2, READ 3, PLAYED 4, and SENT 1, which wa-js's
@@ -199,6 +204,20 @@ class Contact:
 
 
 @dataclass
+class Group:
+    """A group on the network: its subject, description, members and invite code."""
+
+    gid: str
+    subject: str
+    owner: str  # the creator's phone
+    created_at: int  # unix seconds
+    description: str | None = None
+    # phone -> "member", "admin" or "superadmin", in the order they joined.
+    members: dict[str, str] = field(default_factory=dict)
+    invite_code: str = ""
+
+
+@dataclass
 class Call:
     """A call offered to a phone: `ringing` until one of its devices rejects it."""
 
@@ -249,6 +268,8 @@ class Device:
     ref_active: bool = False
     pairing_code: str | None = None
     streams: int = 0
+    # The phones whose presence this device subscribed to (its connection's subscriptions).
+    presence_of: set[str] = field(default_factory=set)
     seq: int = 0
     log: list[Event] = field(default_factory=list)
     # Messages and acks wait here while the device is disconnected, as on the real network.
@@ -339,6 +360,10 @@ class Network:
         self._contacts: dict[str, Contact] = {}
         # account phone -> the ids it blocked, in the order it blocked them.
         self._blocked: dict[str, list[str]] = {}
+        # gid -> group (kept in memory only: a sandbox restart forgets its groups).
+        self._groups: dict[str, Group] = {}
+        # account phone -> what it did in its chats (read receipts, archive, chat state).
+        self._chat_log: dict[str, list[dict[str, Any]]] = {}
         # phone -> (ack, result) for its next sends, set by `fail_sends`.
         self._failures: dict[str, list[tuple[int, str]]] = {}
         # call id -> the call ringing (or ended) on the phone it was offered to.
@@ -815,6 +840,61 @@ class Network:
         self._contacts[phone] = contact
         return contact
 
+    # -- chats -----------------------------------------------------------------------
+
+    async def chat_action(
+        self, device_id: object, token: object, chat: object, action: object, ids: object
+    ) -> dict[str, Any]:
+        """What a page did in a chat, as WhatsApp's servers hear it: read receipts for
+        `ids`, archive or unarchive, delete, or its chat state (typing, recording, paused).
+        A stalled device waits for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        assert device.phone is not None
+        if action not in CHAT_ACTIONS:
+            raise Invalid("validation_error", "unknown chat action", field="action")
+        entry: dict[str, Any] = {"chat": chat_id(chat, "chat"), "action": action}
+        if action == "read":
+            if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+                raise Invalid("validation_error", "ids must be message ids", field="ids")
+            entry["ids"] = [message_id_part(i, "ids") for i in ids]
+        log = self._chat_log.setdefault(device.phone, [])
+        log.append(entry)
+        del log[:-LOG_LIMIT]
+        return {"ok": True}
+
+    async def subscribe_presence(self, device_id: object, token: object, wid: object) -> str:
+        """The device follows the presence of a user id (a number or its LID) from now on,
+        while it stays connected; the id, as given."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        user = chat_id(wid, "id")
+        phone = self.phone_behind(user)
+        if phone is None or user.endswith("@g.us"):
+            raise Invalid("invalid_chat_id", "id must be a user id", field="id")
+        device.presence_of.add(phone)
+        return user
+
+    def set_presence(self, phone: str, state: str) -> int:
+        """`phone`'s presence changes: every device that follows it hears it, addressed as
+        the number. How many devices heard it."""
+        if state not in PRESENCE_STATES:
+            raise Invalid(
+                "validation_error",
+                f"state must be one of {', '.join(PRESENCE_STATES)}",
+                field="state",
+            )
+        heard = 0
+        for device in self.devices.values():
+            if device.linked and phone in device.presence_of:
+                device.publish("presence", {"id": f"{phone}@c.us", "state": state})
+                heard += 1
+        return heard
+
+    def chat_log(self, phone: str) -> list[dict[str, Any]]:
+        """What `phone`'s devices did in chats, oldest first."""
+        return list(self._chat_log.get(phone, []))
+
     async def _unstalled(self, device: Device) -> None:
         # A stalled device's queries get no answer, as its sends get none.
         while device.stalled and not self.closed:
@@ -826,6 +906,201 @@ class Network:
         if declared is not None:
             return declared
         return Contact() if self._linked(phone) else None
+
+    # -- groups ----------------------------------------------------------------------
+    #
+    # The page's WPP.group functions ask here (`/net/group`), and the control API plays
+    # every other member. Participant changes reach the devices of every member before and
+    # after as a `group` frame, which the page emits as wa-js's `group.participant_changed`
+    # (subject and description changes have no wa-js event, so they publish nothing).
+
+    async def group_op(
+        self, device_id: object, token: object, op: object, args: dict[str, Any]
+    ) -> Any:
+        """Run a page's group operation for the device's account. A stalled device waits
+        for its answer until `reconnect`."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        assert device.phone is not None
+        me = device.phone
+        if op == "list":
+            return [self.group_json(g) for g in self._groups.values() if me in g.members]
+        if op == "create":
+            subject = _group_subject(args.get("subject"))
+            phones = [self._participant(p) for p in _id_list(args.get("participants"))]
+            # As wa-js: every number is looked up first, and one unknown refuses them all.
+            for phone in phones:
+                self._on_whatsapp(phone)
+            group = self.create_group(me, subject, phones)
+            return {"gid": group.gid, "participants": {f"{p}@c.us": 200 for p in phones}}
+        if op == "join":
+            return self.join_group(me, args.get("code"))
+        group = self._member_group(me, args.get("id"))
+        if op == "info":
+            return self.group_json(group)
+        if op in ("add", "remove", "promote", "demote"):
+            phones = [self._participant(p) for p in _id_list(args.get("participants"))]
+            return self.change_participants(group, me, op, phones)
+        if op in ("subject", "description"):
+            value = args.get("value")
+            if op == "subject":
+                group.subject = _group_subject(value)
+            else:
+                if not isinstance(value, str) or len(value) > 2048:
+                    raise Invalid("validation_error", "description must be a string")
+                group.description = value or None
+            return True
+        if op in ("invite_code", "revoke_invite_code"):
+            return self.invite_code(group, me, revoke=op == "revoke_invite_code")
+        if op == "leave":
+            self._leave(group, me)
+            return None
+        raise Invalid("validation_error", "unknown group operation", field="op")
+
+    def invite_code(self, group: Group, phone: str, *, revoke: bool = False) -> str:
+        """The group's invite code as the admin `phone` reads it; a new one with `revoke`."""
+        self._admin(group, phone)
+        if revoke or not group.invite_code:
+            # WhatsApp's codes are 22 letters and digits.
+            group.invite_code = "".join(secrets.choice(INVITE_CHARS) for _ in range(22))
+        return group.invite_code
+
+    def group_json(self, group: Group) -> dict[str, Any]:
+        """A group as WhatsApp describes it to a member (its metadata)."""
+        return {
+            "id": group.gid,
+            "subject": group.subject,
+            "description": group.description,
+            "owner": f"{group.owner}@c.us",
+            "creation": group.created_at,
+            "participants": [
+                {
+                    "id": f"{phone}@c.us",
+                    "isAdmin": role != "member",
+                    "isSuperAdmin": role == "superadmin",
+                }
+                for phone, role in group.members.items()
+            ],
+        }
+
+    def create_group(self, creator: str, subject: str, members: list[str]) -> Group:
+        """A new group with `creator` as its super admin; nobody is told (a creation is
+        not a participant action)."""
+        gid = f"120363{secrets.randbelow(10**12):012d}@g.us"
+        group = Group(gid=gid, subject=subject, owner=creator, created_at=int(time.time()))
+        group.members[creator] = "superadmin"
+        for phone in members:
+            group.members.setdefault(phone, "member")
+        self._groups[gid] = group
+        return group
+
+    def group(self, gid: object) -> Group:
+        """A group by id; 404 when there is none."""
+        found = self._groups.get(gid) if isinstance(gid, str) else None
+        if found is None:
+            raise NotFound("group_not_found", "no such group")
+        return found
+
+    def change_participants(
+        self, group: Group, author: str, op: str, phones: list[str]
+    ) -> dict[str, Any]:
+        """`author` (an admin) adds, removes, promotes or demotes `phones`; every member,
+        before and after, hears it."""
+        self._admin(group, author)
+        results: dict[str, Any] = {}
+        for phone in phones:
+            role = group.members.get(phone)
+            if op == "add":
+                if role is None:
+                    self._on_whatsapp(phone)
+                results[f"{phone}@c.us"] = 409 if role is not None else 200
+            elif role is None:
+                raise Invalid(
+                    "group_participant_is_not_a_group_member", "a participant is not a member"
+                )
+            elif op == "promote" and role != "member":
+                raise Invalid(
+                    "group_participant_is_already_a_group_admin", "a participant is already admin"
+                )
+            elif op == "demote" and role == "member":
+                raise Invalid(
+                    "group_participant_is_already_not_a_group_admin",
+                    "a participant is not an admin",
+                )
+        changed = [p for p in phones if op != "add" or results[f"{p}@c.us"] == 200]
+        before = list(group.members)
+        for phone in changed:
+            if op == "add":
+                group.members[phone] = "member"
+            elif op == "remove":
+                group.members.pop(phone, None)
+            else:
+                group.members[phone] = "admin" if op == "promote" else "member"
+        if changed:
+            self._announce(group, before, author, op, op, changed)
+        return results
+
+    def join_group(self, phone: str, code: object) -> dict[str, Any]:
+        """`phone` joins through an invite code (or its https://chat.whatsapp.com/ link)."""
+        if isinstance(code, str):
+            code = code.rsplit("/", 1)[-1]
+        group = next((g for g in self._groups.values() if code and g.invite_code == code), None)
+        if group is None:
+            raise NotFound("invalid_invite_code", "no group has that invite code")
+        if phone not in group.members:
+            before = list(group.members)
+            group.members[phone] = "member"
+            self._announce(group, before, phone, "join", "add", [phone])
+        return {"id": group.gid, "pendingApproval": False}
+
+    def leave_group(self, group: Group, phone: str) -> None:
+        """`phone` leaves `group` (a control-side member leaving)."""
+        self._leave(group, phone)
+
+    def _leave(self, group: Group, phone: str) -> None:
+        if phone not in group.members:
+            raise Invalid("group_participant_is_not_a_group_member", "that account is not a member")
+        before = list(group.members)
+        del group.members[phone]
+        self._announce(group, before, phone, "leave", "remove", [phone])
+
+    def _announce(
+        self, group: Group, before: list[str], author: str, action: str, op: str, phones: list[str]
+    ) -> None:
+        # As wa-js's group.participant_changed (its bundle says `leave`, its d.ts `leaver`).
+        data = {
+            "groupId": group.gid,
+            "author": f"{author}@c.us",
+            "action": action,
+            "operation": op,
+            "participants": [f"{p}@c.us" for p in phones],
+        }
+        for phone in dict.fromkeys([*before, *group.members]):
+            for device in self._linked(phone):
+                device.publish("group", data, hold_offline=True)
+
+    def _member_group(self, phone: str, gid: object) -> Group:
+        # wa-js's ensureGroup: a group this account has not joined is not in its ChatStore.
+        found = self._groups.get(gid) if isinstance(gid, str) else None
+        if found is None or phone not in found.members:
+            raise NotFound("chat_not_found", "chat not found")
+        return found
+
+    @staticmethod
+    def _admin(group: Group, phone: str) -> None:
+        if group.members.get(phone) not in ("admin", "superadmin"):
+            raise Conflict("group_you_are_not_admin", "you are not an admin of that group")
+
+    def _on_whatsapp(self, phone: str) -> None:
+        contact = self._contact(phone)
+        if contact is None or not contact.exists:
+            raise Invalid("participant_not_exists", "a participant is not on WhatsApp")
+
+    def _participant(self, wid: object) -> str:
+        phone = self.phone_behind(_user_id(wid))
+        if phone is None:
+            raise Invalid("participant_not_exists", "that participant is not on WhatsApp")
+        return phone
 
     # -- calls -----------------------------------------------------------------------
 
@@ -1282,6 +1557,21 @@ def _user_id(value: object) -> str:
             "invalid_chat_id", "id must look like <digits>@c.us or <digits>@lid", field="id"
         )
     return chat_id(value, "id")
+
+
+INVITE_CHARS = string.ascii_letters + string.digits
+
+
+def _id_list(value: object) -> list[object]:
+    if not isinstance(value, list) or not value or len(value) > 256:
+        raise Invalid("validation_error", "participants must be a list of 1 to 256 ids")
+    return value
+
+
+def _group_subject(value: object) -> str:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise Invalid("validation_error", "subject must be 1 to 100 characters", field="subject")
+    return value
 
 
 def _same_secret(expected: str, given: str) -> bool:

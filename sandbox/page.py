@@ -43,6 +43,9 @@ class PageSite:
             Route("/net/media", self.media, methods=["GET"]),
             Route("/net/contact", self.contact, methods=["POST"]),
             Route("/net/blocklist", self.blocklist, methods=["POST"]),
+            Route("/net/group", self.group, methods=["POST"]),
+            Route("/net/chat", self.chat, methods=["POST"]),
+            Route("/net/presence", self.presence, methods=["POST"]),
             Route("/net/call/reject", self.reject_call, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
@@ -142,6 +145,35 @@ class PageSite:
             raise Invalid("validation_error", "block must be true or false", field="block")
         listed = await self.network.set_blocked(device, token, body.get("id"), block)
         return JSONResponse({"blocked": listed})
+
+    async def group(self, request: Request) -> Response:
+        """`{device_id, token, op, ...args}` -> `{value}`: one of the page's WPP.group
+        operations, for the device's account."""
+        body = await read_json(request)
+        device, token = body.pop("device_id", None), body.pop("token", None)
+        op = body.pop("op", None)
+        return JSONResponse({"value": await self.network.group_op(device, token, op, body)})
+
+    async def chat(self, request: Request) -> Response:
+        """`{device_id, token, chat, action, ids?}` -> `{ok}`: read receipts (`read` with
+        the bare ids read), archive, unarchive, delete, or the chat state."""
+        body = await read_json(request)
+        answer = await self.network.chat_action(
+            body.get("device_id"),
+            body.get("token"),
+            body.get("chat"),
+            body.get("action"),
+            body.get("ids"),
+        )
+        return JSONResponse(answer)
+
+    async def presence(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> `{id}`: follow that user's presence."""
+        body = await read_json(request)
+        wid = await self.network.subscribe_presence(
+            body.get("device_id"), body.get("token"), body.get("id")
+        )
+        return JSONResponse({"id": wid})
 
     async def reject_call(self, request: Request) -> Response:
         """`{device_id, token, id}` -> `{id, state}`: decline a call ringing on the phone."""

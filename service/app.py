@@ -20,7 +20,19 @@ from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
-from service.api import calls, cluster, contacts, messages, meta, qr, sessions, system, webhooks
+from service.api import (
+    calls,
+    chats,
+    cluster,
+    contacts,
+    groups,
+    messages,
+    meta,
+    qr,
+    sessions,
+    system,
+    webhooks,
+)
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
@@ -373,6 +385,8 @@ def create_app(
         *qr.routes,
         *messages.routes,
         *contacts.routes,
+        *groups.routes,
+        *chats.routes,
         *calls.routes,
         *webhooks.routes,
         *meta.routes,

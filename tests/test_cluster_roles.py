@@ -221,6 +221,20 @@ def test_the_api_answers_503_for_a_session_no_worker_can_serve(
         assert slow.status_code == 504, slow.text
         assert slow.json()["error"]["code"] == "page_timeout"
 
+        # A group's subject: changed on the worker's page, and its group_updated written by
+        # the api role that answered.
+        refusing.status, refusing.answer = 200, {"value": True}
+        gid = "120363000000000001@g.us"
+        renamed = api.api.put(f"/api/sessions/c1/groups/{gid}/subject", json={"subject": "R"})
+        assert renamed.json() == {"group_id": gid, "subject": "R"}, renamed.text
+        forwarded = refusing.requests[-1]
+        assert (forwarded["json"]["op"], forwarded["json"]["args"]) == (
+            "groups.subject",
+            {"id": gid, "subject": "R"},
+        )
+        (updated,) = api.events("c1", "group_updated")
+        assert updated["data"] == {"group_id": gid, "subject": "R"}
+
 
 def test_a_workers_port_answers_only_signed_internal_calls(
     tmp_path: Path, cluster_env: dict[str, str]

@@ -348,6 +348,55 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "contact_id", 422)
     assert phone.blocklist(ME) == []
 
+    # Groups: create one, then read, manage and leave it through the kit.
+    member = "5511988880009"
+    phone.contact(member)
+    (created,) = values(
+        run_kit(
+            car.base, call("createGroup", sessionId="kit-1", subject="Kit", participants=[FRIEND])
+        ),
+        True,
+    )
+    gid = created["id"]
+    assert created["participants"] == [{"id": f"{FRIEND}@c.us", "code": 200}]
+    managing = run_kit(
+        car.base,
+        call("addGroupParticipants", sessionId="kit-1", groupId=gid, participants=[f"+{member}"]),
+        call("promoteGroupParticipants", sessionId="kit-1", groupId=gid, participants=[member]),
+        call("setGroupSubject", sessionId="kit-1", groupId=gid, subject="Kit 2"),
+        call("group", sessionId="kit-1", groupId=gid),
+        call("groupInviteCode", sessionId="kit-1", groupId=gid),
+        call("groups", sessionId="kit-1"),
+        call("leaveGroup", sessionId="kit-1", groupId=gid),
+        call("group", sessionId="kit-1", groupId=gid),
+        call("group", sessionId="kit-1", groupId="not-a-group"),
+    )
+    added, promoted, renamed, info, invite, listed, left, gone_group, bad_group = values(
+        managing, True, True, True, True, True, True, True, False, False
+    )
+    assert added == [{"id": f"{member}@c.us", "code": 200}]
+    assert promoted == {"group_id": gid, "action": "promote", "participants": [member]}
+    assert renamed == {"group_id": gid, "subject": "Kit 2"}
+    assert info["subject"] == "Kit 2"
+    assert {p["id"]: p["is_admin"] for p in info["participants"]} == {
+        f"{ME}@c.us": True,
+        f"{FRIEND}@c.us": False,
+        f"{member}@c.us": True,
+    }
+    assert invite["url"] == f"https://chat.whatsapp.com/{invite['code']}"
+    assert gid in [g["id"] for g in listed]
+    assert left is True
+    assert (gone_group["class"], gone_group["code"], gone_group["status"]) == (
+        "ConflictException",
+        "page_refused",
+        409,
+    )
+    assert (bad_group["class"], bad_group["field"], bad_group["status"]) == (
+        "ValidationException",
+        "group_id",
+        422,
+    )
+
     key = "order-77-shipped"
     sending = run_kit(
         car.base,
@@ -384,6 +433,27 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     eventually(sent_status, 60, "the message to be sent")
     assert [m["text"] for m in phone.sent(ME)] == ["shipped"]
 
+    # Chats: one call per endpoint, on the chat the send opened.
+    chat = f"{FRIEND}@c.us"
+    chats = run_kit(
+        car.base,
+        call("chats", sessionId="kit-1", limit=10),
+        call("chatMessages", sessionId="kit-1", chat=chat, limit=5),
+        call("markChatRead", sessionId="kit-1", chat=chat),
+        call("archiveChat", sessionId="kit-1", chat=chat),
+        call("unarchiveChat", sessionId="kit-1", chat=chat),
+        call("setChatPresence", sessionId="kit-1", chat=chat, state="typing", durationMs=100),
+        call("subscribePresence", sessionId="kit-1", contact=chat),
+        call("deleteChat", sessionId="kit-1", chat=chat),
+        call("chats", sessionId="kit-1", limit=0),
+    )
+    listed, history, unread, archived, unarchived, _, followed, deleted, bad = values(
+        chats, True, True, True, True, True, True, True, True, False
+    )
+    assert [c["id"] for c in listed] == [chat]
+    assert [(m["body"], m["from_me"]) for m in history] == [("shipped", True)]
+    assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
+    assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "limit", 422)
     # Calls and polls: a ringing call rejected, one that no longer rings, and a poll.
     ringing = phone.call(ME, FRIEND)
     eventually(

@@ -130,6 +130,19 @@
   class ChatModel {
     constructor(id) {
       this.id = id;
+      this.t = undefined;
+      this.unreadCount = 0;
+      this.archive = false;
+      this.lastReceivedKey = undefined;
+    }
+    get isUser() {
+      return this.id.isUser();
+    }
+    get isGroup() {
+      return this.id.isGroup();
+    }
+    get hasUnread() {
+      return this.unreadCount !== 0;
     }
   }
 
@@ -586,6 +599,9 @@
         // What waited for us while we were away has been handed over.
         if (state.online && state.authenticated) setStream(state.streamMode, infoFor(state.streamMode));
         break;
+      case 'presence':
+        if (state.authenticated && state.streamMode === 'MAIN') onPresence(data);
+        break;
       case 'call':
         if (state.authenticated) onIncomingCall(data);
         break;
@@ -594,6 +610,7 @@
         break;
       case 'message':
       case 'ack':
+      case 'group':
         if (!state.authenticated) break;
         if (state.streamMode === 'MAIN') deliver(frame.kind, data);
         else state.backlog.push({ kind: frame.kind, data: data, seq: seq });
@@ -910,6 +927,7 @@
    */
   function addMessage(msg) {
     if (!remember(msg)) return false;
+    touchChat(msg);
     if (msg.quotedStanzaID !== undefined) {
       var quoted = messages.get(quotedMsgKey(msg)._serialized) || ownMessages.get(msg.quotedStanzaID);
       if (quoted) {
@@ -930,6 +948,8 @@
       deliverMessage(data);
     } else if (kind === 'ack') {
       deliverReceipt(data);
+    } else if (kind === 'group') {
+      deliverGroupChange(data);
     }
   }
 
@@ -1374,6 +1394,213 @@
     return newKey(wid);
   }
 
+  // ---------------------------------------------------------------- chats
+
+  /** WhatsApp's ChatStore on a new message: the chat exists, moves up, counts it unread. */
+  function touchChat(msg) {
+    var wid = msg.id.remote;
+    var chat = chats.get(wid._serialized);
+    if (!chat) {
+      chat = new ChatModel(wid);
+      chats.set(wid._serialized, chat);
+    }
+    chat.t = msg.t;
+    chat.touched = ++chatTouches;
+    chat.lastReceivedKey = msg.id;
+    if (!msg.id.fromMe && !msg.subtype) chat.unreadCount += 1;
+  }
+
+  // ChatStore's order: the chat with the newest message first (within a second, the one
+  // that got its message last).
+  var chatTouches = 0;
+  function chatList() {
+    return Array.from(chats.values()).sort(function (a, b) {
+      return (b.t || 0) - (a.t || 0) || (b.touched || 0) - (a.touched || 0);
+    });
+  }
+
+  // wa-js's assertGetChat: only a chat already in ChatStore.
+  function getChat(chatId) {
+    var wid = assertWid(chatId);
+    var chat = chats.get(wid._serialized);
+    if (!chat) throw new WPPError('chat_not_found', 'Chat not found for ' + wid);
+    return chat;
+  }
+
+  /** What the account did in a chat, as WhatsApp's servers hear it (receipts, chat state). */
+  async function chatNet(chat, action, extra) {
+    var auth = state.auth;
+    if (!auth) throw new Error('not logged in');
+    var body = Object.assign(
+      { device_id: state.deviceId, token: auth.token, chat: chat._serialized, action: action },
+      extra || {},
+    );
+    try {
+      return await net('/net/chat', body);
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      throw err;
+    }
+  }
+
+  /** wa-js's chat.list: filters, then `count` chats from the anchor `id` on. */
+  async function listChats(options) {
+    await readyPromise;
+    var e = options || {};
+    var count = e.count == null ? Infinity : e.count;
+    var list = chatList();
+    if (e.onlyUsers) list = list.filter(function (c) { return c.isUser; });
+    if (e.onlyGroups) list = list.filter(function (c) { return c.id.isGroup(); });
+    if (e.onlyWithUnreadMessage) list = list.filter(function (c) { return c.hasUnread; });
+    if (e.onlyArchived) list = list.filter(function (c) { return c.archive; });
+    var anchor = e.id ? chats.get(assertWid(e.id)._serialized) || null : null;
+    var start = anchor ? list.indexOf(anchor) : 0;
+    if (e.direction === 'before') {
+      var from = start - count < 0 ? 0 : start - count;
+      return list.slice(from, from + count >= start ? start : from + count);
+    }
+    return list.slice(start, start + count);
+  }
+
+  /**
+   * wa-js's chat.getMessages: `count` messages (20 by default, -1 all) before (default) or
+   * after the message `id`, oldest first; without `id`, the newest ones, the chat's last
+   * message included.
+   */
+  async function getMessages(chatId, options) {
+    await readyPromise;
+    var o = options || {};
+    var chat = getChat(chatId);
+    var count = o.count || 20;
+    var direction = o.direction === 'after' ? 'after' : 'before';
+    var anchorKey = o.id || (chat.lastReceivedKey ? chat.lastReceivedKey.toString() : undefined);
+    if (count === -1) count = Infinity;
+    if (!o.id && anchorKey) count--;
+    if (!anchorKey) return [];
+    var inChat = Array.from(messages.values()).filter(function (m) {
+      return m.id.remote.equals(chat.id);
+    });
+    var at = inChat.findIndex(function (m) {
+      return m.id._serialized === anchorKey;
+    });
+    if (at < 0) return [];
+    var found =
+      direction === 'before'
+        ? inChat.slice(Math.max(0, at - count), at)
+        : inChat.slice(at + 1, at + 1 + count);
+    if (!o.id) found.push(inChat[at]);
+    return found;
+  }
+
+  /** wa-js's markIsRead: WhatsApp's sendSeen (read receipts); the unread count before. */
+  async function markIsRead(chatId) {
+    var chat = getChat(chatId);
+    var unread = chat.unreadCount;
+    var ids = [];
+    if (unread > 0) {
+      var inChat = Array.from(messages.values()).filter(function (m) {
+        return m.id.remote.equals(chat.id) && !m.id.fromMe && !m.subtype;
+      });
+      ids = inChat.slice(-unread).map(function (m) {
+        return m.id.id;
+      });
+    }
+    await chatNet(chat.id, 'read', { ids: ids });
+    chat.unreadCount = 0;
+    return { wid: chat.id, unreadCount: unread };
+  }
+
+  /** wa-js's archive/unarchive: an error when the chat already is. */
+  async function setArchive(chatId, archive) {
+    if (archive === undefined) archive = true;
+    var wid = assertWid(chatId);
+    var chat = getChat(wid);
+    if (chat.archive === archive) {
+      var verb = archive ? 'archived' : 'unarchived';
+      throw new WPPError((archive ? 'archive' : 'unarchive') + '_error', 'The chat ' + wid + ' is already ' + verb, {
+        wid: wid,
+        archive: archive,
+      });
+    }
+    await chatNet(wid, archive ? 'archive' : 'unarchive');
+    chat.archive = archive;
+    return { wid: wid, archive: archive };
+  }
+
+  /** wa-js's delete: the chat (found or created) and its messages go; `status` 200. */
+  async function deleteChat(chatId) {
+    var wid = assertWid(chatId);
+    var chat = await findChat(wid);
+    await chatNet(chat.id, 'delete');
+    chats.delete(wid._serialized);
+    Array.from(messages.keys()).forEach(function (key) {
+      if (messages.get(key).id.remote.equals(wid)) messages.delete(key);
+    });
+    return { wid: wid, status: 200 };
+  }
+
+  /** wa-js's markIsComposing/markIsRecording(id, duration?): paused after `duration` ms. */
+  function chatState(action) {
+    return async function (chatId, duration) {
+      var chat = getChat(chatId);
+      await chatNet(chat.id, action);
+      if (chat.pausedTimerId) {
+        clearTimeout(chat.pausedTimerId);
+        delete chat.pausedTimerId;
+      }
+      if (duration) {
+        await new Promise(function (resolve) {
+          chat.pausedTimerId = setTimeout(function () {
+            markIsPaused(chatId).then(resolve, resolve);
+          }, duration);
+        });
+      }
+    };
+  }
+
+  async function markIsPaused(chatId) {
+    var chat = getChat(chatId);
+    await chatNet(chat.id, 'paused');
+  }
+
+  // ---------------------------------------------------------------- presence
+
+  /** wa-js's contact.subscribePresence: the ids subscribed; one that fails is left out. */
+  async function subscribePresence(ids) {
+    await readyPromise;
+    if (!Array.isArray(ids)) ids = [ids];
+    var auth = state.auth;
+    var done = [];
+    for (var i = 0; i < ids.length; i++) {
+      try {
+        var wid = createWid(ids[i]);
+        await net('/net/presence', { device_id: state.deviceId, token: auth.token, id: wid._serialized });
+        done.push(wid);
+      } catch (err) {
+        if (err && err.status === 401) onServerLogout();
+      }
+    }
+    return done;
+  }
+
+  /** wa-js's chat.presence_change, as PresenceStore's chat state of a user changes. */
+  function onPresence(data) {
+    var wid = new Wid(data.id);
+    var contact = contacts.get(wid._serialized);
+    queueMicrotask(function () {
+      emit('chat.presence_change', {
+        id: wid,
+        isOnline: data.state !== 'unavailable',
+        isGroup: false,
+        isUser: true,
+        shortName: contact && contact.pushname ? contact.pushname : '',
+        state: data.state,
+        t: Date.now(),
+        isContact: true,
+      });
+    });
+  }
+
   // ---------------------------------------------------------------- contact
 
   // wa-js's getPnLidEntry, from what the network told this page (WhatsApp's lidPnCache);
@@ -1491,6 +1718,158 @@
 
   function isBlocked(chatId) {
     return blockedIds.has(assertWid(chatId)._serialized);
+  }
+
+  // ---------------------------------------------------------------- group
+  //
+  // wa-js's WPP.group functions. The network keeps every group (`/net/group`); the page
+  // keeps a ChatModel per group it has seen, with its groupMetadata, as WhatsApp's ChatStore.
+
+  // The codes wa-js's group functions throw that the network may answer with.
+  var GROUP_CODES = [
+    'chat_not_found',
+    'not_a_group',
+    'group_you_are_not_admin',
+    'participant_not_exists',
+    'group_participant_is_not_a_group_member',
+    'group_participant_is_already_a_group_admin',
+    'group_participant_is_already_not_a_group_admin',
+    'invalid_invite_code',
+  ];
+
+  async function groupNet(op, args) {
+    await readyPromise;
+    var auth = state.auth;
+    if (!auth || !state.authenticated) throw new Error('not logged in');
+    try {
+      var body = Object.assign({ device_id: state.deviceId, token: auth.token, op: op }, args);
+      return (await net('/net/group', body)).value;
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      if (GROUP_CODES.indexOf(err.netCode) >= 0) throw new WPPError(err.netCode, err.message);
+      throw err;
+    }
+  }
+
+  /** The group's ChatModel in this page's ChatStore, updated from the network's metadata. */
+  function groupChat(info) {
+    var wid = new Wid(info.id);
+    var chat = chats.get(wid._serialized) || new ChatModel(wid);
+    chat.name = info.subject;
+    chat.formattedTitle = info.subject;
+    chat.groupMetadata = {
+      id: wid,
+      subject: info.subject,
+      desc: info.description || undefined,
+      owner: new Wid(info.owner),
+      creation: info.creation,
+      size: info.participants.length,
+      participants: info.participants.map(participantModel),
+    };
+    chats.set(wid._serialized, chat);
+    return chat;
+  }
+
+  function participantModel(p) {
+    return { id: new Wid(p.id), isAdmin: p.isAdmin, isSuperAdmin: p.isSuperAdmin };
+  }
+
+  /** The group's id as a Wid: `not_a_group` for any other id (wa-js's ensureGroup). */
+  function groupWid(groupId) {
+    var wid = assertWid(groupId);
+    if (!wid.isGroup()) throw new WPPError('not_a_group', 'Chat ' + wid + ' is not a group', { groupId: wid });
+    return wid;
+  }
+
+  function participantIds(ids) {
+    return (Array.isArray(ids) ? ids : [ids]).map(function (id) {
+      return assertWid(id)._serialized;
+    });
+  }
+
+  async function ensureGroup(groupId) {
+    var wid = groupWid(groupId);
+    return groupChat(await groupNet('info', { id: wid._serialized }));
+  }
+
+  async function getAllGroups() {
+    var groups = await groupNet('list', {});
+    return groups.map(groupChat);
+  }
+
+  async function createGroup(groupName, participantsIds) {
+    var answer = await groupNet('create', { subject: groupName, participants: participantIds(participantsIds) });
+    await ensureGroup(answer.gid);
+    var participants = {};
+    Object.keys(answer.participants).forEach(function (id) {
+      participants[id] = { wid: id, code: answer.participants[id], invite_code: null, invite_code_exp: null };
+    });
+    return { gid: new Wid(answer.gid), participants: participants };
+  }
+
+  async function addParticipants(groupId, participantsIds) {
+    var wid = groupWid(groupId);
+    var codes = await groupNet('add', { id: wid._serialized, participants: participantIds(participantsIds) });
+    var result = {};
+    Object.keys(codes).forEach(function (id) {
+      result[id] = {
+        wid: id,
+        code: codes[id],
+        message: codes[id] === 200 ? 'OK' : 'Conflict',
+        invite_code: null,
+        invite_code_exp: null,
+      };
+    });
+    return result;
+  }
+
+  function changeParticipants(op) {
+    return async function (groupId, participantsIds) {
+      var wid = groupWid(groupId);
+      await groupNet(op, { id: wid._serialized, participants: participantIds(participantsIds) });
+    };
+  }
+
+  function setGroupText(op) {
+    return async function (groupId, value) {
+      var wid = groupWid(groupId);
+      await groupNet(op, { id: wid._serialized, value: value });
+      await ensureGroup(wid);
+      return true;
+    };
+  }
+
+  async function getParticipants(groupId) {
+    return (await ensureGroup(groupId)).groupMetadata.participants;
+  }
+
+  function inviteCode(op) {
+    return async function (groupId) {
+      var wid = groupWid(groupId);
+      return groupNet(op, { id: wid._serialized });
+    };
+  }
+
+  async function joinGroup(inviteCode) {
+    var answer = await groupNet('join', { code: String(inviteCode) });
+    await ensureGroup(answer.id);
+    return { id: answer.id, pendingApproval: !!answer.pendingApproval };
+  }
+
+  async function leaveGroup(groupId) {
+    var wid = groupWid(groupId);
+    await groupNet('leave', { id: wid._serialized });
+  }
+
+  // wa-js's group.participant_changed (it wraps WhatsApp's updateDBForGroupAction).
+  function deliverGroupChange(data) {
+    emit('group.participant_changed', {
+      author: data.author,
+      groupId: data.groupId,
+      action: data.action,
+      operation: data.operation,
+      participants: data.participants.slice(),
+    });
   }
 
   // ---------------------------------------------------------------- calls
@@ -1678,12 +2057,28 @@
       sendCreatePollMessage: sendCreatePollMessage,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
+      // wa-js's chat.get: the ChatModel WhatsApp Web holds, or undefined.
+      get: function (chatId) {
+        return chats.get(assertWid(chatId)._serialized);
+      },
+      list: listChats,
+      getMessages: getMessages,
+      markIsRead: markIsRead,
+      archive: setArchive,
+      unarchive: function (chatId) {
+        return setArchive(chatId, false);
+      },
+      delete: deleteChat,
+      markIsComposing: chatState('typing'),
+      markIsRecording: chatState('recording'),
+      markIsPaused: markIsPaused,
     },
     contact: {
       getPnLidEntry: getPnLidEntry,
       queryExists: queryExists,
       getProfilePictureUrl: getProfilePictureUrl,
       getStatus: getStatus,
+      subscribePresence: subscribePresence,
     },
     call: {
       reject: rejectCall,
@@ -1702,6 +2097,22 @@
       unblockContact: function (chatId) {
         return setBlocked(chatId, false);
       },
+    },
+    group: {
+      ensureGroup: ensureGroup,
+      getAllGroups: getAllGroups,
+      create: createGroup,
+      getParticipants: getParticipants,
+      addParticipants: addParticipants,
+      removeParticipants: changeParticipants('remove'),
+      promoteParticipants: changeParticipants('promote'),
+      demoteParticipants: changeParticipants('demote'),
+      setSubject: setGroupText('subject'),
+      setDescription: setGroupText('description'),
+      getInviteCode: inviteCode('invite_code'),
+      revokeInviteCode: inviteCode('revoke_invite_code'),
+      join: joinGroup,
+      leave: leaveGroup,
     },
     util: {
       WPPError: WPPError,

@@ -278,6 +278,126 @@
     'calls.reject': async ({ id }) => !!(await WPP.call.reject(id)),
   };
 
+  // Groups (wa-js group functions): a group is one this account's ChatStore has (ensureGroup), so an
+  // unknown or left group is wa-js's `chat_not_found`; ids come back serialized.
+  const groupInfo = (chat) => {
+    const meta = (chat && chat.groupMetadata) || {};
+    return {
+      id: ser(chat.id),
+      subject: meta.subject || chat.name || null,
+      description: meta.desc || null,
+      owner: ser(meta.owner),
+      created_at: num(meta.creation),
+    };
+  };
+  const participant = (p) => ({ id: ser(p.id), is_admin: !!p.isAdmin, is_super_admin: !!p.isSuperAdmin });
+  const participantCodes = (result) =>
+    Object.values(result || {}).map((p) => ({ id: ser(p.wid), code: num(p.code) }));
+  Object.assign(OPS, {
+    'groups.list': async () => (await WPP.group.getAllGroups()).filter(Boolean).map(groupInfo),
+    'groups.create': async ({ subject, participants }) => {
+      const result = await WPP.group.create(subject, participants);
+      return { id: ser(result.gid), participants: participantCodes(result.participants) };
+    },
+    'groups.info': async ({ id }) => {
+      const chat = await WPP.group.ensureGroup(id);
+      const members = await WPP.group.getParticipants(id);
+      return Object.assign(groupInfo(chat), { participants: members.map(participant) });
+    },
+    'groups.participants': async ({ id }) => (await WPP.group.getParticipants(id)).map(participant),
+    'groups.add': async ({ id, participants }) =>
+      participantCodes(await WPP.group.addParticipants(id, participants)),
+    'groups.remove': async ({ id, participants }) => {
+      await WPP.group.removeParticipants(id, participants);
+      return null;
+    },
+    'groups.promote': async ({ id, participants }) => {
+      await WPP.group.promoteParticipants(id, participants);
+      return null;
+    },
+    'groups.demote': async ({ id, participants }) => {
+      await WPP.group.demoteParticipants(id, participants);
+      return null;
+    },
+    'groups.subject': async ({ id, subject }) => !!(await WPP.group.setSubject(id, subject)),
+    'groups.description': async ({ id, description }) =>
+      !!(await WPP.group.setDescription(id, description)),
+    'groups.invite': async ({ id }) => WPP.group.getInviteCode(id),
+    'groups.revoke': async ({ id }) => WPP.group.revokeInviteCode(id),
+    'groups.join': async ({ code }) => {
+      const result = await WPP.group.join(code);
+      return { id: ser(result.id), pending_approval: !!result.pendingApproval };
+    },
+    'groups.leave': async ({ id }) => {
+      await WPP.group.leave(id);
+      return null;
+    },
+  });
+
+  // ------------------------------------------------------------------ chats
+  //
+  // A chat as the API shows it; ChatModel fields read as WhatsApp Web keeps them.
+  const chatView = (c) => ({
+    id: ser(c.id),
+    name: c.formattedTitle || c.name || null,
+    is_group: /@g\.us$/.test(ser(c.id) || ''),
+    unread_count: num(c.unreadCount) || 0,
+    archived: !!c.archive,
+    timestamp: num(c.t),
+  });
+  // wa-js ends markIsComposing/Recording(id, duration) with markIsPaused after `duration`,
+  // awaiting it: the bridge answers at once and keeps the timer, one per chat.
+  const pauseTimers = new Map();
+  const chatState = async (id, mark, ms) => {
+    clearTimeout(pauseTimers.get(id));
+    pauseTimers.delete(id);
+    await mark(id);
+    if (ms) {
+      pauseTimers.set(
+        id,
+        setTimeout(() => {
+          pauseTimers.delete(id);
+          WPP.chat.markIsPaused(id).catch(() => null);
+        }, ms),
+      );
+    }
+  };
+  Object.assign(OPS, {
+    // wa-js starts from the top when the anchor chat is not in ChatStore: refuse instead,
+    // with the code wa-js gives a chat it does not hold.
+    'chats.list': async ({ count, direction, id }) => {
+      if (id && !WPP.chat.get(id)) return Promise.reject({ code: 'chat_not_found', message: 'no such chat' });
+      return (await WPP.chat.list({ count, direction, id: id || undefined })).map(chatView);
+    },
+    // Oldest first, as wa-js answers them; each one as an inbound message is forwarded.
+    'chats.messages': async ({ id, count, direction, anchor }) =>
+      Promise.all(
+        (await WPP.chat.getMessages(id, { count, direction, id: anchor || undefined })).map(message),
+      ),
+    'chats.read': async ({ id }) => {
+      const result = await WPP.chat.markIsRead(id);
+      return { id: ser(result.wid), unread_count: num(result.unreadCount) };
+    },
+    'chats.archive': async ({ id, archive }) => {
+      const result = archive ? await WPP.chat.archive(id) : await WPP.chat.unarchive(id);
+      return { id: ser(result.wid), archived: !!result.archive };
+    },
+    'chats.delete': async ({ id }) => {
+      const result = await WPP.chat.delete(id);
+      return { id: ser(result.wid), status: num(result.status) };
+    },
+    // wa-js leaves out an id it could not subscribe to.
+    'chats.subscribe': async ({ id }) => ({
+      subscribed: (await WPP.contact.subscribePresence([id])).map(ser).includes(id),
+    }),
+    'chats.state': async ({ id, state, ms }) => {
+      if (state === 'typing') await chatState(id, WPP.chat.markIsComposing, ms);
+      else if (state === 'recording') await chatState(id, WPP.chat.markIsRecording, ms);
+      else await chatState(id, WPP.chat.markIsPaused, 0);
+      return { id, state };
+    },
+  });
+
   const runOp = async (name, args) => {
     if (!Object.prototype.hasOwnProperty.call(OPS, name)) {
       return { ok: false, code: null, message: 'unknown page operation' };
@@ -286,6 +406,21 @@
       return { ok: true, value: await OPS[name](args || {}) };
     } catch (e) {
       return Object.assign({ ok: false }, errorInfo(e));
+    }
+  };
+
+  // Whether an id (phone or LID form) is this account's own.
+  const isMine = (id) => {
+    try {
+      const own = [ser(WPP.conn.getMyUserId())];
+      try {
+        own.push(ser(WPP.conn.getMyUserLid()));
+      } catch (e) {
+        // no LID known yet
+      }
+      return own.includes(ser(id));
+    } catch (e) {
+      return false;
     }
   };
 
@@ -322,6 +457,29 @@
     });
     WPP.on('conn.main_ready', pushState);
     WPP.on('chat.new_message', onMessage);
+    // wa-js wires this at loader.full_ready; `action` is `join` for an invite, `leave` for
+    // someone removing themselves (the bundle's word; its d.ts says `leaver`).
+    WPP.on('group.participant_changed', (event) => {
+      const participants = (event.participants || []).map(ser);
+      send('group_participants', {
+        group_id: ser(event.groupId),
+        author: ser(event.author),
+        action: event.action || null,
+        operation: event.operation || null,
+        participants,
+        includes_me: participants.some(isMine),
+      });
+    });
+    // A subscribed contact's (or group's) chat state changed.
+    WPP.on('chat.presence_change', (event) =>
+      send('presence', {
+        id: ser(event.id),
+        online: !!event.isOnline,
+        state: event.state || null,
+        is_group: !!event.isGroup,
+        participants: (event.participants || []).map((p) => ({ id: ser(p.id), state: p.state || null })),
+      }),
+    );
     // Fired for ack 1 (SENT) and for receipts (2+); never for 0 or failures.
     WPP.on('chat.msg_ack_change', (event) =>
       send('ack', {

@@ -7,7 +7,7 @@ docs/webhooks.md from `EVENTS` (each model's docstring says when the event comes
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -78,6 +78,71 @@ class ProviderFailover(EventData):
     reason: str
 
 
+GroupAction = Literal["add", "remove", "promote", "demote", "join", "leave"]
+
+
+class GroupParticipantsChanged(EventData):
+    """wa-js's `group.participant_changed`: members of a group this account is in were
+    added, removed, promoted or demoted, or joined by invite or left. It comes for every
+    such change WhatsApp tells this account about, those this session made through the API
+    included, and for the change that removes this account itself."""
+
+    event = "group_participants_changed"
+    group_id: str = Field(examples=["120363025246125486@g.us"])
+    action: GroupAction = Field(
+        description="`join`: through an invite code; `leave`: a member removed themselves"
+    )
+    operation: Literal["add", "remove", "promote", "demote"]
+    author: str | None = Field(description="who did it, when WhatsApp says (`@c.us` or `@lid`)")
+    participants: list[str] = Field(description="the members concerned (`@c.us` or `@lid`)")
+    includes_me: bool = Field(description="whether this account is one of `participants`")
+
+
+class GroupJoined(EventData):
+    """This account became a member of a group: someone added it, or it joined by invite
+    (the API's join, or another device of the account). It comes with the same change's
+    `group_participants_changed`. A group this session creates does not send it: the create
+    call's answer is that news."""
+
+    event = "group_joined"
+    group_id: str = Field(examples=["120363025246125486@g.us"])
+    action: Literal["add", "join"]
+    author: str | None = Field(description="who added it, when WhatsApp says")
+
+
+class GroupUpdated(EventData):
+    """This session changed a group's subject or description through the API. wa-js 4.6.0
+    has no event for a subject or description changed by another member, so those changes
+    send nothing; read the group's info instead."""
+
+    event = "group_updated"
+    group_id: str = Field(examples=["120363025246125486@g.us"])
+    subject: str | None = Field(default=None, description="the new subject; only when it changed")
+    description: str | None = Field(
+        default=None, description="the new description (empty: cleared); only when it changed"
+    )
+
+
+class PresenceParticipant(Output):
+    id: str
+    state: str | None
+
+
+class PresenceUpdated(EventData):
+    """A followed contact came online, went offline, or is typing or recording: one the
+    session subscribed to (`.../presence/subscribe`), or a chat WhatsApp Web follows."""
+
+    event = "presence_updated"
+    chat_id: str = Field(description="`<digits>@c.us`, `<digits>@lid` or `<id>@g.us`")
+    online: bool
+    state: str | None = Field(
+        description="WhatsApp Web's chat state: available, composing, recording or unavailable"
+    )
+    participants: list[PresenceParticipant] = Field(
+        default_factory=list, description="in a group: who is composing or recording"
+    )
+
+
 class CallReceived(EventData):
     """Someone is calling the session's account (WhatsApp Web only; it rings on the phone
     too). `rejected`: the session's `call_policy` declined it; otherwise
@@ -123,6 +188,10 @@ EVENTS: dict[str, type[EventData]] = {
         MessageReceived,
         MessageStatusUpdated,
         ProviderFailover,
+        GroupParticipantsChanged,
+        GroupJoined,
+        GroupUpdated,
+        PresenceUpdated,
         CallReceived,
         PollVote,
     )

@@ -273,6 +273,65 @@ class ContactCheck(Input):
     )
 
 
+# -- groups (service/api/groups.py) ---------------------------------------------------
+
+GROUP_PATTERN = r"^[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us$"
+PATTERN_RULES[GROUP_PATTERN] = "is not a group id: use <id>@g.us"
+# An invite code, or the https://chat.whatsapp.com/ link that carries it.
+INVITE_PATTERN = r"^(?:https://chat\.whatsapp\.com/)?[A-Za-z0-9]{16,32}$"
+PATTERN_RULES[INVITE_PATTERN] = (
+    "is not an invite code: use the code (16-32 letters and digits) or its "
+    "https://chat.whatsapp.com/ link"
+)
+MAX_GROUP_PARTICIPANTS = 50
+# WhatsApp's own limits for a group's subject and description.
+MAX_GROUP_SUBJECT = 100
+MAX_GROUP_DESCRIPTION = 2048
+
+Participant = Annotated[
+    str,
+    StringConstraints(max_length=40, pattern=CONTACT_PATTERN),
+    Field(examples=["5511999990001", "5511999990001@c.us", "123456789012345@lid"]),
+]
+Participants = Annotated[list[Participant], Field(min_length=1, max_length=MAX_GROUP_PARTICIPANTS)]
+GroupSubjectText = Annotated[str, _present(MAX_GROUP_SUBJECT)]
+
+
+class GroupCreate(Input):
+    """A new group with this account as its super admin."""
+
+    subject: GroupSubjectText = Field(description=f"1-{MAX_GROUP_SUBJECT} characters")
+    participants: Participants = Field(
+        description=f"1-{MAX_GROUP_PARTICIPANTS} members besides this account: numbers, "
+        "<digits>@c.us or <digits>@lid"
+    )
+
+
+class GroupParticipants(Input):
+    """Members to add, remove, promote or demote."""
+
+    participants: Participants = Field(
+        description=f"1-{MAX_GROUP_PARTICIPANTS} numbers, <digits>@c.us or <digits>@lid"
+    )
+
+
+class GroupSubject(Input):
+    subject: GroupSubjectText = Field(description=f"1-{MAX_GROUP_SUBJECT} characters")
+
+
+class GroupDescription(Input):
+    description: Annotated[str, _limited(MAX_GROUP_DESCRIPTION)] = Field(
+        description=f"up to {MAX_GROUP_DESCRIPTION} characters; empty clears it"
+    )
+
+
+class GroupJoin(Input):
+    code: Annotated[str, StringConstraints(max_length=64, pattern=INVITE_PATTERN)] = Field(
+        description="the invite code, or its https://chat.whatsapp.com/ link",
+        examples=["AbCdEfGhIjKlMnOpQrStUv"],
+    )
+
+
 class MediaInput(Input):
     """Exactly one of `url` (fetched when the message is accepted, public hosts only unless
     SIDECAR_FETCH_ALLOW lists it) or `base64` (optionally a data: URL)."""
@@ -482,3 +541,65 @@ class MetaHandshake(Input):
     mode: str | None = Field(default=None, alias="hub.mode")
     verify_token: str | None = Field(default=None, alias="hub.verify_token")
     challenge: str | None = Field(default=None, alias="hub.challenge")
+
+
+# ---- chats (service/api/chats.py)
+
+# A chat: `<digits>@c.us`, `<id>@g.us` or `<digits>@lid`, as WhatsApp Web names it.
+CHAT_PATTERN = (
+    r"^(?:[1-9][0-9]{6,14}@c\.us|[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us|[1-9][0-9]{5,24}@lid)$"
+)
+PATTERN_RULES[CHAT_PATTERN] = "is not a chat: use <digits>@c.us, <id>@g.us or <digits>@lid"
+# A message's full WhatsApp id: `<true|false>_<chat>_<id>[_<participant>]`.
+MESSAGE_KEY_PATTERN = (
+    r"^(?:true|false)_(?:[1-9][0-9]{6,14}@c\.us|[0-9]{6,20}(?:-[0-9]{6,20})?@g\.us"
+    r"|[1-9][0-9]{5,24}@lid)_[0-9A-Za-z]{1,64}(?:_[1-9][0-9]{5,24}@(?:c\.us|lid))?$"
+)
+PATTERN_RULES[MESSAGE_KEY_PATTERN] = (
+    "is not a WhatsApp message id: use the `id` of a message this API listed"
+)
+ChatId = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=CHAT_PATTERN),
+    Field(examples=["5511999990001@c.us", "120363025246125888@g.us"]),
+]
+MessageKey = Annotated[
+    str,
+    StringConstraints(max_length=160, pattern=MESSAGE_KEY_PATTERN),
+    Field(examples=["false_5511999990001@c.us_3EB0C767D26A1D8C3E2F"]),
+]
+# One page of a chat list or of a chat's messages: WhatsApp Web holds them in memory.
+MAX_PAGE = 100
+PageSize = Annotated[int, BeforeValidator(_query_int), Field(ge=1, le=MAX_PAGE)]
+
+
+class ChatListQuery(Input):
+    """One page of the chat list, newest chat first. `after` (the last chat of a page)
+    gives the next page; `before` the one before it. Not both."""
+
+    limit: PageSize = Field(default=20, description=f"1-{MAX_PAGE} chats")
+    after: ChatId | None = Field(default=None, description="the chats after this one")
+    before: ChatId | None = Field(default=None, description="the chats before this one")
+
+
+class ChatMessagesQuery(Input):
+    """One page of a chat's messages, oldest first: the newest ones by default; `before`
+    (the first message of a page) gives older ones, `after` newer ones. Not both."""
+
+    limit: PageSize = Field(default=20, description=f"1-{MAX_PAGE} messages")
+    before: MessageKey | None = Field(default=None, description="messages older than this id")
+    after: MessageKey | None = Field(default=None, description="messages newer than this id")
+
+
+# wa-js repeats a chat state until paused; a duration pauses it after that many ms.
+MAX_CHAT_STATE_MS = 60_000
+
+
+class ChatPresence(Input):
+    """Show the chat's other side that this account is typing or recording audio, or stop
+    (`paused`). With `duration_ms`, WhatsApp Web pauses by itself after that long."""
+
+    state: Literal["typing", "recording", "paused"]
+    duration_ms: int | None = Field(
+        default=None, ge=1, le=MAX_CHAT_STATE_MS, description="typing or recording only"
+    )

@@ -280,3 +280,166 @@ class ContactIds(Output):
         description="digits, or null when unknown", examples=["5511999990001"]
     )
     lid: str | None = Field(description="`<digits>@lid`, or null when unknown")
+
+
+# -- groups (service/api/groups.py) -----------------------------------------------------
+
+
+class GroupParticipant(Output):
+    id: str = Field(description="`<digits>@c.us` or `<digits>@lid`")
+    is_admin: bool
+    is_super_admin: bool = Field(description="the group's creator (owner)")
+
+
+class Group(Output):
+    """A group this account is in, as WhatsApp Web knows it."""
+
+    id: str = Field(examples=["120363025246125486@g.us"])
+    subject: str | None
+    description: str | None
+    owner: str | None = Field(description="who created it, when known")
+    created_at: int | None = Field(description="Unix seconds, when known")
+
+
+class GroupList(Output):
+    data: list[Group]
+
+
+class GroupInfo(Group):
+    participants: list[GroupParticipant]
+
+
+class GroupParticipantList(Output):
+    group_id: str
+    data: list[GroupParticipant]
+
+
+class GroupParticipantResult(Output):
+    id: str
+    code: int | None = Field(
+        description="WhatsApp's answer for this member: 200 added, 403 not allowed (their "
+        "privacy settings), 409 already a member, 421 waiting for approval"
+    )
+
+
+class GroupCreated(Output):
+    id: str = Field(description="the new group's id", examples=["120363025246125486@g.us"])
+    participants: list[GroupParticipantResult]
+
+
+class GroupParticipantsAdded(Output):
+    group_id: str
+    participants: list[GroupParticipantResult]
+
+
+class GroupParticipantsChangedReply(Output):
+    group_id: str
+    action: Literal["remove", "promote", "demote"]
+    participants: list[str] = Field(description="the ids as given")
+
+
+class GroupSubjectReply(Output):
+    group_id: str
+    subject: str
+
+
+class GroupDescriptionReply(Output):
+    group_id: str
+    description: str | None
+
+
+class GroupInvite(Output):
+    group_id: str
+    code: str
+    url: str = Field(description="https://chat.whatsapp.com/<code>")
+
+
+class GroupJoinResult(Output):
+    group_id: str
+    pending_approval: bool = Field(
+        description="the group approves new members: this account is not in it yet"
+    )
+
+
+class GroupLeft(Output):
+    group_id: str
+    left: bool
+
+
+# ---- chats (service/api/chats.py)
+
+
+class Chat(Output):
+    """A chat as WhatsApp Web holds it."""
+
+    id: str = Field(description="`<digits>@c.us`, `<id>@g.us` or `<digits>@lid`")
+    name: str | None = Field(description="the chat's title (contact or group name), if known")
+    is_group: bool
+    unread_count: int = Field(description="unread messages (-1: marked unread by hand)")
+    archived: bool
+    timestamp: int | None = Field(description="Unix seconds of the chat's last activity")
+
+
+class ChatList(Output):
+    data: list[Chat] = Field(description="newest chat first")
+
+
+class ChatMessage(Output):
+    """One message of a chat as WhatsApp Web holds it (the same fields the page reports for
+    an inbound message). Unset fields are null."""
+
+    id: str = Field(
+        description="WhatsApp's full id; `before`/`after` take it",
+        examples=["false_5511999990001@c.us_3EB0C767D26A1D8C3E2F"],
+    )
+    ref: str | None = Field(description="the bare message id (`provider_message_id`)")
+    from_me: bool
+    from_: str | None = Field(alias="from")
+    to: str | None
+    author: str | None = Field(description="the sender in a group")
+    from_phone: str | None = Field(description="the number behind an `@lid` sender, if known")
+    author_phone: str | None
+    type: str | None = Field(description="WhatsApp's type: chat, image, video, ptt, document, ...")
+    subtype: str | None
+    body: str | None = Field(description="the text of a `chat` message")
+    caption: str | None
+    filename: str | None
+    mimetype: str | None
+    size: int | None
+    timestamp: int | None = Field(description="Unix seconds")
+    notify_name: str | None
+    latitude: float | None
+    longitude: float | None
+    location_name: str | None
+    quoted_id: str | None = Field(description="the full id of the message replied to")
+    quoted_ref: str | None
+
+
+class ChatMessages(Output):
+    chat_id: str
+    data: list[ChatMessage] = Field(description="oldest first")
+
+
+class ChatRead(Output):
+    chat_id: str
+    unread_count: int | None = Field(description="how many were unread before")
+
+
+class ChatArchived(Output):
+    chat_id: str
+    archived: bool
+
+
+class ChatDeleted(Output):
+    chat_id: str
+    deleted: bool
+
+
+class ChatPresenceSet(Output):
+    chat_id: str
+    state: str
+
+
+class PresenceSubscribed(Output):
+    chat_id: str
+    subscribed: bool = Field(description="false when WhatsApp Web could not subscribe")

@@ -17,7 +17,13 @@ from service.browser.bridge import BridgeEvent, WaJsConfig
 from service.browser.profile_lock import lock_host
 from service.clock import iso
 from service.links import SignedLinks
-from service.models.events import QrCodeGenerated
+from service.models.events import (
+    GroupJoined,
+    GroupParticipantsChanged,
+    PresenceParticipant,
+    PresenceUpdated,
+    QrCodeGenerated,
+)
 from service.netguard import proxy_host_problem
 from service.secretbox import SecretBox
 from service.sessions.calls import Replier, on_incoming_call
@@ -436,6 +442,10 @@ class SessionWorker:
 
     async def _handle(self, event: BridgeEvent) -> None:
         payload = event.payload or {}
+        if event.type == "group_participants":
+            # News like a message: it counts while the page closes too.
+            await self._group_participants(payload)
+            return
         quiet = self.stopping or self._muted or self.ctx.shutting_down or self._qr_expired.is_set()
         if quiet and event.type not in MESSAGE_EVENTS:
             # Closing (or handed over to another engine, the QR wait timed out, or the
@@ -481,6 +491,8 @@ class SessionWorker:
             case "logout":
                 await self._logged_out(record)
                 await self._page_closed()  # sends of an unlinked device never settle
+            case "presence":
+                await self._presence(payload)
             case "call":
                 # Handled inline: the rejection must happen while the call still rings.
                 await on_incoming_call(
@@ -551,6 +563,27 @@ class SessionWorker:
             events=[event.new_event()],
         )
 
+    async def _presence(self, payload: dict[str, Any]) -> None:
+        """A subscribed contact's presence changed (wa-js's chat.presence_change)."""
+        chat = payload.get("id")
+        if not isinstance(chat, str):
+            return
+        state = payload.get("state")
+        participants = [
+            PresenceParticipant(
+                id=p["id"], state=p.get("state") if isinstance(p.get("state"), str) else None
+            )
+            for p in payload.get("participants") or []
+            if isinstance(p, dict) and isinstance(p.get("id"), str)
+        ]
+        event = PresenceUpdated(
+            chat_id=chat,
+            online=bool(payload.get("online")),
+            state=state if isinstance(state, str) else None,
+            participants=participants,
+        )
+        await self.ctx.store.update_session(self.session_id, {}, [event.new_event()])
+
     async def _connected(self, record: SessionRecord, me: object) -> SessionRecord:
         phone = str(me) if me else record.phone_number
         return await self.ctx.status.move(
@@ -558,6 +591,27 @@ class SessionWorker:
             "connected",
             changes={"phone_number": phone, "qr": None, "qr_expires_at": None, "last_error": None},
         )
+
+    async def _group_participants(self, payload: dict[str, Any]) -> None:
+        """wa-js's group.participant_changed as `group_participants_changed`, and as
+        `group_joined` when this account is the one added or joining."""
+        data = dict(payload)
+        if data.get("action") == "leaver":
+            data["action"] = "leave"  # wa-js's d.ts word for what its bundle calls `leave`
+        try:
+            changed = GroupParticipantsChanged.model_validate(data)
+        except ValueError:
+            self.log.warning(
+                "session %s: a group change the page sent is malformed", self.session_id
+            )
+            return
+        events = [changed.new_event()]
+        if changed.includes_me and changed.action in ("add", "join"):
+            joined = GroupJoined(
+                group_id=changed.group_id, action=changed.action, author=changed.author
+            )
+            events.append(joined.new_event())
+        await self.ctx.store.update_session(self.session_id, {}, events)
 
     async def _reject_call(self, call_id: str) -> bool:
         """Decline a ringing call through the page (wa-js `call.reject`)."""

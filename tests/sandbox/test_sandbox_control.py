@@ -170,6 +170,15 @@ def test_malformed_bodies_are_400(shared: httpx.Client, path: str, raw: bytes) -
         ("/control/contacts", {"phone": PEER, "about": 5}, 422, "validation_error"),
         ("/net/contact", {"device_id": "x", "token": "y", "id": "1@c.us"}, 401, None),
         ("/net/blocklist", {"device_id": "x", "token": "y"}, 401, "not_authenticated"),
+        ("/net/group", {"device_id": "x", "token": "y", "op": "list"}, 401, "not_authenticated"),
+        ("/control/groups", {"creator": PEER}, 422, "validation_error"),
+        ("/control/groups", {"creator": "12ab", "subject": "S"}, 422, "validation_error"),
+        ("/control/groups", {"creator": PEER, "subject": "x" * 101}, 422, "validation_error"),
+        ("/control/groups", {"creator": PEER, "subject": "S", "participants": "no"}, 422, None),
+        ("/control/groups/1203630000@g.us/participants", {"by": PEER}, 404, "group_not_found"),
+        ("/control/groups/1203630000@g.us/leave", {"phone": PEER}, 404, "group_not_found"),
+        ("/control/groups/join", {"phone": PEER, "code": "nope"}, 404, "invalid_invite_code"),
+        ("/control/groups/join", {"phone": PEER}, 422, "validation_error"),
     ],
 )
 def test_bad_control_input_is_a_json_4xx(
@@ -191,6 +200,7 @@ def test_bad_control_input_is_a_json_4xx(
         ("GET", "/control/lid", 422),
         ("GET", "/control/lid?phone=12ab", 422),
         ("GET", "/control/blocklist", 422),
+        ("GET", "/control/groups/1203630000@g.us", 404),
         ("GET", "/net/events?device=nope", 404),
         ("GET", "/net/media?device=x&token=y&id=3EB0AA", 401),
         ("GET", "/no/such/page", 404),
@@ -275,6 +285,30 @@ def test_an_ack_of_zero_or_below_is_refused_because_wa_js_emits_nothing(
     response = shared.post("/control/ack", json={"message_id": "true_1@c.us_3EB0AAAA", "ack": 0})
     assert response.status_code == 422
     assert "wa-js emits no chat.msg_ack_change" in response.json()["error"]["message"]
+
+
+def test_a_group_refuses_what_its_members_cannot_do(shared: httpx.Client) -> None:
+    """The control side plays WhatsApp's rules: admins manage members, members exist."""
+    owner, member, nobody = "15557770001", "15557770002", "15557770003"
+    shared.post("/control/contacts", json={"phone": member}).raise_for_status()
+    shared.post("/control/contacts", json={"phone": nobody, "exists": False}).raise_for_status()
+    created = shared.post("/control/groups", json={"creator": owner, "subject": "Rules"})
+    assert created.status_code == 200, created.text
+    gid = created.json()["id"]
+    members = f"/control/groups/{gid}/participants"
+    added = shared.post(members, json={"by": owner, "action": "add", "participants": [member]})
+    assert added.json() == {"results": {f"{member}@c.us": 200}}
+    by_member = {"by": member, "action": "remove", "participants": [owner]}
+    assert error_code(shared.post(members, json=by_member)) == "group_you_are_not_admin"
+    unknown = {"by": owner, "action": "add", "participants": [nobody]}
+    assert error_code(shared.post(members, json=unknown)) == "participant_not_exists"
+    bad_action = {"by": owner, "action": "ban", "participants": [member]}
+    assert shared.post(members, json=bad_action).status_code == 422
+    assert shared.post(f"/control/groups/{gid}/invite", json={"by": member}).status_code == 409
+    code = shared.post(f"/control/groups/{gid}/invite", json={"by": owner}).json()["code"]
+    assert len(code) == 22 and code.isalnum()
+    left = shared.post(f"/control/groups/{gid}/leave", json={"phone": member})
+    assert [p["id"] for p in left.json()["participants"]] == [f"{owner}@c.us"]
 
 
 def test_every_phone_has_one_stable_lid(shared: httpx.Client) -> None:

@@ -185,7 +185,9 @@ async def test_a_failed_send_resolves_with_a_negative_ack_and_no_ack_event(
 async def test_message_keys_and_chats_follow_wa_js(sandbox: Sandbox, link: Link) -> None:
     wa = await link("15550000204")
     chat = await wa.js("(c) => WPP.chat.find(c)", PEER_CHAT)
-    assert chat == {"id": {"server": "c.us", "user": PEER, "_serialized": PEER_CHAT}}
+    assert chat["id"] == {"server": "c.us", "user": PEER, "_serialized": PEER_CHAT}
+    # A chat found before any message: in ChatStore, nothing unread, not archived.
+    assert (chat["unreadCount"], chat["archive"]) == (0, False)
     keys = await wa.js(
         """async (c) => {
              const chat = await WPP.chat.find(c);

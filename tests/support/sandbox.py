@@ -70,6 +70,54 @@ class Phone:
         response.raise_for_status()
         return list(response.json()["blocked"])
 
+    # -- groups: the other members (docs/sandbox.md) --
+
+    def create_group(self, creator: str, subject: str, *members: str) -> dict[str, Any]:
+        """A group made by `creator` (not a linked session) with `members`; nobody is told."""
+        body = {"creator": creator, "subject": subject, "participants": list(members) or None}
+        response = self.http.post("/control/groups", json=body)
+        response.raise_for_status()
+        return dict(response.json())
+
+    def group(self, gid: str) -> dict[str, Any]:
+        response = self.http.get(f"/control/groups/{gid}")
+        response.raise_for_status()
+        return dict(response.json())
+
+    def group_members(self, gid: str, by: str, action: str, *members: str) -> httpx.Response:
+        """`by` (an admin) adds, removes, promotes or demotes `members`."""
+        body = {"by": by, "action": action, "participants": list(members)}
+        return self.http.post(f"/control/groups/{gid}/participants", json=body)
+
+    def group_subject(self, gid: str, by: str, **change: str) -> httpx.Response:
+        return self.http.post(f"/control/groups/{gid}/subject", json={"by": by, **change})
+
+    def invite(self, gid: str, by: str) -> str:
+        """The group's invite code, as its admin `by` reads it."""
+        response = self.http.post(f"/control/groups/{gid}/invite", json={"by": by})
+        response.raise_for_status()
+        return str(response.json()["code"])
+
+    def join_group(self, phone: str, code: str) -> httpx.Response:
+        return self.http.post("/control/groups/join", json={"phone": phone, "code": code})
+
+    def leave_group(self, gid: str, phone: str) -> httpx.Response:
+        return self.http.post(f"/control/groups/{gid}/leave", json={"phone": phone})
+
+    def chat_actions(self, phone: str) -> list[dict[str, Any]]:
+        """What that account did in its chats (read receipts, archive, chat state)."""
+        response = self.http.get("/control/chats", params={"phone": phone})
+        response.raise_for_status()
+        actions: list[dict[str, Any]] = response.json()["actions"]
+        return actions
+
+    def presence(self, phone: str, state: str) -> int:
+        """`phone` is `available`, `composing`, `recording` or `unavailable` now; how many
+        devices that follow its presence heard it."""
+        response = self.http.post("/control/presence", json={"phone": phone, "state": state})
+        response.raise_for_status()
+        return int(response.json()["devices"])
+
     def call(self, to: str, caller: str, **flags: Any) -> dict[str, Any]:
         """`caller` calls `to`: it rings on `to`'s devices (`video`, `group`, `lid`)."""
         response = self.http.post("/control/calls", json={"to": to, "from": caller, **flags})

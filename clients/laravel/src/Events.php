@@ -28,6 +28,17 @@ final class Events
     /** {from, to, reason} */
     public const PROVIDER_FAILOVER = 'provider_failover';
 
+    /** {group_id, action, operation, author, participants, includes_me}: wa-js's group.participant_changed */
+    public const GROUP_PARTICIPANTS_CHANGED = 'group_participants_changed';
+
+    /** {group_id, action (add|join), author}: this account was added to a group or joined one */
+    public const GROUP_JOINED = 'group_joined';
+
+    /** {group_id, subject?, description?}: this session changed them through the API */
+    public const GROUP_UPDATED = 'group_updated';
+
+    /** {chat_id, online, state, participants} */
+    public const PRESENCE_UPDATED = 'presence_updated';
     /** {call_id, from, is_video, is_group, offered_at, rejected} */
     public const CALL_RECEIVED = 'call_received';
 
@@ -41,6 +52,10 @@ final class Events
         self::MESSAGE_RECEIVED,
         self::MESSAGE_STATUS_UPDATED,
         self::PROVIDER_FAILOVER,
+        self::GROUP_PARTICIPANTS_CHANGED,
+        self::GROUP_JOINED,
+        self::GROUP_UPDATED,
+        self::PRESENCE_UPDATED,
         self::CALL_RECEIVED,
         self::POLL_VOTE,
     ];

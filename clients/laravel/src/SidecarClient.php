@@ -341,6 +341,180 @@ class SidecarClient
         return $this->json('GET', $this->contactPath($sessionId, $contact, '/ids'));
     }
 
+    // Groups (the session's WhatsApp Web page answers; a meta session: 409
+    // not_supported_by_provider). A group id is <id>@g.us; a participant is a phone number,
+    // <digits>@c.us or <digits>@lid. WhatsApp's refusals (not an admin, not a member, an
+    // unknown invite code) are ConflictException page_refused with details.wa_code.
+
+    /**
+     * The groups this account is in: [{id, subject, description, owner, created_at}, ...].
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function groups(string $sessionId): array
+    {
+        return $this->json('GET', $this->sessionPath($sessionId, '/groups'))['data'] ?? [];
+    }
+
+    /**
+     * Create a group with this account as its super admin: {id, participants: [{id, code}]}.
+     *
+     * @param list<string> $participants
+     * @return array<string, mixed>
+     */
+    public function createGroup(string $sessionId, string $subject, array $participants): array
+    {
+        $payload = ['subject' => $subject, 'participants' => array_values($participants)];
+
+        return $this->json('POST', $this->sessionPath($sessionId, '/groups'), payload: $payload);
+    }
+
+    /** The group and its members: {id, subject, description, owner, created_at, participants}. @return array<string, mixed> */
+    public function group(string $sessionId, string $groupId): array
+    {
+        return $this->json('GET', $this->groupPath($sessionId, $groupId));
+    }
+
+    /** The group's members: [{id, is_admin, is_super_admin}, ...]. @return list<array<string, mixed>> */
+    public function groupParticipants(string $sessionId, string $groupId): array
+    {
+        return $this->json('GET', $this->groupPath($sessionId, $groupId, '/participants'))['data'] ?? [];
+    }
+
+    /**
+     * Add members (admins only): WhatsApp's answer per member, [{id, code}, ...] (200 added,
+     * 403 not allowed, 409 already a member, 421 waiting for approval).
+     *
+     * @param list<string> $participants
+     * @return list<array{id: string, code: ?int}>
+     */
+    public function addGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        $payload = ['participants' => array_values($participants)];
+
+        return $this->json('POST', $this->groupPath($sessionId, $groupId, '/participants'), payload: $payload)['participants'] ?? [];
+    }
+
+    /** Remove members (admins only). @param list<string> $participants @return array<string, mixed> */
+    public function removeGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        return $this->groupMembers($sessionId, $groupId, 'remove', $participants);
+    }
+
+    /** Make members admins (admins only). @param list<string> $participants @return array<string, mixed> */
+    public function promoteGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        return $this->groupMembers($sessionId, $groupId, 'promote', $participants);
+    }
+
+    /** Make admins plain members (admins only). @param list<string> $participants @return array<string, mixed> */
+    public function demoteGroupParticipants(string $sessionId, string $groupId, array $participants): array
+    {
+        return $this->groupMembers($sessionId, $groupId, 'demote', $participants);
+    }
+
+    /** Change the group's subject (1-100 characters). @return array{group_id: string, subject: string} */
+    public function setGroupSubject(string $sessionId, string $groupId, string $subject): array
+    {
+        return $this->json('PUT', $this->groupPath($sessionId, $groupId, '/subject'), payload: ['subject' => $subject]);
+    }
+
+    /** Change the group's description ('' clears it). @return array{group_id: string, description: ?string} */
+    public function setGroupDescription(string $sessionId, string $groupId, string $description): array
+    {
+        return $this->json('PUT', $this->groupPath($sessionId, $groupId, '/description'), payload: ['description' => $description]);
+    }
+
+    /** The group's invite code (admins only). @return array{group_id: string, code: string, url: string} */
+    public function groupInviteCode(string $sessionId, string $groupId): array
+    {
+        return $this->json('GET', $this->groupPath($sessionId, $groupId, '/invite'));
+    }
+
+    /** Revoke the invite code (admins only); the answer holds the new one. @return array{group_id: string, code: string, url: string} */
+    public function revokeGroupInviteCode(string $sessionId, string $groupId): array
+    {
+        return $this->json('DELETE', $this->groupPath($sessionId, $groupId, '/invite'));
+    }
+
+    /** Join by invite code or https://chat.whatsapp.com/ link. @return array{group_id: string, pending_approval: bool} */
+    public function joinGroup(string $sessionId, string $code): array
+    {
+        return $this->json('POST', $this->sessionPath($sessionId, '/groups/join'), payload: ['code' => $code]);
+    }
+
+    /** Leave the group; true once left. */
+    public function leaveGroup(string $sessionId, string $groupId): bool
+    {
+        return (bool) ($this->json('POST', $this->groupPath($sessionId, $groupId, '/leave'))['left'] ?? false);
+    }
+
+    // Chats (the session's WhatsApp Web page answers; a meta session: 409
+    // not_supported_by_provider). A chat is <digits>@c.us, <id>@g.us or <digits>@lid.
+
+    /**
+     * One page of chats, newest first: [{id, name, is_group, unread_count, archived,
+     * timestamp}, ...]. Pass the last chat's id as $after for the next page.
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function chats(string $sessionId, ?int $limit = null, ?string $after = null, ?string $before = null): array
+    {
+        $query = ['limit' => $limit, 'after' => $after, 'before' => $before];
+
+        return $this->json('GET', $this->sessionPath($sessionId, '/chats'), query: array_filter($query, fn ($v) => $v !== null))['data'] ?? [];
+    }
+
+    /**
+     * One page of a chat's messages, oldest first (the newest by default). Pass the first
+     * message's id as $before for older ones.
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function chatMessages(string $sessionId, string $chat, ?int $limit = null, ?string $before = null, ?string $after = null): array
+    {
+        $query = ['limit' => $limit, 'before' => $before, 'after' => $after];
+
+        return $this->json('GET', $this->chatPath($sessionId, $chat, '/messages'), query: array_filter($query, fn ($v) => $v !== null))['data'] ?? [];
+    }
+
+    /** Mark the chat read (sends read receipts); how many messages were unread. */
+    public function markChatRead(string $sessionId, string $chat): ?int
+    {
+        return $this->json('POST', $this->chatPath($sessionId, $chat, '/read'))['unread_count'] ?? null;
+    }
+
+    /** Archive the chat; true when it is archived now. */
+    public function archiveChat(string $sessionId, string $chat): bool
+    {
+        return (bool) ($this->json('POST', $this->chatPath($sessionId, $chat, '/archive'))['archived'] ?? false);
+    }
+
+    /** Unarchive the chat; false when it is no longer archived. */
+    public function unarchiveChat(string $sessionId, string $chat): bool
+    {
+        return (bool) ($this->json('DELETE', $this->chatPath($sessionId, $chat, '/archive'))['archived'] ?? true);
+    }
+
+    /** Delete the chat and its messages from the account's devices. */
+    public function deleteChat(string $sessionId, string $chat): bool
+    {
+        return (bool) ($this->json('DELETE', $this->chatPath($sessionId, $chat))['deleted'] ?? false);
+    }
+
+    /** Show typing, recording or paused in the chat; $durationMs pauses it by itself. */
+    public function setChatPresence(string $sessionId, string $chat, string $state, ?int $durationMs = null): void
+    {
+        $payload = ['state' => $state] + ($durationMs === null ? [] : ['duration_ms' => $durationMs]);
+        $this->json('POST', $this->chatPath($sessionId, $chat, '/presence'), payload: $payload);
+    }
+
+    /** Follow a contact's presence: presence_updated webhooks from now on. */
+    public function subscribePresence(string $sessionId, string $contact): bool
+    {
+        return (bool) ($this->json('POST', $this->chatPath($sessionId, $contact, '/presence/subscribe'))['subscribed'] ?? false);
+    }
+
     // Calls (WhatsApp Web sessions; a meta session answers 409 not_supported_by_provider)
 
     /**
@@ -516,9 +690,27 @@ class SidecarClient
         return new $class($message, $code, $status, $details);
     }
 
+    private function chatPath(string $sessionId, string $chat, string $suffix = ''): string
+    {
+        return $this->sessionPath($sessionId, '/chats/' . rawurlencode($chat) . $suffix);
+    }
+
     private function contactPath(string $sessionId, string $contact, string $suffix): string
     {
         return $this->sessionPath($sessionId, '/contacts/' . rawurlencode($contact) . $suffix);
+    }
+
+    /** @param list<string> $participants @return array<string, mixed> */
+    private function groupMembers(string $sessionId, string $groupId, string $action, array $participants): array
+    {
+        $payload = ['participants' => array_values($participants)];
+
+        return $this->json('POST', $this->groupPath($sessionId, $groupId, '/participants/' . $action), payload: $payload);
+    }
+
+    private function groupPath(string $sessionId, string $groupId, string $suffix = ''): string
+    {
+        return $this->sessionPath($sessionId, '/groups/' . rawurlencode($groupId) . $suffix);
     }
 
     private function sessionPath(string $sessionId, string $suffix = ''): string
