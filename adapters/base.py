@@ -235,6 +235,7 @@ PAGE_OPS = frozenset(
         "messages.react",
         "messages.edit",
         "messages.revoke",
+        "calls.reject",
     }
 )
 # How long a page operation may take by default (WA_PAGE_TIMEOUT).

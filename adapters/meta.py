@@ -303,6 +303,9 @@ class MetaEngine(Engine):
             }
         elif message.type == "template":
             payload["template"] = content["template"]
+        elif message.type == "poll":
+            # An auto session's poll that failed over: the Cloud API has no polls.
+            raise ProviderError(ErrorKind.REQUEST, "polls are sent through WhatsApp Web only")
         else:
             payload[message.type] = await self._media(session, config, message.type, content)
         return payload

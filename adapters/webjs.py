@@ -302,6 +302,10 @@ class WebJsEngine(Engine):
             return "sendLocation", [message.chat_id, options]
         if message.type == "template":
             raise ProviderError(ErrorKind.REQUEST, "templates are sent through the Cloud API only")
+        if message.type == "poll":
+            poll = content["poll"]
+            options["selectableCount"] = poll["selectable_count"]
+            return "sendPoll", [message.chat_id, poll["name"], poll["options"], options]
         media = content["media"]
         directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
         data = await asyncio.to_thread((directory / media["file"]).read_bytes)

@@ -64,6 +64,9 @@ class ControlApi:
             Route("/control/reactions", self.reactions, methods=["GET"]),
             Route("/control/edit", self.edit, methods=["POST"]),
             Route("/control/revoke", self.revoke, methods=["POST"]),
+            Route("/control/calls", self.offer_call, methods=["POST"]),
+            Route("/control/calls", self.calls, methods=["GET"]),
+            Route("/control/vote", self.vote, methods=["POST"]),
         ]
 
     async def scan(self, request: Request) -> Response:
@@ -299,6 +302,37 @@ class ControlApi:
             "revoke", required(body, "to"), required(body, "from"), required(body, "message_id")
         )
         return JSONResponse({"ok": True, "devices": devices})
+
+    async def offer_call(self, request: Request) -> Response:
+        """`{to, from, video?, group?, lid?}` -> the call, ringing on every device linked as
+        `to` (wa-js `call.incoming_call`); with `lid` the caller is named by its LID."""
+        body = await read_json(request)
+        call = self.network.offer_call(
+            required(body, "to"),
+            required(body, "from"),
+            video=optional_bool(body, "video"),
+            group=optional_bool(body, "group"),
+            lid=optional_bool(body, "lid"),
+        )
+        return JSONResponse(call.to_json())
+
+    async def calls(self, request: Request) -> Response:
+        """`?phone=` -> `{phone, calls: [{id, peer, state, ...}]}`, oldest first."""
+        phone = normalize_phone(request.query_params.get("phone"))
+        return JSONResponse({"phone": phone, "calls": self.network.calls_of(phone)})
+
+    async def vote(self, request: Request) -> Response:
+        """`{message_id, from, options: [index, ...], lid?}`: `from` votes on a poll a device
+        sent (`options` empty: the vote is withdrawn); the sender's device hears of it."""
+        body = await read_json(request)
+        options = body.get("options")
+        self.network.vote(
+            required(body, "message_id"),
+            required(body, "from"),
+            options,
+            lid=optional_bool(body, "lid"),
+        )
+        return JSONResponse({"ok": True})
 
 
 def _phones(body: dict[str, Any], *, required: bool) -> list[object]:

@@ -29,6 +29,7 @@ from sandbox.payloads import (
     coordinate,
     media_kind,
     mimetype,
+    optional_int,
     optional_str,
     required_str,
 )
@@ -49,7 +50,11 @@ from sandbox.wids import (
 
 logger = logging.getLogger("sandbox")
 
-MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "sticker", "location")
+MESSAGE_TYPES = (
+    "text", "image", "document", "audio", "video", "sticker", "location", "poll_creation"
+)  # fmt: skip
+# WhatsApp's limit on a poll's options.
+POLL_OPTIONS_MAX = 12
 MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
@@ -126,6 +131,9 @@ class SentMessage:
     lng: float | None = None
     name: str | None = None
     address: str | None = None
+    # A poll: its question is `name`; its options by localId (their position).
+    poll_options: list[str] | None = None
+    selectable_count: int | None = None
     ack: int = 1
     result: str = "OK"
     # message actions: set by the device's editMessage / deleteMessage(revoke).
@@ -163,7 +171,11 @@ class SentMessage:
             "result": self.result,
             "edited": self.edited,
             "revoked": self.revoked,
-        }
+        } | (
+            {"poll_options": self.poll_options, "selectable_count": self.selectable_count}
+            if self.type == "poll_creation"
+            else {}
+        )
 
 
 @dataclass
@@ -208,6 +220,30 @@ class Group:
     # phone -> "member", "admin" or "superadmin", in the order they joined.
     members: dict[str, str] = field(default_factory=dict)
     invite_code: str = ""
+
+
+@dataclass
+class Call:
+    """A call offered to a phone: `ringing` until one of its devices rejects it."""
+
+    id: str
+    to: str
+    peer: str
+    video: bool
+    group: bool
+    offer_time: int
+    state: str = "ringing"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "to": self.to,
+            "peer": self.peer,
+            "video": self.video,
+            "group": self.group,
+            "offer_time": self.offer_time,
+            "state": self.state,
+        }
 
 
 @dataclass
@@ -337,6 +373,8 @@ class Network:
         self._failures: dict[str, list[tuple[int, str]]] = {}
         # message actions: the reactions devices sent, oldest first (not kept across restarts).
         self._reactions: list[dict[str, Any]] = []
+        # call id -> the call ringing (or ended) on the phone it was offered to.
+        self._calls: dict[str, Call] = {}
         self.closed = False
         self._state = state
         self._dirty = False
@@ -651,6 +689,23 @@ class Network:
         media: Media | None = None
         if kind == "text":
             record.text = required_str(payload, "text")
+        elif kind == "poll_creation":
+            record.name = required_str(payload, "poll_name")
+            options = payload.get("poll_options")
+            if (
+                not isinstance(options, list)
+                or not 1 < len(options) <= POLL_OPTIONS_MAX
+                or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in options)
+            ):
+                raise Invalid(
+                    "validation_error",
+                    f"poll_options must be 2-{POLL_OPTIONS_MAX} {{name, localId}} objects",
+                    field="poll_options",
+                )
+            record.poll_options = [str(o["name"]) for o in options]
+            record.selectable_count = optional_int(
+                payload, "selectable_count", 0, 0, len(record.poll_options)
+            )
         elif kind == "location":
             record.lat = coordinate(payload, "lat", 90.0)
             record.lng = coordinate(payload, "lng", 180.0)
@@ -1053,6 +1108,87 @@ class Network:
         if phone is None:
             raise Invalid("participant_not_exists", "that participant is not on WhatsApp")
         return phone
+
+    # -- calls -----------------------------------------------------------------------
+
+    def offer_call(
+        self, to: object, sender: object, *, video: bool, group: bool, lid: bool
+    ) -> Call:
+        """Someone calls the phone `to`: every device linked as it sees the call ring."""
+        to_phone = normalize_phone(to, "to")
+        from_phone = normalize_phone(sender, "from")
+        targets = self._linked(to_phone)
+        if not targets:
+            raise NotFound("unknown_phone", "no device is linked as that phone")
+        # WhatsApp call ids are 32 upper-case hex digits.
+        call = Call(
+            id=secrets.token_hex(16).upper(),
+            to=to_phone,
+            peer=self.lid_wid(from_phone) if lid else f"{from_phone}@c.us",
+            video=video,
+            group=group,
+            offer_time=int(self._clock()),
+        )
+        self._calls[call.id] = call
+        for device in targets:
+            device.publish("call", call.to_json())
+        return call
+
+    async def reject_call(self, device_id: object, token: object, call_id: object) -> Call:
+        """The device declines a call ringing on its phone (wa-js `call.reject`)."""
+        device = self.authenticate(device_id, token)
+        await self._unstalled(device)
+        call = self._calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None or call.to != device.phone:
+            raise NotFound("call_not_found", "no such call for this account")
+        if call.state != "ringing":
+            raise Conflict("call_is_not_incoming_ring", "that call is not ringing")
+        call.state = "rejected"
+        return call
+
+    def calls_of(self, phone: str) -> list[dict[str, Any]]:
+        """The calls offered to `phone`, oldest first, with their state."""
+        return [c.to_json() for c in self._calls.values() if c.to == phone]
+
+    # -- polls -----------------------------------------------------------------------
+
+    def vote(self, message_id: object, voter: object, options: object, *, lid: bool) -> None:
+        """`voter` votes on a poll a device sent (no options: the vote is withdrawn); the
+        device that sent it hears of it (wa-js `chat.poll_response`)."""
+        record = self._sent_index.get(message_id_part(message_id))
+        if record is None or record.type != "poll_creation" or record.poll_options is None:
+            raise NotFound("unknown_message", "no device sent a poll with that id")
+        voter_phone = normalize_phone(voter, "from")
+        if (
+            not isinstance(options, list)
+            or not all(isinstance(o, int) and not isinstance(o, bool) for o in options)
+            or not all(0 <= o < len(record.poll_options) for o in options)
+            or len(set(options)) != len(options)
+        ):
+            raise Invalid(
+                "validation_error", "options must be distinct option indexes", field="options"
+            )
+        if record.selectable_count and len(options) > record.selectable_count:
+            raise Invalid(
+                "validation_error",
+                f"this poll takes at most {record.selectable_count} options",
+                field="options",
+            )
+        device = self.devices[record.device_id]
+        if device.linked and device.phone == record.phone:
+            device.publish(
+                "poll_vote",
+                {
+                    "key": record.message_id,
+                    "chat": record.to,
+                    "voter": self.lid_wid(voter_phone) if lid else f"{voter_phone}@c.us",
+                    "options": [
+                        {"name": record.poll_options[o], "localId": o} for o in sorted(options)
+                    ],
+                    "t": int(self._clock() * 1000),
+                },
+                hold_offline=True,
+            )
 
     # -- the phone's side (control API) ----------------------------------------------
 

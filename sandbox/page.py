@@ -49,6 +49,7 @@ class PageSite:
             Route("/net/react", self.react, methods=["POST"]),
             Route("/net/edit", self.edit, methods=["POST"]),
             Route("/net/revoke", self.revoke, methods=["POST"]),
+            Route("/net/call/reject", self.reject_call, methods=["POST"]),
             Route("/net/events", self.events, methods=["GET"]),
         ]
 
@@ -198,6 +199,13 @@ class PageSite:
         body = await read_json(request)
         self.network.revoke(body.get("device_id"), body.get("token"), body.get("id"))
         return JSONResponse({"ok": True})
+
+    async def reject_call(self, request: Request) -> Response:
+        """`{device_id, token, id}` -> `{id, state}`: decline a call ringing on the phone."""
+        body = await read_json(request)
+        device, token = body.get("device_id"), body.get("token")
+        call = await self.network.reject_call(device, token, body.get("id"))
+        return JSONResponse({"id": call.id, "state": call.state})
 
     async def events(self, request: Request) -> Response:
         """`?device=&since=` -> the device's events as Server-Sent Events."""

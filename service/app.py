@@ -21,6 +21,7 @@ from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
 from service import __version__
 from service.api import (
+    calls,
     chats,
     cluster,
     contacts,
@@ -209,6 +210,7 @@ def create_app(
             secretbox=secretbox,
             load_timeout=float(settings.wa_load_timeout),
             qr_timeout=float(settings.qr_timeout),
+            page_timeout=float(settings.page_timeout),
             wa_js_config=WaJsConfig(
                 device_name=settings.wa_device_name,
                 link_preview_servers=settings.link_preview_servers,
@@ -237,6 +239,7 @@ def create_app(
         )
         messenger = build_messenger(selector, None)
         context.pages = webjs
+        context.replier = messenger
         webjs.sink = meta_provider.sink = messenger
         status.subscribe(messenger.on_session_status)
         engines, session_runtime = selector, runtime
@@ -386,6 +389,7 @@ def create_app(
         *groups.routes,
         *chats.routes,
         *message_actions.routes,
+        *calls.routes,
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,

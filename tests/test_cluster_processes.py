@@ -261,6 +261,24 @@ def test_every_session_call_reaches_its_worker(cluster: Cluster, phone: Phone) -
         ("5511999990301", True),
         ("5511977770009", False),
     ]
+    # A call: rejected through the api (an RPC to the worker's page), then by the policy the
+    # api stored, which the worker reads from MariaDB and answers through its send queue.
+    ringing = phone.call("5511999990301", FRIEND)
+
+    def seen(call_id: str) -> dict[str, Any] | None:
+        found = [e["data"] for e in cluster.api.events("l1", "call_received")]
+        return next((d for d in found if d["call_id"] == call_id), None)
+
+    assert eventually(lambda: seen(ringing["id"]), 60, "the call")["rejected"] is False
+    rejected = api.post(f"/api/sessions/l1/calls/{ringing['id']}/reject")
+    assert rejected.json() == {"call_id": ringing["id"], "rejected": True}, rejected.text
+    policy = {"reject": True, "message": "no calls, please write"}
+    assert api.patch("/api/sessions/l1", json={"call_policy": policy}).status_code == 200
+    second = phone.call("5511999990301", FRIEND)
+    assert eventually(lambda: seen(second["id"]), 60, "the second call")["rejected"] is True
+    eventually(
+        lambda: texts_at_phone(phone, "5511999990301") == [policy["message"]], 60, "the reply"
+    )
     # Restart: the worker restarts the browser; the login is kept.
     assert api.post("/api/sessions/l1/restart").status_code == 202
     cluster.api.wait_status("l1", "connected", timeout=90)

@@ -476,6 +476,33 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     assert [(m["body"], m["from_me"]) for m in history] == [("shipped today", True)]
     assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
     assert (bad["class"], bad["field"], bad["status"]) == ("ValidationException", "limit", 422)
+    # Calls and polls: a ringing call rejected, one that no longer rings, and a poll.
+    ringing = phone.call(ME, FRIEND)
+    eventually(
+        lambda: [
+            e for e in car.events("kit-1", "call_received") if e["data"]["call_id"] == ringing["id"]
+        ],
+        30,
+        "the page to see the call",
+    )
+    poll_args = {"sessionId": "kit-1", "to": FRIEND, "name": "Lunch?", "options": ["a", "b"]}
+    calls_and_polls = run_kit(
+        car.base,
+        call("rejectCall", sessionId="kit-1", callId=ringing["id"]),
+        call("rejectCall", sessionId="kit-1", callId=ringing["id"]),
+        {"call": "sendPoll", "args": poll_args},
+    )
+    rejected, again, poll = values(calls_and_polls, True, False, True)
+    assert rejected is True
+    assert (again["class"], again["code"], again["details"]) == (
+        "ConflictException",
+        "page_refused",
+        {"wa_code": "call_is_not_incoming_ring"},
+    )
+    assert (poll["record"]["type"], poll["record"]["poll"]) == (
+        "poll",
+        {"name": "Lunch?", "options": ["a", "b"], "selectable_count": 0},
+    )
 
     wrong = run_kit(car.base, call("getSession", sessionId="kit-1"), secret="not-the-secret")
     (denied,) = values(wrong, False)

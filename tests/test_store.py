@@ -1041,6 +1041,27 @@ async def test_a_0006_database_gets_the_proxy_columns_keeping_its_sessions(db_ur
         await store.close()
 
 
+async def test_a_0007_database_gets_the_call_policy_column_keeping_its_sessions(
+    db_url: str,
+) -> None:
+    store = SqlStore(db_url)
+    await store.open(migrate=False)
+    try:
+        await _upgrade_to(store, "0007")
+        await _write_old_session(store, "s", proxy_url="http://10.0.0.5:3128")
+        await store.migrate()
+        session = await store.get_session("s")
+        assert session is not None and session.proxy_url == "http://10.0.0.5:3128"
+        # An existing session lets calls ring, as before.
+        assert session.call_policy is None
+        policy = '{"reject": true, "message": "' + "é" * 1024 + '"}'
+        await store.update_session("s", {"call_policy": policy})
+        session = await store.get_session("s")
+        assert session is not None and session.call_policy == policy
+    finally:
+        await store.close()
+
+
 async def test_a_0001_database_migrates_to_nodes_and_leases_keeping_its_rows(
     db_url: str,
 ) -> None:

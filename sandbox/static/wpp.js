@@ -602,6 +602,12 @@
       case 'presence':
         if (state.authenticated && state.streamMode === 'MAIN') onPresence(data);
         break;
+      case 'call':
+        if (state.authenticated) onIncomingCall(data);
+        break;
+      case 'poll_vote':
+        if (state.authenticated) onPollVote(data);
+        break;
       case 'message':
       case 'ack':
       case 'group':
@@ -1284,6 +1290,11 @@
       if (payload.filename != null) msg.filename = payload.filename;
       msg.mimetype = payload.mimetype;
     }
+    if (payload.type === 'poll_creation') {
+      msg.pollName = payload.poll_name;
+      msg.pollOptions = payload.poll_options;
+      msg.pollSelectableOptionsCount = payload.selectable_count;
+    }
     if (payload.type === 'location') {
       msg.lat = payload.lat;
       msg.lng = payload.lng;
@@ -1450,6 +1461,36 @@
     if (opts.name != null) payload.name = String(opts.name);
     if (opts.address != null) payload.address = String(opts.address);
     return send(chatId, payload, opts, true);
+  }
+
+  /** wa-js's sendCreatePollMessage: options get their position as localId. */
+  async function sendCreatePollMessage(chatId, name, choices, options) {
+    var opts = options || {};
+    var payload = {
+      type: 'poll_creation',
+      poll_name: String(name),
+      poll_options: (choices || []).map(function (choice, index) {
+        return { name: String(choice), localId: index };
+      }),
+      selectable_count: opts.selectableCount || 0,
+    };
+    return send(chatId, payload, opts, true);
+  }
+
+  // As the bundle fills it (its d.ts says number[]): a sparse array indexed by localId,
+  // holding the chosen option objects.
+  function onPollVote(data) {
+    var selected = [];
+    (data.options || []).forEach(function (option) {
+      selected[option.localId] = { name: option.name, localId: option.localId };
+    });
+    emit('chat.poll_response', {
+      msgId: MsgKey.fromString(data.key),
+      chatId: createWid(data.chat),
+      selectedOptions: selected,
+      timestamp: data.t,
+      sender: createWid(data.voter),
+    });
   }
 
   async function downloadMedia(id) {
@@ -1976,6 +2017,54 @@
     });
   }
 
+  // ---------------------------------------------------------------- calls
+
+  // Calls seen ringing on this page, by id: wa-js dedups call.incoming_call by id, and
+  // call.reject without an id takes the first one still ringing.
+  var calls = new Map();
+
+  function onIncomingCall(data) {
+    if (calls.has(data.id)) return;
+    calls.set(data.id, { id: data.id, peerJid: data.peer, ringing: true });
+    emit('call.incoming_call', {
+      id: data.id,
+      isGroup: !!data.group,
+      isVideo: !!data.video,
+      offerTime: data.offer_time,
+      sender: createWid(data.peer),
+      peerJid: data.peer,
+    });
+  }
+
+  /** wa-js's call.reject: true, or call_not_found / call_is_not_incoming_ring. */
+  async function rejectCall(callId) {
+    await readyPromise;
+    var call = callId
+      ? calls.get(callId)
+      : Array.from(calls.values()).find(function (c) {
+          return c.ringing;
+        });
+    if (!call) throw new WPPError('call_not_found', 'Call ' + (callId || '<empty>') + ' not found', { callId: callId });
+    if (!call.ringing) {
+      throw new WPPError('call_is_not_incoming_ring', 'Call ' + call.id + ' is not incoming ring', { callId: call.id });
+    }
+    var auth = state.auth;
+    if (!auth) throw new Error('not logged in');
+    try {
+      await net('/net/call/reject', { device_id: state.deviceId, token: auth.token, id: call.id });
+    } catch (err) {
+      if (err.status === 401) onServerLogout();
+      // Rejected from another device of the account meanwhile: no longer ringing here.
+      if (err.netCode === 'call_is_not_incoming_ring') {
+        call.ringing = false;
+        throw new WPPError('call_is_not_incoming_ring', 'Call ' + call.id + ' is not incoming ring', { callId: call.id });
+      }
+      throw err;
+    }
+    call.ringing = false;
+    return true;
+  }
+
   // ---------------------------------------------------------------- conn
 
   async function getAuthCode() {
@@ -2110,6 +2199,7 @@
       sendTextMessage: sendTextMessage,
       sendFileMessage: sendFileMessage,
       sendLocationMessage: sendLocationMessage,
+      sendCreatePollMessage: sendCreatePollMessage,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
       // wa-js's chat.get: the ChatModel WhatsApp Web holds, or undefined.
@@ -2137,6 +2227,10 @@
       getProfilePictureUrl: getProfilePictureUrl,
       getStatus: getStatus,
       subscribePresence: subscribePresence,
+    },
+    call: {
+      reject: rejectCall,
+      rejectCall: rejectCall,
     },
     blocklist: {
       all: function () {

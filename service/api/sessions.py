@@ -16,6 +16,7 @@ from service.models import requests as rq
 from service.models import responses as rs
 from service.models.base import validate
 from service.netguard import redact_url
+from service.sessions.calls import CallPolicy, stored_policy
 from service.sessions.manager import SessionManager
 from service.sessions.proxy import ProxyConfig, proxy_view
 from service.store import SessionRecord
@@ -47,6 +48,7 @@ def session_view(record: SessionRecord) -> rs.Session:
                 None if record.webhook_events is None else json.loads(record.webhook_events)
             ),
             "proxy": proxy_view(record),
+            "call_policy": (policy := stored_policy(record)) and policy.view(),
         }
     )
 
@@ -71,6 +73,14 @@ def _meta(meta: rq.MetaInput | None) -> MetaConfig | None:
     )
 
 
+def _call_policy(policy: rq.CallPolicyInput | None) -> CallPolicy | None:
+    if policy is None:
+        return None
+    if policy.message is not None and not policy.reject:
+        raise ValidationFailed("call_policy.message", "needs reject: true")
+    return CallPolicy(reject=policy.reject, message=policy.message)
+
+
 def _proxy(proxy: rq.ProxyInput | None) -> ProxyConfig | None:
     if proxy is None:
         return None
@@ -89,6 +99,7 @@ async def create_session(request: Request) -> Response:
         metadata=data.metadata,
         webhook_events=data.webhook_events,
         proxy=_proxy(data.proxy),
+        call_policy=_call_policy(data.call_policy),
     )
     return reply(session_view(record), 201)
 
@@ -119,6 +130,8 @@ async def patch_session(request: Request) -> Response:
         changes["meta"] = _meta(patch.meta)
     if "proxy" in patch.model_fields_set:
         changes["proxy"] = _proxy(patch.proxy)
+    if "call_policy" in patch.model_fields_set:
+        changes["call_policy"] = _call_policy(patch.call_policy)
     for field in ("metadata", "webhook_events"):
         if field in patch.model_fields_set:
             changes[field] = getattr(patch, field)
@@ -167,8 +180,8 @@ routes = [
         "/api/sessions/{session_id}",
         get=Operation("Read a session", get_session, {200: rs.Session}, errors=(404,)),
         patch=Operation(
-            "Change provider_mode, webhook_url, Meta credentials, metadata, webhook_events "
-            "or proxy",
+            "Change provider_mode, webhook_url, Meta credentials, metadata, webhook_events, "
+            "proxy or call_policy",
             patch_session,
             {200: rs.Session},
             errors=(404, 502, 503),

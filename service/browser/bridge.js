@@ -290,6 +290,9 @@
       const result = await WPP.chat.deleteMessage(chat, id, false, true);
       return { revoked: !!(result && result.isRevoked), deleted: !!(result && result.isDeleted) };
     },
+    // Calls: reject by the id call.incoming_call gave; wa-js answers true, or throws
+    // call_not_found / call_is_not_incoming_ring.
+    'calls.reject': async ({ id }) => !!(await WPP.call.reject(id)),
   };
 
   // Groups (wa-js group functions): a group is one this account's ChatStore has (ensureGroup), so an
@@ -535,6 +538,40 @@
         timestamp: num(event.timestamp),
       }),
     );
+    // {id, isGroup, isVideo, offerTime, sender: createWid(peerJid), peerJid}; wa-js already
+    // dedups by id. The caller may be an @lid id.
+    WPP.on('call.incoming_call', (call) =>
+      send('call', {
+        id: String(call.id),
+        from: ser(call.sender) || ser(call.peerJid),
+        is_video: !!call.isVideo,
+        is_group: !!call.isGroup,
+        offer_time: num(call.offerTime),
+      }),
+    );
+    // The d.ts says selectedOptions is number[]; the bundle fills a sparse array indexed
+    // by localId with the option objects ({name, localId}). Read both; forEach skips holes.
+    // No options: the voter withdrew the vote.
+    WPP.on('chat.poll_response', (vote) => {
+      const picked = [];
+      (Array.isArray(vote.selectedOptions) ? vote.selectedOptions : []).forEach((option, index) => {
+        if (typeof option === 'number') picked.push({ index: option, name: null });
+        else if (option && typeof option === 'object') {
+          picked.push({
+            index: typeof option.localId === 'number' ? option.localId : index,
+            name: typeof option.name === 'string' ? option.name : null,
+          });
+        }
+      });
+      send('poll_vote', {
+        id: ser(vote.msgId),
+        ref: bareId(vote.msgId),
+        chat: ser(vote.chatId),
+        voter: ser(vote.sender),
+        options: picked,
+        timestamp: num(vote.timestamp),
+      });
+    });
   };
 
   // wa-js announces the stream state at injection, before `ready`: read it through the
@@ -609,6 +646,11 @@
     sendLocation: (to, options) =>
       sendWith(to, handoff(options), (chat, key) =>
         WPP.chat.sendLocationMessage(chat, wppOptions(options, key)),
+      ),
+    // selectableCount 0 lets a voter pick any number of options (wa-js's default).
+    sendPoll: (to, name, choices, options) =>
+      sendWith(to, handoff(options), (chat, key) =>
+        WPP.chat.sendCreatePollMessage(chat, name, choices, wppOptions(options, key)),
       ),
     // A file past the cap stays in the page: only its size crosses, never its base64.
     downloadMedia: async (id, maxBytes) => {

@@ -192,7 +192,7 @@ class PageBridge:
         await self.call("logout", timeout=timeout)
 
     async def send(self, method: str, *args: Any, handoff: float) -> dict[str, Any]:
-        """Hand a message to wa-js (`sendText`, `sendFile` or `sendLocation`).
+        """Hand a message to wa-js (`sendText`, `sendFile`, `sendLocation` or `sendPoll`).
 
         The page answers `{ok, id, ref, ack, result, pending}` or `{ok: false, code,
         message, handed}` within about `handoff` seconds; a send still pending then is

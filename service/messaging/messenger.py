@@ -17,7 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
 
-from adapters.base import Edit, InboundMessage, MediaTooLarge, Reaction, Revoke, StatusUpdate
+from adapters.base import (
+    Edit,
+    InboundMessage,
+    MediaTooLarge,
+    Reaction,
+    Revoke,
+    StatusUpdate,
+    not_supported_by_provider,
+)
 from adapters.selector import ProviderSelector
 from service.clock import iso
 from service.errors import (
@@ -191,6 +199,9 @@ class Messenger:
             )
             if existing is not None:
                 return existing, False
+        if request.type == "poll" and session.provider_mode == "meta":
+            # The Cloud API has no polls (an auto session sends them through its page).
+            raise not_supported_by_provider("meta", "polls")
         if request.type == "template" and (
             session.provider_mode == "webjs" or session.meta_sealed is None
         ):
@@ -221,6 +232,8 @@ class Messenger:
             content["reply_to"] = request.reply_to
         if request.template is not None:
             content["template"] = request.template
+        if request.poll is not None:
+            content["poll"] = request.poll
         if request.location is not None:
             loc = request.location
             content["location"] = {
@@ -535,6 +548,16 @@ class Messenger:
         for stamp in ("edited_at", "revoked_at"):
             if isinstance(content.get(stamp), int | float):
                 view[stamp] = iso(content[stamp])
+        poll = _mapping(content.get("poll"))
+        if poll is not None:
+            options = poll.get("options")
+            view["poll"] = {
+                "name": _text(poll.get("name")),
+                "options": [o for o in options if isinstance(o, str)]
+                if isinstance(options, list)
+                else [],
+                "selectable_count": _whole(poll.get("selectable_count")),
+            }
         if record.direction == "out":
             view["to"] = record.chat_id
         else:

@@ -51,6 +51,8 @@ class OutgoingMessage:
     priority: str
     idempotency_key: str | None
     template: dict[str, Any] | None = None
+    # {name, options, selectable_count} for a poll.
+    poll: dict[str, Any] | None = None
 
 
 def normalize_phone(value: str) -> str | None:
@@ -82,7 +84,7 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
     to = normalize_recipient(request.to)
     kind = request.type
     text = request.text
-    media = location = template = None
+    media = location = template = poll = None
     if kind == "text":
         if text is None or not text.strip():
             raise ValidationFailed("text", "is required and must not be empty for a text message")
@@ -90,6 +92,10 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         template = _template(request.template)
         if text:
             raise ValidationFailed("text", "is not allowed on a template message")
+    elif kind == "poll":
+        poll = _poll(request.poll)
+        if text:
+            raise ValidationFailed("text", "is not allowed on a poll; the question is poll.name")
     elif kind == "location":
         location = _location(request.location)
         if text:
@@ -101,7 +107,7 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         if kind == "audio" and text:
             raise ValidationFailed("text", "audio messages carry no caption")
     # What belongs to another type is a mistake on the caller's side, not something to drop.
-    for other in ("media", "location", "template"):
+    for other in ("media", "location", "template", "poll"):
         if getattr(request, other) is not None and other != _PART.get(kind):
             raise ValidationFailed(other, f"is not allowed on a {kind} message")
     key = request.idempotency_key
@@ -121,6 +127,7 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         priority=request.priority or "normal",
         idempotency_key=key,
         template=template,
+        poll=poll,
     )
 
 
@@ -132,6 +139,7 @@ _PART = {
     "video": "media",
     "location": "location",
     "template": "template",
+    "poll": "poll",
 }
 
 
@@ -180,6 +188,18 @@ def _mimetype(value: str | None, field: str) -> str | None:
     if not _MIMETYPE.fullmatch(value):
         raise ValidationFailed(field, "is not a MIME type such as image/jpeg")
     return value
+
+
+def _poll(poll: rq.PollInput | None) -> dict[str, Any]:
+    if poll is None:
+        raise ValidationFailed("poll", "is required for a poll message")
+    # Votes name options by position: two equal options could not be told apart.
+    if len({option.strip() for option in poll.options}) != len(poll.options):
+        raise ValidationFailed("poll.options", "must be distinct")
+    count = poll.selectable_count or 0
+    if count > len(poll.options):
+        raise ValidationFailed("poll.selectable_count", "is more than the options there are")
+    return {"name": poll.name, "options": list(poll.options), "selectable_count": count}
 
 
 def _location(location: rq.LocationInput | None) -> Location:

@@ -181,6 +181,42 @@ class PresenceUpdated(EventData):
     )
 
 
+class CallReceived(EventData):
+    """Someone is calling the session's account (WhatsApp Web only; it rings on the phone
+    too). `rejected`: the session's `call_policy` declined it; otherwise
+    `POST .../calls/{call_id}/reject` can, while it rings."""
+
+    event = "call_received"
+    call_id: str = Field(description="the id to reject the call with")
+    from_: str = Field(
+        alias="from",
+        description="the caller: `<digits>@c.us`, or `<id>@lid` when WhatsApp "
+        "names the caller by its linked id",
+    )
+    is_video: bool
+    is_group: bool
+    offered_at: Timestamp | None = Field(description="when the call was offered")
+    rejected: bool = Field(description="true when the session's `call_policy` rejected it already")
+
+
+class PollChoice(Output):
+    index: int = Field(description="the option's position in the poll's `options`, from 0")
+    name: str | None = Field(description="the option's text, when known")
+
+
+class PollVote(EventData):
+    """Someone voted on a poll of this session's account (WhatsApp Web only), or changed
+    the vote; an empty `selected` means the vote was withdrawn."""
+
+    event = "poll_vote"
+    message_id: str | None = Field(description="the poll's msg_... id when it was sent here")
+    provider_message_id: str = Field(description="the poll's WhatsApp message id")
+    chat_id: str | None
+    voter: str = Field(description="`<digits>@c.us`, or `<id>@lid`")
+    selected: list[PollChoice] = Field(description="the options chosen now")
+    voted_at: Timestamp | None
+
+
 EVENTS: dict[str, type[EventData]] = {
     model.event: model
     for model in (
@@ -197,6 +233,8 @@ EVENTS: dict[str, type[EventData]] = {
         MessageReacted,
         MessageEdited,
         MessageRevoked,
+        CallReceived,
+        PollVote,
     )
 }
 

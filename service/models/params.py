@@ -22,6 +22,12 @@ GroupId = Annotated[
     Field(examples=["120363025246125486@g.us"]),
 ]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# The id call_received gave (WhatsApp's call ids are hex; a little room around that).
+CallId = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=r"^[A-Za-z0-9_-]+$"),
+    Field(examples=["5F0B2C1D4E3A69788A1B2C3D4E5F6071"]),
+]
 
 PATH_PARAMS: dict[str, Any] = {
     "session_id": Id,
@@ -31,4 +37,5 @@ PATH_PARAMS: dict[str, Any] = {
     "contact_id": ContactId,
     "group_id": GroupId,
     "chat_id": ChatId,
+    "call_id": CallId,
 }

@@ -27,7 +27,7 @@ from service.models.base import NOT_BLANK, PATTERN_RULES, Id, Input
 from service.models.events import EVENTS
 from service.store.base import DeliveryStatus, ProviderMode, SessionStatus
 
-MessageType = Literal["text", "image", "document", "audio", "video", "location", "template"]
+MessageType = Literal["text", "image", "document", "audio", "video", "location", "template", "poll"]
 Priority = Literal["normal", "bulk"]
 # WhatsApp's own ceiling for one text message, and for a caption.
 MAX_TEXT = 65_536
@@ -203,6 +203,20 @@ class ProxyInput(Input):
     ) = Field(default=None, description="needs `username`")
 
 
+# A call's auto-reply is a short text message; long ones belong in a normal send.
+MAX_CALL_REPLY = 1_024
+
+
+class CallPolicyInput(Input):
+    """What the session does with incoming calls (WhatsApp Web only): `reject: true`
+    declines each call as it rings; `message`, with it, is then sent to the caller."""
+
+    reject: bool
+    message: Annotated[str, StringConstraints(min_length=1, max_length=MAX_CALL_REPLY)] | None = (
+        Field(default=None, description=f"at most {MAX_CALL_REPLY:,} characters; needs reject")
+    )
+
+
 class SessionCreate(Input):
     """Create a session; it starts unless `start` is false."""
 
@@ -220,13 +234,15 @@ class SessionCreate(Input):
     metadata: Metadata | None = None
     webhook_events: WebhookEvents | None = None
     proxy: ProxyInput | None = None
+    call_policy: CallPolicyInput | None = None
 
 
 class SessionPatch(Input):
     """Change what a session uses; a field left out stays as it is, `webhook_url: ""` or
     null clears the URL, `meta: null` removes the credentials, `metadata` replaces the
     object (null clears it), `webhook_events: null` sends every event again, `proxy`
-    replaces the proxy (null: no proxy) from the browser's next start or restart."""
+    replaces the proxy (null: no proxy) from the browser's next start or restart,
+    `call_policy` replaces the policy (null: calls only ring)."""
 
     provider_mode: ProviderMode | None = None
     webhook_url: ClearableUrl | None = None
@@ -234,6 +250,7 @@ class SessionPatch(Input):
     metadata: Metadata | None = None
     webhook_events: WebhookEvents | None = None
     proxy: ProxyInput | None = None
+    call_policy: CallPolicyInput | None = None
 
 
 class NoOptions(Input):
@@ -331,6 +348,26 @@ class LocationInput(Input):
     name: PlaceName | None = None
 
 
+# WhatsApp's own limits on a poll: 12 options; a question and its options are short.
+MAX_POLL_OPTIONS = 12
+PollText = Annotated[str, StringConstraints(min_length=1, max_length=255, pattern=r"\S")]
+PollOption = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"\S")]
+
+
+class PollInput(Input):
+    """A poll (WhatsApp Web only): its question and 2-12 distinct options."""
+
+    name: PollText = Field(description="the question, at most 255 characters")
+    options: Annotated[list[PollOption], Field(min_length=2, max_length=MAX_POLL_OPTIONS)] = Field(
+        description=f"2-{MAX_POLL_OPTIONS} distinct options, at most 100 characters each"
+    )
+    selectable_count: Annotated[int, Field(ge=0, le=MAX_POLL_OPTIONS, strict=True)] | None = Field(
+        default=None,
+        description="how many options a voter may pick: 1 for a single choice, "
+        "0 (the default) for any number",
+    )
+
+
 _LANGUAGE = r"^[a-z]{2,3}(_[A-Z]{2})?$"
 
 
@@ -374,8 +411,8 @@ class TemplateInput(Input):
 
 class SendMessage(Input):
     """A message to queue. `text` is the text, or the caption of image, document and video
-    (at most 4,096 characters; audio takes none). Exactly one of `media`, `location` or
-    `template` goes with its type, and none with `text`."""
+    (at most 4,096 characters; audio takes none). Exactly one of `media`, `location`,
+    `template` or `poll` goes with its type, and none with `text`."""
 
     to: Annotated[
         str,
@@ -390,6 +427,7 @@ class SendMessage(Input):
     media: MediaInput | None = None
     location: LocationInput | None = None
     template: TemplateInput | None = None
+    poll: PollInput | None = None
     reply_to: Reference | None = Field(
         default=None, description="the id or provider_message_id of the message to quote"
     )

@@ -47,6 +47,11 @@ class SessionProxy(Output):
     authenticated: bool = Field(description="whether a username (and password) is set")
 
 
+class SessionCallPolicy(Output):
+    reject: bool = Field(description="incoming calls are declined as they ring")
+    message: str | None = Field(description="sent to the caller after a rejected call")
+
+
 class Session(Output):
     session_id: Id
     workspace_id: Id
@@ -68,6 +73,9 @@ class Session(Output):
     )
     proxy: SessionProxy | None = Field(
         description="the proxy the browser uses from its next start or restart; null: none"
+    )
+    call_policy: SessionCallPolicy | None = Field(
+        description="what incoming calls get; null: they only ring"
     )
 
 
@@ -112,6 +120,12 @@ class MessageLocation(Output):
     name: str | None = None
 
 
+class MessagePoll(Output):
+    name: str | None
+    options: list[str]
+    selectable_count: int | None = Field(description="1: a single choice; 0: any number")
+
+
 class Message(Output):
     """One message. Outbound records carry `to`; inbound ones (`status: received`) carry
     who sent them: `from` (the author in a group), the phone numbers behind `@lid` ids when
@@ -123,7 +137,7 @@ class Message(Output):
     direction: Literal["out", "in"]
     chat_id: str
     type: str = Field(
-        description="text, image, document, audio, video, location or template; inbound "
+        description="text, image, document, audio, video, location, template or poll; inbound "
         "may also be another kind WhatsApp has"
     )
     text: str | None
@@ -150,6 +164,7 @@ class Message(Output):
     revoked_at: Timestamp | None = Field(
         default=None, description="present once the message was deleted for everyone"
     )
+    poll: MessagePoll | None = Field(default=None, description="a poll's question and options")
 
 
 class Delivery(Output):
@@ -255,6 +270,11 @@ class ContactAbout(Output):
 class ContactBlocked(Output):
     contact_id: str
     blocked: bool = Field(description="whether the contact is blocked now")
+
+
+class CallRejected(Output):
+    call_id: str
+    rejected: bool = Field(description="true: WhatsApp Web declined the call")
 
 
 class ContactIds(Output):

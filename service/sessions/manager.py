@@ -20,6 +20,7 @@ from adapters.meta import MetaConfig
 from service.errors import AtCapacity, SessionNotFound, ValidationFailed, require_browsers
 from service.netguard import webhook_url_problem
 from service.secretbox import SecretBox
+from service.sessions.calls import CallPolicy
 from service.sessions.layout import ensure_session_dir, profile_dir, remove_tree, session_dir
 from service.sessions.proxy import ProxyConfig, proxy_columns
 from service.store import SessionRecord, Store
@@ -99,6 +100,7 @@ class SessionManager:
         metadata: dict[str, Any] | None = None,
         webhook_events: Sequence[str] | None = None,
         proxy: ProxyConfig | None = None,
+        call_policy: CallPolicy | None = None,
     ) -> SessionRecord:
         session_id = session_id or "ses_" + secrets.token_hex(8)
         if provider_mode == "meta" and meta is None:
@@ -119,6 +121,7 @@ class SessionManager:
                 metadata=_json_or_none(metadata),
                 webhook_events=_json_or_none(webhook_events),
                 **proxied,
+                call_policy=call_policy.column() if call_policy else None,
             )
             record = await self.store.create_session(record)
         ensure_session_dir(self.sessions_root, workspace_id, session_id)
@@ -136,6 +139,7 @@ class SessionManager:
         metadata: dict[str, Any] | None = _UNSET,
         webhook_events: Sequence[str] | None = _UNSET,
         proxy: ProxyConfig | None = _UNSET,
+        call_policy: CallPolicy | None = _UNSET,
     ) -> SessionRecord:
         """Change what is given; `metadata` and `webhook_events` are replaced whole (None
         clears the metadata, and sends every event again). A new `proxy` (None: none) is
@@ -156,6 +160,9 @@ class SessionManager:
             changes["webhook_events"] = _json_or_none(webhook_events)
         if proxy is not _UNSET:
             changes.update(proxy_columns(proxy, session_id, self.secretbox))
+        if call_policy is not _UNSET:
+            # Read by the session's worker at each call: no restart needed.
+            changes["call_policy"] = call_policy.column() if call_policy else None
         mode = changes.get("provider_mode", record.provider_mode)
         has_meta = changes.get("meta_sealed", record.meta_sealed) is not None
         if mode == "meta" and not has_meta:

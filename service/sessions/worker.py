@@ -26,7 +26,9 @@ from service.models.events import (
 )
 from service.netguard import proxy_host_problem
 from service.secretbox import SecretBox
+from service.sessions.calls import Replier, on_incoming_call
 from service.sessions.layout import profile_dir
+from service.sessions.polls import on_poll_vote
 from service.sessions.proxy import ProxyUnavailable, open_proxy
 from service.sessions.state import StatusWriter
 from service.store import SessionRecord, Store
@@ -96,6 +98,10 @@ class WorkerContext:
     shutting_down: bool = False
     # Opens a session's sealed proxy credentials (SIDECAR_ENCRYPTION_KEY).
     secretbox: SecretBox | None = None
+    # Queues a call's auto-reply as an API send would (the Messenger).
+    replier: Replier | None = None
+    # How long the page may take to reject a call (WA_PAGE_TIMEOUT).
+    page_timeout: float = 20.0
 
 
 async def _first(*events: asyncio.Event, timeout: float) -> None:
@@ -487,6 +493,17 @@ class SessionWorker:
                 await self._page_closed()  # sends of an unlinked device never settle
             case "presence":
                 await self._presence(payload)
+            case "call":
+                # Handled inline: the rejection must happen while the call still rings.
+                await on_incoming_call(
+                    record,
+                    payload,
+                    store=self.ctx.store,
+                    reject=self._reject_call,
+                    replier=self.ctx.replier,
+                )
+            case "poll_vote":
+                await on_poll_vote(record, payload, store=self.ctx.store)
             case "bridge_error":
                 self.log.warning("session %s bridge error: %s", self.session_id, payload)
             case _:
@@ -595,6 +612,15 @@ class SessionWorker:
             )
             events.append(joined.new_event())
         await self.ctx.store.update_session(self.session_id, {}, events)
+
+    async def _reject_call(self, call_id: str) -> bool:
+        """Decline a ringing call through the page (wa-js `call.reject`)."""
+        if self.bridge is None:
+            return False
+        answer = await self.bridge.op(
+            "calls.reject", {"id": call_id}, timeout=self.ctx.page_timeout
+        )
+        return bool(answer.get("ok") and answer.get("value"))
 
     def usable(self) -> bool:
         """Whether the page is logged in and online right now (wa-js's own report)."""

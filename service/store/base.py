@@ -57,6 +57,8 @@ class SessionRecord:
     # password sealed like the Meta credentials; applied when the browser starts.
     proxy_url: str | None = None
     proxy_sealed: str | None = field(default=None, repr=False)
+    # What an incoming call gets, as JSON `{reject, message}`; None: calls only ring.
+    call_policy: str | None = field(default=None, repr=False)
 
     def sends(self, event: str) -> bool:
         """Whether `event` goes to this session's webhook (its `webhook_events` lists it,

@@ -124,6 +124,8 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         # The browser's proxy, and its sealed credentials (revision 0007).
         Column("proxy_url", Text),
         Column("proxy_sealed", Text),
+        # What an incoming call gets (revision 0008).
+        Column("call_policy", Text),
         Index(f"{p}sessions_workspace", "workspace_id", "status"),
         Index(f"{p}sessions_meta_phone", "meta_phone_number_id"),
         **options,

@@ -141,6 +141,25 @@ class Phone:
         body = {"to": to, "from": sender, "message_id": message_id}
         return self.http.post("/control/revoke", json=body)
 
+    def call(self, to: str, caller: str, **flags: Any) -> dict[str, Any]:
+        """`caller` calls `to`: it rings on `to`'s devices (`video`, `group`, `lid`)."""
+        response = self.http.post("/control/calls", json={"to": to, "from": caller, **flags})
+        response.raise_for_status()
+        data: dict[str, Any] = response.json()
+        return data
+
+    def calls(self, phone: str) -> list[dict[str, Any]]:
+        """The calls offered to `phone`, oldest first, each with its `state`."""
+        response = self.http.get("/control/calls", params={"phone": phone})
+        response.raise_for_status()
+        return list(response.json()["calls"])
+
+    def vote(self, message_id: str, voter: str, options: list[int], **flags: Any) -> None:
+        """`voter` votes on the poll `message_id` (option indexes; none withdraws)."""
+        body = {"message_id": message_id, "from": voter, "options": options, **flags}
+        response = self.http.post("/control/vote", json=body)
+        response.raise_for_status()
+
     def sent(self, phone: str) -> list[dict[str, Any]]:
         response = self.http.get("/control/sent", params={"phone": phone})
         response.raise_for_status()

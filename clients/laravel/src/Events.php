@@ -39,6 +39,11 @@ final class Events
 
     /** {chat_id, online, state, participants} */
     public const PRESENCE_UPDATED = 'presence_updated';
+    /** {call_id, from, is_video, is_group, offered_at, rejected} */
+    public const CALL_RECEIVED = 'call_received';
+
+    /** {message_id, provider_message_id, chat_id, voter, selected: [{index, name}], voted_at} */
+    public const POLL_VOTE = 'poll_vote';
 
     /** {message_id, provider_message_id, from, emoji, timestamp}: emoji null when removed */
     public const MESSAGE_REACTION = 'message_reaction';
@@ -63,6 +68,8 @@ final class Events
         self::MESSAGE_REACTION,
         self::MESSAGE_EDITED,
         self::MESSAGE_REVOKED,
+        self::CALL_RECEIVED,
+        self::POLL_VOTE,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,

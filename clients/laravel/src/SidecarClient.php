@@ -260,6 +260,29 @@ class SidecarClient
         return $this->sendMessage($sessionId, ['to' => $to, 'type' => 'text', 'text' => $text], $idempotencyKey);
     }
 
+    /**
+     * Send a poll (WhatsApp Web only): a question and 2-12 distinct options;
+     * $selectableCount 1 for a single choice, 0 or null for any number. Votes arrive as
+     * Events::POLL_VOTE webhooks.
+     *
+     * @param list<string> $options
+     */
+    public function sendPoll(
+        string $sessionId,
+        string $to,
+        string $name,
+        array $options,
+        ?int $selectableCount = null,
+        ?string $idempotencyKey = null,
+    ): SentMessage {
+        $poll = ['name' => $name, 'options' => array_values($options)];
+        if ($selectableCount !== null) {
+            $poll['selectable_count'] = $selectableCount;
+        }
+
+        return $this->sendMessage($sessionId, ['to' => $to, 'type' => 'poll', 'poll' => $poll], $idempotencyKey);
+    }
+
     /** One message and its status. @return array<string, mixed> */
     public function getMessage(string $sessionId, string $messageId): array
     {
@@ -525,6 +548,22 @@ class SidecarClient
     public function subscribePresence(string $sessionId, string $contact): bool
     {
         return (bool) ($this->json('POST', $this->chatPath($sessionId, $contact, '/presence/subscribe'))['subscribed'] ?? false);
+    }
+
+    // Calls (WhatsApp Web sessions; a meta session answers 409 not_supported_by_provider)
+
+    /**
+     * Reject a call while it rings; $callId is the call_id of its Events::CALL_RECEIVED
+     * webhook. A call that no longer rings is a ConflictException (page_refused,
+     * details.wa_code call_is_not_incoming_ring or call_not_found). To reject every call,
+     * set the session's call_policy with updateSession: ['call_policy' => ['reject' => true,
+     * 'message' => '...']].
+     */
+    public function rejectCall(string $sessionId, string $callId): bool
+    {
+        $path = $this->sessionPath($sessionId, '/calls/' . rawurlencode($callId) . '/reject');
+
+        return (bool) ($this->json('POST', $path)['rejected'] ?? false);
     }
 
     // Webhook deliveries
