@@ -137,8 +137,8 @@ class Message(Output):
     direction: Literal["out", "in"]
     chat_id: str
     type: str = Field(
-        description="text, image, document, audio, video, location, template or poll; inbound "
-        "may also be another kind WhatsApp has"
+        description="text, image, document, audio, voice, sticker, video, location, template "
+        "or poll; inbound may also be another kind WhatsApp has"
     )
     text: str | None
     media: MessageMedia | None
@@ -165,6 +165,9 @@ class Message(Output):
         default=None, description="present once the message was deleted for everyone"
     )
     poll: MessagePoll | None = Field(default=None, description="a poll's question and options")
+    mentions: list[str] | None = Field(
+        default=None, description="the users a text mentions (chat ids), when it mentions any"
+    )
 
 
 class Delivery(Output):
