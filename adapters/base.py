@@ -235,6 +235,7 @@ PAGE_OPS = frozenset(
         "messages.react",
         "messages.edit",
         "messages.revoke",
+        "messages.forward",
         "calls.reject",
     }
 )

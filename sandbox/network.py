@@ -145,6 +145,8 @@ class SentMessage:
     # The user ids of wa-js's mentionedList; a text's linkPreview option (wa-js: default true).
     mentioned: list[str] | None = None
     link_preview: bool | None = None
+    # Sent by wa-js's forwardMessages (a copy of another message).
+    forwarded: bool = False
 
     @property
     def message_id(self) -> str:
@@ -179,6 +181,7 @@ class SentMessage:
             "revoked": self.revoked,
             "mentioned": self.mentioned or [],
             "link_preview": self.link_preview,
+            "forwarded": self.forwarded,
         } | (
             {"poll_options": self.poll_options, "selectable_count": self.selectable_count}
             if self.type == "poll_creation"
@@ -696,6 +699,7 @@ class Network:
         )
         media: Media | None = None
         record.mentioned = _mentioned(payload.get("mentioned"))
+        record.forwarded = payload.get("forwarded") is True
         if kind == "text":
             record.text = required_str(payload, "text")
             record.link_preview = payload.get("link_preview") is not False

@@ -211,3 +211,76 @@ async def test_the_cloud_api_sends_voice_as_audio_stickers_and_previews(tmp_path
     assert bodies[0]["audio"] == {"link": link + "v.ogg"}
     assert bodies[1]["sticker"] == {"link": link + "s.webp"}
     assert [b["text"]["preview_url"] for b in bodies[2:]] == [True, False]
+
+
+def test_a_message_is_forwarded_through_whatsapp_web(car: Sidecar, phone: Phone) -> None:
+    original, _ = sent(car, phone, {"type": "text", "text": "pass it on"})
+    path = f"/api/sessions/t1/messages/{original['id']}/forward"
+    answer = car.api.post(path, json={"to": f"+{OTHER}"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {
+        "message_id": original["id"],
+        "provider_message_id": original["provider_message_id"],
+        "to": f"{OTHER}@c.us",
+        "forwarded": True,
+    }
+
+    def copies() -> list[dict[str, Any]]:
+        return [m for m in phone.sent(ME) if m["to"] == f"{OTHER}@c.us" and m["forwarded"]]
+
+    copy = eventually(copies, 30, "the forwarded copy")
+    assert [(c["type"], c["text"]) for c in copy] == [("text", "pass it on")]
+    # A received voice note goes on with its bytes; it is WhatsApp's message, not a record.
+    inbound = phone.inbound(
+        to=ME, **{"from": FRIEND}, media={"data": OGG, "mimetype": "audio/ogg", "type": "ptt"}
+    )
+    assert inbound.status_code == 200, inbound.text
+
+    def received() -> dict[str, Any] | None:
+        for event in car.events("t1", "message_received"):
+            if event["data"]["message"]["provider_message_id"] == inbound.json()["message_id"]:
+                message: dict[str, Any] = event["data"]["message"]
+                return message
+        return None
+
+    voice = eventually(received, 30, "the voice note")
+    forwarded = car.api.post(
+        f"/api/sessions/t1/messages/{voice['id']}/forward", json={"to": f"{OTHER}@c.us"}
+    )
+    assert forwarded.status_code == 200, forwarded.text
+    media = eventually(lambda: copies()[1:], 30, "the forwarded voice note")
+    assert (media[0]["type"], media[0]["size"]) == ("ptt", len(base64.b64decode(OGG)))
+
+
+def test_forwarding_what_cannot_be_forwarded(car: Sidecar, phone: Phone) -> None:
+    def forward(message_id: str, to: object, session: str = "t1") -> httpx.Response:
+        path = f"/api/sessions/{session}/messages/{message_id}/forward"
+        response: httpx.Response = car.api.post(path, json={"to": to})
+        return response
+
+    original, _ = sent(car, phone, {"type": "text", "text": "once"})
+    before = len(phone.sent(ME))
+    bad = forward(original["id"], "120363")
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "to"
+    assert forward("msg_000000000000000000000000", FRIEND).status_code == 404
+    # A poll is one WhatsApp Web hands back as not forwarded.
+    poll = {"name": "Lunch?", "options": ["a", "b"]}
+    polled, _ = sent(car, phone, {"type": "poll", "poll": poll})
+    refused = forward(polled["id"], OTHER)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "page_refused"
+    assert len(phone.sent(ME)) == before + 1  # the poll only
+    # The Cloud API has no forwarding.
+    created = car.api.post(
+        "/api/sessions",
+        json={
+            "workspace_id": "acme",
+            "session_id": "cloud-fwd",
+            "provider_mode": "meta",
+            "meta": META,
+            "start": False,
+        },
+    )
+    assert created.status_code == 201, created.text
+    meta = forward(original["id"], OTHER, "cloud-fwd")
+    assert meta.status_code == 409 and meta.json()["error"]["code"] == "not_supported_by_provider"

@@ -1286,6 +1286,7 @@
       body: payload.type === 'text' ? payload.text : payload.caption || '',
       isMedia: MEDIA_TYPES.indexOf(payload.type) >= 0,
       isGroupMsg: chat.isGroup(),
+      isForwarded: !!payload.forwarded,
     });
     if (msg.isMedia) {
       if (payload.caption != null) msg.caption = payload.caption;
@@ -1547,6 +1548,46 @@
       if (err.status === 401) onServerLogout();
       throw err;
     }
+  }
+
+  /**
+   * wa-js's forwardMessages: the chat is found (or created), each message looked up
+   * (msg_not_found), then WhatsApp forwards them; it answers the messages it could NOT
+   * forward (here: kinds the sandbox does not forward, such as polls) and never throws.
+   */
+  async function forwardMessages(toChatId, msgsId) {
+    await readyPromise;
+    var chat = await findChat(toChatId);
+    var originals = (msgsId || []).map(function (id) {
+      var key = keyOf(id);
+      var text = key ? key._serialized : String(id);
+      var found = key && messages.get(key._serialized);
+      if (!found) throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+      return found;
+    });
+    var failed = [];
+    for (var i = 0; i < originals.length; i++) {
+      var payload = await forwardPayload(originals[i]);
+      if (!payload) {
+        failed.push(originals[i]);
+        continue;
+      }
+      payload.forwarded = true;
+      await send(chat.id, payload, { waitForAck: false }, false);
+    }
+    return failed;
+  }
+
+  /** What a forwarded copy carries: the original's content (its media downloaded again). */
+  async function forwardPayload(msg) {
+    if (msg.type === 'chat') return { type: 'text', text: msg.body };
+    if (msg.type === 'location') return { type: 'location', lat: msg.lat, lng: msg.lng, name: msg.loc || undefined };
+    if (MEDIA_TYPES.indexOf(msg.type) < 0) return null;
+    var file = await fileOf(await downloadMedia(msg.id));
+    var payload = { type: msg.type, data: file.data, mimetype: msg.mimetype || file.mimetype };
+    if (msg.caption) payload.caption = msg.caption;
+    if (msg.filename) payload.filename = msg.filename;
+    return payload;
   }
 
   // wa-js's chat.find: the chat, created if needed (here: a ChatModel with just its id).
@@ -2228,6 +2269,7 @@
       sendFileMessage: sendFileMessage,
       sendLocationMessage: sendLocationMessage,
       sendCreatePollMessage: sendCreatePollMessage,
+      forwardMessages: forwardMessages,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
       // wa-js's chat.get: the ChatModel WhatsApp Web holds, or undefined.

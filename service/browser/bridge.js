@@ -290,6 +290,12 @@
       const result = await WPP.chat.deleteMessage(chat, id, false, true);
       return { revoked: !!(result && result.isRevoked), deleted: !!(result && result.isDeleted) };
     },
+    // forwardMessages answers the messages it could NOT forward (WhatsApp collects them and
+    // does not throw); an unknown id throws msg_not_found. forwardMessage is deprecated.
+    'messages.forward': async ({ to, id }) => {
+      const failed = await WPP.chat.forwardMessages(to, [id]);
+      return { forwarded: !(Array.isArray(failed) && failed.length) };
+    },
     // Calls: reject by the id call.incoming_call gave; wa-js answers true, or throws
     // call_not_found / call_is_not_incoming_ring.
     'calls.reject': async ({ id }) => !!(await WPP.call.reject(id)),

@@ -645,6 +645,19 @@ class ReactionInput(Input):
     )
 
 
+class ForwardInput(Input):
+    """The chat a message is forwarded to (WhatsApp Web only)."""
+
+    to: Annotated[
+        str,
+        StringConstraints(max_length=64, pattern=RECIPIENT_PATTERN),
+        Field(
+            description="+<digits>, <digits>, <digits>@c.us, <id>@g.us or <digits>@lid",
+            examples=["+5511999990001"],
+        ),
+    ]
+
+
 class EditInput(Input):
     """The new text of a message the session sent (WhatsApp allows about 15 minutes)."""
 

@@ -454,6 +454,16 @@ class PresenceSubscribed(Output):
     subscribed: bool = Field(description="false when WhatsApp Web could not subscribe")
 
 
+class MessageForward(Output):
+    """A message WhatsApp Web forwarded. The forwarded copy is WhatsApp Web's own message:
+    the sidecar keeps no record of it and learns no id for it."""
+
+    message_id: str
+    provider_message_id: str = Field(description="the forwarded message's id at the provider")
+    to: str = Field(description="the chat it was forwarded to")
+    forwarded: bool = Field(description="true: WhatsApp Web forwarded it")
+
+
 class MessageReaction(Output):
     """The session's reaction on a message, as WhatsApp Web accepted it."""
 
