@@ -461,6 +461,7 @@ class WebJsEngine(Engine):
             reply_to_provider_id=payload.get("quoted_id"),
             location=location,
             media=media,
+            mentions=tuple(m for m in payload.get("mentioned") or () if isinstance(m, str)),
             load_media=load if media is not None else None,
         )
 

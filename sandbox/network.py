@@ -1262,6 +1262,7 @@ class Network:
         reply_to: str | None = None,
         from_me: bool = False,
         system: str | None = None,
+        mentioned: object = None,
     ) -> dict[str, Any]:
         """Deliver a message to every device linked as `to`: from `sender`, or, with
         `from_me`, one the phone `to` itself sent to `sender` from the phone app."""
@@ -1314,6 +1315,8 @@ class Network:
             "ciphertext": ciphertext,
             # LID -> phone pairs the page may cache, as WhatsApp sends them along.
             "lid_pn": [{"lid": peer, "pn": peer_pn}] if lid else [],
+            # The users the message mentions (its mentionedJidList).
+            "mentioned": _mentioned(mentioned) or [],
         }
         content: Media | None = None
         if system is not None:

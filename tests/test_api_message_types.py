@@ -284,3 +284,28 @@ def test_forwarding_what_cannot_be_forwarded(car: Sidecar, phone: Phone) -> None
     assert created.status_code == 201, created.text
     meta = forward(original["id"], OTHER, "cloud-fwd")
     assert meta.status_code == 409 and meta.json()["error"]["code"] == "not_supported_by_provider"
+
+
+def test_an_inbound_message_names_whom_it_mentions(car: Sidecar, phone: Phone) -> None:
+    lid = phone.lid(OTHER)
+    mentioned = [f"{ME}@c.us", lid]
+    delivered = phone.inbound(to=ME, **{"from": FRIEND}, text=f"@{ME} look", mentioned=mentioned)
+    assert delivered.status_code == 200, delivered.text
+    plain = phone.inbound(to=ME, **{"from": FRIEND}, text="nobody")
+    assert plain.status_code == 200, plain.text
+
+    def received(key: str) -> dict[str, Any] | None:
+        for event in car.events("t1", "message_received"):
+            if event["data"]["message"]["provider_message_id"] == key:
+                message: dict[str, Any] = event["data"]["message"]
+                return message
+        return None
+
+    message = eventually(lambda: received(delivered.json()["message_id"]), 30, "the mention")
+    assert message["mentions"] == mentioned
+    record = car.api.get(f"/api/sessions/t1/messages/{message['id']}").json()
+    assert record["mentions"] == mentioned
+    other = eventually(lambda: received(plain.json()["message_id"]), 30, "the plain text")
+    assert "mentions" not in other
+    refused = phone.inbound(to=ME, **{"from": FRIEND}, text="x", mentioned=["1@g.us"])
+    assert refused.status_code == 422

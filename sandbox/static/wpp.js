@@ -1032,6 +1032,11 @@
       msg.lng = data.lng;
       msg.loc = locText(data.name, data.address);
     }
+    if (data.mentioned && data.mentioned.length) {
+      msg.mentionedJidList = data.mentioned.map(function (id) {
+        return new Wid(id);
+      });
+    }
     if (data.quoted) {
       msg.quotedStanzaID = data.quoted.id;
       msg.quotedParticipant = new Wid(data.quoted.participant);

@@ -152,6 +152,8 @@
       location_name: m.type === 'location' ? m.loc || null : null,
       quoted_id: reply ? reply.id : null,
       quoted_ref: reply ? reply.ref : null,
+      // MsgModel.mentionedJidList: Wid[] (the users a text or caption mentions).
+      mentioned: Array.isArray(m.mentionedJidList) ? m.mentionedJidList.map(ser).filter(Boolean) : [],
     };
   };
 

@@ -346,6 +346,8 @@ class Messenger:
             ) or message.reply_to_ref
         if message.location is not None:
             content["location"] = message.location
+        if message.mentions:
+            content["mentions"] = list(message.mentions)
         if message.media is not None:
             content["media"] = await self._save_media(session, message_id, message)
         now = time.time()
