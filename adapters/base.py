@@ -129,6 +129,8 @@ class InboundMessage:
     reply_to_provider_id: str | None = None
     location: dict[str, Any] | None = None
     media: InboundMedia | None = None
+    # The users the message mentions (chat ids), as the provider reports them.
+    mentions: tuple[str, ...] = ()
     # Downloads the file, at most the given number of bytes (MediaTooLarge past it).
     load_media: Callable[[int], Awaitable[bytes]] | None = field(default=None, compare=False)
 
@@ -235,6 +237,7 @@ PAGE_OPS = frozenset(
         "messages.react",
         "messages.edit",
         "messages.revoke",
+        "messages.forward",
         "calls.reject",
     }
 )

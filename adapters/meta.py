@@ -278,7 +278,8 @@ class MetaEngine(Engine):
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
             "to": to,
-            "type": message.type,
+            # The Cloud API sends a voice note as audio (an OGG/Opus file plays as one).
+            "type": "audio" if message.type == "voice" else message.type,
         }
         quoted = content.get("reply_to_provider_id")
         # Only a Cloud API message id can be quoted here (a web key means nothing to Meta).
@@ -289,7 +290,15 @@ class MetaEngine(Engine):
         ):
             payload["context"] = {"message_id": quoted}
         if message.type == "text":
-            payload["text"] = {"body": content["text"], "preview_url": False}
+            if content.get("mentions"):
+                # An auto session's text that failed over: the Cloud API has no mentions.
+                raise ProviderError(
+                    ErrorKind.REQUEST, "mentions are sent through WhatsApp Web only"
+                )
+            payload["text"] = {
+                "body": content["text"],
+                "preview_url": content.get("link_preview") is True,
+            }
         elif message.type == "location":
             loc = content["location"]
             payload["location"] = {
@@ -307,7 +316,8 @@ class MetaEngine(Engine):
             # An auto session's poll that failed over: the Cloud API has no polls.
             raise ProviderError(ErrorKind.REQUEST, "polls are sent through WhatsApp Web only")
         else:
-            payload[message.type] = await self._media(session, config, message.type, content)
+            kind = payload["type"]
+            payload[kind] = await self._media(session, config, kind, content)
         return payload
 
     async def _media(

@@ -292,7 +292,11 @@ class WebJsEngine(Engine):
         if message.type == "text":
             # Link previews are fetched through third-party servers unless the operator
             # names their own (WA_LINK_PREVIEW_SERVERS).
-            options["linkPreview"] = self.link_previews
+            options["linkPreview"] = self.link_previews and content.get("link_preview") is not False
+            if content.get("mentions"):
+                # wa-js checks each is a user id (mentioned_is_not_user) and sets
+                # mentionedJidList; the text's @<digits> is where WhatsApp shows them.
+                options["mentionedList"] = content["mentions"]
             return "sendText", [message.chat_id, content["text"], options]
         if message.type == "location":
             loc = content["location"]
@@ -310,7 +314,11 @@ class WebJsEngine(Engine):
         directory = session_dir(self.sessions_root, session.workspace_id, session.session_id)
         data = await asyncio.to_thread((directory / media["file"]).read_bytes)
         data_url = f"data:{media['mimetype']};base64,{base64.b64encode(data).decode()}"
-        options |= {"type": message.type, "mimetype": media["mimetype"]}
+        # A voice note is wa-js's audio sent with isPtt (WhatsApp's type `ptt`).
+        kind = "audio" if message.type == "voice" else message.type
+        options |= {"type": kind, "mimetype": media["mimetype"]}
+        if message.type == "voice":
+            options["isPtt"] = True
         if media.get("filename"):
             options["filename"] = media["filename"]
         if content.get("text"):
@@ -453,6 +461,7 @@ class WebJsEngine(Engine):
             reply_to_provider_id=payload.get("quoted_id"),
             location=location,
             media=media,
+            mentions=tuple(m for m in payload.get("mentioned") or () if isinstance(m, str)),
             load_media=load if media is not None else None,
         )
 

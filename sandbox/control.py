@@ -84,7 +84,7 @@ class ControlApi:
     async def inbound(self, request: Request) -> Response:
         """`{to, from, text?, media?: {mimetype, data, filename?, caption?, type?},
         location?: {lat, lng, name?, address?}, notify_name?, group?, ciphertext?, lid?,
-        reply_to?, from_me?, system?}` -> `{message_id, id, queued}`."""
+        reply_to?, from_me?, system?, mentioned?: [user ids]}` -> `{message_id, id, queued}`."""
         body = await read_json(request)
         answer = self.network.inbound(
             required(body, "to"),
@@ -99,6 +99,7 @@ class ControlApi:
             reply_to=optional_str(body, "reply_to", 256),
             from_me=optional_bool(body, "from_me"),
             system=optional_str(body, "system", 64),
+            mentioned=body.get("mentioned"),
         )
         return JSONResponse(answer)
 

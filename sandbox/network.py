@@ -51,11 +51,14 @@ from sandbox.wids import (
 logger = logging.getLogger("sandbox")
 
 MESSAGE_TYPES = (
-    "text", "image", "document", "audio", "video", "sticker", "location", "poll_creation"
+    "text", "image", "document", "audio", "ptt", "video", "sticker", "location", "poll_creation"
 )  # fmt: skip
 # WhatsApp's limit on a poll's options.
 POLL_OPTIONS_MAX = 12
-MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
+# `ptt` is a voice note: audio that wa-js's sendFileMessage sent with isPtt.
+MEDIA_TYPES = ("image", "document", "audio", "ptt", "video", "sticker")
+# Users one message may mention (wa-js's mentionedList).
+MENTIONS_MAX = 256
 # Events a device keeps for a page that is away; a page gone longer than this loses the oldest.
 LOG_LIMIT = 10_000
 PAIRING_CODE_TTL = 180.0
@@ -139,6 +142,11 @@ class SentMessage:
     # message actions: set by the device's editMessage / deleteMessage(revoke).
     edited: bool = False
     revoked: bool = False
+    # The user ids of wa-js's mentionedList; a text's linkPreview option (wa-js: default true).
+    mentioned: list[str] | None = None
+    link_preview: bool | None = None
+    # Sent by wa-js's forwardMessages (a copy of another message).
+    forwarded: bool = False
 
     @property
     def message_id(self) -> str:
@@ -171,6 +179,9 @@ class SentMessage:
             "result": self.result,
             "edited": self.edited,
             "revoked": self.revoked,
+            "mentioned": self.mentioned or [],
+            "link_preview": self.link_preview,
+            "forwarded": self.forwarded,
         } | (
             {"poll_options": self.poll_options, "selectable_count": self.selectable_count}
             if self.type == "poll_creation"
@@ -687,8 +698,11 @@ class Network:
             quoted=quoted,
         )
         media: Media | None = None
+        record.mentioned = _mentioned(payload.get("mentioned"))
+        record.forwarded = payload.get("forwarded") is True
         if kind == "text":
             record.text = required_str(payload, "text")
+            record.link_preview = payload.get("link_preview") is not False
         elif kind == "poll_creation":
             record.name = required_str(payload, "poll_name")
             options = payload.get("poll_options")
@@ -1248,6 +1262,7 @@ class Network:
         reply_to: str | None = None,
         from_me: bool = False,
         system: str | None = None,
+        mentioned: object = None,
     ) -> dict[str, Any]:
         """Deliver a message to every device linked as `to`: from `sender`, or, with
         `from_me`, one the phone `to` itself sent to `sender` from the phone app."""
@@ -1300,6 +1315,8 @@ class Network:
             "ciphertext": ciphertext,
             # LID -> phone pairs the page may cache, as WhatsApp sends them along.
             "lid_pn": [{"lid": peer, "pn": peer_pn}] if lid else [],
+            # The users the message mentions (its mentionedJidList).
+            "mentioned": _mentioned(mentioned) or [],
         }
         content: Media | None = None
         if system is not None:
@@ -1662,6 +1679,26 @@ class Network:
         if not devices:
             raise NotFound("unknown_phone", "no device is linked as that phone")
         return devices
+
+
+def _mentioned(value: object) -> list[str] | None:
+    """A send's mentioned user ids (`<digits>@c.us` or `<digits>@lid`), or None."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) > MENTIONS_MAX
+        or not all(
+            isinstance(v, str) and v.split("@")[-1] in ("c.us", "lid") and v.split("@")[0].isdigit()
+            for v in value
+        )
+    ):
+        raise Invalid(
+            "validation_error",
+            f"mentioned must be at most {MENTIONS_MAX} user ids (<digits>@c.us or <digits>@lid)",
+            field="mentioned",
+        )
+    return [str(v) for v in value]
 
 
 def _same_user(wid: str, phone: str, lid: str) -> bool:

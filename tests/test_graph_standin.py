@@ -138,7 +138,7 @@ def test_wrong_version_is_400(client: httpx.Client) -> None:
         ({"to": "55-11-9999"}, "to"),
         ({"to": "+1234567890123456"}, "to"),
         ({"recipient_type": "group"}, "recipient_type"),
-        ({"type": "sticker"}, "type"),
+        ({"type": "hologram"}, "type"),
         ({"text": {"body": ""}}, "text['body']"),
         ({"text": {"body": "x" * 4097}}, "text['body']"),
         ({"text": {}}, "text['body']"),

@@ -64,7 +64,7 @@ def test_validation_names_each_problem() -> None:
     png = base64.b64encode(b"\x89PNG....").decode()
     assert field_of({**ok, "type": "text"}) == "text"
     assert field_of({**ok, "type": "text", "text": "   "}) == "text"
-    assert field_of({**ok, "type": "sticker"}) == "type"
+    assert field_of({**ok, "type": "hologram"}) == "type"
     assert field_of({**ok, "type": "image"}) == "media"
     assert field_of({**ok, "type": "image", "media": {"url": "ftp://x/y.png"}}) == "media.url"
     assert field_of({**ok, "type": "image", "media": {"url": "file:///etc/passwd"}}) == "media.url"

@@ -135,6 +135,7 @@ def test_the_page_operations_are_the_bridges_and_use_declared_names() -> None:
         "chat.sendReactionToMessage",
         "chat.editMessage",
         "chat.deleteMessage",
+        "chat.forwardMessages",
         "call.reject",
     }
     assert all(is_declared(name) for name in used)

@@ -26,7 +26,9 @@
   var USER_CHAT = /^[0-9]{6,15}@c\.us$/;
   var GROUP_CHAT = /^[0-9]{6,20}(-[0-9]{1,20})?@g\.us$/;
   var LID_CHAT = /^[0-9]{1,20}@lid$/;
-  var MEDIA_TYPES = ['image', 'document', 'audio', 'video', 'sticker'];
+  // The `type` options of sendFileMessage, and the media message types (a voice note is `ptt`).
+  var FILE_TYPES = ['image', 'document', 'audio', 'video', 'sticker'];
+  var MEDIA_TYPES = FILE_TYPES.concat(['ptt']);
   // wa-js's isBase64 (util/isBase64).
   var BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
   // How long an inbound `ciphertext` message takes to "decrypt" (WhatsApp: until the keys
@@ -1030,6 +1032,11 @@
       msg.lng = data.lng;
       msg.loc = locText(data.name, data.address);
     }
+    if (data.mentioned && data.mentioned.length) {
+      msg.mentionedJidList = data.mentioned.map(function (id) {
+        return new Wid(id);
+      });
+    }
     if (data.quoted) {
       msg.quotedStanzaID = data.quoted.id;
       msg.quotedParticipant = new Wid(data.quoted.participant);
@@ -1284,6 +1291,7 @@
       body: payload.type === 'text' ? payload.text : payload.caption || '',
       isMedia: MEDIA_TYPES.indexOf(payload.type) >= 0,
       isGroupMsg: chat.isGroup(),
+      isForwarded: !!payload.forwarded,
     });
     if (msg.isMedia) {
       if (payload.caption != null) msg.caption = payload.caption;
@@ -1330,6 +1338,7 @@
     var auth = state.auth;
     var key = keyFor(chat, opts.messageId);
     var quoted = opts.quotedMsg ? await quotedFor(opts.quotedMsg, auth) : null;
+    var mentioned = mentionedOf(opts.mentionedList);
     checkPayload(payload);
     var msg = messages.get(key._serialized);
     if (!msg) {
@@ -1339,6 +1348,12 @@
     var body = Object.assign({ device_id: state.deviceId, token: auth.token, to: chat._serialized }, payload);
     body.message_id = key.id;
     if (quoted) body.quoted = quoted.key.id;
+    if (mentioned) {
+      msg.mentionedJidList = mentioned;
+      body.mentioned = mentioned.map(String);
+    }
+    // wa-js's default is true; the sandbox fetches no preview, it notes the option.
+    if (payload.type === 'text') body.link_preview = opts.linkPreview !== false;
     var outcome = post(body).then(
       function (answer) {
         setAck(msg, answer.ack);
@@ -1365,6 +1380,23 @@
     result.ack = msg.ack;
     result.sendMsgResult = sendMsgResult;
     return result;
+  }
+
+  /** wa-js's prepareRawMessage: mentionedList must be an array of user ids. */
+  function mentionedOf(list) {
+    if (!list) return null;
+    if (!Array.isArray(list)) {
+      throw new WPPError('mentioned_list_is_not_array', 'The option mentionedList is not an array', {
+        mentionedList: list,
+      });
+    }
+    return list.map(function (id) {
+      var wid = id instanceof Wid ? id : assertWid(id);
+      if (!wid.isUser()) {
+        throw new WPPError('mentioned_is_not_user', 'Mentioned is not an user', { mentionedId: String(wid) });
+      }
+      return wid;
+    });
   }
 
   // A data URL, as wa-js's parser reads it; null when `text` is not one.
@@ -1439,7 +1471,9 @@
     var file = await fileOf(content);
     var mimetype = opts.mimetype || file.mimetype || 'application/octet-stream';
     var type = opts.type === 'auto-detect' ? mediaKind(mimetype) : opts.type;
-    if (MEDIA_TYPES.indexOf(type) < 0) throw new Error('type must be auto-detect or one of ' + MEDIA_TYPES.join(', '));
+    if (FILE_TYPES.indexOf(type) < 0) throw new Error('type must be auto-detect or one of ' + FILE_TYPES.join(', '));
+    // wa-js prepares audio with isPtt as a voice note: WhatsApp's message type `ptt`.
+    if (type === 'audio' && opts.isPtt) type = 'ptt';
     var payload = { type: type, data: file.data, mimetype: mimetype };
     if (opts.caption != null) payload.caption = String(opts.caption);
     var filename = opts.filename || file.filename;
@@ -1519,6 +1553,46 @@
       if (err.status === 401) onServerLogout();
       throw err;
     }
+  }
+
+  /**
+   * wa-js's forwardMessages: the chat is found (or created), each message looked up
+   * (msg_not_found), then WhatsApp forwards them; it answers the messages it could NOT
+   * forward (here: kinds the sandbox does not forward, such as polls) and never throws.
+   */
+  async function forwardMessages(toChatId, msgsId) {
+    await readyPromise;
+    var chat = await findChat(toChatId);
+    var originals = (msgsId || []).map(function (id) {
+      var key = keyOf(id);
+      var text = key ? key._serialized : String(id);
+      var found = key && messages.get(key._serialized);
+      if (!found) throw new WPPError('msg_not_found', 'Message ' + text + ' not found', { id: text });
+      return found;
+    });
+    var failed = [];
+    for (var i = 0; i < originals.length; i++) {
+      var payload = await forwardPayload(originals[i]);
+      if (!payload) {
+        failed.push(originals[i]);
+        continue;
+      }
+      payload.forwarded = true;
+      await send(chat.id, payload, { waitForAck: false }, false);
+    }
+    return failed;
+  }
+
+  /** What a forwarded copy carries: the original's content (its media downloaded again). */
+  async function forwardPayload(msg) {
+    if (msg.type === 'chat') return { type: 'text', text: msg.body };
+    if (msg.type === 'location') return { type: 'location', lat: msg.lat, lng: msg.lng, name: msg.loc || undefined };
+    if (MEDIA_TYPES.indexOf(msg.type) < 0) return null;
+    var file = await fileOf(await downloadMedia(msg.id));
+    var payload = { type: msg.type, data: file.data, mimetype: msg.mimetype || file.mimetype };
+    if (msg.caption) payload.caption = msg.caption;
+    if (msg.filename) payload.filename = msg.filename;
+    return payload;
   }
 
   // wa-js's chat.find: the chat, created if needed (here: a ChatModel with just its id).
@@ -2200,6 +2274,7 @@
       sendFileMessage: sendFileMessage,
       sendLocationMessage: sendLocationMessage,
       sendCreatePollMessage: sendCreatePollMessage,
+      forwardMessages: forwardMessages,
       downloadMedia: downloadMedia,
       generateMessageID: generateMessageID,
       // wa-js's chat.get: the ChatModel WhatsApp Web holds, or undefined.

@@ -1,5 +1,5 @@
 """Message actions: react to a message (and take it back), edit a text the session sent,
-delete a sent message for everyone.
+delete a sent message for everyone, forward a message to another chat.
 
 The message is named by the sidecar's id (one the session sent, or one it received); the
 page acts on it by the id WhatsApp Web gave it (`provider_message_id`). Each is a page
@@ -20,6 +20,7 @@ from adapters.base import not_supported_by_provider
 from service.api.routing import Operation, Resource, body_of, path_param, reply
 from service.errors import Conflict, NotFound, require_browsers
 from service.messaging.messenger import Messenger
+from service.messaging.request import normalize_recipient
 from service.models import requests as rq
 from service.models import responses as rs
 from service.sessions.manager import SessionManager
@@ -119,6 +120,32 @@ async def edit(request: Request) -> Response:
     return reply(_messenger(request).view(updated))
 
 
+async def forward(request: Request) -> Response:
+    body = await body_of(request, rq.ForwardInput)
+    to = normalize_recipient(body.to)
+    record = await _message(request, "messages.forward")
+    assert record.provider_message_id is not None  # checked by _message
+    manager: SessionManager = request.app.state.sessions
+    answer = await manager.call(
+        record.session_id, "messages.forward", {"to": to, "id": record.provider_message_id}
+    )
+    # wa-js answers the messages it could not forward; WhatsApp collects them, never throws.
+    if not (isinstance(answer, dict) and answer.get("forwarded")):
+        raise Conflict(
+            "WhatsApp Web did not forward the message",
+            code="page_refused",
+            details={"wa_code": None},
+        )
+    return reply(
+        rs.MessageForward(
+            message_id=record.id,
+            provider_message_id=record.provider_message_id,
+            to=to,
+            forwarded=True,
+        )
+    )
+
+
 async def revoke(request: Request) -> Response:
     record = await _message(request, "messages.revoke")
     _own(record, "deleted for everyone")
@@ -196,6 +223,19 @@ routes += [
             {200: rs.Message},
             errors=ERRORS,
             description="The record keeps its content and gets `revoked_at`.",
+        ),
+    ),
+    Resource(
+        f"{_MESSAGE}/forward",
+        post=Operation(
+            "Forward a message to another chat",
+            forward,
+            {200: rs.MessageForward},
+            errors=ERRORS,
+            body=rq.ForwardInput,
+            description="Any message the session sent or received, through WhatsApp Web's "
+            "own forwarding (marked forwarded). It is not queued or paced, and the copy gets "
+            "no record here. A `meta` session: 409 `not_supported_by_provider`.",
         ),
     ),
 ]

@@ -152,6 +152,8 @@
       location_name: m.type === 'location' ? m.loc || null : null,
       quoted_id: reply ? reply.id : null,
       quoted_ref: reply ? reply.ref : null,
+      // MsgModel.mentionedJidList: Wid[] (the users a text or caption mentions).
+      mentioned: Array.isArray(m.mentionedJidList) ? m.mentionedJidList.map(ser).filter(Boolean) : [],
     };
   };
 
@@ -289,6 +291,12 @@
     'messages.revoke': async ({ chat, id }) => {
       const result = await WPP.chat.deleteMessage(chat, id, false, true);
       return { revoked: !!(result && result.isRevoked), deleted: !!(result && result.isDeleted) };
+    },
+    // forwardMessages answers the messages it could NOT forward (WhatsApp collects them and
+    // does not throw); an unknown id throws msg_not_found. forwardMessage is deprecated.
+    'messages.forward': async ({ to, id }) => {
+      const failed = await WPP.chat.forwardMessages(to, [id]);
+      return { forwarded: !(Array.isArray(failed) && failed.length) };
     },
     // Calls: reject by the id call.incoming_call gave; wa-js answers true, or throws
     // call_not_found / call_is_not_incoming_ring.

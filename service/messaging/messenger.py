@@ -202,6 +202,9 @@ class Messenger:
         if request.type == "poll" and session.provider_mode == "meta":
             # The Cloud API has no polls (an auto session sends them through its page).
             raise not_supported_by_provider("meta", "polls")
+        if request.mentions and session.provider_mode == "meta":
+            # The Cloud API has no mentions.
+            raise not_supported_by_provider("meta", "mentions")
         if request.type == "template" and (
             session.provider_mode == "webjs" or session.meta_sealed is None
         ):
@@ -234,6 +237,10 @@ class Messenger:
             content["template"] = request.template
         if request.poll is not None:
             content["poll"] = request.poll
+        if request.mentions:
+            content["mentions"] = list(request.mentions)
+        if request.link_preview is not None:
+            content["link_preview"] = request.link_preview
         if request.location is not None:
             loc = request.location
             content["location"] = {
@@ -339,6 +346,8 @@ class Messenger:
             ) or message.reply_to_ref
         if message.location is not None:
             content["location"] = message.location
+        if message.mentions:
+            content["mentions"] = list(message.mentions)
         if message.media is not None:
             content["media"] = await self._save_media(session, message_id, message)
         now = time.time()
@@ -558,6 +567,9 @@ class Messenger:
                 else [],
                 "selectable_count": _whole(poll.get("selectable_count")),
             }
+        mentions = content.get("mentions")
+        if isinstance(mentions, list) and mentions:
+            view["mentions"] = [m for m in mentions if isinstance(m, str)]
         if record.direction == "out":
             view["to"] = record.chat_id
         else:

@@ -53,6 +53,10 @@ class OutgoingMessage:
     template: dict[str, Any] | None = None
     # {name, options, selectable_count} for a poll.
     poll: dict[str, Any] | None = None
+    # Users a text mentions, as chat ids (<digits>@c.us or <digits>@lid).
+    mentions: tuple[str, ...] | None = None
+    # A text's link preview: None leaves it to the provider's default.
+    link_preview: bool | None = None
 
 
 def normalize_phone(value: str) -> str | None:
@@ -104,12 +108,19 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         media = _media(request.media)
         if text is not None and len(text) > rq.MAX_CAPTION:
             raise ValidationFailed("text", f"a caption must be at most {rq.MAX_CAPTION} characters")
-        if kind == "audio" and text:
-            raise ValidationFailed("text", "audio messages carry no caption")
+        if kind in ("audio", "voice", "sticker") and text:
+            raise ValidationFailed("text", f"{kind} messages carry no caption")
     # What belongs to another type is a mistake on the caller's side, not something to drop.
     for other in ("media", "location", "template", "poll"):
         if getattr(request, other) is not None and other != _PART.get(kind):
             raise ValidationFailed(other, f"is not allowed on a {kind} message")
+    mentions = None
+    if request.mentions is not None:
+        if kind != "text":
+            raise ValidationFailed("mentions", "is allowed on a text message only")
+        mentions = tuple(dict.fromkeys(_user(value) for value in request.mentions))
+    if request.link_preview is not None and kind != "text":
+        raise ValidationFailed("link_preview", "is allowed on a text message only")
     key = request.idempotency_key
     if header_key is not None:
         if key is not None and key != header_key:
@@ -128,7 +139,15 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         idempotency_key=key,
         template=template,
         poll=poll,
+        mentions=mentions,
+        link_preview=request.link_preview,
     )
+
+
+def _user(value: str) -> str:
+    """A mentioned user (already matched by the model's pattern) as a chat id."""
+    phone = normalize_phone(value) if "@" not in value else None
+    return f"{phone}@c.us" if phone else value
 
 
 # The part of the request each type carries besides `text`.
@@ -136,6 +155,8 @@ _PART = {
     "image": "media",
     "document": "media",
     "audio": "media",
+    "voice": "media",
+    "sticker": "media",
     "video": "media",
     "location": "location",
     "template": "template",
@@ -145,7 +166,9 @@ _PART = {
 
 def _media(media: rq.MediaInput | None) -> MediaInput:
     if media is None:
-        raise ValidationFailed("media", "is required for image, document, audio and video")
+        raise ValidationFailed(
+            "media", "is required for image, document, audio, voice, sticker and video"
+        )
     mimetype = _mimetype(media.mimetype, "media.mimetype")
     filename = media.filename
     if filename is not None and (_FILENAME_UNSAFE.search(filename) or filename in (".", "..")):

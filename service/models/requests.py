@@ -27,7 +27,18 @@ from service.models.base import NOT_BLANK, PATTERN_RULES, Id, Input
 from service.models.events import EVENTS
 from service.store.base import DeliveryStatus, ProviderMode, SessionStatus
 
-MessageType = Literal["text", "image", "document", "audio", "video", "location", "template", "poll"]
+MessageType = Literal[
+    "text",
+    "image",
+    "document",
+    "audio",
+    "voice",
+    "sticker",
+    "video",
+    "location",
+    "template",
+    "poll",
+]
 Priority = Literal["normal", "bulk"]
 # WhatsApp's own ceiling for one text message, and for a caption.
 MAX_TEXT = 65_536
@@ -409,10 +420,16 @@ class TemplateInput(Input):
     components: list[dict[str, Any]] | None = None
 
 
+# Whom one text may mention: as many as a group may be asked to take at once.
+MAX_MENTIONS = 50
+
+
 class SendMessage(Input):
     """A message to queue. `text` is the text, or the caption of image, document and video
-    (at most 4,096 characters; audio takes none). Exactly one of `media`, `location`,
-    `template` or `poll` goes with its type, and none with `text`."""
+    (at most 4,096 characters; audio, voice and sticker take none). Exactly one of `media`,
+    `location`, `template` or `poll` goes with its type, and none with `text`. `voice` is
+    an audio file sent as a voice note (push to talk); `sticker` an image (WebP) sent as a
+    sticker."""
 
     to: Annotated[
         str,
@@ -428,6 +445,19 @@ class SendMessage(Input):
     location: LocationInput | None = None
     template: TemplateInput | None = None
     poll: PollInput | None = None
+    mentions: Annotated[list[Participant], Field(min_length=1, max_length=MAX_MENTIONS)] | None = (
+        Field(
+            default=None,
+            description=f"text only (WhatsApp Web only): 1-{MAX_MENTIONS} users the text "
+            "mentions, as numbers, <digits>@c.us or <digits>@lid; WhatsApp shows a mention "
+            "where the text says @<digits>",
+        )
+    )
+    link_preview: bool | None = Field(
+        default=None,
+        description="text only: false sends no link preview; WhatsApp Web fetches one only "
+        "through WA_LINK_PREVIEW_SERVERS, the Cloud API itself",
+    )
     reply_to: Reference | None = Field(
         default=None, description="the id or provider_message_id of the message to quote"
     )
@@ -613,6 +643,19 @@ class ReactionInput(Input):
         max_length=32,
         description="one emoji, as WhatsApp shows it (e.g. 👍); DELETE removes it",
     )
+
+
+class ForwardInput(Input):
+    """The chat a message is forwarded to (WhatsApp Web only)."""
+
+    to: Annotated[
+        str,
+        StringConstraints(max_length=64, pattern=RECIPIENT_PATTERN),
+        Field(
+            description="+<digits>, <digits>, <digits>@c.us, <id>@g.us or <digits>@lid",
+            examples=["+5511999990001"],
+        ),
+    ]
 
 
 class EditInput(Input):

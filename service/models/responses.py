@@ -137,8 +137,8 @@ class Message(Output):
     direction: Literal["out", "in"]
     chat_id: str
     type: str = Field(
-        description="text, image, document, audio, video, location, template or poll; inbound "
-        "may also be another kind WhatsApp has"
+        description="text, image, document, audio, voice, sticker, video, location, template "
+        "or poll; inbound may also be another kind WhatsApp has"
     )
     text: str | None
     media: MessageMedia | None
@@ -165,6 +165,9 @@ class Message(Output):
         default=None, description="present once the message was deleted for everyone"
     )
     poll: MessagePoll | None = Field(default=None, description="a poll's question and options")
+    mentions: list[str] | None = Field(
+        default=None, description="the users a text mentions (chat ids), when it mentions any"
+    )
 
 
 class Delivery(Output):
@@ -449,6 +452,16 @@ class ChatPresenceSet(Output):
 class PresenceSubscribed(Output):
     chat_id: str
     subscribed: bool = Field(description="false when WhatsApp Web could not subscribe")
+
+
+class MessageForward(Output):
+    """A message WhatsApp Web forwarded. The forwarded copy is WhatsApp Web's own message:
+    the sidecar keeps no record of it and learns no id for it."""
+
+    message_id: str
+    provider_message_id: str = Field(description="the forwarded message's id at the provider")
+    to: str = Field(description="the chat it was forwarded to")
+    forwarded: bool = Field(description="true: WhatsApp Web forwarded it")
 
 
 class MessageReaction(Output):

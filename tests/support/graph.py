@@ -38,8 +38,10 @@ DEFAULT_VERSION = "v25.0"
 # Any plausible WhatsApp Business Account id; Meta puts it in entry[].id of every webhook.
 DEFAULT_WABA_ID = "102290129340398"
 
-MESSAGE_TYPES = ("text", "image", "document", "audio", "video", "location", "template")
-MEDIA_TYPES = ("image", "document", "audio", "video")
+MESSAGE_TYPES = (
+    "text", "image", "document", "audio", "video", "sticker", "location", "template"
+)  # fmt: skip
+MEDIA_TYPES = ("image", "document", "audio", "video", "sticker")
 TEXT_BODY_MAX = 4096
 CAPTION_MAX = 1024
 
@@ -270,8 +272,8 @@ def _validate_media(kind: str, payload: dict[str, Any]) -> None:
     else:
         _require_str(payload["id"], f"{kind}['id']")
     if "caption" in payload:
-        if kind == "audio":
-            raise ValidationError("Param audio['caption'] is not supported for audio")
+        if kind in ("audio", "sticker"):
+            raise ValidationError(f"Param {kind}['caption'] is not supported for {kind}")
         _require_str(payload["caption"], f"{kind}['caption']", CAPTION_MAX)
     if "filename" in payload:
         if kind != "document":

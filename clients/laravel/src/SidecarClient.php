@@ -324,6 +324,16 @@ class SidecarClient
         return $this->json('POST', $this->messagePath($sessionId, $messageId, '/revoke'));
     }
 
+    /**
+     * Forward a message the session sent or received to another chat (WhatsApp Web only).
+     *
+     * @return array{message_id: string, provider_message_id: string, to: string, forwarded: bool}
+     */
+    public function forwardMessage(string $sessionId, string $messageId, string $to): array
+    {
+        return $this->json('POST', $this->messagePath($sessionId, $messageId, '/forward'), payload: ['to' => $to]);
+    }
+
     // Contacts (the session's WhatsApp Web page answers; a meta session: 409
     // not_supported_by_provider). A contact is a phone number, <digits>@c.us or <digits>@lid.
 
