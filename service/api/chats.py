@@ -13,22 +13,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.routing import Operation, Resource, body_of, path_param, query_of, reply
+from service.api.routing import Operation, Resource, body_of, page_call, path_param, query_of, reply
 from service.errors import ValidationFailed
 from service.models import requests as rq
 from service.models import responses as rs
-from service.sessions.manager import SessionManager
 
 # Every chat endpoint may meet a session that is missing (404), not connected or of the
 # wrong provider, or a page that refuses (409), a cluster worker that is away (502, 503),
 # or a slow page (504).
 ERRORS = (404, 409, 502, 503, 504)
-
-
-async def _call(request: Request, op: str, args: dict[str, Any]) -> Any:
-    session_id = path_param(request, "session_id")
-    manager: SessionManager = request.app.state.sessions
-    return await manager.call(session_id, op, args)
 
 
 def _message(found: dict[str, Any]) -> rs.ChatMessage:
@@ -53,7 +46,7 @@ async def list_chats(request: Request) -> Response:
         args = {"count": query.limit, "direction": "before", "id": query.before}
     else:
         args = {"count": query.limit, "direction": "after", "id": None}
-    chats = [rs.Chat(**c) for c in await _call(request, "chats.list", args)]
+    chats = [rs.Chat(**c) for c in await page_call(request, "chats.list", args)]
     if query.after is not None and chats and chats[0].id == query.after:
         chats = chats[1:]
     return reply(rs.ChatList(data=chats[: query.limit]))
@@ -73,21 +66,21 @@ async def messages(request: Request) -> Response:
         "direction": "after" if query.after else "before",
         "anchor": anchor,
     }
-    found = await _call(request, "chats.messages", args)
+    found = await page_call(request, "chats.messages", args)
     return reply(rs.ChatMessages(chat_id=chat_id, data=[_message(m) for m in found]))
 
 
 async def read(request: Request) -> Response:
     chat_id = path_param(request, "chat_id")
     await body_of(request, rq.NoOptions, allow_empty=True)
-    answer = await _call(request, "chats.read", {"id": chat_id})
+    answer = await page_call(request, "chats.read", {"id": chat_id})
     unread = answer.get("unread_count")
     return reply(rs.ChatRead(chat_id=chat_id, unread_count=unread))
 
 
 async def _archive(request: Request, archive: bool) -> Response:
     chat_id = path_param(request, "chat_id")
-    answer = await _call(request, "chats.archive", {"id": chat_id, "archive": archive})
+    answer = await page_call(request, "chats.archive", {"id": chat_id, "archive": archive})
     return reply(rs.ChatArchived(chat_id=chat_id, archived=bool(answer.get("archived"))))
 
 
@@ -103,7 +96,7 @@ async def unarchive(request: Request) -> Response:
 
 async def delete(request: Request) -> Response:
     chat_id = path_param(request, "chat_id")
-    answer = await _call(request, "chats.delete", {"id": chat_id})
+    answer = await page_call(request, "chats.delete", {"id": chat_id})
     # wa-js answers WhatsApp's status for the delete (200 when it went through).
     return reply(rs.ChatDeleted(chat_id=chat_id, deleted=answer.get("status") == 200))
 
@@ -114,7 +107,7 @@ async def presence(request: Request) -> Response:
     if body.state == "paused" and body.duration_ms is not None:
         raise ValidationFailed("duration_ms", "applies to typing and recording only")
     args = {"id": chat_id, "state": body.state, "ms": body.duration_ms}
-    await _call(request, "chats.state", args)
+    await page_call(request, "chats.state", args)
     return reply(rs.ChatPresenceSet(chat_id=chat_id, state=body.state))
 
 
@@ -123,7 +116,7 @@ async def subscribe(request: Request) -> Response:
     if chat_id.endswith("@g.us"):
         raise ValidationFailed("chat_id", "must be a contact (<digits>@c.us or <digits>@lid)")
     await body_of(request, rq.NoOptions, allow_empty=True)
-    answer = await _call(request, "chats.subscribe", {"id": chat_id})
+    answer = await page_call(request, "chats.subscribe", {"id": chat_id})
     return reply(rs.PresenceSubscribed(chat_id=chat_id, subscribed=bool(answer.get("subscribed"))))
 
 

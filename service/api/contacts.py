@@ -13,21 +13,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.routing import Operation, Resource, body_of, path_param, reply
+from service.api.routing import Operation, Resource, body_of, page_call, path_param, reply
 from service.messaging.request import normalize_phone
 from service.models import requests as rq
 from service.models import responses as rs
-from service.sessions.manager import SessionManager
 
 # Every contact endpoint may meet a session that is missing (404), not connected or of the
 # wrong provider (409), a cluster worker that is away (502, 503), or a slow page (504).
 ERRORS = (404, 409, 502, 503, 504)
-
-
-async def _call(request: Request, op: str, args: dict[str, Any]) -> Any:
-    session_id = path_param(request, "session_id")
-    manager: SessionManager = request.app.state.sessions
-    return await manager.call(session_id, op, args)
 
 
 def _contact(request: Request) -> tuple[str, str]:
@@ -56,7 +49,7 @@ async def check(request: Request) -> Response:
     phones = [normalize_phone(p) for p in body.phones]
     # A number asked twice is looked up once.
     ids = list(dict.fromkeys(f"{p}@c.us" for p in phones if p is not None))
-    answers = await _call(request, "contacts.exists", {"ids": ids})
+    answers = await page_call(request, "contacts.exists", {"ids": ids})
     found = {a.get("id"): a for a in answers if isinstance(a, dict)} if answers else {}
     data = []
     for phone in phones:
@@ -72,13 +65,13 @@ async def check(request: Request) -> Response:
 
 async def picture(request: Request) -> Response:
     given, wid = _contact(request)
-    url = await _call(request, "contacts.picture", {"id": wid})
+    url = await page_call(request, "contacts.picture", {"id": wid})
     return reply(rs.ContactPicture(contact_id=given, url=_text(url)))
 
 
 async def about(request: Request) -> Response:
     given, wid = _contact(request)
-    text = await _call(request, "contacts.about", {"id": wid})
+    text = await page_call(request, "contacts.about", {"id": wid})
     return reply(rs.ContactAbout(contact_id=given, about=_text(text)))
 
 
@@ -86,19 +79,19 @@ async def block(request: Request) -> Response:
     given, wid = _contact(request)
     # No options yet: a body, if any, must be empty so a typo is not silently ignored.
     await body_of(request, rq.NoOptions, allow_empty=True)
-    answer = await _call(request, "contacts.block", {"id": wid})
+    answer = await page_call(request, "contacts.block", {"id": wid})
     return reply(rs.ContactBlocked(contact_id=given, blocked=bool(answer.get("blocked"))))
 
 
 async def unblock(request: Request) -> Response:
     given, wid = _contact(request)
-    answer = await _call(request, "contacts.unblock", {"id": wid})
+    answer = await page_call(request, "contacts.unblock", {"id": wid})
     return reply(rs.ContactBlocked(contact_id=given, blocked=bool(answer.get("blocked"))))
 
 
 async def ids(request: Request) -> Response:
     given, wid = _contact(request)
-    answer = await _call(request, "contacts.ids", {"id": wid})
+    answer = await page_call(request, "contacts.ids", {"id": wid})
     lid = _text(answer.get("lid"))
     return reply(
         rs.ContactIds(

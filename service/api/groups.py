@@ -15,12 +15,11 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from service.api.routing import Operation, Resource, body_of, path_param, reply
+from service.api.routing import Operation, Resource, body_of, page_call, path_param, reply
 from service.messaging.request import normalize_phone
 from service.models import requests as rq
 from service.models import responses as rs
 from service.models.events import GroupUpdated
-from service.sessions.manager import SessionManager
 from service.store import Store
 
 # Every group endpoint may meet a session that is missing (404), not connected, of the
@@ -28,12 +27,6 @@ from service.store import Store
 # page (504).
 ERRORS = (404, 409, 502, 503, 504)
 INVITE_URL = "https://chat.whatsapp.com/"
-
-
-async def _call(request: Request, op: str, args: dict[str, Any]) -> Any:
-    session_id = path_param(request, "session_id")
-    manager: SessionManager = request.app.state.sessions
-    return await manager.call(session_id, op, args)
 
 
 def _wid(participant: str) -> str:
@@ -91,7 +84,7 @@ def _results(answer: object) -> list[rs.GroupParticipantResult]:
 
 
 async def list_groups(request: Request) -> Response:
-    answer = await _call(request, "groups.list", {})
+    answer = await page_call(request, "groups.list", {})
     items = answer if isinstance(answer, list) else []
     return reply(rs.GroupList(data=[rs.Group(**_group(g)) for g in items if isinstance(g, dict)]))
 
@@ -99,7 +92,7 @@ async def list_groups(request: Request) -> Response:
 async def create(request: Request) -> Response:
     body = await body_of(request, rq.GroupCreate)
     args = {"subject": body.subject, "participants": _wids(body.participants)}
-    answer = await _call(request, "groups.create", args)
+    answer = await page_call(request, "groups.create", args)
     created = rs.GroupCreated(
         id=str(answer.get("id")), participants=_results(answer.get("participants"))
     )
@@ -108,13 +101,13 @@ async def create(request: Request) -> Response:
 
 async def info(request: Request) -> Response:
     group_id = path_param(request, "group_id")
-    answer = await _call(request, "groups.info", {"id": group_id})
+    answer = await page_call(request, "groups.info", {"id": group_id})
     return reply(rs.GroupInfo(**_group(answer), participants=_members(answer.get("participants"))))
 
 
 async def participants(request: Request) -> Response:
     group_id = path_param(request, "group_id")
-    answer = await _call(request, "groups.participants", {"id": group_id})
+    answer = await page_call(request, "groups.participants", {"id": group_id})
     return reply(rs.GroupParticipantList(group_id=group_id, data=_members(answer)))
 
 
@@ -122,7 +115,7 @@ async def add(request: Request) -> Response:
     group_id = path_param(request, "group_id")
     body = await body_of(request, rq.GroupParticipants)
     args = {"id": group_id, "participants": _wids(body.participants)}
-    answer = await _call(request, "groups.add", args)
+    answer = await page_call(request, "groups.add", args)
     return reply(rs.GroupParticipantsAdded(group_id=group_id, participants=_results(answer)))
 
 
@@ -131,7 +124,7 @@ def _change(action: Literal["remove", "promote", "demote"]) -> Any:
         group_id = path_param(request, "group_id")
         body = await body_of(request, rq.GroupParticipants)
         wids = _wids(body.participants)
-        await _call(request, f"groups.{action}", {"id": group_id, "participants": wids})
+        await page_call(request, f"groups.{action}", {"id": group_id, "participants": wids})
         return reply(
             rs.GroupParticipantsChangedReply(
                 group_id=group_id, action=action, participants=body.participants
@@ -151,7 +144,7 @@ async def _updated(request: Request, event: GroupUpdated) -> None:
 async def subject(request: Request) -> Response:
     group_id = path_param(request, "group_id")
     body = await body_of(request, rq.GroupSubject)
-    await _call(request, "groups.subject", {"id": group_id, "subject": body.subject})
+    await page_call(request, "groups.subject", {"id": group_id, "subject": body.subject})
     await _updated(request, GroupUpdated(group_id=group_id, subject=body.subject))
     return reply(rs.GroupSubjectReply(group_id=group_id, subject=body.subject))
 
@@ -160,7 +153,7 @@ async def description(request: Request) -> Response:
     group_id = path_param(request, "group_id")
     body = await body_of(request, rq.GroupDescription)
     args = {"id": group_id, "description": body.description}
-    await _call(request, "groups.description", args)
+    await page_call(request, "groups.description", args)
     await _updated(request, GroupUpdated(group_id=group_id, description=body.description))
     return reply(rs.GroupDescriptionReply(group_id=group_id, description=body.description or None))
 
@@ -168,7 +161,7 @@ async def description(request: Request) -> Response:
 def _invite(op: str) -> Any:
     async def handler(request: Request) -> Response:
         group_id = path_param(request, "group_id")
-        code = _text(await _call(request, op, {"id": group_id})) or ""
+        code = _text(await page_call(request, op, {"id": group_id})) or ""
         return reply(rs.GroupInvite(group_id=group_id, code=code, url=INVITE_URL + code))
 
     handler.__name__ = op.replace(".", "_")
@@ -178,7 +171,7 @@ def _invite(op: str) -> Any:
 async def join(request: Request) -> Response:
     body = await body_of(request, rq.GroupJoin)
     code = body.code.removeprefix(INVITE_URL)
-    answer = await _call(request, "groups.join", {"code": code})
+    answer = await page_call(request, "groups.join", {"code": code})
     return reply(
         rs.GroupJoinResult(
             group_id=str(answer.get("id")),
@@ -190,7 +183,7 @@ async def join(request: Request) -> Response:
 async def leave(request: Request) -> Response:
     group_id = path_param(request, "group_id")
     await body_of(request, rq.NoOptions, allow_empty=True)
-    await _call(request, "groups.leave", {"id": group_id})
+    await page_call(request, "groups.leave", {"id": group_id})
     return reply(rs.GroupLeft(group_id=group_id, left=True))
 
 

@@ -149,3 +149,10 @@ def header_of(request: Request, header: Header) -> Any:
         return header.adapter.validate_python(value)
     except ValidationError as exc:
         raise failure(exc, prefix=header.name) from None
+
+
+async def page_call(request: Request, op: str, args: dict[str, Any]) -> Any:
+    """Run page operation `op` on the path's session (`Engine.call`: its page here, or its
+    worker's in a cluster); the answer's value."""
+    session_id = path_param(request, "session_id")
+    return await request.app.state.sessions.call(session_id, op, args)
