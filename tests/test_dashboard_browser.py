@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -217,3 +218,18 @@ def test_the_session_actions_and_the_pairing_code(car: Sidecar, phone: Phone, pa
     summary = page.locator('[data-key="summary"]')
     expect(summary).to_have_attribute("data-status", "connected", timeout=60_000)
     expect(summary).to_contain_text("5511999990003")
+
+
+def test_open_streams_do_not_hold_up_a_stop(car: Sidecar) -> None:
+    """SIGTERM ends the live streams at once; uvicorn would otherwise wait for them until
+    its graceful-shutdown timeout and cancel them (a stop that hangs for supervisord)."""
+    with httpx.Client(base_url=car.base, timeout=60) as browser:
+        token = link(car, label="last").rsplit("/", 1)[1]
+        assert browser.post("/dashboard/login", data={"token": token}).status_code == 303
+        with browser.stream("GET", "/dashboard/stream/sessions") as events:
+            lines = events.iter_lines()
+            assert next(lines) == "retry: 2000"
+            assert car.terminate() == 0
+            rest = list(lines)  # the stream ends: the service closed it
+    assert all("event:" in x or "data:" in x or not x for x in rest)
+    assert "graceful shutdown exceeded" not in car.log.read_text()
