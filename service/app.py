@@ -45,7 +45,8 @@ from service.cluster.placement import SESSION_BYTES, memory_headroom
 from service.cluster.profiles import ProfileGuard
 from service.cluster.remote import RemoteEngine, RemoteEngines, RemoteRuntime
 from service.cluster.rpc import RpcClient, internal_routes
-from service.dashboard.app import Dashboard, build_dashboard
+from service.dashboard.app import build_dashboard
+from service.dashboard.routing import Dashboard
 from service.errors import (
     ApiError,
     ConfigError,

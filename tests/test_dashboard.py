@@ -6,6 +6,7 @@ tests/test_dashboard_browser.py."""
 from __future__ import annotations
 
 import itertools
+import logging
 import re
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from service.app import create_app
 from service.cli import main
 from service.dashboard.auth import DashboardAuth
 from service.errors import ConfigError
+from service.links import RedactLinkTokens
 from service.settings import Settings
 from tests.conftest import API_SECRET, base_env
 from tests.support.sandbox import eventually
@@ -369,3 +371,19 @@ def test_the_laravel_kit_asks_for_a_link(base: str, browser: httpx.Client) -> No
     answer = browser.post("/dashboard/login", data={"token": token_of(landing["url"])})
     assert answer.headers["location"] == "/dashboard/sessions/s2"
     assert "ana@acme.example" in browser.get("/dashboard/sessions/s2").text
+
+
+def test_the_access_log_never_shows_a_sign_in_token() -> None:
+    request = '%s - "%s %s HTTP/%s" %d'
+    path = "/dashboard/login/eyJuIjoieCJ9.aw6ajg.G98eSg8ecrNPjHcvjlyWaImk284"
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        request,
+        ("127.0.0.1:5", "GET", path, "1.1", 200),
+        None,
+    )
+    assert RedactLinkTokens().filter(record)
+    assert record.getMessage().endswith('"GET /dashboard/login/[redacted] HTTP/1.1" 200')

@@ -4,7 +4,8 @@ the processes that serve the API (roles `all` and `api`).
 
 Modules:
 - `auth`: login links, the session cookie, CSRF tokens (docs/operations.md has the model).
-- `routing`: `Page`, `NavEntry`, `view()` (the guarded route), `page()` (the layout).
+- `routing`: `Dashboard` (the shared state), `Page`, `NavEntry`, `view()` (the guarded
+  route), `page()` (the layout).
 - `markup`: the template approach (`fmt` escapes every value that is not `Html`).
 - `live`: server-sent events from store snapshots (`stream()`).
 - `login`, `sessions`, `session`: the pages. `app`: `PAGES` (the nav order) and the mount.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.routing import BaseRoute, Mount, Router
@@ -11,7 +10,7 @@ from starlette.staticfiles import StaticFiles
 from service.dashboard import login, session, sessions
 from service.dashboard.auth import DashboardAuth
 from service.dashboard.live import Changes
-from service.dashboard.routing import NavEntry, Page
+from service.dashboard.routing import Dashboard, Page
 from service.settings import Settings
 from service.store import Store
 
@@ -24,16 +23,6 @@ PAGES: tuple[Page, ...] = (
     session.PAGE,
     # Nav slots for the next pages: webhooks.PAGE, events.PAGE, nodes.PAGE, charts.PAGE
 )
-
-
-@dataclass
-class Dashboard:
-    """What the dashboard's handlers share (`request.app.state.dashboard`)."""
-
-    auth: DashboardAuth
-    changes: Changes
-    role: str
-    nav: list[NavEntry] = field(default_factory=list)
 
 
 def build_dashboard(settings: Settings, store: Store) -> tuple[Dashboard, Mount]:

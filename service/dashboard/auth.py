@@ -63,11 +63,16 @@ class DashboardAuth:
 
     def __init__(self, secret: str, base_url: str, *, link_ttl: int, session_ttl: int) -> None:
         # One key per use, derived from the secret: a link token never passes for a cookie.
+        sha256 = {"digest_method": hashlib.sha256}
         self._links = URLSafeTimedSerializer(
-            hmac_hex(secret, b"wa-sidecar dashboard link"), salt="dashboard-link"
+            hmac_hex(secret, b"wa-sidecar dashboard link"),
+            salt="dashboard-link",
+            signer_kwargs=sha256,
         )
         self._cookies = URLSafeTimedSerializer(
-            hmac_hex(secret, b"wa-sidecar dashboard session"), salt="dashboard-session"
+            hmac_hex(secret, b"wa-sidecar dashboard session"),
+            salt="dashboard-session",
+            signer_kwargs=sha256,
         )
         self._csrf_key = hmac_hex(secret, b"wa-sidecar dashboard csrf").encode()
         self.base_url = base_url.rstrip("/")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -19,12 +18,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from service import __version__
-from service.dashboard.auth import COOKIE, Operator
+from service.dashboard.auth import COOKIE, DashboardAuth, Operator
+from service.dashboard.live import Changes
 from service.dashboard.markup import Html, fmt, join
 from service.errors import ApiError, registered
-
-if TYPE_CHECKING:
-    from service.dashboard.app import Dashboard
 
 log = logging.getLogger("service.dashboard")
 
@@ -63,6 +60,16 @@ class Page:
 
     nav: NavEntry | None
     routes: Sequence[BaseRoute] = field(default_factory=list)
+
+
+@dataclass
+class Dashboard:
+    """What the dashboard's handlers share (`request.app.state.dashboard`)."""
+
+    auth: DashboardAuth
+    changes: Changes
+    role: str
+    nav: list[NavEntry] = field(default_factory=list)
 
 
 class Refused(Exception):
