@@ -396,6 +396,12 @@ class Store(abc.ABC):
         """The session's message with this provider ref (or this provider message id)."""
 
     @abc.abstractmethod
+    async def newest_inbound(
+        self, session_id: str, chat_id: str, provider: str
+    ) -> MessageRecord | None:
+        """The newest message that reached the session in this chat through `provider`."""
+
+    @abc.abstractmethod
     async def record_inbound(
         self,
         message: MessageRecord,

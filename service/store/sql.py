@@ -274,6 +274,21 @@ class _Queries:
                 m.c.provider_message_id == bindparam("value"),
             )
         )
+        # The chat's newest inbound message from one provider: inbound lines are all
+        # `received`/`normal`, so the queue index walks them newest first.
+        self.newest_inbound = c(
+            select(*message_cols)
+            .where(
+                m.c.session_id == bindparam("session_id"),
+                m.c.status == "received",
+                m.c.priority == "normal",
+                m.c.chat_id == bindparam("chat_id"),
+                m.c.provider == bindparam("provider"),
+                m.c.direction == "in",
+            )
+            .order_by(m.c.seq.desc())
+            .limit(1)
+        )
         self.message_known = c(
             select(m.c.seq).where(
                 m.c.session_id == bindparam("session_id"), m.c.provider_ref == bindparam("ref")
@@ -1405,6 +1420,17 @@ class SqlStore(Store):
 
         def find(tx: Tx) -> MessageRecord | None:
             row = tx.one(stmt, {"session_id": session_id, "value": value})
+            return MessageRecord(*row) if row else None
+
+        return await self._read(find)
+
+    async def newest_inbound(
+        self, session_id: str, chat_id: str, provider: str
+    ) -> MessageRecord | None:
+        args = {"session_id": session_id, "chat_id": chat_id, "provider": provider}
+
+        def find(tx: Tx) -> MessageRecord | None:
+            row = tx.one(self.q.newest_inbound, args)
             return MessageRecord(*row) if row else None
 
         return await self._read(find)
