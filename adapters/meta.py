@@ -302,12 +302,10 @@ class MetaEngine(Engine):
             and quoted.startswith("wamid.")
         ):
             payload["context"] = {"message_id": quoted}
+        if content.get("mentions"):
+            # An auto session's text or caption that failed over: the Cloud API has no mentions.
+            raise ProviderError(ErrorKind.REQUEST, "mentions are sent through WhatsApp Web only")
         if message.type == "text":
-            if content.get("mentions"):
-                # An auto session's text that failed over: the Cloud API has no mentions.
-                raise ProviderError(
-                    ErrorKind.REQUEST, "mentions are sent through WhatsApp Web only"
-                )
             payload["text"] = {
                 "body": content["text"],
                 "preview_url": content.get("link_preview") is True,

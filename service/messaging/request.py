@@ -116,8 +116,11 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
             raise ValidationFailed(other, f"is not allowed on a {kind} message")
     mentions = None
     if request.mentions is not None:
-        if kind != "text":
-            raise ValidationFailed("mentions", "is allowed on a text message only")
+        if kind not in _MENTIONING:
+            raise ValidationFailed("mentions", "is allowed on a text or a media caption only")
+        if not text:
+            # WhatsApp shows a mention where the text says @<digits>: none without one.
+            raise ValidationFailed("mentions", "needs the text (or caption) that shows them")
         mentions = tuple(dict.fromkeys(_user(value) for value in request.mentions))
     if request.link_preview is not None and kind != "text":
         raise ValidationFailed("link_preview", "is allowed on a text message only")
@@ -142,6 +145,10 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         mentions=mentions,
         link_preview=request.link_preview,
     )
+
+
+# The types wa-js's prepareRawMessage reads mentions for: a text, or a file's caption.
+_MENTIONING = frozenset({"text", "image", "video", "document"})
 
 
 def _user(value: str) -> str:

@@ -448,9 +448,9 @@ class SendMessage(Input):
     mentions: Annotated[list[Participant], Field(min_length=1, max_length=MAX_MENTIONS)] | None = (
         Field(
             default=None,
-            description=f"text only (WhatsApp Web only): 1-{MAX_MENTIONS} users the text "
-            "mentions, as numbers, <digits>@c.us or <digits>@lid; WhatsApp shows a mention "
-            "where the text says @<digits>",
+            description=f"a text, or an image, video or document with a caption (WhatsApp "
+            f"Web only): 1-{MAX_MENTIONS} users the text mentions, as numbers, <digits>@c.us "
+            "or <digits>@lid; WhatsApp shows a mention where the text says @<digits>",
         )
     )
     link_preview: bool | None = Field(
