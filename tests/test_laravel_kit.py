@@ -440,8 +440,9 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         call("removeReaction", sessionId="kit-1", messageId=first["id"]),
         call("editMessage", sessionId="kit-1", messageId=first["id"], text="shipped today"),
         call("react", sessionId="kit-1", messageId=first["id"], emoji=""),
+        call("forwardMessage", sessionId="kit-1", messageId=first["id"], to=WAIT_PHONE),
     )
-    reacted, unreacted, edited, no_emoji = values(actions, True, True, True, False)
+    reacted, unreacted, edited, no_emoji, forwarded = values(actions, True, True, True, False, True)
     assert (reacted["message_id"], reacted["emoji"]) == (first["id"], "👍")
     assert unreacted["emoji"] is None
     assert (edited["text"], bool(edited["edited_at"])) == ("shipped today", True)
@@ -451,7 +452,17 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         422,
     )
     assert [r["reaction"] for r in phone.reactions(ME)] == ["👍", ""]
-    assert [m["text"] for m in phone.sent(ME)] == ["shipped today"]
+    assert forwarded == {
+        "message_id": first["id"],
+        "provider_message_id": reacted["provider_message_id"],
+        "to": f"{WAIT_PHONE}@c.us",
+        "forwarded": True,
+    }
+    # The edit rewrote the text in place; the forward is a copy in the other chat.
+    assert [(m["to"], m["text"], m["forwarded"]) for m in phone.sent(ME)] == [
+        (f"{FRIEND}@c.us", "shipped today", False),
+        (f"{WAIT_PHONE}@c.us", "shipped today", True),
+    ]
 
     # Chats: one call per endpoint, on the chat the send opened.
     chat = f"{FRIEND}@c.us"
@@ -470,8 +481,8 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     listed, history, unread, archived, unarchived, _, followed, deleted, bad = values(
         chats, True, True, True, True, True, True, True, True, False
     )
-    # The group made and left above is a chat too.
-    assert [c["id"] for c in listed if not c["is_group"]] == [chat]
+    # The group made and left above is a chat too, and the forward opened one (newest first).
+    assert [c["id"] for c in listed if not c["is_group"]] == [f"{WAIT_PHONE}@c.us", chat]
     # The message actions above edited it: WhatsApp Web shows the new text.
     assert [(m["body"], m["from_me"]) for m in history] == [("shipped today", True)]
     assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
