@@ -99,12 +99,11 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "meta_not_configured", "the session has no Meta credentials"),
     ErrorCode(409, "media_unavailable", "the provider could not give this message's media"),
-    ErrorCode(409, "not_supported", "the session's provider cannot do this"),
     ErrorCode(
         409,
         "not_supported_by_provider",
-        "the session's provider has no such operation (a `meta` session has no contacts); "
-        "`details.provider` names it",
+        "the session's provider has no such operation or thing (a `meta` session has no QR "
+        "code and no contacts); `details.provider` names it",
     ),
     ErrorCode(
         409,

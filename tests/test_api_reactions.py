@@ -423,6 +423,9 @@ def test_a_meta_session_marks_a_chat_read_through_the_cloud_api(
     refused = error(car.api.post(f"/api/sessions/m1/chats/{other}@c.us/read"), 409)
     assert refused["code"] == "provider_refused"
     assert len(graph.read_marks) == 1
+    # A meta session has no QR code, under the same code.
+    qr = error(car.api.get("/api/sessions/m1/qr"), 409)
+    assert (qr["code"], qr["details"]) == ("not_supported_by_provider", {"provider": "meta"})
     # The rest of the chat surface is the page's alone.
     archived = car.api.post(f"/api/sessions/m1/chats/{reader}@c.us/archive")
     assert error(archived, 409)["code"] == "not_supported_by_provider"
