@@ -533,18 +533,25 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         30,
         "delivered webhooks",
     )
-    (dead, replay, stopped_now) = values(
+    (dead, replay, replayed, replayed_all, nodes, stopped_now) = values(
         run_kit(
             car.base,
             call("deliveries", status="dead"),
             call("retryDelivery", deliveryId=delivered[0]["id"]),
+            call("retryDeadDeliveries", sessionId="kit-1", event="message_received"),
+            call("retryDeadDeliveries"),
+            call("clusterNodes"),
             call("stopSession", sessionId="kit-1"),
         ),
         True,
         False,
         True,
+        True,
+        True,
+        True,
     )
-    assert dead == []
+    assert dead == [] and replayed == replayed_all == 0
+    assert nodes == []  # one process, not a cluster: no node heartbeats
     assert (replay["code"], replay["session_status"]) == ("delivery_not_dead", "delivered")
     assert stopped_now["desired_state"] == "stopped"  # a signed POST with no body
 

@@ -596,6 +596,41 @@ class SidecarClient
         return $this->json('POST', '/api/webhooks/deliveries/' . rawurlencode($deliveryId) . '/retry');
     }
 
+    /**
+     * Replay every dead delivery that matches all the filters given (none: every dead one),
+     * each with a fresh 24 h window; the number replayed. $since and $until are RFC 3339
+     * times bounding when the event was written.
+     */
+    public function retryDeadDeliveries(
+        ?string $sessionId = null,
+        ?string $workspaceId = null,
+        ?string $event = null,
+        ?string $since = null,
+        ?string $until = null,
+    ): int {
+        $filters = array_filter(
+            ['session_id' => $sessionId, 'workspace_id' => $workspaceId, 'event' => $event, 'since' => $since, 'until' => $until],
+            static fn ($value) => $value !== null,
+        );
+        // No filter: no body (json_encode would send [] for an empty array, not an object).
+        $answer = $this->json('POST', '/api/webhooks/deliveries/retry', payload: $filters ?: null);
+
+        return (int) ($answer['retried'] ?? 0);
+    }
+
+    // The cluster
+
+    /**
+     * The cluster's nodes as the store sees them: heartbeat age, sessions and capacity of
+     * each (a single process lists none until it runs as a cluster role).
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function clusterNodes(): array
+    {
+        return $this->json('GET', '/api/cluster/nodes')['data'] ?? [];
+    }
+
     // The wire
 
     /**
