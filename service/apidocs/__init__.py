@@ -20,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SWAGGER_DIST = PROJECT_ROOT / "node_modules" / "swagger-ui-dist"
 STATIC = Path(__file__).resolve().parent / "static"
 
+# data: images are the icons Swagger UI's stylesheet embeds; nothing else is allowed.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
