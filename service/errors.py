@@ -152,6 +152,9 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(503, "at_capacity", "`MAX_SESSIONS` sessions are running already"),
     ErrorCode(
+        503, "docs_unavailable", "`/docs`: the API viewer's files are not installed (`npm ci`)"
+    ),
+    ErrorCode(
         503,
         "worker_unavailable",
         "cluster mode: the session's worker did not answer; retry in a few seconds",
