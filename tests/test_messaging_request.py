@@ -370,3 +370,48 @@ def test_a_message_with_odd_provider_values_still_has_a_view() -> None:
     assert view["media"]["size"] is None
     assert view["timestamp"] is None and view["notify_name"] is None
     assert view["from"] == "5511999990001@c.us"
+
+
+NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z
+
+
+@pytest.mark.parametrize(
+    ("send_at", "expected"),
+    [
+        ("2030-03-17T17:50:00Z", NOW + 200),
+        ("2030-03-17t14:50:00-03:00", NOW + 200),  # RFC 3339 allows lower case t and z
+        ("2030-03-17T17:50:00.123456789z", NOW + 200.123456),  # nanoseconds: to micro
+        ("2030-03-17T17:50:00-00:00", NOW + 200),  # -00:00: UTC, its local offset unknown
+        ("2030-03-17T17:46:00Z", None),  # 40 s ago: just passed means now
+        ("2030-03-17T17:46:40Z", None),
+        ("2030-04-16T17:46:40Z", NOW + 30 * 86_400),  # the horizon itself
+    ],
+)
+def test_send_at_is_an_offset_time_and_just_passed_means_now(
+    send_at: str, expected: float | None
+) -> None:
+    body = {"to": "5511999990001", "type": "text", "text": "hi", "send_at": send_at}
+    parsed = parse_send_request(body, None, now=NOW).send_at
+    assert parsed == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("send_at", "says"),
+    [
+        ("2030-03-17T17:50:00", "has no offset"),
+        ("2030-03-17 17:50:00Z", "RFC 3339"),
+        ("2030-02-30T17:50:00Z", "RFC 3339"),
+        ("2030-03-17T17:50:00+24:00", "RFC 3339"),
+        ("2030-03-17T17:50Z", "RFC 3339"),
+        (1_900_000_200, "RFC 3339"),
+        ("", "RFC 3339"),
+        ("2030-03-17T17:45:39Z", "seconds in the past"),  # 61 s ago
+        ("2030-04-16T17:46:41Z", "days ahead"),
+    ],
+)
+def test_send_at_refusals_name_the_field_and_why(send_at: object, says: str) -> None:
+    body = {"to": "5511999990001", "type": "text", "text": "hi", "send_at": send_at}
+    with pytest.raises(ValidationFailed) as failure:
+        parse_send_request(body, None, now=NOW)
+    assert failure.value.details["field"] == "send_at"
+    assert says in str(failure.value)
