@@ -6,10 +6,12 @@ One sidecar (and one Chromium session) serves the module; the kill -9 test comes
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,7 +21,7 @@ from tests.conftest import API_SECRET
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar
 from tests.support.signing import SidecarAuth
-from tests.test_messaging import FRIEND, ME, connect, start_sidecar
+from tests.test_messaging import FRIEND, ME, PNG, connect, start_sidecar
 
 pytestmark = pytest.mark.browser
 
@@ -123,6 +125,19 @@ def test_cancel_takes_back_a_message_not_yet_sent_and_only_such(car: Sidecar, ph
     sent = car.api.delete(f"/api/sessions/m1/messages/{marker['id']}")
     assert sent.status_code == 409
     assert sent.json()["error"]["details"]["status"] == "sent"
+
+    # A scheduled image's file waits in the session directory; cancelling deletes it.
+    def outgoing_files() -> set[Path]:
+        return set(car.storage.rglob("media/out/*"))
+
+    before = outgoing_files()
+    image = {"base64": base64.b64encode(PNG).decode(), "mimetype": "image/png"}
+    picture = send(car, {"type": "image", "media": image, "send_at": rfc3339(time.time() + 3600)})
+    assert picture.status_code == 202, picture.text
+    assert len(outgoing_files() - before) == 1
+    dropped = car.api.delete(f"/api/sessions/m1/messages/{picture.json()['id']}")
+    assert dropped.json()["status"] == "cancelled", dropped.text
+    assert outgoing_files() == before
 
     missing = car.api.delete("/api/sessions/m1/messages/msg_000000000000000000000000")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "message_not_found"

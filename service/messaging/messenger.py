@@ -111,10 +111,10 @@ class Messenger:
                 len(interrupted),
             )
         for session in await self.store.list_sessions():
-            if await self.store.count_messages(
-                session.session_id, "queued"
-            ) or await self.store.count_messages(session.session_id, "scheduled"):
-                self.wake(session.session_id)
+            sid = session.session_id
+            # A session with only scheduled messages needs its sender too: it sleeps to them.
+            if any([await self.store.count_messages(sid, s) for s in ("queued", "scheduled")]):
+                self.wake(sid)
 
     async def stop(self, timeout: float = 20.0) -> None:
         """Let each sender finish the message in flight (bounded), then stop them."""
@@ -350,7 +350,8 @@ class Messenger:
         directory = await self._session_dir(session_id) if media and media.get("file") else None
         if media and directory is not None:
             (directory / media["file"]).unlink(missing_ok=True)
-        return record
+        # As stored (its updated_at too).
+        return await self.store.get_message(message_id) or record
 
     async def _session_dir(self, session_id: str) -> Path | None:
         session = await self.store.get_session(session_id)
