@@ -127,6 +127,12 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(409, "message_not_own", "only a message the session sent can be edited or revoked"),
     ErrorCode(409, "message_not_editable", "only a text message can be edited"),
     ErrorCode(
+        409,
+        "message_not_cancellable",
+        "only a message not yet sent (`queued` or `scheduled`) can be cancelled; "
+        "`details.status` is where it is",
+    ),
+    ErrorCode(
         410,
         "media_expired",
         "the message's media was deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the message "

@@ -433,6 +433,40 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     eventually(sent_status, 60, "the message to be sent")
     assert [m["text"] for m in phone.sent(ME)] == ["shipped"]
 
+    # Scheduled sends (a DateTimeInterface, or an RFC 3339 string) and cancelling them.
+    hour = time.time() + 3600
+    in_an_hour = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(hour))
+    scheduling = run_kit(
+        car.base,
+        call(
+            "sendText", sessionId="kit-1", to=FRIEND, text="later", sendAt={"datetime": in_an_hour}
+        ),
+        call(
+            "sendMessage",
+            sessionId="kit-1",
+            message={"to": FRIEND, "type": "text", "text": "later too", "send_at": in_an_hour},
+        ),
+        call("sendText", sessionId="kit-1", to=FRIEND, text="naive", sendAt="2030-01-01T09:00:00"),
+    )
+    later, later_too, naive = values(scheduling, True, True, False)
+    assert later["record"]["status"] == later_too["record"]["status"] == "scheduled"
+    assert later["record"]["send_at"] == in_an_hour.replace("+00:00", "Z")
+    assert (naive["class"], naive["field"]) == ("ValidationException", "send_at")
+    cancelling = run_kit(
+        car.base,
+        call("cancelMessage", sessionId="kit-1", messageId=later["id"]),
+        call("cancelMessage", sessionId="kit-1", messageId=later["id"]),
+        call("cancelMessage", sessionId="kit-1", messageId=first["id"]),
+    )
+    cancelled, twice, gone = values(cancelling, True, False, False)
+    assert cancelled["status"] == "cancelled"
+    assert (twice["class"], twice["code"], twice["details"]["status"]) == (
+        "ConflictException",
+        "message_not_cancellable",
+        "cancelled",
+    )
+    assert (gone["code"], gone["details"]["status"]) == ("message_not_cancellable", "sent")
+
     # Message actions: react, take it back, edit the text; a reaction with no emoji is 422.
     actions = run_kit(
         car.base,
