@@ -255,9 +255,11 @@ def not_supported_by_provider(engine: str, op: str) -> Conflict:
 
 
 def not_supported(engine: str, what: str) -> Conflict:
+    """409 for something the session's provider does not have (a QR code, a pairing code),
+    under the same code as a page operation it lacks."""
     return Conflict(
         f"the {engine} provider has no {what}",
-        code="not_supported",
+        code="not_supported_by_provider",
         details={"provider": engine},
     )
 

@@ -234,10 +234,31 @@ class MetaEngine(Engine):
         raise last
 
     async def call(self, session: SessionRecord, op: str, args: dict[str, Any]) -> Any:
-        """The Cloud API has one of the page operations: reactions (`messages.react` with
-        the message's wamid, its chat and the emoji; an empty emoji removes ours)."""
-        if op != "messages.react":
-            raise not_supported_by_provider(self.name, op)
+        """The Cloud API has two of the page operations: reactions (`messages.react` with
+        the message's wamid, its chat and the emoji; an empty emoji removes ours) and read
+        receipts (`chats.read` with `message_id`, the chat's newest inbound wamid: Meta marks
+        it and every earlier message of the chat read)."""
+        if op == "messages.react":
+            payload: dict[str, Any] = {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "to": str(args["to"]).split("@", 1)[0],
+                "type": "reaction",
+                "reaction": {"message_id": args["id"], "emoji": args.get("reaction") or ""},
+            }
+            await self._operate(session, payload, "the Cloud API refused the reaction")
+            return {"result": "OK"}
+        if op == "chats.read":
+            wamid = args.get("message_id")
+            if wamid:
+                payload = {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
+                await self._operate(session, payload, "the Cloud API refused the read receipt")
+            # Nothing received in the chat: nothing to mark, and nothing left unread.
+            return {"id": args["id"], "unread_count": 0}
+        raise not_supported_by_provider(self.name, op)
+
+    async def _operate(self, session: SessionRecord, payload: dict[str, Any], refusal: str) -> None:
+        """POST one non-message request to the number's /messages edge."""
         config = self.credentials(session)
         if config is None:
             raise Conflict(
@@ -245,23 +266,15 @@ class MetaEngine(Engine):
                 code="session_not_connected",
                 details={"status": session.status},
             )
-        payload = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": str(args["to"]).split("@", 1)[0],
-            "type": "reaction",
-            "reaction": {"message_id": args["id"], "emoji": args.get("reaction") or ""},
-        }
         try:
             await self._request(config, "POST", f"{config.phone_number_id}/messages", json=payload)
         except ProviderError as exc:
             # Meta's refusal, with its code, as a page's refusal is reported.
             raise Conflict(
-                "the Cloud API refused the reaction",
+                refusal,
                 code="provider_refused",
                 details={"provider": self.name, "error": exc.describe(), "kind": exc.kind.value},
             ) from None
-        return {"result": "OK"}
 
     async def _payload(
         self, session: SessionRecord, config: MetaConfig, message: MessageRecord
@@ -289,12 +302,10 @@ class MetaEngine(Engine):
             and quoted.startswith("wamid.")
         ):
             payload["context"] = {"message_id": quoted}
+        if content.get("mentions"):
+            # An auto session's text or caption that failed over: the Cloud API has no mentions.
+            raise ProviderError(ErrorKind.REQUEST, "mentions are sent through WhatsApp Web only")
         if message.type == "text":
-            if content.get("mentions"):
-                # An auto session's text that failed over: the Cloud API has no mentions.
-                raise ProviderError(
-                    ErrorKind.REQUEST, "mentions are sent through WhatsApp Web only"
-                )
             payload["text"] = {
                 "body": content["text"],
                 "preview_url": content.get("link_preview") is True,

@@ -289,14 +289,14 @@ class WebJsEngine(Engine):
         quoted = content.get("reply_to_provider_id")
         if quoted and content.get("reply_to_provider") in (None, self.name) and _is_key(quoted):
             options["quotedMsg"] = quoted
+        if content.get("mentions"):
+            # wa-js checks each is a user id (mentioned_is_not_user) and sets
+            # mentionedJidList; the text's or caption's @<digits> is where WhatsApp shows them.
+            options["mentionedList"] = content["mentions"]
         if message.type == "text":
             # Link previews are fetched through third-party servers unless the operator
             # names their own (WA_LINK_PREVIEW_SERVERS).
             options["linkPreview"] = self.link_previews and content.get("link_preview") is not False
-            if content.get("mentions"):
-                # wa-js checks each is a user id (mentioned_is_not_user) and sets
-                # mentionedJidList; the text's @<digits> is where WhatsApp shows them.
-                options["mentionedList"] = content["mentions"]
             return "sendText", [message.chat_id, content["text"], options]
         if message.type == "location":
             loc = content["location"]

@@ -45,7 +45,7 @@ STATUSES: tuple[str, ...] = get_args(SessionStatus)
 READY_TIMEOUT = 120.0
 POLL_INTERVAL = 0.25
 # A message in these has not left yet.
-UNSENT = ("queued", "sending")
+UNSENT = ("queued", "scheduled", "sending")
 
 
 class Unreachable(Exception):

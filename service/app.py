@@ -19,7 +19,7 @@ from starlette.routing import BaseRoute
 from adapters.meta import MetaEngine
 from adapters.selector import ProviderSelector
 from adapters.webjs import WebJsEngine
-from service import __version__
+from service import __version__, apidocs
 from service.api import (
     calls,
     chats,
@@ -406,6 +406,9 @@ def create_app(
         if settings.dashboard_secret:
             operator_dashboard, mount = build_dashboard(settings, store)
             routes.append(mount)
+        # The API viewer, outside the document it shows (it is a page, not an API operation).
+        if settings.api_docs:
+            routes += apidocs.routes
         guard = Middleware(
             RequestGuard,
             secrets=settings.api_secrets,

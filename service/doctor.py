@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from service import __version__
+from service import __version__, apidocs
 from service.digits import seconds_arg
 from service.errors import ConfigError
 from service.netguard import redact_url, webhook_url_problem
@@ -167,6 +167,26 @@ def check_wa_js(settings: Settings, project_root: Path | None = None) -> Check:
             "run `npm ci` in the project directory",
         )
     return Check("wa-js", OK, f"{installed} at {bundle} (the pinned version)")
+
+
+def check_api_docs(settings: Settings) -> Check:
+    """/docs can serve its viewer: swagger-ui-dist is installed (or /docs is off here)."""
+    if not settings.api_docs:
+        return Check("api docs", INFO, "/docs is off (SIDECAR_API_DOCS=false)")
+    if settings.role not in ("all", "api"):
+        return Check(
+            "api docs", INFO, f"/docs is served by the api role, not --role {settings.role}"
+        )
+    missing = apidocs.missing_assets()
+    if missing:
+        return Check(
+            "api docs",
+            WARN,
+            f"/docs answers 503: {', '.join(missing)} missing; run `npm ci` in the project "
+            "directory (./scripts/run does it)",
+        )
+    version = (_read_json(apidocs.SWAGGER_DIST / "package.json") or {}).get("version")
+    return Check("api docs", OK, f"/docs serves swagger-ui-dist {version}")
 
 
 def _installed_wa_js_version(bundle: Path) -> str | None:
@@ -667,6 +687,7 @@ def run_checks(
         lambda: check_chromium(settings),
         lambda: check_chromium_launch(settings, launch_timeout),
         lambda: check_wa_js(settings),
+        lambda: check_api_docs(settings),
         lambda: check_api_secret(settings),
         lambda: check_webhook_secret(settings),
         lambda: check_encryption_key(settings),

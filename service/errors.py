@@ -113,12 +113,11 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "meta_not_configured", "the session has no Meta credentials"),
     ErrorCode(409, "media_unavailable", "the provider could not give this message's media"),
-    ErrorCode(409, "not_supported", "the session's provider cannot do this"),
     ErrorCode(
         409,
         "not_supported_by_provider",
-        "the session's provider has no such operation (a `meta` session has no contacts); "
-        "`details.provider` names it",
+        "the session's provider has no such operation or thing (a `meta` session has no QR "
+        "code and no contacts); `details.provider` names it",
     ),
     ErrorCode(
         409,
@@ -147,6 +146,12 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(409, "message_not_own", "only a message the session sent can be edited or revoked"),
     ErrorCode(409, "message_not_editable", "only a text message can be edited"),
     ErrorCode(
+        409,
+        "message_not_cancellable",
+        "only a message not yet sent (`queued` or `scheduled`) can be cancelled; "
+        "`details.status` is where it is",
+    ),
+    ErrorCode(
         410,
         "media_expired",
         "the message's media was deleted after `SIDECAR_MEDIA_RETENTION_DAYS`; the message "
@@ -171,6 +176,9 @@ ERRORS: tuple[ErrorCode, ...] = (
         "cluster mode: the session's worker answered an error of its own (its log says why)",
     ),
     ErrorCode(503, "at_capacity", "`MAX_SESSIONS` sessions are running already"),
+    ErrorCode(
+        503, "docs_unavailable", "`/docs`: the API viewer's files are not installed (`npm ci`)"
+    ),
     ErrorCode(
         503,
         "worker_unavailable",

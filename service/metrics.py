@@ -106,6 +106,15 @@ class Metrics:
             ["session_id"],
             registry=r,
         )
+        # Read from the store at scrape time, in cluster mode only: how long ago each node
+        # (`member`, so as not to clash with the exporter's own `node`) last heartbeat.
+        self.cluster = bool(node)
+        self.heartbeat_age = Gauge(
+            "wa_cluster_heartbeat_age_seconds",
+            "Seconds since each cluster node's last heartbeat, as the shared store has it",
+            ["member", "role", "draining"],
+            registry=r,
+        )
         self._memory_task: asyncio.Task[None] | None = None
 
     def on_events(self, events: list[AppendedEvent]) -> None:
@@ -138,6 +147,14 @@ class Metrics:
         self.webhook_dead.set(stats["dead"])
         oldest = stats["oldest_pending_at"]
         self.webhook_oldest.set(max(time.time() - oldest, 0.0) if oldest else 0.0)
+        if self.cluster:
+            now = time.time()
+            self.heartbeat_age.clear()
+            for node in await store.list_nodes():
+                draining = "true" if node.draining else "false"
+                self.heartbeat_age.labels(node.node_id, node.role, draining).set(
+                    max(now - node.heartbeat_at, 0.0)
+                )
         return generate_latest(self.exposed)
 
     def start_memory_sampler(

@@ -95,6 +95,8 @@ class Settings:
     meta_graph_version: str = "v25.0"
     log_level: str = "info"
     metrics_token: str = field(default="", repr=False)
+    # Whether /docs (the API viewer) is served; /openapi.json is served either way.
+    api_docs: bool = True
     # Cluster mode: what this process does (`all` is the single host), who it is, how long
     # its leases last, and where sessions go. The internal secret signs the calls between
     # processes; the advertised URL is where the others reach this worker's RPC endpoint.
@@ -333,6 +335,7 @@ _ENV_NAMES: dict[str, str] = {
     "meta_graph_version": "META_GRAPH_VERSION",
     "log_level": "SIDECAR_LOG_LEVEL",
     "metrics_token": "SIDECAR_METRICS_TOKEN",
+    "api_docs": "SIDECAR_API_DOCS",
     "role": "SIDECAR_ROLE",
     "node_id": "SIDECAR_NODE_ID",
     "lease_ttl": "SIDECAR_LEASE_TTL",

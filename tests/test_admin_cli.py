@@ -16,11 +16,14 @@ from pathlib import Path
 import psutil
 import pytest
 
+from service import apidocs
 from service.doctor import (
     FAIL,
+    INFO,
     OK,
     WARN,
     Check,
+    check_api_docs,
     check_database,
     check_encryption_key,
     check_outbox,
@@ -515,3 +518,17 @@ def test_demo_fails_with_a_clear_line(tmp_path: Path) -> None:
     assert "FAIL: no Chromium at /nonexistent/chromium" in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
     assert list(tmp_path.iterdir()) == []  # its temp dir is gone
+
+
+def test_doctor_says_whether_docs_can_serve_its_viewer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings.from_mapping(base_env(tmp_path))
+    ok = check_api_docs(settings)
+    assert ok.status == OK and ok.detail.startswith("/docs serves swagger-ui-dist ")
+    off = check_api_docs(Settings.from_mapping(base_env(tmp_path, SIDECAR_API_DOCS="false")))
+    assert off.status == INFO
+    monkeypatch.setitem(apidocs.ASSETS, "swagger-ui.css", (tmp_path, "text/css"))
+    missing = check_api_docs(settings)
+    assert missing.status == WARN
+    assert "swagger-ui.css missing" in missing.detail and "npm ci" in missing.detail

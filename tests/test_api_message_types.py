@@ -29,6 +29,7 @@ OTHER = "5511988880003"
 META = {"phone_number_id": "109876543210", "access_token": "EAAG-test", "app_secret": "s"}
 OGG = base64.b64encode(b"OggS\x00\x02voice-note-bytes").decode()
 WEBP = base64.b64encode(b"RIFF\x10\x00\x00\x00WEBPVP8 sticker").decode()
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n caption-photo").decode()
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,19 @@ def test_a_text_mentions_users_by_number_and_lid(car: Sidecar, phone: Phone) -> 
     # Without mentions the record has none, and wa-js got no mentionedList.
     plain, plain_arrived = sent(car, phone, {"type": "text", "text": "no one"})
     assert "mentions" not in plain and plain_arrived["mentioned"] == []
+    # A caption mentions the same way (wa-js's sendFileMessage reads mentionedList too).
+    photo, photo_arrived = sent(
+        car,
+        phone,
+        {
+            "type": "image",
+            "media": {"base64": PNG, "mimetype": "image/png"},
+            "text": f"look @{FRIEND}",
+            "mentions": [FRIEND],
+        },
+    )
+    assert photo["mentions"] == [f"{FRIEND}@c.us"]
+    assert (photo_arrived["type"], photo_arrived["mentioned"]) == ("image", [f"{FRIEND}@c.us"])
 
 
 def test_link_previews_follow_the_request(car: Sidecar, phone: Phone) -> None:
@@ -144,7 +158,9 @@ def test_bad_mentions_and_types_are_refused_and_nothing_is_sent(car: Sidecar, ph
         ({"type": "text", "text": "x", "mentions": ["12"]}, "mentions.0"),
         ({"type": "text", "text": "x", "mentions": []}, "mentions"),
         ({"type": "text", "text": "x", "mentions": [FRIEND] * 51}, "mentions"),
+        # A caption shows mentions; without one there is nowhere to show them.
         ({"type": "image", "media": image, "mentions": [FRIEND]}, "mentions"),
+        ({"type": "sticker", "media": image, "mentions": [FRIEND]}, "mentions"),
         ({"type": "sticker", "media": image, "link_preview": True}, "link_preview"),
         ({"type": "voice", "media": {"base64": OGG, "mimetype": "audio/ogg"}, "text": "x"}, "text"),
         ({"type": "sticker", "media": image, "text": "caption"}, "text"),

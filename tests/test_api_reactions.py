@@ -14,7 +14,14 @@ import httpx
 import pytest
 
 from tests.conftest import WEBHOOK_SECRET
-from tests.support.graph import GraphStandIn, graph_standin, inbound_reaction, sign
+from tests.support.graph import (
+    GraphStandIn,
+    graph_standin,
+    inbound_reaction,
+    inbound_text,
+    new_wamid,
+    sign,
+)
 from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar
@@ -371,6 +378,57 @@ def test_a_cloud_api_reaction_comes_as_a_webhook(
         d["message"]["type"] for d in _session_hooks(receiver, "m1", "message_received")
     ]
     assert "reaction" not in received_types
+
+
+def _post_meta(car: Sidecar, payload: dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    posted = httpx.post(
+        f"{car.base}/webhooks/meta",
+        content=body,
+        headers={"Content-Type": "application/json", "X-Hub-Signature-256": sign(body, "s")},
+    )
+    assert posted.status_code == 200, posted.text
+
+
+def test_a_meta_session_marks_a_chat_read_through_the_cloud_api(
+    car: Sidecar, graph: GraphStandIn, receiver: Receiver
+) -> None:
+    reader, other = "5511977770103", "5511977770104"
+    chat = f"/api/sessions/m1/chats/{reader}@c.us/read"
+    # Nothing received from a chat: nothing to mark, and Graph is not asked.
+    assert ok(car.api.post("/api/sessions/m1/chats/5511977770105@c.us/read"))["unread_count"] == 0
+    assert graph.read_marks == []
+    wamids = [new_wamid(reader), new_wamid(reader), new_wamid(other)]
+    for n, (sender, wamid) in enumerate(zip((reader, reader, other), wamids, strict=True)):
+        _post_meta(car, inbound_text(META["phone_number_id"], "1555", sender, f"q{n}", wamid=wamid))
+    eventually(
+        lambda: (
+            sorted(
+                d["message"]["provider_message_id"]
+                for d in _session_hooks(receiver, "m1", "message_received")
+                if d["message"]["provider_message_id"] in wamids
+            )
+            == sorted(wamids)
+            or None
+        ),
+        60,
+        "the inbound messages",
+    )
+    # The chat's newest is marked; Meta marks every earlier one of the chat with it.
+    assert ok(car.api.post(chat)) == {"chat_id": f"{reader}@c.us", "unread_count": 0}
+    assert graph.read_marks == [
+        {"phone_number_id": META["phone_number_id"], "message_id": wamids[1]}
+    ]
+    graph.fail_next(100)
+    refused = error(car.api.post(f"/api/sessions/m1/chats/{other}@c.us/read"), 409)
+    assert refused["code"] == "provider_refused"
+    assert len(graph.read_marks) == 1
+    # A meta session has no QR code, under the same code.
+    qr = error(car.api.get("/api/sessions/m1/qr"), 409)
+    assert (qr["code"], qr["details"]) == ("not_supported_by_provider", {"provider": "meta"})
+    # The rest of the chat surface is the page's alone.
+    archived = car.api.post(f"/api/sessions/m1/chats/{reader}@c.us/archive")
+    assert error(archived, 409)["code"] == "not_supported_by_provider"
 
 
 def _session_hooks(receiver: Receiver, session: str, event: str) -> list[dict[str, Any]]:

@@ -279,6 +279,24 @@ def test_every_session_call_reaches_its_worker(cluster: Cluster, phone: Phone) -
     eventually(
         lambda: texts_at_phone(phone, "5511999990301") == [policy["message"]], 60, "the reply"
     )
+    # A scheduled send: stored by the api, sent at its time by the worker that owns the
+    # session; one cancelled through the api (queued ahead of it) never leaves.
+    send_at = int(time.time()) + 3
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(send_at))
+    dropped, later = (
+        api.post(
+            "/api/sessions/l1/messages",
+            json={"to": FRIEND, "type": "text", "text": text, "send_at": when},
+        ).json()
+        for text in ("cancelled", "at its time")
+    )
+    assert later["status"] == dropped["status"] == "scheduled"
+    cancelled = api.delete(f"/api/sessions/l1/messages/{dropped['id']}")
+    assert cancelled.json()["status"] == "cancelled", cancelled.text
+    assert settled(cluster, "l1", [later["id"]]) == {later["id"]: "sent"}
+    at_phone = {m["text"]: m for m in phone.sent("5511999990301")}
+    assert at_phone["at its time"]["timestamp"] >= send_at
+    assert "cancelled" not in at_phone
     # Restart: the worker restarts the browser; the login is kept.
     assert api.post("/api/sessions/l1/restart").status_code == 202
     cluster.api.wait_status("l1", "connected", timeout=90)

@@ -433,6 +433,40 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     eventually(sent_status, 60, "the message to be sent")
     assert [m["text"] for m in phone.sent(ME)] == ["shipped"]
 
+    # Scheduled sends (a DateTimeInterface, or an RFC 3339 string) and cancelling them.
+    hour = time.time() + 3600
+    in_an_hour = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(hour))
+    scheduling = run_kit(
+        car.base,
+        call(
+            "sendText", sessionId="kit-1", to=FRIEND, text="later", sendAt={"datetime": in_an_hour}
+        ),
+        call(
+            "sendMessage",
+            sessionId="kit-1",
+            message={"to": FRIEND, "type": "text", "text": "later too", "send_at": in_an_hour},
+        ),
+        call("sendText", sessionId="kit-1", to=FRIEND, text="naive", sendAt="2030-01-01T09:00:00"),
+    )
+    later, later_too, naive = values(scheduling, True, True, False)
+    assert later["record"]["status"] == later_too["record"]["status"] == "scheduled"
+    assert later["record"]["send_at"] == in_an_hour.replace("+00:00", "Z")
+    assert (naive["class"], naive["field"]) == ("ValidationException", "send_at")
+    cancelling = run_kit(
+        car.base,
+        call("cancelMessage", sessionId="kit-1", messageId=later["id"]),
+        call("cancelMessage", sessionId="kit-1", messageId=later["id"]),
+        call("cancelMessage", sessionId="kit-1", messageId=first["id"]),
+    )
+    cancelled, twice, gone = values(cancelling, True, False, False)
+    assert cancelled["status"] == "cancelled"
+    assert (twice["class"], twice["code"], twice["details"]["status"]) == (
+        "ConflictException",
+        "message_not_cancellable",
+        "cancelled",
+    )
+    assert (gone["code"], gone["details"]["status"]) == ("message_not_cancellable", "sent")
+
     # Message actions: react, take it back, edit the text; a reaction with no emoji is 422.
     actions = run_kit(
         car.base,
@@ -440,8 +474,9 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         call("removeReaction", sessionId="kit-1", messageId=first["id"]),
         call("editMessage", sessionId="kit-1", messageId=first["id"], text="shipped today"),
         call("react", sessionId="kit-1", messageId=first["id"], emoji=""),
+        call("forwardMessage", sessionId="kit-1", messageId=first["id"], to=WAIT_PHONE),
     )
-    reacted, unreacted, edited, no_emoji = values(actions, True, True, True, False)
+    reacted, unreacted, edited, no_emoji, forwarded = values(actions, True, True, True, False, True)
     assert (reacted["message_id"], reacted["emoji"]) == (first["id"], "👍")
     assert unreacted["emoji"] is None
     assert (edited["text"], bool(edited["edited_at"])) == ("shipped today", True)
@@ -451,7 +486,17 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         422,
     )
     assert [r["reaction"] for r in phone.reactions(ME)] == ["👍", ""]
-    assert [m["text"] for m in phone.sent(ME)] == ["shipped today"]
+    assert forwarded == {
+        "message_id": first["id"],
+        "provider_message_id": reacted["provider_message_id"],
+        "to": f"{WAIT_PHONE}@c.us",
+        "forwarded": True,
+    }
+    # The edit rewrote the text in place; the forward is a copy in the other chat.
+    assert [(m["to"], m["text"], m["forwarded"]) for m in phone.sent(ME)] == [
+        (f"{FRIEND}@c.us", "shipped today", False),
+        (f"{WAIT_PHONE}@c.us", "shipped today", True),
+    ]
 
     # Chats: one call per endpoint, on the chat the send opened.
     chat = f"{FRIEND}@c.us"
@@ -470,8 +515,8 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
     listed, history, unread, archived, unarchived, _, followed, deleted, bad = values(
         chats, True, True, True, True, True, True, True, True, False
     )
-    # The group made and left above is a chat too.
-    assert [c["id"] for c in listed if not c["is_group"]] == [chat]
+    # The group made and left above is a chat too, and the forward opened one (newest first).
+    assert [c["id"] for c in listed if not c["is_group"]] == [f"{WAIT_PHONE}@c.us", chat]
     # The message actions above edited it: WhatsApp Web shows the new text.
     assert [(m["body"], m["from_me"]) for m in history] == [("shipped today", True)]
     assert (unread, archived, unarchived, followed, deleted) == (0, True, False, True, True)
@@ -522,18 +567,25 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         30,
         "delivered webhooks",
     )
-    (dead, replay, stopped_now) = values(
+    (dead, replay, replayed, replayed_all, nodes, stopped_now) = values(
         run_kit(
             car.base,
             call("deliveries", status="dead"),
             call("retryDelivery", deliveryId=delivered[0]["id"]),
+            call("retryDeadDeliveries", sessionId="kit-1", event="message_received"),
+            call("retryDeadDeliveries"),
+            call("clusterNodes"),
             call("stopSession", sessionId="kit-1"),
         ),
         True,
         False,
         True,
+        True,
+        True,
+        True,
     )
-    assert dead == []
+    assert dead == [] and replayed == replayed_all == 0
+    assert nodes == []  # one process, not a cluster: no node heartbeats
     assert (replay["code"], replay["session_status"]) == ("delivery_not_dead", "delivered")
     assert stopped_now["desired_state"] == "stopped"  # a signed POST with no body
 

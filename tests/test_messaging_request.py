@@ -370,3 +370,130 @@ def test_a_message_with_odd_provider_values_still_has_a_view() -> None:
     assert view["media"]["size"] is None
     assert view["timestamp"] is None and view["notify_name"] is None
     assert view["from"] == "5511999990001@c.us"
+
+
+NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z
+
+
+@pytest.mark.parametrize(
+    ("send_at", "expected"),
+    [
+        ("2030-03-17T17:50:00Z", NOW + 200),
+        ("2030-03-17t14:50:00-03:00", NOW + 200),  # RFC 3339 allows lower case t and z
+        ("2030-03-17T17:50:00.123456789z", NOW + 200.123456),  # nanoseconds: to micro
+        ("2030-03-17T17:50:00-00:00", NOW + 200),  # -00:00: UTC, its local offset unknown
+        ("2030-03-17T17:46:00Z", None),  # 40 s ago: just passed means now
+        ("2030-03-17T17:46:40Z", None),
+        ("2030-04-16T17:46:40Z", NOW + 30 * 86_400),  # the horizon itself
+    ],
+)
+def test_send_at_is_an_offset_time_and_just_passed_means_now(
+    send_at: str, expected: float | None
+) -> None:
+    body = {"to": "5511999990001", "type": "text", "text": "hi", "send_at": send_at}
+    parsed = parse_send_request(body, None, now=NOW).send_at
+    assert parsed == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.parametrize(
+    ("send_at", "says"),
+    [
+        ("2030-03-17T17:50:00", "has no offset"),
+        ("2030-03-17 17:50:00Z", "RFC 3339"),
+        ("2030-02-30T17:50:00Z", "RFC 3339"),
+        ("2030-03-17T17:50:00+24:00", "RFC 3339"),
+        ("2030-03-17T17:50Z", "RFC 3339"),
+        (1_900_000_200, "RFC 3339"),
+        ("", "RFC 3339"),
+        ("2030-03-17T17:45:39Z", "seconds in the past"),  # 61 s ago
+        ("2030-04-16T17:46:41Z", "days ahead"),
+    ],
+)
+def test_send_at_refusals_name_the_field_and_why(send_at: object, says: str) -> None:
+    body = {"to": "5511999990001", "type": "text", "text": "hi", "send_at": send_at}
+    with pytest.raises(ValidationFailed) as failure:
+        parse_send_request(body, None, now=NOW)
+    assert failure.value.details["field"] == "send_at"
+    assert says in str(failure.value)
+
+
+async def test_a_sender_sleeps_until_the_earliest_send_at_and_an_enqueue_wakes_it(
+    tmp_path: Path,
+) -> None:
+    """No polling: the sender looks at its queue once per wake-up (a due time, an enqueue),
+    and a message scheduled earlier than the one it sleeps towards wakes it."""
+    import asyncio
+    import time
+
+    from adapters.base import SendResult
+    from service.messaging.pacing import Pacer
+    from service.messaging.sender import Sender
+
+    class Engine:
+        name = "webjs"
+
+    class Selector:
+        def plan(self, session: SessionRecord, message: MessageRecord) -> list[Engine]:
+            return [Engine()]
+
+        async def send(
+            self, session: SessionRecord, message: MessageRecord, plan: list[Engine]
+        ) -> tuple[str, SendResult]:
+            return "webjs", SendResult(f"true_1234567@c.us_{message.id}", message.id)
+
+    class CountingStore(SQLiteStore):
+        looks = 0
+
+        async def next_queued(
+            self, session_id: str, now: float | None = None
+        ) -> MessageRecord | None:
+            CountingStore.looks += 1
+            return await super().next_queued(session_id, now)
+
+    def scheduled(message_id: str, send_at: float) -> MessageRecord:
+        return MessageRecord(
+            **(queued(message_id).__dict__ | {"status": "scheduled", "send_at": send_at})
+        )
+
+    store = CountingStore(tmp_path / "db.sqlite3")
+    await store.open()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    await store.enqueue_message(scheduled("far", time.time() + 3600))
+
+    async def no_dir() -> Path | None:
+        return None
+
+    sender = Sender(
+        "s",
+        store=store,
+        selector=Selector(),  # type: ignore[arg-type]
+        pacer=Pacer(PacingPolicy.off()),
+        session_dir=no_dir,
+    )
+    sender.start()
+    try:
+        for _ in range(100):
+            if CountingStore.looks:
+                break
+            await asyncio.sleep(0.01)
+        soon = time.time() + 1.0
+        await store.enqueue_message(scheduled("soon", soon))
+        sender.wake()  # what Messenger.accept does after an enqueue
+        for _ in range(500):
+            sent = await store.get_message("soon")
+            if sent is not None and sent.status == "sent":
+                break
+            await asyncio.sleep(0.02)
+        assert sent is not None and sent.status == "sent"
+        assert sent.updated_at >= soon
+        far = await store.get_message("far")
+        assert far is not None and far.status == "scheduled"
+        assert await store.next_send_at("s") == far.send_at
+        # Looked: at the start; after the wake (nothing due yet); at soon's time; after
+        # sending it. A loop polling every 100 ms would have looked ten times in that second.
+        assert CountingStore.looks <= 5, CountingStore.looks
+    finally:
+        sender.stop()
+        assert sender.task is not None
+        await asyncio.wait_for(sender.task, 5)
+        await store.close()

@@ -3,6 +3,7 @@ node that exports it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from service.metrics import Metrics
-from service.store import AppendedEvent, NewEvent, SessionRecord, SqlStore, open_store
+from service.store import (
+    AppendedEvent,
+    NewEvent,
+    NodeRecord,
+    SessionRecord,
+    SqlStore,
+    open_store,
+)
 
 
 @pytest.fixture
@@ -64,3 +72,32 @@ async def test_without_a_node_the_series_carry_no_node_label(store: SqlStore) ->
     assert all(
         "node" not in labels for name, labels, _ in samples(text) if name != "wa_sidecar_node_info"
     )
+
+
+async def test_a_cluster_node_exports_every_nodes_heartbeat_age(store: SqlStore) -> None:
+    now = time.time()
+    await store.heartbeat(NodeRecord("w1", "worker"), now - 100)
+    await store.heartbeat(NodeRecord("w2", "worker", draining=True), now - 500)
+    await store.heartbeat(NodeRecord("api-1", "api"), now)
+    text = (await Metrics(node="api-1", role="api").render(store)).decode()
+    ages = {
+        (labels["member"], labels["role"], labels["draining"]): value
+        for name, labels, value in samples(text)
+        if name == "wa_cluster_heartbeat_age_seconds"
+    }
+    assert set(ages) == {
+        ("w1", "worker", "false"),
+        ("w2", "worker", "true"),
+        ("api-1", "api", "false"),
+    }
+    assert 100 <= ages[("w1", "worker", "false")] < 400
+    assert ages[("w2", "worker", "true")] >= 500
+    assert ages[("api-1", "api", "false")] < 100
+
+
+async def test_the_single_service_exports_no_heartbeat_series(store: SqlStore) -> None:
+    await store.heartbeat(NodeRecord("w1", "worker"), time.time())
+    text = (await Metrics().render(store)).decode()
+    # The family is declared (dashboards find it) but holds no series outside a cluster.
+    assert "# TYPE wa_cluster_heartbeat_age_seconds gauge" in text.splitlines()
+    assert not [s for s in samples(text) if s[0] == "wa_cluster_heartbeat_age_seconds"]

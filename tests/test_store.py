@@ -390,6 +390,42 @@ async def test_recent_messages_are_a_sessions_newest_first_in_and_out(stores: Op
     assert await store.recent_messages("nobody", 10) == []
 
 
+async def test_a_scheduled_message_is_not_taken_before_its_time_and_survives_a_reopen(
+    stores: Opener,
+) -> None:
+    store = await stores()
+    await store.create_session(SessionRecord(session_id="s", workspace_id="w"))
+    now = 1_900_000_000.25
+    await store.enqueue_message(message("later", status="scheduled", send_at=now + 60))
+    await store.enqueue_message(
+        message("soon", status="scheduled", send_at=now + 10, priority="bulk")
+    )
+    assert await store.next_queued("s", now) is None
+    assert await store.next_send_at("s") == now + 10
+    assert await store.next_send_at("other") is None
+    await store.enqueue_message(message("now"))
+    await store.close()
+
+    store = await stores()  # durable: a restart finds them as they were
+    stored = await store.get_message("later")
+    assert stored is not None and (stored.status, stored.send_at) == ("scheduled", now + 60)
+    taken = await store.next_queued("s", now + 10)
+    assert taken is not None and taken.id == "now"  # normal before bulk, even once due
+    await store.update_message("now", {"status": "sending"}, expect_status="queued")
+    taken = await store.next_queued("s", now + 10)
+    assert taken is not None and taken.id == "soon"
+    taken = await store.next_queued("s", now + 60)
+    assert taken is not None and taken.id == "later"  # due: in its place by seq
+    # The claim and a cancel are compare-and-sets on `scheduled`: one wins.
+    await store.update_message("later", {"status": "sending"}, expect_status="scheduled")
+    with pytest.raises(StaleMessage) as stale:
+        await store.update_message("later", {"status": "cancelled"}, expect_status="scheduled")
+    assert stale.value.current.status == "sending"
+    await store.update_message("soon", {"status": "cancelled"}, expect_status="scheduled")
+    assert await store.next_queued("s", now + 3600) is None
+    assert await store.next_send_at("s") is None
+
+
 async def test_inbound_messages_are_recorded_once(stores: Opener) -> None:
     store = await stores()
     await store.create_session(SessionRecord(session_id="s", workspace_id="w"))

@@ -1,5 +1,5 @@
-# Idempotent setup shared by scripts/run and scripts/test: system packages, the pinned wa-js
-# bundle, and the Python venv. Sourced, not executed. Each step does nothing when already done.
+# Idempotent setup shared by scripts/run and scripts/test: system packages, the pinned npm
+# packages, and the Python venv. Sourced, not executed. Each step does nothing when already done.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -21,6 +21,8 @@ ensure_system_packages() {
             # The test suite runs its own mariadbd (tests/support/mariadb.py), never the service.
             mariadb-server) { [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null; } || missing+=(mariadb-server) ;;
             mariadb-client) command -v mariadb >/dev/null || missing+=(mariadb-client) ;;
+            # For promtool (the tests check ops/prometheus/alerts.yml); its server never starts.
+            prometheus) command -v promtool >/dev/null || missing+=(prometheus) ;;
             *) dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
         esac
     done
@@ -70,16 +72,22 @@ without_service_starts() (
     "$@"
 )
 
-# The wa-js bundle the page bridge injects on the real web.whatsapp.com (version pinned in
-# package.json and package-lock.json); its .d.ts files are what the contract test reads.
-ensure_wa_js() {
-    local want have=""
-    want=$(python3 -c 'import json;print(json.load(open("package.json"))["dependencies"]["@wppconnect/wa-js"])')
-    if [ -f node_modules/@wppconnect/wa-js/package.json ]; then
-        have=$(python3 -c 'import json;print(json.load(open("node_modules/@wppconnect/wa-js/package.json"))["version"])')
-    fi
-    if [ "$have" != "$want" ]; then
-        say "installing @wppconnect/wa-js $want"
+# The npm packages, each at the exact version package.json pins (package-lock.json agrees): the
+# wa-js bundle the page bridge injects on the real web.whatsapp.com (its .d.ts files are what
+# the contract test reads) and swagger-ui-dist, which /docs serves.
+ensure_npm_packages() {
+    local stale
+    stale=$(python3 - <<'PY'
+import json, pathlib
+for name, want in json.load(open("package.json"))["dependencies"].items():
+    installed = pathlib.Path("node_modules", name, "package.json")
+    have = json.loads(installed.read_text())["version"] if installed.is_file() else None
+    if have != want:
+        print(f"{name}@{want}")
+PY
+)
+    if [ -n "$stale" ]; then
+        say "installing npm packages: $(echo $stale)"
         npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
     fi
 }

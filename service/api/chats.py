@@ -2,8 +2,8 @@
 read (read receipts), archive and unarchive, delete, and typing or recording presence.
 
 Each one is a page operation (`Engine.call`): the session's page asks WhatsApp Web, on this
-process or, in a cluster, on the session's worker. A `meta` session has no page: 409
-`not_supported_by_provider`.
+process or, in a cluster, on the session's worker. A `meta` session has no page: the Cloud
+API marks a chat read; everything else is 409 `not_supported_by_provider`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from service.api.routing import Operation, Resource, body_of, page_call, path_pa
 from service.errors import ValidationFailed
 from service.models import requests as rq
 from service.models import responses as rs
+from service.store import Store
 
 # Every chat endpoint may meet a session that is missing (404), not connected or of the
 # wrong provider, or a page that refuses (409), a cluster worker that is away (502, 503),
@@ -73,7 +74,15 @@ async def messages(request: Request) -> Response:
 async def read(request: Request) -> Response:
     chat_id = path_param(request, "chat_id")
     await body_of(request, rq.NoOptions, allow_empty=True)
-    answer = await page_call(request, "chats.read", {"id": chat_id})
+    args: dict[str, Any] = {"id": chat_id}
+    session = await request.app.state.sessions.get(path_param(request, "session_id"))
+    if session.provider_mode == "meta":
+        # The Cloud API marks a message read (and every earlier one of its chat): the
+        # chat's newest that came in through it. The page marks the chat itself.
+        store: Store = request.app.state.store
+        newest = await store.newest_inbound(session.session_id, chat_id, "meta")
+        args["message_id"] = newest.provider_message_id if newest else None
+    answer = await page_call(request, "chats.read", args)
     unread = answer.get("unread_count")
     return reply(rs.ChatRead(chat_id=chat_id, unread_count=unread))
 
@@ -157,7 +166,9 @@ routes = [
             body=rq.NoOptions,
             body_required=False,
             description="Sends read receipts for its unread messages (blue ticks, when the "
-            "account's privacy settings allow them).",
+            "account's privacy settings allow them). On a `meta` session the Cloud API marks "
+            "the chat's newest inbound message read, and with it every earlier one; "
+            "`unread_count` is then 0.",
         ),
     ),
     Resource(

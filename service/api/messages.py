@@ -1,4 +1,5 @@
-"""Message endpoints: send (202, idempotent), read one, and signed media downloads."""
+"""Message endpoints: send (202, idempotent, optionally scheduled), read one, cancel one
+not yet sent, and signed media downloads."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ async def get_message(request: Request) -> Response:
     message_id = path_param(request, "message_id")
     messenger = _messenger(request)
     return reply(messenger.view(await messenger.get(session_id, message_id)))
+
+
+async def cancel_message(request: Request) -> Response:
+    session_id = path_param(request, "session_id")
+    message_id = path_param(request, "message_id")
+    messenger = _messenger(request)
+    return reply(messenger.view(await messenger.cancel(session_id, message_id)))
 
 
 async def media_file(request: Request) -> Response:
@@ -94,6 +102,14 @@ routes = [
         "/api/sessions/{session_id}/messages/{message_id}",
         get=Operation(
             "One message and its status", get_message, {200: rs.Message}, errors=(404, 409)
+        ),
+        delete=Operation(
+            "Cancel a message not yet sent",
+            cancel_message,
+            {200: rs.Message},
+            errors=(404, 409),
+            description="A `queued` or `scheduled` message becomes `cancelled` and is never "
+            "sent; one already `sending` or further is 409 `message_not_cancellable`.",
         ),
     ),
     Resource(

@@ -41,16 +41,18 @@ from service.messaging.media import MediaFetcher, guess_filename, write_media
 from service.messaging.pacing import Pacer, PacingPolicy
 from service.messaging.request import OutgoingMessage
 from service.messaging.sender import Sender
-from service.messaging.status import apply_status, rank, status_event
+from service.messaging.status import apply_status, change_status, rank, status_event
 from service.models.events import MessageEdited, MessageReacted, MessageReceived, MessageRevoked
 from service.models.responses import MediaReason, Message
 from service.sessions.layout import session_dir
-from service.store import MessageRecord, SessionRecord, Store
+from service.store import MessageRecord, SessionRecord, StaleMessage, Store
 
 log = logging.getLogger("service.messaging")
 
 EARLY_ACK_TTL = 120.0
 EARLY_ACKS_MAX = 10_000
+# A message in these has not left: it can still be cancelled.
+CANCELLABLE = ("queued", "scheduled")
 
 
 def new_message_id() -> str:
@@ -109,8 +111,10 @@ class Messenger:
                 len(interrupted),
             )
         for session in await self.store.list_sessions():
-            if await self.store.count_messages(session.session_id, "queued"):
-                self.wake(session.session_id)
+            sid = session.session_id
+            # A session with only scheduled messages needs its sender too: it sleeps to them.
+            if any([await self.store.count_messages(sid, s) for s in ("queued", "scheduled")]):
+                self.wake(sid)
 
     async def stop(self, timeout: float = 20.0) -> None:
         """Let each sender finish the message in flight (bounded), then stop them."""
@@ -260,9 +264,10 @@ class Messenger:
                 chat_id=request.to,
                 type=request.type,
                 content=json.dumps(content, ensure_ascii=False),
-                status="queued",
+                status="queued" if request.send_at is None else "scheduled",
                 priority=request.priority,
                 idempotency_key=request.idempotency_key,
+                send_at=request.send_at,
             )
         )
         if not created and written is not None:
@@ -311,6 +316,42 @@ class Messenger:
                 details={"message_id": message_id},
             )
         return record
+
+    async def cancel(self, session_id: str, message_id: str) -> MessageRecord:
+        """Take back a message not yet sent: it becomes `cancelled` (final, with its
+        message_status_updated event) and its media file is deleted. A compare-and-set on
+        its status, so of a cancel and the sender's claim exactly one wins; a message
+        already `sending` or further is a Conflict."""
+        record = await self.get(session_id, message_id)
+        for _ in range(3):
+            if record.direction != "out" or record.status not in CANCELLABLE:
+                raise Conflict(
+                    f"message {message_id!r} is {record.status}; only a message not yet sent "
+                    "can be cancelled",
+                    code="message_not_cancellable",
+                    details={"message_id": message_id, "status": record.status},
+                )
+            try:
+                record = await change_status(
+                    self.store, record, {"status": "cancelled", "error": None}, guarded=True
+                )
+                break
+            except StaleMessage as stale:
+                # Moved since it was read (a provider retry put it back to queued, say):
+                # judge it again as it is now.
+                record = stale.current
+        else:
+            raise Conflict(
+                f"message {message_id!r} kept changing; try again",
+                code="message_not_cancellable",
+                details={"message_id": message_id, "status": record.status},
+            )
+        media = self.media_info(record)
+        directory = await self._session_dir(session_id) if media and media.get("file") else None
+        if media and directory is not None:
+            (directory / media["file"]).unlink(missing_ok=True)
+        # As stored (its updated_at too).
+        return await self.store.get_message(message_id) or record
 
     async def _session_dir(self, session_id: str) -> Path | None:
         session = await self.store.get_session(session_id)
@@ -553,6 +594,8 @@ class Messenger:
                 "longitude": _number(location.get("longitude")),
                 "name": _text(location.get("name")),
             }
+        if record.send_at is not None:
+            view["send_at"] = iso(record.send_at)
         # Set only once it happened, so a record that never changed reads as before.
         for stamp in ("edited_at", "revoked_at"):
             if isinstance(content.get(stamp), int | float):

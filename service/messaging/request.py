@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,11 @@ _GROUP = re.compile(r"([0-9]{6,20}(?:-[0-9]{6,20})?)@g\.us")
 _LID = re.compile(r"[1-9][0-9]{5,24}@lid")
 _MIMETYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 _FILENAME_UNSAFE = re.compile(r"[\x00-\x1f/\\]")
+# How far ahead a message may be scheduled: far enough for reminders, near enough that a
+# mistyped year is refused instead of sitting in the queue.
+SEND_AT_HORIZON = 30 * 86_400.0
+# A send_at this far in the past means now: the caller's clock and ours may differ a little.
+SEND_AT_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,8 @@ class OutgoingMessage:
     mentions: tuple[str, ...] | None = None
     # A text's link preview: None leaves it to the provider's default.
     link_preview: bool | None = None
+    # When to send it (Unix seconds); None sends it in queue order now.
+    send_at: float | None = None
 
 
 def normalize_phone(value: str) -> str | None:
@@ -83,7 +91,11 @@ def normalize_recipient(value: object) -> str:
     )
 
 
-def parse_send_request(data: dict[str, Any], header_key: str | None) -> OutgoingMessage:
+def parse_send_request(
+    data: dict[str, Any], header_key: str | None, *, now: float | None = None
+) -> OutgoingMessage:
+    """The request as an OutgoingMessage, or ValidationFailed naming the field; `now` (the
+    clock by default) is what `send_at` is judged against."""
     request = validate(rq.SendMessage, data)
     to = normalize_recipient(request.to)
     kind = request.type
@@ -116,8 +128,11 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
             raise ValidationFailed(other, f"is not allowed on a {kind} message")
     mentions = None
     if request.mentions is not None:
-        if kind != "text":
-            raise ValidationFailed("mentions", "is allowed on a text message only")
+        if kind not in _MENTIONING:
+            raise ValidationFailed("mentions", "is allowed on a text or a media caption only")
+        if not text:
+            # WhatsApp shows a mention where the text says @<digits>: none without one.
+            raise ValidationFailed("mentions", "needs the text (or caption) that shows them")
         mentions = tuple(dict.fromkeys(_user(value) for value in request.mentions))
     if request.link_preview is not None and kind != "text":
         raise ValidationFailed("link_preview", "is allowed on a text message only")
@@ -128,6 +143,7 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
                 "idempotency_key", "differs from the Idempotency-Key header; send one of them"
             )
         key = header_key
+    send_at = _send_at(request.send_at, time.time() if now is None else now)
     return OutgoingMessage(
         to=to,
         type=kind,
@@ -141,7 +157,28 @@ def parse_send_request(data: dict[str, Any], header_key: str | None) -> Outgoing
         poll=poll,
         mentions=mentions,
         link_preview=request.link_preview,
+        send_at=send_at,
     )
+
+
+def _send_at(send_at: float | None, now: float) -> float | None:
+    """A time to send at within the horizon; None for none, or for one that has just passed."""
+    if send_at is None:
+        return None
+    if send_at < now - SEND_AT_GRACE:
+        raise ValidationFailed(
+            "send_at",
+            f"is more than {SEND_AT_GRACE:g} seconds in the past: leave it out to send now",
+        )
+    if send_at > now + SEND_AT_HORIZON:
+        raise ValidationFailed(
+            "send_at", f"is more than {SEND_AT_HORIZON / 86_400:g} days ahead, the furthest allowed"
+        )
+    return send_at if send_at > now else None
+
+
+# The types wa-js's prepareRawMessage reads mentions for: a text, or a file's caption.
+_MENTIONING = frozenset({"text", "image", "video", "document"})
 
 
 def _user(value: str) -> str:

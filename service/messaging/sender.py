@@ -23,12 +23,16 @@ log = logging.getLogger("service.messaging")
 # How long a sender with queued messages sleeps before re-checking a session that cannot
 # send now, when nothing wakes it earlier.
 IDLE_RECHECK = 5.0
+# The longest a sender sleeps towards a scheduled message's send_at before looking again:
+# a wall clock set forward (or back) meanwhile is noticed within this.
+SCHEDULE_RECHECK = 60.0
 # Rounds in which every provider failed at the provider level before a message is failed.
 MAX_ROUNDS = 5
 
 
 class Sender:
-    """Sends one session's queued messages one at a time, oldest first, `normal` before `bulk`.
+    """Sends one session's queued messages one at a time, oldest first, `normal` before `bulk`;
+    a scheduled message joins them once its `send_at` has come.
 
     A message is marked `sending` in the store before it goes to a provider and `sent` (or
     `failed`) after: a crash in between leaves it `sending`, which the next boot turns into
@@ -86,7 +90,9 @@ class Sender:
             self._wake.clear()
             message = await self.store.next_queued(self.session_id)
             if message is None:
-                await self._sleep(None)
+                # Nothing due: sleep until the earliest scheduled message's time, or until
+                # an enqueue (which may bring an earlier one) wakes us.
+                await self._sleep(await self._until_due())
                 continue
             session = await self.store.get_session(self.session_id)
             if session is None:
@@ -117,6 +123,13 @@ class Sender:
                 self.log.exception("session %s: sending %s failed", self.session_id, message.id)
                 await self._fail_unexpectedly(message, exc)
 
+    async def _until_due(self) -> float | None:
+        """Seconds until the session's next scheduled message is due (bounded), or None."""
+        due = await self.store.next_send_at(self.session_id)
+        if due is None:
+            return None
+        return min(max(due - time.time(), 0.0), SCHEDULE_RECHECK)
+
     async def _fail_unexpectedly(self, message: MessageRecord, exc: Exception) -> None:
         self._rounds.pop(message.id, None)
         with contextlib.suppress(Exception):
@@ -124,7 +137,7 @@ class Sender:
             # A message a provider already holds (it has a ref) is that provider's to settle.
             if (
                 current is not None
-                and current.status in ("queued", "sending")
+                and current.status in ("queued", "scheduled", "sending")
                 and current.provider_ref is None
             ):
                 await change_status(
@@ -137,9 +150,10 @@ class Sender:
         self, message: MessageRecord, session: SessionRecord, plan: list[Engine]
     ) -> None:
         try:
-            # The claim: only a message still queued is sent, and only by whoever moved it.
+            # The claim: only a message still queued (or scheduled and due) is sent, and only
+            # by whoever moved it; a cancel that came first wins.
             await self.store.update_message(
-                message.id, {"status": "sending"}, expect_status="queued"
+                message.id, {"status": "sending"}, expect_status=message.status
             )
         except StaleMessage:
             return

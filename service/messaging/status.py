@@ -41,10 +41,11 @@ async def change_status(
 def moves_forward(current: str, new: str) -> bool:
     """Whether a provider's report may move a message from `current` to `new`.
 
-    Statuses only climb (queued, sending, sent, delivered, read, played); `failed` is final
-    and only a message that left the queue can fail. Duplicate and late reports are ignored.
+    Statuses only climb (scheduled or queued, sending, sent, delivered, read, played);
+    `failed` and `cancelled` are final and only a message that left the queue can fail.
+    Duplicate and late reports are ignored.
     """
-    if current == "failed":
+    if current in ("failed", "cancelled"):
         return False
     if new == "failed":
         return current in ("sending", "sent")

@@ -59,7 +59,8 @@ class MessageReceived(EventData):
 
 
 class MessageStatusUpdated(EventData):
-    """An outbound message moved on: sent, delivered, read, played or failed (never `sending`)."""
+    """An outbound message moved on: sent, delivered, read, played, failed or cancelled
+    (never `queued`, `scheduled` or `sending`)."""
 
     event = "message_status_updated"
     message_id: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -420,6 +421,46 @@ class TemplateInput(Input):
     components: list[dict[str, Any]] | None = None
 
 
+# RFC 3339: a date, `T`, a time with optional fractions, and an offset (optional here only
+# so that a time without one gets its own message).
+_RFC3339 = re.compile(
+    r"([0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2})(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
+_RFC3339_HELP = "must be an RFC 3339 date-time with an offset, such as 2026-12-01T09:30:00Z"
+
+
+def _rfc3339(value: object) -> object:
+    """An RFC 3339 date-time with an offset, as Unix seconds; a naive time is refused, not
+    guessed (the service's time zone is not the caller's)."""
+    if not isinstance(value, str) or len(value) > 40:
+        raise ValueError(_RFC3339_HELP)
+    match = _RFC3339.fullmatch(value)
+    if match is None:
+        raise ValueError(_RFC3339_HELP)
+    stamp, fraction, offset = match.groups()
+    if offset is None:
+        raise ValueError("has no offset: add Z or +hh:mm (a time without one is ambiguous)")
+    # fromisoformat takes at most microseconds.
+    text = stamp.upper() + (fraction or "")[:7] + ("+00:00" if offset in "Zz" else offset)
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ValueError(_RFC3339_HELP) from None
+
+
+SendAt = Annotated[
+    float,
+    BeforeValidator(_rfc3339),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "maxLength": 40,
+            "examples": ["2026-12-01T09:30:00-03:00"],
+        }
+    ),
+]
+
 # Whom one text may mention: as many as a group may be asked to take at once.
 MAX_MENTIONS = 50
 
@@ -448,9 +489,9 @@ class SendMessage(Input):
     mentions: Annotated[list[Participant], Field(min_length=1, max_length=MAX_MENTIONS)] | None = (
         Field(
             default=None,
-            description=f"text only (WhatsApp Web only): 1-{MAX_MENTIONS} users the text "
-            "mentions, as numbers, <digits>@c.us or <digits>@lid; WhatsApp shows a mention "
-            "where the text says @<digits>",
+            description=f"a text, or an image, video or document with a caption (WhatsApp "
+            f"Web only): 1-{MAX_MENTIONS} users the text mentions, as numbers, <digits>@c.us "
+            "or <digits>@lid; WhatsApp shows a mention where the text says @<digits>",
         )
     )
     link_preview: bool | None = Field(
@@ -466,6 +507,12 @@ class SendMessage(Input):
         default=None,
         description="the same key in the workspace returns the first record and never sends "
         "twice; or the Idempotency-Key header",
+    )
+    send_at: SendAt | None = Field(
+        default=None,
+        description="send it then (RFC 3339 with an offset), not before: the message is "
+        "`scheduled` until its time comes; at most 30 days ahead, and a time up to 60 s in "
+        "the past means now",
     )
 
 

@@ -158,6 +158,9 @@ class Message(Output):
     chat_phone: str | None = Field(default=None, description="inbound only")
     notify_name: str | None = Field(default=None, description="inbound only")
     timestamp: int | None = Field(default=None, description="inbound only: Unix seconds")
+    send_at: Timestamp | None = Field(
+        default=None, description="outbound only, present when it was scheduled: not before"
+    )
     edited_at: Timestamp | None = Field(
         default=None, description="present once the text was edited (`text` is the new one)"
     )

@@ -75,13 +75,31 @@ class SessionRecord:
 
 # Outbound messages move along these; an inbound one is `received` and stays so.
 MessageStatus = Literal[
-    "queued", "sending", "sent", "delivered", "read", "played", "failed", "received"
+    "queued",
+    "sending",
+    "sent",
+    "delivered",
+    "read",
+    "played",
+    "failed",
+    "received",
+    # Waiting for its `send_at`; and taken back before it was sent (final).
+    "scheduled",
+    "cancelled",
 ]
 MESSAGE_STATUSES: tuple[str, ...] = get_args(MessageStatus)
 DeliveryStatus = Literal["pending", "delivered", "dead"]
 DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 # Forward-only order of outbound statuses; acks never move a message back down it.
-STATUS_RANK = {"queued": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5}
+STATUS_RANK = {
+    "scheduled": 0,
+    "queued": 0,
+    "sending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "read": 4,
+    "played": 5,
+}
 
 
 @dataclass(frozen=True)
@@ -111,6 +129,8 @@ class MessageRecord:
     # When an inbound message's media file was written; None when no file is kept (none
     # came, it was refused, or the retention cleanup deleted it).
     media_stored_at: float | None = None
+    # When a `scheduled` message may be sent (Unix seconds); None sends it in queue order.
+    send_at: float | None = None
 
 
 class StaleStatus(Exception):
@@ -364,8 +384,13 @@ class Store(abc.ABC):
         """The message a workspace already sent with this idempotency key."""
 
     @abc.abstractmethod
-    async def next_queued(self, session_id: str) -> MessageRecord | None:
-        """The next message to send: `normal` before `bulk`, oldest first."""
+    async def next_queued(self, session_id: str, now: float | None = None) -> MessageRecord | None:
+        """The next message to send: `normal` before `bulk`, oldest first, among the queued
+        ones and the scheduled ones whose `send_at` has come by `now` (default: the clock)."""
+
+    @abc.abstractmethod
+    async def next_send_at(self, session_id: str) -> float | None:
+        """The earliest `send_at` of the session's scheduled messages, or None."""
 
     @abc.abstractmethod
     async def update_message(
@@ -394,6 +419,12 @@ class Store(abc.ABC):
         provider_message_id: str | None = None,
     ) -> MessageRecord | None:
         """The session's message with this provider ref (or this provider message id)."""
+
+    @abc.abstractmethod
+    async def newest_inbound(
+        self, session_id: str, chat_id: str, provider: str
+    ) -> MessageRecord | None:
+        """The newest message that reached the session in this chat through `provider`."""
 
     @abc.abstractmethod
     async def record_inbound(

@@ -6,7 +6,8 @@ and seen_signatures match the hand-written schema the store had before Alembic (
 coordination) came with revision 0002, the outbox's `claimed_by` and `claimed_until` (which
 dispatcher delivers a session's line) with 0003, `nodes.host` with 0004, the sessions'
 `metadata` and `webhook_events` with 0005, the messages' `media_stored_at` (when an inbound
-media file was written, for the retention cleanup) with 0006.
+media file was written, for the retention cleanup) with 0006, the messages' `send_at` (when a
+scheduled message may go) with 0009.
 
 MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
 (utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
@@ -152,11 +153,14 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         Column("provider_ref", String(190)),
         # When the inbound media file was written; NULL once gone (revision 0006).
         Column("media_stored_at", Double),
+        # When a scheduled message may go (revision 0009).
+        Column("send_at", Double),
         Index(f"{p}messages_idempotency", "workspace_id", "idempotency_key", unique=True),
         Index(f"{p}messages_queue", "session_id", "status", "priority", "seq"),
         Index(f"{p}messages_provider_id", "provider_message_id"),
         Index(f"{p}messages_provider_ref", "session_id", "provider_ref"),
         Index(f"{p}messages_media_stored", "media_stored_at"),
+        Index(f"{p}messages_scheduled", "session_id", "status", "send_at"),
         sqlite_autoincrement=True,
         **options,
     )

@@ -69,6 +69,7 @@ from sqlalchemy import (
     Double,
     Engine,
     Table,
+    and_,
     bindparam,
     case,
     create_engine,
@@ -257,11 +258,23 @@ class _Queries:
                 m.c.idempotency_key == bindparam("key"),
             )
         )
+        # A scheduled message joins the queue at its place (its seq) once its time has come.
         self.message_next = c(
             select(*message_cols)
-            .where(m.c.session_id == bindparam("session_id"), m.c.status == "queued")
+            .where(
+                m.c.session_id == bindparam("session_id"),
+                or_(
+                    m.c.status == "queued",
+                    and_(m.c.status == "scheduled", m.c.send_at <= bindparam("now")),
+                ),
+            )
             .order_by(case((m.c.priority == "normal", 0), else_=1), m.c.seq)
             .limit(1)
+        )
+        self.message_next_send_at = c(
+            select(func.min(m.c.send_at)).where(
+                m.c.session_id == bindparam("session_id"), m.c.status == "scheduled"
+            )
         )
         self.message_by_ref = c(
             select(*message_cols).where(
@@ -273,6 +286,21 @@ class _Queries:
                 m.c.session_id == bindparam("session_id"),
                 m.c.provider_message_id == bindparam("value"),
             )
+        )
+        # The chat's newest inbound message from one provider: inbound lines are all
+        # `received`/`normal`, so the queue index walks them newest first.
+        self.newest_inbound = c(
+            select(*message_cols)
+            .where(
+                m.c.session_id == bindparam("session_id"),
+                m.c.status == "received",
+                m.c.priority == "normal",
+                m.c.chat_id == bindparam("chat_id"),
+                m.c.provider == bindparam("provider"),
+                m.c.direction == "in",
+            )
+            .order_by(m.c.seq.desc())
+            .limit(1)
         )
         self.message_known = c(
             select(m.c.seq).where(
@@ -1354,12 +1382,21 @@ class SqlStore(Store):
 
         return await self._read(find)
 
-    async def next_queued(self, session_id: str) -> MessageRecord | None:
+    async def next_queued(self, session_id: str, now: float | None = None) -> MessageRecord | None:
+        values = {"session_id": session_id, "now": time.time() if now is None else now}
+
         def next_one(tx: Tx) -> MessageRecord | None:
-            row = tx.one(self.q.message_next, {"session_id": session_id})
+            row = tx.one(self.q.message_next, values)
             return MessageRecord(*row) if row else None
 
         return await self._read(next_one)
+
+    async def next_send_at(self, session_id: str) -> float | None:
+        def earliest(tx: Tx) -> float | None:
+            row = tx.one(self.q.message_next_send_at, {"session_id": session_id})
+            return None if row is None or row[0] is None else float(row[0])
+
+        return await self._read(earliest)
 
     async def update_message(
         self,
@@ -1411,6 +1448,17 @@ class SqlStore(Store):
 
         def find(tx: Tx) -> MessageRecord | None:
             row = tx.one(stmt, {"session_id": session_id, "value": value})
+            return MessageRecord(*row) if row else None
+
+        return await self._read(find)
+
+    async def newest_inbound(
+        self, session_id: str, chat_id: str, provider: str
+    ) -> MessageRecord | None:
+        args = {"session_id": session_id, "chat_id": chat_id, "provider": provider}
+
+        def find(tx: Tx) -> MessageRecord | None:
+            row = tx.one(self.q.newest_inbound, args)
             return MessageRecord(*row) if row else None
 
         return await self._read(find)

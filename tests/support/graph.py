@@ -338,6 +338,8 @@ class GraphStandIn:
         self.calls = 0
         # Media ids whose bytes were fetched (a refused file never is).
         self.downloads: list[str] = []
+        # Read receipts: {phone_number_id, message_id}.
+        self.read_marks: list[dict[str, Any]] = []
         self.delay = 0.0
         self.media: dict[str, StoredMedia] = {}
         self.lock = threading.Lock()
@@ -517,6 +519,8 @@ class GraphStandIn:
             return failure.response()
         if (bad := self._check_number(request)) is not None:
             return bad
+        if isinstance(body, dict) and "status" in body:
+            return self._mark_read(phone_number_id, body)
         try:
             to = validate_message(body)
         except ValidationError as exc:
@@ -542,6 +546,23 @@ class GraphStandIn:
                 "messages": [message],
             }
         )
+
+    def _mark_read(self, phone_number_id: str, body: dict[str, Any]) -> JSONResponse:
+        """A read receipt: `{messaging_product, status: "read", message_id}`, answered with
+        `{"success": true}` (the Cloud API's mark-as-read)."""
+        if body.get("messaging_product") != "whatsapp":
+            details = "Param messaging_product must be 'whatsapp'"
+        elif body.get("status") != "read":
+            details = "Param status must be 'read'"
+        elif not isinstance(body.get("message_id"), str) or not body["message_id"]:
+            details = "Param message_id must be a non-empty string"
+        else:
+            with self.lock:
+                self.read_marks.append(
+                    {"phone_number_id": phone_number_id, "message_id": body["message_id"]}
+                )
+            return JSONResponse({"success": True})
+        return JSONResponse(graph_error(100, details=details), status_code=400)
 
     async def _upload(self, request: Request) -> Response:
         if (bad := self._check_version(request)) is not None:

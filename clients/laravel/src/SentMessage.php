@@ -30,7 +30,7 @@ final class SentMessage implements ArrayAccess, JsonSerializable
         return (string) ($this->record['id'] ?? '');
     }
 
-    /** queued, sending, sent, delivered, read, played or failed. */
+    /** scheduled, queued, sending, sent, delivered, read, played, failed or cancelled. */
     public function status(): string
     {
         return (string) ($this->record['status'] ?? '');

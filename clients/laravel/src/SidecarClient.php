@@ -2,6 +2,7 @@
 
 namespace WaSidecar\Laravel;
 
+use DateTimeInterface;
 use GuzzleHttp\Exception\TransferException;
 use Illuminate\Http\Client\ConnectionException as HttpConnectionException;
 use Illuminate\Http\Client\Factory as HttpFactory;
@@ -240,11 +241,25 @@ class SidecarClient
      * With an idempotency key, a repeat returns the first record and sends nothing
      * (SentMessage::$replayed is then true): pass a key you can derive again, e.g.
      * "order-77-shipped", so a retry after a timeout cannot send twice.
+     * $sendAt schedules it (a DateTimeInterface such as Carbon, or an RFC 3339 string with
+     * an offset): it is `scheduled` and sent then, not before; at most 30 days ahead.
+     * cancelMessage() takes it back until it leaves.
      *
      * @param array<string, mixed> $message
      */
-    public function sendMessage(string $sessionId, array $message, ?string $idempotencyKey = null): SentMessage
-    {
+    public function sendMessage(
+        string $sessionId,
+        array $message,
+        ?string $idempotencyKey = null,
+        DateTimeInterface|string|null $sendAt = null,
+    ): SentMessage {
+        if ($sendAt !== null) {
+            $message['send_at'] = $sendAt;
+        }
+        if (($message['send_at'] ?? null) instanceof DateTimeInterface) {
+            // RFC 3339 with its offset: the sidecar refuses a time without one.
+            $message['send_at'] = $message['send_at']->format(DateTimeInterface::RFC3339);
+        }
         $headers = $idempotencyKey === null ? [] : ['Idempotency-Key' => $idempotencyKey];
         $response = $this->request('POST', $this->sessionPath($sessionId, '/messages'), payload: $message, headers: $headers);
         $record = $response->json();
@@ -255,9 +270,14 @@ class SidecarClient
         );
     }
 
-    public function sendText(string $sessionId, string $to, string $text, ?string $idempotencyKey = null): SentMessage
-    {
-        return $this->sendMessage($sessionId, ['to' => $to, 'type' => 'text', 'text' => $text], $idempotencyKey);
+    public function sendText(
+        string $sessionId,
+        string $to,
+        string $text,
+        ?string $idempotencyKey = null,
+        DateTimeInterface|string|null $sendAt = null,
+    ): SentMessage {
+        return $this->sendMessage($sessionId, ['to' => $to, 'type' => 'text', 'text' => $text], $idempotencyKey, $sendAt);
     }
 
     /**
@@ -287,6 +307,17 @@ class SidecarClient
     public function getMessage(string $sessionId, string $messageId): array
     {
         return $this->json('GET', $this->sessionPath($sessionId, '/messages/' . rawurlencode($messageId)));
+    }
+
+    /**
+     * Cancel a message not yet sent (`queued` or `scheduled`): its record, now `cancelled`.
+     * Once it has left: ConflictException with code message_not_cancellable.
+     *
+     * @return array<string, mixed>
+     */
+    public function cancelMessage(string $sessionId, string $messageId): array
+    {
+        return $this->json('DELETE', $this->messagePath($sessionId, $messageId, ''));
     }
 
     // Message actions on a message the session sent or received, named by its id (the
@@ -594,6 +625,41 @@ class SidecarClient
     public function retryDelivery(string $deliveryId): array
     {
         return $this->json('POST', '/api/webhooks/deliveries/' . rawurlencode($deliveryId) . '/retry');
+    }
+
+    /**
+     * Replay every dead delivery that matches all the filters given (none: every dead one),
+     * each with a fresh 24 h window; the number replayed. $since and $until are RFC 3339
+     * times bounding when the event was written.
+     */
+    public function retryDeadDeliveries(
+        ?string $sessionId = null,
+        ?string $workspaceId = null,
+        ?string $event = null,
+        ?string $since = null,
+        ?string $until = null,
+    ): int {
+        $filters = array_filter(
+            ['session_id' => $sessionId, 'workspace_id' => $workspaceId, 'event' => $event, 'since' => $since, 'until' => $until],
+            static fn ($value) => $value !== null,
+        );
+        // No filter: no body (json_encode would send [] for an empty array, not an object).
+        $answer = $this->json('POST', '/api/webhooks/deliveries/retry', payload: $filters ?: null);
+
+        return (int) ($answer['retried'] ?? 0);
+    }
+
+    // The cluster
+
+    /**
+     * The cluster's nodes as the store sees them: heartbeat age, sessions and capacity of
+     * each (a single process lists none until it runs as a cluster role).
+     *
+     * @return list<array<string, mixed>>
+     */
+    public function clusterNodes(): array
+    {
+        return $this->json('GET', '/api/cluster/nodes')['data'] ?? [];
     }
 
     // The operator dashboard

@@ -2,9 +2,10 @@
 // Runs SidecarClient calls, as a Laravel app resolves it, and prints what happened as JSON.
 // Usage: php client.php '{"ops": [{"call": "getSession", "args": {"sessionId": "s1"}}, ...]}'
 // Environment: SIDECAR_URL, SIDECAR_API_SECRET (read by the kit's config file).
-// An op is a SidecarClient method with named args, or "alignSecond" (wait until just after
-// a second starts, so the next writes share one X-Timestamp). Output: {bootstrap, results,
-// wire}, wire being every response Laravel's HTTP client saw (its ResponseReceived event).
+// An op is a SidecarClient method with named args ({"datetime": "..."} for a
+// DateTimeImmutable), or "alignSecond" (wait until just after a second starts, so the next
+// writes share one X-Timestamp). Output: {bootstrap, results, wire}, wire being every
+// response Laravel's HTTP client saw (its ResponseReceived event).
 // Only SidecarException is caught: any other exception out of the kit fails the script.
 
 declare(strict_types=1);
@@ -54,6 +55,16 @@ function wa_kit_value(mixed $value): mixed
     return $value;
 }
 
+// {"datetime": "..."} in JSON stands for a DateTimeImmutable argument.
+function wa_kit_arg(mixed $arg): mixed
+{
+    if (is_array($arg) && array_keys($arg) === ['datetime']) {
+        return new DateTimeImmutable($arg['datetime']);
+    }
+
+    return $arg;
+}
+
 $results = [];
 foreach ($plan['ops'] ?? [] as $op) {
     $call = $op['call'];
@@ -63,7 +74,7 @@ foreach ($plan['ops'] ?? [] as $op) {
         continue;
     }
     try {
-        $value = $client->{$call}(...($op['args'] ?? []));
+        $value = $client->{$call}(...array_map(wa_kit_arg(...), $op['args'] ?? []));
         $results[] = ['call' => $call, 'ok' => true, 'value' => wa_kit_value($value)];
     } catch (SidecarException $e) {
         $results[] = ['call' => $call, 'ok' => false, 'error' => [
