@@ -132,13 +132,13 @@ routes = [
             "message is a template.",
         ),
         get=Operation(
-            "The session's campaigns", list_campaigns, {200: cm.CampaignList}, errors=(404,)
+            "The session's campaigns", list_campaigns, {200: cm.CampaignList}, errors=(404, 409)
         ),
     ),
     Resource(
         "/api/sessions/{session_id}/campaigns/{campaign_id}",
         get=Operation(
-            "A campaign and its progress", get_campaign, {200: cm.Campaign}, errors=(404,)
+            "A campaign and its progress", get_campaign, {200: cm.Campaign}, errors=(404, 409)
         ),
     ),
     Resource("/api/sessions/{session_id}/campaigns/{campaign_id}/pause", post=_action("pause")),
@@ -150,7 +150,7 @@ routes = [
             "A campaign's recipients with their status: a page, or all as CSV",
             campaign_recipients,
             {200: cm.CampaignRecipientPage},
-            errors=(404,),
+            errors=(404, 409),
             query=cm.CampaignRecipientsQuery,
             alternatives=(_CSV,),
             description="With `Accept: text/csv` (and not application/json) the answer is "
