@@ -243,7 +243,7 @@ class CampaignEvent(EventData):
 
 
 class CampaignStarted(CampaignEvent):
-    """A campaign's first send is about to go (its start time came, in its window)."""
+    """A campaign's start time came: it runs from now on, sending as its window allows."""
 
     event = "campaign_started"
 
