@@ -296,27 +296,6 @@ def create_app(
                 http,
             )
             store.subscribe(broadcaster.on_events)
-    manager = SessionManager(
-        writer,
-        settings.sessions_dir,
-        # In a cluster MAX_SESSIONS is each worker's: placement keeps to it.
-        max_sessions=settings.max_sessions if role == "all" else 10**9,
-        secretbox=secretbox,
-        runtime=session_runtime,
-        engines=engines,
-        forgetful=tuple(x for x in (messenger, selector) if x is not None),
-    )
-    # The processes that hold the sessions' files delete expired inbound media: the single
-    # service, or the first live worker of a cluster (the store, not the lease, is written:
-    # a stopped session's files expire too).
-    retention: MediaRetention | None = None
-    if role == "all" or (role == "worker" and node is not None):
-        retention = MediaRetention(
-            store,
-            settings.sessions_dir,
-            settings.media_retention_days,
-            may_run=node.is_first_worker if node is not None else None,
-        )
     # Campaigns: any API process stores them; the process that runs a session (the single
     # service, or the worker holding its lease) feeds them into its queue.
     campaign_manager: CampaignManager | None = None
@@ -338,6 +317,27 @@ def create_app(
             messenger.pacing,
             settings.sessions_dir,
             campaign_runner if role == "all" else None,
+        )
+    manager = SessionManager(
+        writer,
+        settings.sessions_dir,
+        # In a cluster MAX_SESSIONS is each worker's: placement keeps to it.
+        max_sessions=settings.max_sessions if role == "all" else 10**9,
+        secretbox=secretbox,
+        runtime=session_runtime,
+        engines=engines,
+        forgetful=tuple(x for x in (messenger, selector, campaign_manager) if x is not None),
+    )
+    # The processes that hold the sessions' files delete expired inbound media: the single
+    # service, or the first live worker of a cluster (the store, not the lease, is written:
+    # a stopped session's files expire too).
+    retention: MediaRetention | None = None
+    if role == "all" or (role == "worker" and node is not None):
+        retention = MediaRetention(
+            store,
+            settings.sessions_dir,
+            settings.media_retention_days,
+            may_run=node.is_first_worker if node is not None else None,
         )
     agent: WorkerAgent | None = None
     if node is not None and role == "worker" and runtime is not None and messenger is not None:

@@ -3,6 +3,9 @@ fast pacing, and a kill -9 in the middle of a 500-recipient campaign."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +13,8 @@ from typing import Any
 import pytest
 
 from service.campaigns.plan import Window
+from service.store import open_store
+from service.store.campaigns import CampaignStore
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.sidecar import Sidecar
 
@@ -228,6 +233,40 @@ def test_a_closed_window_defers_every_send(car: Sidecar, phone: Phone) -> None:
     assert car.api.post(f"{BASE}/{campaign['id']}/cancel").status_code == 200
 
 
+def test_a_media_campaign_sends_the_file_to_each_with_its_own_caption(
+    car: Sidecar, phone: Phone
+) -> None:
+    png = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    body = {
+        "name": "pictures",
+        "message": {
+            "type": "image",
+            "text": "for {{name}}",
+            "media": {"base64": base64.b64encode(png).decode(), "mimetype": "image/png"},
+        },
+        "recipients": [{"to": number(6, i), "variables": {"name": f"p{i}"}} for i in range(3)],
+        "rate": {"per_minute": 6000, "jitter": 0},
+    }
+    created = car.api.post(BASE, json=body)
+    assert created.status_code == 201, created.text
+    assert created.json()["message"]["media"] == {
+        "mimetype": "image/png",
+        "filename": None,
+        "size": len(png),
+    }
+    wait_campaign(car, created.json()["id"], "completed")
+    images = [m for m in phone.sent(ME) if m["to"].startswith("5511906")]
+    assert [(m["to"], m["caption"]) for m in images] == [
+        (f"{number(6, i)}@c.us", f"for p{i}") for i in range(3)
+    ]
+    assert {m["sha256"] for m in images} == {hashlib.sha256(png).hexdigest()}
+    # Each message's copy went with its send, and the campaign's own once it completed.
+    out = next(car.storage.glob("sessions/*/c1/media/out"))
+    assert list(out.iterdir()) == []
+
+
 def test_window_wait() -> None:
     tz_window = Window.parse("09:00", "18:00", "America/Sao_Paulo")  # UTC-3
     at = datetime(2026, 12, 1, 11, 30, tzinfo=UTC).timestamp()  # 08:30 there
@@ -300,3 +339,22 @@ def test_bad_campaigns_get_a_4xx_naming_the_problem(car: Sidecar) -> None:
     assert response.status_code == 422
     listed = car.api.get(BASE)
     assert listed.status_code == 200 and isinstance(listed.json()["data"], list)
+
+
+def test_deleting_the_session_deletes_its_campaigns(car: Sidecar) -> None:
+    """Last in the module: it deletes the module's session."""
+    campaign = create(car, 7, 3, start_at="2030-01-01T00:00:00Z")
+    assert campaign["status"] == "scheduled"
+    assert car.api.delete(f"/api/sessions/{SESSION}").status_code == 204
+
+    async def left() -> list[Any]:
+        store = open_store(str(car.storage / "sidecar.sqlite3"))
+        await store.open(migrate=False)
+        try:
+            campaigns = CampaignStore(store)
+            rows = await campaigns.recipients(campaign["id"], status=None, after=0, limit=10)
+            return [*await campaigns.find(SESSION), *rows]
+        finally:
+            await store.close()
+
+    eventually(lambda: asyncio.run(left()) == [] or None, 30, "the campaigns to be deleted")

@@ -8,6 +8,7 @@ is this process, within its poll otherwise).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 import time
@@ -65,6 +66,7 @@ class CampaignManager:
         self.sessions_root = sessions_root
         self.runner = runner
         self.clock = clock
+        self._forgetting: set[asyncio.Task[None]] = set()
 
     async def _session(self, session_id: str) -> SessionRecord:
         session = await self.store.get_session(session_id)
@@ -104,7 +106,7 @@ class CampaignManager:
             raise ValidationFailed(
                 "message.type", "a meta session sends campaigns as Cloud API templates only"
             )
-        outgoing = _check_message(message, request.recipients[0].to)
+        outgoing = _check_message(message)
         if request.window is not None:
             if zone(request.window.timezone) is None:
                 raise ValidationFailed("window.timezone", "is not a known IANA time zone")
@@ -114,7 +116,10 @@ class CampaignManager:
             outgoing.template if outgoing.template else None
         )
         limit = MAX_TEXT if message.type == "text" else MAX_CAPTION
-        recipients = _recipients(request.recipients, used, message.text, limit)
+        # Seconds for 100,000 recipients: off the event loop.
+        recipients = await asyncio.to_thread(
+            _recipients, request.recipients, used, message.text, limit
+        )
         for i, one in enumerate(recipients):
             if not template and not self.messenger.selector.reaches(session, one.chat_id):
                 raise ValidationFailed(f"recipients.{i}.to", "cannot be reached by this session")
@@ -147,6 +152,13 @@ class CampaignManager:
         )
         self._wake(session_id)
         return record
+
+    def forget(self, session_id: str) -> None:
+        """The session is being deleted: its campaigns and their recipients go too."""
+        task = asyncio.get_running_loop().create_task(self.campaigns.delete_session(session_id))
+        # Held until done: a task nothing references may be collected before it runs.
+        self._forgetting.add(task)
+        task.add_done_callback(self._forgetting.discard)
 
     def _wake(self, session_id: str) -> None:
         if self.runner is not None:
@@ -310,10 +322,14 @@ class CampaignManager:
             after = rows[-1].seq
 
 
-def _check_message(message: cm.CampaignMessage, to: str) -> Any:
+# Any valid recipient: the message is checked as a send request, without its recipients.
+_ANYONE = "1000000@c.us"
+
+
+def _check_message(message: cm.CampaignMessage) -> Any:
     """The message as a send request would be checked (its type's part, media, template),
     with problems named under `message.`."""
-    data = message.model_dump(exclude_none=True) | {"to": to}
+    data = message.model_dump(exclude_none=True) | {"to": _ANYONE}
     try:
         return parse_send_request(data, None)
     except ValidationFailed as exc:

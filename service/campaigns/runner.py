@@ -273,7 +273,8 @@ class CampaignRunner:
                     fence=fence,
                 )
                 return None
-        await self._progress(campaign, now, fence)
+            # Progress is news only when a send settled: none while it waits for its window.
+            await self._progress(campaign, now, fence)
         window = options.get("window")
         if window is not None:
             wait = Window.parse(window["start"], window["end"], window["timezone"]).wait(now)
@@ -300,10 +301,10 @@ class CampaignRunner:
     ) -> None:
         if campaign.progress_at is not None and now - campaign.progress_at < self.progress_every:
             return
-        if campaign.progress_at is None and campaign.enqueued == 0:
-            # campaign_started says as much; the first progress comes one period later.
-            await self.campaigns.update(campaign, {"progress_at": now}, fence=fence)
-            return
+        if campaign.progress_at is None and campaign.started_at is not None:
+            # campaign_started said where it stood; the first progress comes a period later.
+            if now - campaign.started_at < self.progress_every:
+                return
         counts = await self.campaigns.counts(campaign.id)
         await self.campaigns.update(
             campaign,
