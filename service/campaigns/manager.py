@@ -9,6 +9,7 @@ is this process, within its poll otherwise).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -29,10 +30,9 @@ from service.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
 from service.messaging.messenger import Messenger
 from service.messaging.pacing import PacingPolicy
 from service.messaging.request import normalize_recipient, parse_send_request
-from service.messaging.status import change_status
 from service.models import campaigns as cm
 from service.models.requests import MAX_CAPTION, MAX_TEXT
-from service.store import SessionRecord, StaleMessage
+from service.store import SessionRecord
 from service.store.campaigns import (
     ACTIVE,
     FINAL,
@@ -201,22 +201,11 @@ class CampaignManager:
         return await self._moved(done, session_id, campaign_id)
 
     async def _unqueue(self, campaign: CampaignRecord) -> None:
-        """A cancelled campaign's message still waiting in the queue is not sent: it fails
-        as `cancelled` (unless the sender took it first)."""
-        if campaign.last_message_id is None:
-            drop_media(self.sessions_root, campaign)
-            return
-        message = await self.store.get_message(campaign.last_message_id)
-        if message is not None and message.status == "queued":
-            try:
-                await change_status(
-                    self.store,
-                    message,
-                    {"status": "failed", "error": "cancelled"},
-                    guarded=True,
-                )
-            except StaleMessage:
-                pass
+        """A cancelled campaign's message still waiting in the queue is not sent: it is
+        cancelled too (unless the sender took it first)."""
+        if campaign.last_message_id is not None:
+            with contextlib.suppress(Conflict, NotFound):
+                await self.messenger.cancel(campaign.session_id, campaign.last_message_id)
         drop_media(self.sessions_root, campaign)
 
     async def _moved(

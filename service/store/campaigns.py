@@ -183,9 +183,7 @@ class CampaignStore:
     async def counts(self, campaign_id: str) -> dict[str, int]:
         """Recipients by status: `pending`, `cancelled`, or their message's status."""
         r, m = self._r, self.store.tables.messages
-        shown = case(
-            (r.c.status == "enqueued", func.coalesce(m.c.status, "failed")), else_=r.c.status
-        )
+        shown = _shown(r, m)
         stmt = self._stmt(
             "counts",
             lambda: (
@@ -214,14 +212,13 @@ class CampaignStore:
             m.c.provider_message_id,
             m.c.error,
         )
-        own = status in RECIPIENT_STATES
 
         def build() -> ClauseElement:
             where = [r.c.campaign_id == bindparam("campaign_id"), r.c.seq > bindparam("after")]
-            if status is not None and own:
-                where.append(r.c.status == bindparam("status"))
-            elif status is not None:
-                where += [r.c.status == "enqueued", m.c.status == bindparam("status")]
+            if status is not None:
+                # The status as shown (and counted): a recipient cancelled with its campaign
+                # and one whose queued message was cancelled are both `cancelled`.
+                where.append(_shown(r, m) == bindparam("status"))
             return (
                 select(*cols)
                 .select_from(r.outerjoin(m, m.c.id == r.c.message_id))
@@ -230,8 +227,7 @@ class CampaignStore:
                 .limit(bindparam("limit"))
             )
 
-        kind = None if status is None else ("own" if own else "message")
-        stmt = self.store._dynamic_stmt(("campaigns", "recipients", kind), build)
+        stmt = self.store._dynamic_stmt(("campaigns", "recipients", status is not None), build)
         values: dict[str, Any] = {"campaign_id": campaign_id, "after": after, "limit": limit}
         if status is not None:
             values["status"] = status
@@ -452,3 +448,9 @@ class CampaignStore:
                 tx.run(drop_c, {"id": campaign_id})
 
         await self.store._transaction(remove)
+
+
+def _shown(r: Any, m: Any) -> Any:
+    """A recipient's status as the API shows it: its own, or once enqueued its message's (a
+    message deleted with its session reads as failed)."""
+    return case((r.c.status == "enqueued", func.coalesce(m.c.status, "failed")), else_=r.c.status)
