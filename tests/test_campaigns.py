@@ -152,6 +152,8 @@ def test_a_campaign_survives_kill_9_and_sends_each_recipient_once(
     events = car.events(SESSION)
     names = [e["event"] for e in events if e["data"].get("campaign_id") == campaign["id"]]
     assert names.count("campaign_started") == 1
+    # SIDECAR_CAMPAIGN_PROGRESS_S=1: progress came while it sent, in between.
+    assert "campaign_progress" in names[1:-1]
     assert names[-1] == "campaign_completed"
     completed = [e for e in events if e["event"] == "campaign_completed"][-1]["data"]
     assert completed["status"] == "completed" and completed["total"] == 500
