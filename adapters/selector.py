@@ -63,6 +63,10 @@ class ProviderSelector:
         names = self._names(session)
         if message is not None and len(names) > 1 and message.type == "template":
             names = ["meta"]  # only the Cloud API sends templates
+        elif message is not None and len(names) > 1 and _from_campaign(message):
+            # Meta refuses free text outside the 24-hour window: a campaign that is not a
+            # template stays on WhatsApp Web and waits for it rather than fail over.
+            names = [n for n in names if n != "meta"]
         if message is not None and len(names) > 1:
             # A chat only one engine can address waits for that one rather than failing.
             names = [n for n in names if self.providers[n].reaches(message.chat_id)]
@@ -176,3 +180,8 @@ class ProviderSelector:
             {"from": previous, "to": provider, "reason": reason}
         ).new_event()
         await self.store.update_session(session.session_id, {}, [event])
+
+
+def _from_campaign(message: MessageRecord) -> bool:
+    """Whether a queued message is a campaign's (the runner marks its content)."""
+    return message.priority == "bulk" and '"campaign_id"' in message.content

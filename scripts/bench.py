@@ -7,6 +7,8 @@ for the run and stopped at its end; never the system service).
     ./scripts/bench --quick          a short smoke run (what the test suite executes)
     ./scripts/bench --engine sqlite  one engine only (sqlite, mariadb or both, the default)
     ./scripts/bench --json F         also write the results to F
+    ./scripts/bench --campaign       only send_accept, alone and under a 10,000-recipient
+                                     campaign (one session; with --quick, 300)
 
 The bench reads the store only through the Store interface (`open_store` with the URL and
 table prefix the service itself uses), never the database file or tables behind its back.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -58,16 +61,25 @@ class Plan:
     webhook_events: int
     memory_levels: tuple[int, ...]
     deadline: float  # seconds any single wait may take
+    campaign_recipients: int = 10_000
 
 
 FULL = Plan(10, 50, 20, 10, 300, 5000, (1, 5, 10, 20), 180.0)
-QUICK = Plan(2, 10, 5, 2, 20, 300, (1, 2), 60.0)
+QUICK = Plan(2, 10, 5, 2, 20, 300, (1, 2), 60.0, campaign_recipients=300)
 
 ENGINES = ("sqlite", "mariadb")
 # The order scenarios run in, and the rows of the table.
-SCENARIOS = ("webhook_rate", "qr_ready", "memory", "send_accept", "throughput", "recovery")
+SCENARIOS = (
+    "webhook_rate",
+    "qr_ready",
+    "memory",
+    "send_accept",
+    "campaign",
+    "throughput",
+    "recovery",
+)
 # Values that describe a scenario rather than measure it: no mariadb/sqlite ratio for them.
-SETUP_KEYS = {"n", "clients", "sessions", "messages", "events", "failed"}
+SETUP_KEYS = {"n", "clients", "sessions", "messages", "events", "failed", "recipients", "session"}
 
 
 @dataclass
@@ -203,6 +215,61 @@ def send_accept(car: Sidecar, plan: Plan, results: Results) -> None:
     latencies = accept_latencies(car.base, plan.accept_clients, plan.accept_per_client, ["t0"])
     results.add(
         "send_accept",
+        n=len(latencies),
+        clients=plan.accept_clients,
+        p50_ms=pct(latencies, 0.5) * 1000,
+        p99_ms=pct(latencies, 0.99) * 1000,
+        budget_p99_ms=20.0,
+    )
+
+
+def campaign(car: Sidecar, plan: Plan, results: Results, session_id: str) -> None:
+    """send_accept again (to t0) while a campaign of `campaign_recipients` runs on another
+    session (its sends go through the same store, at up to 6,000/min with pacing off): a
+    campaign must not slow the API. On t0 itself it would mostly wait, as it should: its
+    `bulk` sends go behind the accepted ones. Also how long creating it and reading its
+    progress take."""
+    count = plan.campaign_recipients
+    body = {
+        "name": "bench",
+        "message": {"type": "text", "text": "Hello {{name}}"},
+        "recipients": [
+            {"to": f"55117{i:08d}", "variables": {"name": f"r{i}"}} for i in range(count)
+        ],
+        "rate": {"per_minute": 6000, "jitter": 0.2},
+    }
+    t0 = time.perf_counter()
+    created = car.api.post(f"/api/sessions/{session_id}/campaigns", json=body)
+    create_s = time.perf_counter() - t0
+    assert created.status_code == 201, created.text
+    path = f"/api/sessions/{session_id}/campaigns/{created.json()['id']}"
+
+    def sent() -> int:
+        return int(car.api.get(path).json()["counts"]["sent"])
+
+    wait_until(lambda: sent() >= 10, plan.deadline, "the campaign to be sending")
+    before = sent()
+    latencies = accept_latencies(
+        car.base, plan.accept_clients, plan.accept_per_client, ["t0"], tag="campaign"
+    )
+    t1 = time.perf_counter()
+    during = sent() - before
+    progress_s = time.perf_counter() - t1
+    # Paused, not cancelled: its send in flight is sent, so nothing of it counts as failed
+    # in the scenarios after this one, and it has nothing left in the queue.
+    car.api.post(f"{path}/pause").raise_for_status()
+    wait_until(
+        lambda: (c := car.api.get(path).json()["counts"])["queued"] + c["sending"] == 0,
+        plan.deadline,
+        "the paused campaign to settle",
+    )
+    results.add(
+        "campaign",
+        session=session_id,
+        recipients=count,
+        create_s=create_s,
+        progress_get_ms=progress_s * 1000,
+        sent_while_measured=during,
         n=len(latencies),
         clients=plan.accept_clients,
         p50_ms=pct(latencies, 0.5) * 1000,
@@ -488,8 +555,11 @@ def single_service(storage: Path, phone: Phone, webhook_url: str, database_url: 
     )
 
 
-def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) -> Results:
-    """Every scenario on one engine, with a sandbox, a receiver and a sidecar of its own."""
+def run_engine(
+    engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None, only_campaign: bool = False
+) -> Results:
+    """Every scenario on one engine, with a sandbox, a receiver and a sidecar of its own
+    (`only_campaign`: one session, send_accept, then send_accept under a campaign)."""
     results = Results(engine)
     tmp.mkdir(parents=True)
     if db is None:
@@ -498,7 +568,10 @@ def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) ->
     else:
         webhook_url = db.fresh_database("bench_webhooks")
         sidecar_url = db.fresh_database("bench_sidecar")
-    webhook_rate(plan, results, webhook_url)
+    if only_campaign:
+        plan = dataclasses.replace(plan, memory_levels=(2,))
+    else:
+        webhook_rate(plan, results, webhook_url)
     with (
         sandbox_process(qr_interval=20, qr_max_rotations=50) as phone,
         python_receiver() as receiver,
@@ -508,9 +581,13 @@ def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) ->
         try:
             car.start()
             probe = StoreProbe(car)
-            qr_ready(car, receiver, plan, results)
+            if not only_campaign:
+                qr_ready(car, receiver, plan, results)
             sessions = memory(car, phone, plan, results, db)
             send_accept(car, plan, results)
+            campaign(car, plan, results, sessions[-1])
+            if only_campaign:
+                return results
             throughput(car, probe, plan, results, sessions[: plan.throughput_sessions])
             recovery(car, probe, plan, results, sessions)
         finally:
@@ -522,7 +599,7 @@ def run_engine(engine: str, plan: Plan, tmp: Path, db: PrivateMariaDB | None) ->
     return results
 
 
-def run(plan: Plan, engines: tuple[str, ...]) -> dict[str, Any]:
+def run(plan: Plan, engines: tuple[str, ...], only_campaign: bool = False) -> dict[str, Any]:
     """{engine: {scenario: values}} for each engine, plus `ratio` (mariadb/sqlite of every
     measured value, when both ran) and `_run` (the machine, the mode, durations)."""
     report: dict[str, Any] = {}
@@ -542,7 +619,7 @@ def run(plan: Plan, engines: tuple[str, ...]) -> dict[str, Any]:
                     print(f"  private mariadbd on 127.0.0.1:{db.port} (pid {db.pid})", flush=True)
                 t0 = time.monotonic()
                 server = db if engine == "mariadb" else None
-                results = run_engine(engine, plan, tmp / f"run-{engine}", server)
+                results = run_engine(engine, plan, tmp / f"run-{engine}", server, only_campaign)
                 report[engine] = results.scenarios
                 info[f"seconds_{engine}"] = round(time.monotonic() - t0, 1)
         finally:
@@ -621,6 +698,11 @@ def main() -> int:
         help="the store engine(s) to run every scenario on (default: both)",
     )
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--campaign",
+        action="store_true",
+        help="only send_accept, alone and while a campaign runs (one session)",
+    )
     parser.add_argument("--serve-receiver", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_receiver:
@@ -634,7 +716,7 @@ def main() -> int:
         f"{' and '.join(engines)}, on 127.0.0.1 only",
         flush=True,
     )
-    emit(run(plan, engines), table, args.json)
+    emit(run(plan, engines, args.campaign), table, args.json)
     return 0
 
 

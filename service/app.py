@@ -22,6 +22,7 @@ from adapters.webjs import WebJsEngine
 from service import __version__, apidocs
 from service.api import (
     calls,
+    campaigns,
     chats,
     cluster,
     contacts,
@@ -38,6 +39,8 @@ from service.api import (
 from service.auth import RequestGuard
 from service.browser import ChromiumLauncher
 from service.browser.bridge import WaJsConfig
+from service.campaigns.manager import CampaignManager
+from service.campaigns.runner import CampaignRunner
 from service.cluster.agent import WorkerAgent
 from service.cluster.fencing import FencedStore
 from service.cluster.node import ClusterNode
@@ -71,6 +74,7 @@ from service.sessions.state import StatusWriter
 from service.sessions.worker import WorkerContext
 from service.settings import Settings
 from service.store import SqlStore, Store, open_store
+from service.store.campaigns import CampaignStore
 from webhooks.broadcast import Broadcaster, PusherConfig
 from webhooks.dispatcher import Dispatcher, RetryPolicy
 
@@ -296,6 +300,28 @@ def create_app(
                 http,
             )
             store.subscribe(broadcaster.on_events)
+    # Campaigns: any API process stores them; the process that runs a session (the single
+    # service, or the worker holding its lease) feeds them into its queue.
+    campaign_manager: CampaignManager | None = None
+    campaign_runner: CampaignRunner | None = None
+    if messenger is not None and isinstance(store, SqlStore):
+        campaign_store = CampaignStore(store)
+        if runtime is not None:
+            campaign_runner = CampaignRunner(
+                campaign_store,
+                sessions_root=settings.sessions_dir,
+                wake_sender=messenger.wake,
+                progress_every=float(settings.campaign_progress_s),
+                owns=node.holds if node is not None else None,
+                fence=writer.fence if isinstance(writer, FencedStore) else None,
+            )
+        campaign_manager = CampaignManager(
+            campaign_store,
+            messenger,
+            messenger.pacing,
+            settings.sessions_dir,
+            campaign_runner if role == "all" else None,
+        )
     manager = SessionManager(
         writer,
         settings.sessions_dir,
@@ -304,7 +330,7 @@ def create_app(
         secretbox=secretbox,
         runtime=session_runtime,
         engines=engines,
-        forgetful=tuple(x for x in (messenger, selector) if x is not None),
+        forgetful=tuple(x for x in (messenger, selector, campaign_manager) if x is not None),
     )
     # The processes that hold the sessions' files delete expired inbound media: the single
     # service, or the first live worker of a cluster (the store, not the lease, is written:
@@ -355,8 +381,12 @@ def create_app(
                 heartbeat = asyncio.create_task(node.run())
             if retention is not None:
                 retention.start()
+            if campaign_runner is not None:
+                campaign_runner.start()
             yield
         finally:
+            if campaign_runner is not None:
+                await campaign_runner.stop()
             if retention is not None:
                 await retention.stop()
             if agent is not None:
@@ -394,6 +424,7 @@ def create_app(
         *chats.routes,
         *message_actions.routes,
         *calls.routes,
+        *campaigns.routes,
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,
@@ -442,6 +473,7 @@ def create_app(
     app.state.sessions = manager
     app.state.runtime = runtime
     app.state.messenger = messenger
+    app.state.campaigns = campaign_manager
     app.state.selector = selector
     app.state.meta_provider = meta_provider
     app.state.media_links = links_media

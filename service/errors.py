@@ -145,6 +145,14 @@ ERRORS: tuple[ErrorCode, ...] = (
     ),
     ErrorCode(409, "message_not_own", "only a message the session sent can be edited or revoked"),
     ErrorCode(409, "message_not_editable", "only a text message can be edited"),
+    # Campaigns.
+    ErrorCode(404, "campaign_not_found", "no campaign with this id in this session"),
+    ErrorCode(
+        409,
+        "campaign_state",
+        "the campaign's status does not allow this (pause a scheduled or running one, "
+        "resume a paused one, cancel one not finished); `details.status` is its status",
+    ),
     ErrorCode(
         409,
         "message_not_cancellable",

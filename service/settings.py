@@ -72,6 +72,8 @@ class Settings:
     pacing_interval_ms: int = 1000
     pacing_jitter_ms: int = 1500
     pacing_per_recipient: int = 12
+    # Campaigns: the least seconds between two campaign_progress events of one campaign.
+    campaign_progress_s: int = 30
     media_max_bytes: int = 16 * 1024 * 1024
     media_fetch_timeout: int = 20
     # Largest inbound media kept; a larger file is not downloaded and its message says so.
@@ -315,6 +317,7 @@ _ENV_NAMES: dict[str, str] = {
     "pacing_interval_ms": "SIDECAR_PACING_INTERVAL_MS",
     "pacing_jitter_ms": "SIDECAR_PACING_JITTER_MS",
     "pacing_per_recipient": "SIDECAR_PACING_PER_RECIPIENT",
+    "campaign_progress_s": "SIDECAR_CAMPAIGN_PROGRESS_S",
     "media_max_bytes": "SIDECAR_MEDIA_MAX_BYTES",
     "media_fetch_timeout": "SIDECAR_MEDIA_FETCH_TIMEOUT",
     "inbound_media_max_bytes": "SIDECAR_INBOUND_MEDIA_MAX_BYTES",

@@ -33,7 +33,11 @@ def check_id(value: object, field: str) -> str:
 
 async def json_object(request: Request, *, allow_empty: bool = False) -> dict[str, Any]:
     """The request body as a JSON object; an empty body is `{}` when `allow_empty`."""
-    raw = await request.body()
+    return parse_object(await request.body(), allow_empty=allow_empty)
+
+
+def parse_object(raw: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
+    """`json_object` on bytes already read (for a large body parsed off the event loop)."""
     if not raw.strip():
         if allow_empty:
             return {}

@@ -275,7 +275,8 @@ def test_a_session_without_a_page_answers_409(car: Sidecar, tmp_path: Path) -> N
     assert meta.status_code == 201, meta.text
     for response in (
         car.api.get("/api/sessions/cloud/chats"),
-        car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/read"),
+        # (marking read is the Cloud API's: test_api_reactions)
+        car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/archive"),
         car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/presence/subscribe"),
         car.api.post(f"/api/sessions/cloud/chats/{FRIEND}@c.us/presence", json={"state": "typing"}),
     ):

@@ -17,6 +17,7 @@ ENGINES = ("sqlite", "mariadb")
 SCENARIOS = {
     "qr_ready": ("p50_s", "p95_s"),
     "send_accept": ("p50_ms", "p99_ms"),
+    "campaign": ("create_s", "p50_ms", "p99_ms", "sent_while_measured"),
     "throughput": ("msg_per_min",),
     "webhook_rate": ("events_per_s",),
     "memory": ("pss_mb_at_1", "pss_mb_at_2", "marginal_mb"),

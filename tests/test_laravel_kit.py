@@ -549,6 +549,54 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         {"name": "Lunch?", "options": ["a", "b"], "selectable_count": 0},
     )
 
+    # Campaigns: one due next year, so nothing is sent while the kit drives it.
+    later = {"start_at": "2027-12-01T09:00:00Z", "rate": {"per_minute": 10, "jitter": 0.5}}
+    recipients = [{"to": FRIEND, "variables": {"name": "Ana"}, "key": "c-1"}, {"to": ME}]
+
+    def create_campaign(name: str, to: list[dict[str, Any]], **more: Any) -> dict[str, Any]:
+        # `name` is also call()'s own parameter: this op is written out.
+        text = {"type": "text", "text": "Hi {{name}}"}
+        args = {"sessionId": "kit-1", "name": name, "message": text, "recipients": to, **more}
+        return {"call": "createCampaign", "args": args}
+
+    made = run_kit(
+        car.base,
+        create_campaign("Promo", recipients[:1], options=later),
+        create_campaign("Bad", recipients),
+    )
+    campaign, bad = values(made, True, False)
+    assert (campaign["status"], campaign["total"], campaign["rate"]["per_minute"]) == (
+        "scheduled",
+        1,
+        10,
+    )
+    assert (bad["code"], bad["details"]["field"]) == ("validation_failed", "recipients.1.variables")
+    cid = campaign["id"]
+    driven = run_kit(
+        car.base,
+        call("campaigns", sessionId="kit-1"),
+        call("pauseCampaign", sessionId="kit-1", campaignId=cid),
+        call("resumeCampaign", sessionId="kit-1", campaignId=cid),
+        call("campaignRecipients", sessionId="kit-1", campaignId=cid, status="pending"),
+        call("campaignRecipientsCsv", sessionId="kit-1", campaignId=cid),
+        call("cancelCampaign", sessionId="kit-1", campaignId=cid),
+        call("resumeCampaign", sessionId="kit-1", campaignId=cid),
+        call("campaign", sessionId="kit-1", campaignId="cmp_nope"),
+    )
+    listed, paused, resumed, page, csv, cancelled, refused, missing = values(
+        driven, True, True, True, True, True, True, False, False
+    )
+    assert [c["id"] for c in listed] == [cid]
+    assert (paused["status"], resumed["status"]) == ("paused", "scheduled")
+    assert [(r["to"], r["key"], r["status"]) for r in page["data"]] == [
+        (f"{FRIEND}@c.us", "c-1", "pending")
+    ]
+    assert page["next_after"] is None
+    assert csv.splitlines()[1].split(",")[1:4] == [f"{FRIEND}@c.us", "c-1", "pending"]
+    assert (cancelled["status"], cancelled["counts"]["cancelled"]) == ("cancelled", 1)
+    assert (refused["class"], refused["code"]) == ("ConflictException", "campaign_state")
+    assert (missing["class"], missing["code"]) == ("NotFoundException", "campaign_not_found")
+
     wrong = run_kit(car.base, call("getSession", sessionId="kit-1"), secret="not-the-secret")
     (denied,) = values(wrong, False)
     assert (denied["class"], denied["code"], denied["status"]) == (

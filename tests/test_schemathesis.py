@@ -14,8 +14,8 @@ their documented refusal:
   (not JSON) or 401.
 - `GET /media/{token}` and `GET /qr/{token}.png` need tokens the service signed: 404.
 - `GET /webhooks/meta` needs a session's verify token: 403.
-- Messages need the browser runtime, which this app leaves out: 422 for an invalid request,
-  else 409 `runtime_disabled`.
+- Messages and campaigns need the browser runtime, which this app leaves out: 422 for an
+  invalid request, else 409 `runtime_disabled`.
 
 Reproducible: derandomized Hypothesis, no example database, a fixed number of examples per
 operation (plus schemathesis' coverage cases). About 15 s.

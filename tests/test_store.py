@@ -41,6 +41,7 @@ from service.store import (
     StaleStatus,
     open_store,
 )
+from service.store.campaigns import CampaignRecord, CampaignStore, NewRecipient
 from service.store.migrations import head_revision
 from service.store.migrations.legacy import LEGACY_MIGRATIONS
 from service.store.schema import tables
@@ -714,6 +715,13 @@ async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: 
     for session_id in ("t", "u"):
         await source.acquire_lease(session_id, "n1", time.time(), 60)
     await source.acquire_lease("t", "n2", time.time() + 120, 60)  # token 2
+    campaign = CampaignRecord(
+        id="cmp_1", session_id="t", workspace_id="w", name="n", status="paused", message="{}",
+        options="{}", start_at=None, reason=None, total=3,
+    )  # fmt: skip
+    await CampaignStore(source).create(
+        campaign, [NewRecipient(f"{i}@c.us", None, None) for i in range(3)]
+    )
     target = SqlStore(tmp_path / "copy.sqlite3")
     await target.open()
     try:
@@ -725,6 +733,8 @@ async def test_rows_copy_to_another_store_keeping_seq(stores: Opener, tmp_path: 
             "seen_signatures": 1,
             "nodes": 1,
             "leases": 2,
+            "campaigns": 1,
+            "campaign_recipients": 3,
         }
         for table in copied:
             assert [r async for r in source.iter_rows(table)] == [
@@ -759,6 +769,8 @@ async def test_a_sqlite_store_moves_to_mariadb(tmp_path: Path, mysql_stores: Ope
             "seen_signatures": 0,
             "nodes": 0,
             "leases": 0,
+            "campaigns": 0,
+            "campaign_recipients": 0,
         }
         assert await target.list_events(limit=10) == await source.list_events(limit=10)
         assert await target.get_session("s") == await source.get_session("s")

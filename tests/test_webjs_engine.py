@@ -7,6 +7,7 @@ browser paths are covered end to end in test_fidelity.py.
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -240,15 +241,19 @@ def test_the_cloud_api_is_never_planned_for_a_chat_it_cannot_address() -> None:
         session_id="s1", workspace_id="w", status="disconnected", meta_sealed="sealed"
     )
 
-    def planned(chat_id: str) -> list[str]:
+    def planned(chat_id: str, **fields: str) -> list[str]:
         message = MessageRecord(
             id="m", session_id="s1", workspace_id="w", direction="out", chat_id=chat_id,
             type="text", content='{"text": "x"}', status="queued",
         )  # fmt: skip
-        return [e.name for e in selector.plan(auto, message)]
+        return [e.name for e in selector.plan(auto, dataclasses.replace(message, **fields))]
 
     # WhatsApp Web is down: a phone number may fail over, a group or a linked id waits.
     assert planned("5511988880002@c.us") == ["meta"]
+    # ...but not a campaign's free text (Meta refuses it outside the 24-hour window).
+    campaign = '{"text": "x", "campaign_id": "cmp_1"}'
+    assert planned("5511988880002@c.us", content=campaign, priority="bulk") == []
+    assert planned("5511988880002@c.us", content='{"text": "x"}', priority="bulk") == ["meta"]
     assert planned("120363000000000001@g.us") == []
     assert planned("190256482017342@lid") == []
     meta_only = SessionRecord(session_id="s1", workspace_id="w", provider_mode="meta")

@@ -218,6 +218,58 @@ class PollVote(EventData):
     voted_at: Timestamp | None
 
 
+# -- campaigns ---------------------------------------------------------------------------
+
+
+class CampaignCounts(Output):
+    """A campaign's recipients by status."""
+
+    pending: int = 0
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    delivered: int = 0
+    read: int = 0
+    played: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class CampaignEvent(EventData):
+    campaign_id: str
+    name: str
+    total: int = Field(description="recipients")
+    counts: CampaignCounts
+
+
+class CampaignStarted(CampaignEvent):
+    """A campaign's start time came: it runs from now on, sending as its window allows."""
+
+    event = "campaign_started"
+
+
+class CampaignProgress(CampaignEvent):
+    """Where a running campaign stands; at most every SIDECAR_CAMPAIGN_PROGRESS_S seconds."""
+
+    event = "campaign_progress"
+
+
+class CampaignPaused(CampaignEvent):
+    """A campaign stopped sending until resumed: asked through the API (`requested`), its
+    stop rule (`failure_rate`), or WhatsApp limiting the account (`account_blocked`)."""
+
+    event = "campaign_paused"
+    reason: str
+
+
+class CampaignCompleted(CampaignEvent):
+    """A campaign ended: every recipient's send settled (`completed`), or it was
+    `cancelled` (its pending recipients are not sent)."""
+
+    event = "campaign_completed"
+    status: Literal["completed", "cancelled"]
+
+
 EVENTS: dict[str, type[EventData]] = {
     model.event: model
     for model in (
@@ -236,6 +288,10 @@ EVENTS: dict[str, type[EventData]] = {
         MessageRevoked,
         CallReceived,
         PollVote,
+        CampaignStarted,
+        CampaignProgress,
+        CampaignPaused,
+        CampaignCompleted,
     )
 }
 

@@ -38,4 +38,5 @@ PATH_PARAMS: dict[str, Any] = {
     "group_id": GroupId,
     "chat_id": ChatId,
     "call_id": CallId,
+    "campaign_id": Id,
 }

@@ -7,7 +7,8 @@ coordination) came with revision 0002, the outbox's `claimed_by` and `claimed_un
 dispatcher delivers a session's line) with 0003, `nodes.host` with 0004, the sessions'
 `metadata` and `webhook_events` with 0005, the messages' `media_stored_at` (when an inbound
 media file was written, for the retention cleanup) with 0006, the messages' `send_at` (when a
-scheduled message may go) with 0009.
+scheduled message may go) with 0009, `campaigns` and `campaign_recipients` (bulk sends fed
+into the message queue) with 0010.
 
 MySQL specifics: InnoDB, utf8mb4, and a binary collation. A case-insensitive collation
 (utf8mb4_unicode_ci) would make the unique keys merge idempotency keys or session ids that
@@ -46,7 +47,16 @@ DEFAULT_PREFIX = "wa_"
 # utf8mb4_bin (binary, but PAD SPACE) when the server has neither.
 NOPAD_COLLATIONS = ("utf8mb4_nopad_bin", "utf8mb4_0900_bin")
 FALLBACK_COLLATION = "utf8mb4_bin"
-TABLE_NAMES = ("sessions", "messages", "outbox", "seen_signatures", "nodes", "leases")
+TABLE_NAMES = (
+    "sessions",
+    "messages",
+    "outbox",
+    "seen_signatures",
+    "nodes",
+    "leases",
+    "campaigns",
+    "campaign_recipients",
+)
 _PREFIX = re.compile(r"[A-Za-z0-9_]{0,32}")
 
 # Bodies may pass 64 KiB (TEXT's limit on MySQL): MEDIUMTEXT there, TEXT elsewhere.
@@ -76,6 +86,8 @@ class Tables:
     seen_signatures: Table
     nodes: Table
     leases: Table
+    campaigns: Table
+    campaign_recipients: Table
 
     def by_name(self, name: str) -> Table:
         """A table by its unprefixed name (`sessions`, `messages`, ...)."""
@@ -225,4 +237,69 @@ def tables(prefix: str = DEFAULT_PREFIX, *, collation: str = FALLBACK_COLLATION)
         Index(f"{p}leases_expiry", "expires_at"),
         **options,
     )
-    return Tables(p, md, sessions, messages, outbox, seen_signatures, nodes, leases)
+    campaigns, campaign_recipients = campaign_tables(p, md, options)
+    return Tables(
+        p,
+        md,
+        sessions,
+        messages,
+        outbox,
+        seen_signatures,
+        nodes,
+        leases,
+        campaigns,
+        campaign_recipients,
+    )
+
+
+def campaign_tables(p: str, md: MetaData, options: dict[str, Any]) -> tuple[Table, Table]:
+    """Campaigns (revision 0010): one row per campaign, one per recipient. A recipient is
+    `pending` until its message is written to the queue (`enqueued`, with `message_id`, in
+    the same transaction), or `cancelled`; after that its message's status is its own."""
+    campaigns = Table(
+        f"{p}campaigns",
+        md,
+        Column("id", String(40), primary_key=True, autoincrement=False),
+        Column("session_id", String(64), nullable=False),
+        Column("workspace_id", String(64), nullable=False),
+        Column("name", String(190), nullable=False),
+        Column("status", String(12), nullable=False),
+        # The message with its {{variables}}, and the pacing, window and stop rule, as JSON.
+        Column("message", _LONG_TEXT, nullable=False),
+        Column("options", Text, nullable=False),
+        Column("start_at", Double),
+        Column("reason", Text),
+        Column("total", Integer, nullable=False),
+        # Recipients written to the queue so far, and the last one's message (in flight
+        # until its send settles: a campaign has one message in the queue at a time).
+        Column("enqueued", Integer, nullable=False, server_default="0"),
+        Column("last_message_id", String(40)),
+        # Sends settled so far and how many failed: what the stop rule reads.
+        Column("settled", Integer, nullable=False, server_default="0"),
+        Column("failed", Integer, nullable=False, server_default="0"),
+        Column("next_send_at", Double),
+        Column("progress_at", Double),
+        Column("created_at", Double, nullable=False),
+        Column("updated_at", Double, nullable=False),
+        Column("started_at", Double),
+        Column("finished_at", Double),
+        Index(f"{p}campaigns_session", "session_id", "status"),
+        Index(f"{p}campaigns_status", "status"),
+        **options,
+    )
+    recipients = Table(
+        f"{p}campaign_recipients",
+        md,
+        Column("seq", _SEQ, primary_key=True, autoincrement=True),
+        Column("campaign_id", String(40), nullable=False),
+        Column("chat_id", String(128), nullable=False),
+        Column("variables", Text),
+        Column("key", String(190)),
+        Column("status", String(12), nullable=False),
+        Column("message_id", String(40)),
+        Index(f"{p}campaign_recipients_order", "campaign_id", "status", "seq"),
+        Index(f"{p}campaign_recipients_all", "campaign_id", "seq"),
+        sqlite_autoincrement=True,
+        **options,
+    )
+    return campaigns, recipients

@@ -149,6 +149,8 @@ COPY_KEYS = {
     "seen_signatures": "signature",
     "nodes": "node_id",
     "leases": "session_id",
+    "campaigns": "id",
+    "campaign_recipients": "seq",
 }
 # `mysql://` and `mariadb://`, as Laravel's DATABASE_URL writes them, mean the same driver.
 MYSQL_SCHEMES = ("mysql+pymysql", "mariadb+pymysql", "mysql", "mariadb")

@@ -53,9 +53,17 @@ class Cluster:
         return worker
 
     def close(self) -> None:
-        for worker in self.workers.values():
-            if worker.proc is not None and worker.proc.poll() is None:
-                with_signal(worker, signal.SIGCONT)
+        live = [w for w in self.workers.values() if w.proc is not None and w.proc.poll() is None]
+        for worker in live:
+            with_signal(worker, signal.SIGCONT)
+        # Every worker is told at once: stopped one by one, each would first hand its
+        # sessions to the next, which would launch their browsers only to stop them again.
+        for worker in live:
+            with_signal(worker, signal.SIGTERM)
+        for worker in live:
+            assert worker.proc is not None
+            worker.proc.wait(timeout=90)
+            worker.proc = None
         for worker in self.workers.values():
             worker.close()
         self.api.close()

@@ -54,6 +54,21 @@ final class Events
     /** {message_id, provider_message_id, from} */
     public const MESSAGE_REVOKED = 'message_revoked';
 
+    // Campaigns: each carries {campaign_id, name, total, counts: {pending, queued, sending,
+    // sent, delivered, read, played, failed, cancelled}}, and:
+
+    /** nothing more: its first send is about to go */
+    public const CAMPAIGN_STARTED = 'campaign_started';
+
+    /** nothing more: at most every SIDECAR_CAMPAIGN_PROGRESS_S seconds while it runs */
+    public const CAMPAIGN_PROGRESS = 'campaign_progress';
+
+    /** {reason}: requested, failure_rate: ..., or account_blocked: ... */
+    public const CAMPAIGN_PAUSED = 'campaign_paused';
+
+    /** {status: completed|cancelled} */
+    public const CAMPAIGN_COMPLETED = 'campaign_completed';
+
     public const WEBHOOKS = [
         self::SESSION_STATUS_CHANGED,
         self::QR_CODE_GENERATED,
@@ -70,6 +85,10 @@ final class Events
         self::MESSAGE_REVOKED,
         self::CALL_RECEIVED,
         self::POLL_VOTE,
+        self::CAMPAIGN_STARTED,
+        self::CAMPAIGN_PROGRESS,
+        self::CAMPAIGN_PAUSED,
+        self::CAMPAIGN_COMPLETED,
     ];
 
     // Broadcasts (docs/webhooks.md) on Reverb or Pusher. Echo listens with a leading dot,

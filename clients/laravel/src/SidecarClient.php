@@ -607,6 +607,81 @@ class SidecarClient
         return (bool) ($this->json('POST', $path)['rejected'] ?? false);
     }
 
+    // Campaigns: one message to many recipients, sent through the session's queue behind
+    // its other messages, paced, in a window (docs/api.md, Campaigns).
+
+    /**
+     * Create a campaign. $message is {type: text|image|document|video|audio|template,
+     * text?, media?, template?} and may use {{name}} variables; $recipients is a list of
+     * {to, variables?, key?} (up to 100,000, each number once). $options: start_at,
+     * window {start: 'HH:MM', end, timezone}, rate {per_minute, jitter}, stop_rule
+     * {failure_rate, min_sample}.
+     *
+     * @param array<string, mixed> $message
+     * @param list<array<string, mixed>> $recipients
+     * @param array<string, mixed> $options
+     * @return array<string, mixed> the campaign, with its counts and estimated_end_at
+     */
+    public function createCampaign(string $sessionId, string $name, array $message, array $recipients, array $options = []): array
+    {
+        $payload = ['name' => $name, 'message' => $message, 'recipients' => $recipients] + $options;
+
+        return $this->json('POST', $this->sessionPath($sessionId, '/campaigns'), payload: $payload);
+    }
+
+    /** The session's campaigns, oldest first. @return list<array<string, mixed>> */
+    public function campaigns(string $sessionId): array
+    {
+        return $this->json('GET', $this->sessionPath($sessionId, '/campaigns'))['data'] ?? [];
+    }
+
+    /** A campaign and its progress (counts by status, rate, estimated_end_at). @return array<string, mixed> */
+    public function campaign(string $sessionId, string $campaignId): array
+    {
+        return $this->json('GET', $this->campaignPath($sessionId, $campaignId));
+    }
+
+    /** Pause a scheduled or running campaign (409 campaign_state otherwise). @return array<string, mixed> */
+    public function pauseCampaign(string $sessionId, string $campaignId): array
+    {
+        return $this->json('POST', $this->campaignPath($sessionId, $campaignId, '/pause'));
+    }
+
+    /** Resume a paused campaign where it stopped. @return array<string, mixed> */
+    public function resumeCampaign(string $sessionId, string $campaignId): array
+    {
+        return $this->json('POST', $this->campaignPath($sessionId, $campaignId, '/resume'));
+    }
+
+    /** Cancel a campaign: its pending recipients are not sent. @return array<string, mixed> */
+    public function cancelCampaign(string $sessionId, string $campaignId): array
+    {
+        return $this->json('POST', $this->campaignPath($sessionId, $campaignId, '/cancel'));
+    }
+
+    /**
+     * One page of a campaign's recipients in order: {data: [{seq, to, key, variables,
+     * status, message_id, provider_message_id, error}], next_after}. Pass next_after as
+     * $after for the next page; $status filters (pending, sent, failed, cancelled, ...).
+     *
+     * @return array{data: list<array<string, mixed>>, next_after: ?int}
+     */
+    public function campaignRecipients(string $sessionId, string $campaignId, ?string $status = null, ?int $after = null, ?int $limit = null): array
+    {
+        $query = ['status' => $status, 'after' => $after, 'limit' => $limit];
+        $page = $this->json('GET', $this->campaignPath($sessionId, $campaignId, '/recipients'), $query);
+
+        return ['data' => $page['data'] ?? [], 'next_after' => $page['next_after'] ?? null];
+    }
+
+    /** Every recipient (of $status) as CSV: seq,to,key,status,message_id,provider_message_id,error. */
+    public function campaignRecipientsCsv(string $sessionId, string $campaignId, ?string $status = null): string
+    {
+        $path = $this->campaignPath($sessionId, $campaignId, '/recipients');
+
+        return $this->request('GET', $path, ['status' => $status], accept: 'text/csv')->body();
+    }
+
     // Webhook deliveries
 
     /**
@@ -854,5 +929,10 @@ class SidecarClient
     private function sessionPath(string $sessionId, string $suffix = ''): string
     {
         return '/api/sessions/' . rawurlencode($sessionId) . $suffix;
+    }
+
+    private function campaignPath(string $sessionId, string $campaignId, string $suffix = ''): string
+    {
+        return $this->sessionPath($sessionId, '/campaigns/' . rawurlencode($campaignId) . $suffix);
     }
 }
