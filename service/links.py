@@ -46,7 +46,7 @@ class SignedLinks:
         return value if isinstance(value, str) else None
 
 
-_LINK_TOKEN = re.compile(r"(/(?:qr|media)/)[^\s/?\"]+")
+_LINK_TOKEN = re.compile(r"(/(?:qr|media|dashboard/login)/)[^\s/?\"]+")
 # Meta's webhook handshake carries the session's verify token in the query string.
 _VERIFY_TOKEN = re.compile(r"((?:\?|&)hub\.verify_token=)[^\s&\"]*")
 

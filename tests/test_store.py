@@ -376,6 +376,21 @@ async def test_queue_order_idempotency_lookups_and_interruption(stores: Opener) 
     assert await store.interrupt_sending(lambda r: NewEvent("x", {})) == []
 
 
+async def test_recent_messages_are_a_sessions_newest_first_in_and_out(stores: Opener) -> None:
+    store = await stores()
+    for sid in ("s", "t"):
+        await store.create_session(SessionRecord(session_id=sid, workspace_id="w"))
+    for n in range(4):
+        await store.enqueue_message(message(f"m{n}"))
+    await store.enqueue_message(message("x1", session_id="t"))
+    inbound = message("in1", direction="in", status="received", provider_ref="R1")
+    await store.record_inbound(inbound, NewEvent("message_received", {"id": "in1"}))
+    recent = await store.recent_messages("s", 3)
+    assert [(m.id, m.direction) for m in recent] == [("in1", "in"), ("m3", "out"), ("m2", "out")]
+    assert [m.id for m in await store.recent_messages("t", 10)] == ["x1"]
+    assert await store.recent_messages("nobody", 10) == []
+
+
 async def test_a_scheduled_message_is_not_taken_before_its_time_and_survives_a_reopen(
     stores: Opener,
 ) -> None:
