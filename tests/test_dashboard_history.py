@@ -9,7 +9,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from service.dashboard.charts import bar_chart, line_chart, mebibytes
+from service.dashboard.svg import bar_chart, line_chart, mebibytes
 from service.dashboard.history import History, Point
 from service.store import DeadFilter, MessageRecord, NewEvent, SessionRecord
 from tests.support.stores import Opener, opened_stores
