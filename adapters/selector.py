@@ -117,6 +117,24 @@ class ProviderSelector:
             raise ProviderError(ErrorKind.PROVIDER_DOWN, "no provider can deliver for this session")
         raise last
 
+    def circuits(self, session_id: str) -> dict[str, tuple[bool, int]]:
+        """Each provider's circuit for the session as this process sees it: (open, recent
+        failures); a provider that never failed here is closed with none."""
+        now = self.clock()
+        return {
+            name: (
+                not (c := self._circuits.get((session_id, name), Circuit())).allows(
+                    now, self.cooldown
+                ),
+                c.failures,
+            )
+            for name in self.providers
+        }
+
+    def current(self, session_id: str) -> str | None:
+        """The provider that last delivered for the session in this process, if any."""
+        return self._current.get(session_id)
+
     def forget(self, session_id: str) -> None:
         self._current.pop(session_id, None)
         for key in [k for k in self._circuits if k[0] == session_id]:

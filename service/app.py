@@ -25,6 +25,7 @@ from service.api import (
     chats,
     cluster,
     contacts,
+    dashboard,
     groups,
     message_actions,
     messages,
@@ -44,6 +45,7 @@ from service.cluster.placement import SESSION_BYTES, memory_headroom
 from service.cluster.profiles import ProfileGuard
 from service.cluster.remote import RemoteEngine, RemoteEngines, RemoteRuntime
 from service.cluster.rpc import RpcClient, internal_routes
+from service.dashboard.app import Dashboard, build_dashboard
 from service.errors import (
     ApiError,
     ConfigError,
@@ -110,6 +112,7 @@ def create_app(
     """
     settings.require_secrets()
     settings.check_cluster()
+    settings.check_dashboard()
     if settings.webhook_url and (problem := webhook_url_problem(settings.webhook_url)):
         raise ConfigError(f"SIDECAR_WEBHOOK_URL {problem}")
     role = settings.role
@@ -393,9 +396,15 @@ def create_app(
         *webhooks.routes,
         *meta.routes,
         *cluster.routes,
+        *dashboard.routes,
     ]
+    # The operator dashboard: where the API is served, once its secret is set.
+    operator_dashboard: Dashboard | None = None
     if role in ("all", "api"):
         routes: list[BaseRoute] = list(public)
+        if settings.dashboard_secret:
+            operator_dashboard, mount = build_dashboard(settings, store)
+            routes.append(mount)
         guard = Middleware(
             RequestGuard,
             secrets=settings.api_secrets,
@@ -439,4 +448,5 @@ def create_app(
     app.state.openapi = build_openapi(public)
     app.state.metrics = metrics
     app.state.node = node
+    app.state.dashboard = operator_dashboard
     return app

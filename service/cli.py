@@ -1,5 +1,5 @@
 """`python -m service serve|keygen|sign|sessions|wait-ready|webhooks|doctor|db|cluster|drain|
-demo|docs`: the operator's entry points."""
+demo|docs|dashboard`: the operator's entry points."""
 
 from __future__ import annotations
 
@@ -17,8 +17,19 @@ from collections.abc import Callable
 from types import FrameType
 
 import uvicorn
+from starlette.applications import Starlette
 
-from service import admin, clustercli, dbcli, demo, doctables, doctor, logs, webhookcli
+from service import (
+    admin,
+    clustercli,
+    dashboardcli,
+    dbcli,
+    demo,
+    doctables,
+    doctor,
+    logs,
+    webhookcli,
+)
 from service.digits import port_arg
 from service.errors import ConfigError
 from service.settings import ROLES, Settings
@@ -64,8 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_keep_alive=5,
         limit_concurrency=1024,
     )
-    runtime = app.state.runtime
-    server = _Server(config, on_signal=runtime.stopping if runtime is not None else None)
+    server = _Server(config, on_signal=_stop_hook(app))
     server.run()
     if not server.started:
         return 3  # uvicorn's startup failure (the port taken, the lifespan failed)
@@ -83,6 +93,21 @@ async def _check_store(settings: Settings) -> None:
             await check_service_kind(store, settings.role, float(settings.lease_ttl))
     finally:
         await store.close()
+
+
+def _stop_hook(app: Starlette) -> Callable[[], None]:
+    """What a stop signal tells the app at once: the browsers may end before the lifespan's
+    shutdown (not a crash), and the dashboard's live streams end (uvicorn would wait for
+    them before the shutdown)."""
+    runtime, dashboard = app.state.runtime, app.state.dashboard
+
+    def hook() -> None:
+        if runtime is not None:
+            runtime.stopping()
+        if dashboard is not None:
+            dashboard.changes.close()
+
+    return hook
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -190,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     clustercli.add_parser(sub)
     demo.add_parser(sub)
     doctables.add_parser(sub)
+    dashboardcli.add_parser(sub)
     return parser
 
 

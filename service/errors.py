@@ -64,6 +64,20 @@ ERRORS: tuple[ErrorCode, ...] = (
         "verification_failed",
         "`GET /webhooks/meta`: not a subscribe request, or `hub.verify_token` is no session's",
     ),
+    ErrorCode(
+        401,
+        "dashboard_signin_required",
+        "a `/dashboard` page without a signed-in dashboard session (or with an expired one)",
+    ),
+    ErrorCode(
+        403,
+        "csrf_failed",
+        "a `/dashboard` change without its session's CSRF token, or a sign-in posted from "
+        "another site",
+    ),
+    ErrorCode(403, "dashboard_link_invalid", "the dashboard sign-in link is forged or mangled"),
+    ErrorCode(403, "dashboard_link_expired", "the dashboard sign-in link has expired"),
+    ErrorCode(403, "dashboard_link_used", "the dashboard sign-in link signed in once already"),
     ErrorCode(404, "not_found", "no such path"),
     ErrorCode(404, "session_not_found", "no session with this id"),
     ErrorCode(404, "message_not_found", "no message with this id in this session"),
@@ -113,6 +127,11 @@ ERRORS: tuple[ErrorCode, ...] = (
         "gave one",
     ),
     ErrorCode(409, "runtime_disabled", "this process runs no browsers"),
+    ErrorCode(
+        409,
+        "dashboard_disabled",
+        "the operator dashboard is off: set `SIDECAR_DASHBOARD_SECRET` to turn it on",
+    ),
     ErrorCode(
         409,
         "message_not_on_page",

@@ -107,6 +107,11 @@ class Settings:
     # Whether an api process also delivers webhooks (off when dispatcher processes do it,
     # which keeps the API's event loop for requests alone).
     api_dispatch: bool = True
+    # The operator dashboard (/dashboard): off while the secret is empty. The secret signs
+    # its login links and session cookies; links last link_ttl seconds, sessions session_ttl.
+    dashboard_secret: str = field(default="", repr=False)
+    dashboard_link_ttl: int = 300
+    dashboard_session_ttl: int = 28800
 
     @property
     def sessions_dir(self) -> Path:
@@ -188,7 +193,27 @@ class Settings:
         if settings.inbound_media_max_bytes < 1:
             raise ConfigError("SIDECAR_INBOUND_MEDIA_MAX_BYTES must be at least 1")
         settings.check_cluster()
+        settings.check_dashboard()
         return settings
+
+    def check_dashboard(self) -> None:
+        """The dashboard's secret is its own, and its links and sessions expire."""
+        if not self.dashboard_secret:
+            return
+        if len(self.dashboard_secret) < 32:
+            raise ConfigError(
+                "SIDECAR_DASHBOARD_SECRET must be at least 32 characters: generate one with "
+                "`python -m service dashboard secret`"
+            )
+        if self.dashboard_secret in (*self.api_secrets, self.webhook_secret, self.internal_secret):
+            raise ConfigError(
+                "SIDECAR_DASHBOARD_SECRET must differ from the API, webhook and internal "
+                "secrets: each one signs something else"
+            )
+        if not 1 <= self.dashboard_link_ttl <= 3600:
+            raise ConfigError("SIDECAR_DASHBOARD_LINK_TTL must be 1 to 3600 (seconds)")
+        if not 60 <= self.dashboard_session_ttl <= 7 * 86400:
+            raise ConfigError("SIDECAR_DASHBOARD_SESSION_TTL must be 60 to 604800 (seconds)")
 
     def check_cluster(self) -> None:
         """The cluster settings make sense together (also for `serve --role`)."""
@@ -315,4 +340,7 @@ _ENV_NAMES: dict[str, str] = {
     "internal_secret": "SIDECAR_INTERNAL_SECRET",
     "advertise_url": "SIDECAR_ADVERTISE_URL",
     "api_dispatch": "SIDECAR_API_DISPATCH",
+    "dashboard_secret": "SIDECAR_DASHBOARD_SECRET",
+    "dashboard_link_ttl": "SIDECAR_DASHBOARD_LINK_TTL",
+    "dashboard_session_ttl": "SIDECAR_DASHBOARD_SESSION_TTL",
 }

@@ -662,3 +662,30 @@ class EditInput(Input):
     """The new text of a message the session sent (WhatsApp allows about 15 minutes)."""
 
     text: str = Field(min_length=1, max_length=MAX_TEXT, description="the message's new text")
+
+
+# -- the operator dashboard (service/dashboard) --
+DASHBOARD_LABEL_PATTERN = r"^[A-Za-z0-9 _.@+:-]{1,64}$"
+PATTERN_RULES[DASHBOARD_LABEL_PATTERN] = "must be 1-64 letters, digits, spaces or _ . @ + : -"
+
+
+class DashboardLinkRequest(Input):
+    """Who a dashboard sign-in link is for, and where it lands."""
+
+    label: str | None = Field(
+        default=None,
+        pattern=DASHBOARD_LABEL_PATTERN,
+        description="who signs in with it (shown in the dashboard and its log); default "
+        "`operator`. Letters, digits, space and _ . @ + : -, up to 64",
+        examples=["admin@example.com"],
+    )
+    session_id: Id | None = Field(
+        default=None, description="land on this session's page instead of the session list"
+    )
+    ttl: int | None = Field(
+        default=None,
+        ge=1,
+        le=3600,
+        description="seconds the link stays valid; at most (and by default) "
+        "SIDECAR_DASHBOARD_LINK_TTL",
+    )

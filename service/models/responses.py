@@ -470,3 +470,10 @@ class MessageReaction(Output):
     message_id: str
     provider_message_id: str = Field(description="the reacted message's id at the provider")
     emoji: str | None = Field(description="the session's reaction now; null once removed")
+
+
+class DashboardLink(Output):
+    """A one-time sign-in link to the operator dashboard."""
+
+    url: Link = Field(description="open it in a browser: it signs in once, until expires_at")
+    expires_at: Timestamp

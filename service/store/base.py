@@ -423,6 +423,10 @@ class Store(abc.ABC):
     async def count_messages(self, session_id: str, status: str) -> int: ...
 
     @abc.abstractmethod
+    async def recent_messages(self, session_id: str, limit: int) -> list[MessageRecord]:
+        """The session's last `limit` messages, in and out, newest first (the dashboard)."""
+
+    @abc.abstractmethod
     async def stored_media_before(self, before: float, limit: int) -> list[MessageRecord]:
         """Up to `limit` messages whose media file was written before `before`
         (`media_stored_at`), oldest first: what the retention cleanup deletes."""

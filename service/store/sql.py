@@ -301,6 +301,12 @@ class _Queries:
                 m.c.session_id == bindparam("session_id"), m.c.status == bindparam("status")
             )
         )
+        self.message_recent = c(
+            select(*message_cols)
+            .where(m.c.session_id == bindparam("session_id"))
+            .order_by(m.c.seq.desc())
+            .limit(bindparam("limit"))
+        )
         self.message_delete_session = c(delete(m).where(m.c.session_id == bindparam("session_id")))
         self.message_media_before = c(
             select(*message_cols)
@@ -1468,6 +1474,11 @@ class SqlStore(Store):
     async def count_messages(self, session_id: str, status: str) -> int:
         values = {"session_id": session_id, "status": status}
         return await self._read(lambda tx: int(tx.one(self.q.message_count, values)[0]))
+
+    async def recent_messages(self, session_id: str, limit: int) -> list[MessageRecord]:
+        values = {"session_id": session_id, "limit": limit}
+        rows = await self._read(_fetch_all(self.q.message_recent, values))
+        return [MessageRecord(*row) for row in rows]
 
     # outbox
 

@@ -1,0 +1,53 @@
+"""Builds the dashboard: its state object and the `/dashboard` mount (see the package doc)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from starlette.routing import BaseRoute, Mount, Router
+from starlette.staticfiles import StaticFiles
+
+from service.dashboard import login, session, sessions
+from service.dashboard.auth import DashboardAuth
+from service.dashboard.live import Changes
+from service.dashboard.routing import NavEntry, Page
+from service.settings import Settings
+from service.store import Store
+
+STATIC = Path(__file__).parent / "static"
+
+# The dashboard's pages, in navigation order: add a module's PAGE here.
+PAGES: tuple[Page, ...] = (
+    login.PAGE,
+    sessions.PAGE,
+    session.PAGE,
+    # Nav slots for the next pages: webhooks.PAGE, events.PAGE, nodes.PAGE, charts.PAGE
+)
+
+
+@dataclass
+class Dashboard:
+    """What the dashboard's handlers share (`request.app.state.dashboard`)."""
+
+    auth: DashboardAuth
+    changes: Changes
+    role: str
+    nav: list[NavEntry] = field(default_factory=list)
+
+
+def build_dashboard(settings: Settings, store: Store) -> tuple[Dashboard, Mount]:
+    """The dashboard's state and its routes under /dashboard (for the all and api roles)."""
+    auth = DashboardAuth(
+        settings.dashboard_secret,
+        settings.base_url,
+        link_ttl=settings.dashboard_link_ttl,
+        session_ttl=settings.dashboard_session_ttl,
+    )
+    clustered = settings.role != "all"
+    nav = [p.nav for p in PAGES if p.nav is not None and (clustered or not p.nav.cluster_only)]
+    dashboard = Dashboard(auth=auth, changes=Changes(store), role=settings.role, nav=nav)
+    routes: list[BaseRoute] = [Mount("/static", StaticFiles(directory=STATIC), name="static")]
+    for page in PAGES:
+        routes.extend(page.routes)
+    return dashboard, Mount("/dashboard", app=Router(routes))

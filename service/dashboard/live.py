@@ -1,0 +1,140 @@
+"""Live pages: server-sent events fed by snapshots of the store.
+
+A stream does not trust events to arrive: it re-reads what it shows (a `Snapshot`) whenever
+this process commits an event, and at least every `POLL` seconds (another process of a
+cluster may have written it), and sends only what changed since it last looked. So a page is
+right after a reconnect, after a missed wake-up, and in cluster mode alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from service.store import AppendedEvent, Store
+
+log = logging.getLogger("service.dashboard")
+
+POLL = 1.0
+# A comment line now and then keeps proxies from closing an idle stream and finds closed ones.
+KEEPALIVE = 15.0
+# key -> JSON-able payload; a key gone since the last look is sent as `removed`.
+Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class Changes:
+    """Wakes every open stream when the store commits; ends them all when the service stops."""
+
+    def __init__(self, store: Store) -> None:
+        self._waiters: set[asyncio.Event] = set()
+        self.closed = False
+        store.subscribe(self.on_events)
+
+    def on_events(self, events: list[AppendedEvent]) -> None:
+        """Store listener (runs in the event loop after a commit)."""
+        for waiter in self._waiters:
+            waiter.set()
+
+    def close(self) -> None:
+        """The service is stopping: streams end so the shutdown does not wait for browsers."""
+        self.closed = True
+        for waiter in self._waiters:
+            waiter.set()
+
+    async def ticks(self, poll: float = POLL) -> AsyncIterator[None]:
+        """Yields at once, then after each commit or `poll` seconds, until closed."""
+        waiter = asyncio.Event()
+        self._waiters.add(waiter)
+        try:
+            while not self.closed:
+                yield
+                waiter.clear()
+                try:
+                    await asyncio.wait_for(waiter.wait(), poll)
+                except TimeoutError:
+                    pass
+        finally:
+            self._waiters.discard(waiter)
+
+
+def sse(event: str, data: Any) -> str:
+    """One server-sent event (the data as one JSON line)."""
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def snapshot_events(changes: Changes, snapshot: Snapshot, event: str) -> AsyncIterator[str]:
+    """`event` for each key whose payload is new or changed, `removed` for each key gone,
+    a keepalive comment when there was nothing to say for a while."""
+    last: dict[str, Any] = {}
+    quiet = 0.0
+    yield "retry: 2000\n\n"
+    async for _ in changes.ticks():
+        try:
+            current = await snapshot()
+        except Exception:  # the store may be restarting: try again on the next tick
+            log.exception("dashboard stream snapshot failed")
+            continue
+        chunks = [
+            sse(event, payload) for key, payload in current.items() if last.get(key) != payload
+        ]
+        chunks += [sse("removed", {"key": key}) for key in last if key not in current]
+        last = current
+        if chunks:
+            quiet = 0.0
+            yield "".join(chunks)
+        else:
+            quiet += POLL
+            if quiet >= KEEPALIVE:
+                quiet = 0.0
+                yield ": keepalive\n\n"
+
+
+class EventStream(Response):
+    """A `text/event-stream` answer that ends when the client leaves or the events end
+    (the service stopping), whichever comes first."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, events: AsyncIterator[str]) -> None:
+        super().__init__(headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        # A stream has no length: keep Response's headers but the Content-Length: 0.
+        self.raw_headers = [(k, v) for k, v in self.raw_headers if k != b"content-length"]
+        self.events = events
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+
+        async def pump() -> None:
+            async for chunk in self.events:
+                await send(
+                    {"type": "http.response.body", "body": chunk.encode(), "more_body": True}
+                )
+
+        async def gone() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        tasks = [asyncio.create_task(pump()), asyncio.create_task(gone())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client is gone already
+
+
+def stream(request: Request, snapshot: Snapshot, event: str) -> EventStream:
+    """The SSE answer of a page: `event` with each changed snapshot entry (see module doc)."""
+    changes: Changes = request.app.state.dashboard.changes
+    return EventStream(snapshot_events(changes, snapshot, event))

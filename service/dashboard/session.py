@@ -1,0 +1,306 @@
+"""One session's page: its status, the QR (redrawn as it rotates) and the pairing-code form,
+phone number, provider and failover state, recent messages and its browser's memory.
+
+Each part of the page is a fragment with a `data-key`; the page's stream sends a part again
+whenever what it shows changed, and the script swaps it in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from adapters.selector import ProviderSelector
+from service.dashboard.live import stream
+from service.dashboard.markup import NONE, Html, fmt, join, when
+from service.dashboard.routing import (
+    Page,
+    Refused,
+    form_of,
+    hidden_csrf,
+    page,
+    view,
+    wants_json,
+)
+from service.dashboard.sessions import action_forms, manager_of, session_id_of, status_badge
+from service.errors import SessionNotFound
+from service.messaging.request import normalize_phone
+from service.qr import qr_png
+from service.sessions.runtime import SessionRuntime
+from service.store import MessageRecord, SessionRecord, Store
+
+RECENT = 15
+# PSS reads every page table of the browser's processes: not on every tick.
+MEMORY_EVERY = 10.0
+MESSAGES_EVERY = 3.0
+PREVIEW = 60
+MB = 1024 * 1024
+
+
+async def _record(request: Request, session_id: str) -> SessionRecord:
+    try:
+        return await manager_of(request).get(session_id)
+    except SessionNotFound:
+        raise Refused(
+            404, "session_not_found", "No such session", f"There is no session {session_id!r}."
+        ) from None
+
+
+def qr_version(qr: str) -> str:
+    return hashlib.sha256(qr.encode()).hexdigest()[:16]
+
+
+def summary_part(record: SessionRecord) -> Html:
+    return fmt(
+        '<section class="card" data-key="summary" data-status="{status}"><h2>Status</h2><dl>'
+        "<dt>Status</dt><dd>{badge}</dd><dt>Desired</dt><dd>{desired}</dd>"
+        "<dt>Phone number</dt><dd>{phone}</dd><dt>Workspace</dt><dd>{workspace}</dd>"
+        "<dt>Updated</dt><dd>{updated}</dd><dt>Last error</dt><dd>{error}</dd></dl></section>",
+        status=record.status,
+        badge=status_badge(record.status),
+        desired=record.desired_state,
+        phone=record.phone_number or NONE,
+        workspace=record.workspace_id,
+        updated=when(record.updated_at),
+        error=record.last_error or NONE,
+    )
+
+
+def link_part(request: Request, record: SessionRecord) -> Html:
+    """The QR to scan and the pairing-code form while the session waits for a phone."""
+    sid = record.session_id
+    if record.status == "connected":
+        inner = fmt(
+            '<p class="linked">Linked to <strong>{phone}</strong>.</p>',
+            phone=record.phone_number or "a phone",
+        )
+    elif record.status == "qr_required" and record.qr:
+        inner = fmt(
+            '<img class="qr" src="/dashboard/sessions/{sid}/qr.png?v={v}" width="240" '
+            'height="240" alt="QR code to scan with WhatsApp" data-qr="{qr}">'
+            '<p class="muted">Open WhatsApp on the phone, Linked devices, Link a device, and '
+            "scan. It changes about every 20 s; this one expires {expires}.</p>"
+            '<form method="post" action="/dashboard/sessions/{sid}/pairing-code" '
+            'class="pairing" data-async data-show="code">{csrf}'
+            '<label>Or link with a code: phone number <input name="phone" '
+            'inputmode="tel" placeholder="+15551234567" required></label>'
+            '<button type="submit">Get a pairing code</button>'
+            '<output class="code" data-code></output></form>',
+            sid=sid,
+            v=qr_version(record.qr),
+            qr=record.qr,
+            expires=when(record.qr_expires_at),
+            csrf=hidden_csrf(request),
+        )
+    else:
+        inner = fmt(
+            '<p class="muted">No QR to show: the session is {status}.</p>',
+            status=record.status.replace("_", " "),
+        )
+    return fmt(
+        '<section class="card" data-key="link"><h2>Link a phone</h2>{inner}</section>',
+        inner=inner,
+    )
+
+
+def provider_part(request: Request, record: SessionRecord, last: str | None) -> Html:
+    """The provider mode, whether the Cloud API can take over, and each circuit."""
+    selector: ProviderSelector | None = request.app.state.selector
+    rows: list[Html] = []
+    if selector is not None:
+        circuits = selector.circuits(record.session_id)
+        for name, engine in selector.providers.items():
+            state = engine.status(record)
+            is_open, failures = circuits[name]
+            rows.append(
+                fmt(
+                    "<tr><td>{name}</td><td>{available}</td><td>{circuit}</td></tr>",
+                    name=name,
+                    available="available" if state.available else f"unavailable: {state.reason}",
+                    circuit=f"open ({failures} failures)" if is_open else "closed",
+                )
+            )
+    return fmt(
+        '<section class="card" data-key="provider"><h2>Provider</h2><dl>'
+        "<dt>Mode</dt><dd>{mode}</dd><dt>Cloud API</dt><dd>{meta}</dd>"
+        "<dt>Last sent through</dt><dd>{last}</dd></dl>"
+        '<table class="compact"><thead><tr><th>Provider</th><th>Now</th><th>Circuit</th></tr>'
+        "</thead><tbody>{rows}</tbody></table></section>",
+        mode=record.provider_mode,
+        meta=f"configured ({record.meta_phone_number_id})"
+        if record.meta_sealed
+        else "not configured",
+        last=last or NONE,
+        rows=join(rows),
+    )
+
+
+def _preview(message: MessageRecord) -> str:
+    try:
+        content = json.loads(message.content)
+    except ValueError:
+        return ""
+    text = content.get("text") or content.get("caption") or ""
+    if not isinstance(text, str):
+        return ""
+    return text if len(text) <= PREVIEW else text[: PREVIEW - 1] + "…"
+
+
+def messages_part(messages: list[MessageRecord]) -> Html:
+    rows = join(
+        fmt(
+            '<tr data-message="{id}"><td>{when}</td><td>{direction}</td><td>{chat}</td>'
+            '<td>{type}</td><td class="preview">{preview}</td><td>{badge}</td><td>{provider}</td>'
+            "</tr>",
+            id=m.id,
+            when=when(m.created_at),
+            direction="in" if m.direction == "in" else "out",
+            chat=m.chat_id,
+            type=m.type,
+            preview=_preview(m),
+            badge=fmt('<span class="status msg-{s}">{s}</span>', s=m.status),
+            provider=m.provider or NONE,
+        )
+        for m in messages
+    )
+    empty = Html("") if messages else Html('<p class="muted">No messages yet.</p>')
+    return fmt(
+        '<section class="card wide" data-key="messages"><h2>Recent messages</h2>'
+        '<table class="compact"><thead><tr><th>When</th><th></th><th>Chat</th><th>Type</th>'
+        "<th>Text</th><th>Status</th><th>Provider</th></tr></thead><tbody>{rows}</tbody>"
+        "</table>{empty}</section>",
+        rows=rows,
+        empty=empty,
+    )
+
+
+async def memory_text(request: Request, record: SessionRecord) -> str:
+    runtime: SessionRuntime | None = request.app.state.runtime
+    if runtime is not None:
+        bridge = runtime.bridge(record.session_id)
+        if bridge is None:
+            return "no browser running"
+        pss = await asyncio.to_thread(bridge.browser.memory_bytes)
+        return f"{pss / MB:.0f} MB (PSS of its Chromium processes)"
+    store: Store = request.app.state.store
+    lease = await store.lease(record.session_id)
+    if lease is not None and lease.expires_at > time.time():
+        return f"measured on its worker {lease.node_id} (its /metrics: wa_session_memory_bytes)"
+    return "no worker runs it"
+
+
+def memory_part(text: str) -> Html:
+    return fmt(
+        '<section class="card" data-key="memory"><h2>Browser memory</h2><p>{text}</p></section>',
+        text=text,
+    )
+
+
+class _Parts:
+    """The page's parts, each re-read no more often than it is worth."""
+
+    def __init__(self, request: Request, session_id: str) -> None:
+        self.request = request
+        self.session_id = session_id
+        self.store: Store = request.app.state.store
+        self._messages: tuple[float, list[MessageRecord]] = (0.0, [])
+        self._memory: tuple[float, str] = (0.0, "")
+
+    async def render(self) -> dict[str, Any]:
+        record = await self.store.get_session(self.session_id)
+        if record is None:
+            return {"gone": {"key": "summary", "html": _gone(self.session_id)}}
+        now = time.monotonic()
+        if now - self._messages[0] >= MESSAGES_EVERY:
+            self._messages = (now, await self.store.recent_messages(self.session_id, RECENT))
+        if now - self._memory[0] >= MEMORY_EVERY:
+            self._memory = (now, await memory_text(self.request, record))
+        messages = self._messages[1]
+        last = next((m.provider for m in messages if m.direction == "out" and m.provider), None)
+        parts = {
+            "summary": summary_part(record),
+            "link": link_part(self.request, record),
+            "provider": provider_part(self.request, record, last),
+            "messages": messages_part(messages),
+            "memory": memory_part(self._memory[1]),
+        }
+        return {key: {"key": key, "html": html} for key, html in parts.items()}
+
+
+def _gone(session_id: str) -> Html:
+    return fmt(
+        '<section class="card" data-key="summary"><h2>Deleted</h2>'
+        "<p>The session {sid} no longer exists.</p></section>",
+        sid=session_id,
+    )
+
+
+async def session_page(request: Request) -> Response:
+    session_id = session_id_of(request)
+    record = await _record(request, session_id)
+    parts = await _Parts(request, session_id).render()
+    back = f"/dashboard/sessions/{session_id}"
+    body = fmt(
+        '<div class="head"><h1><a href="/dashboard/sessions">Sessions</a> / {sid}</h1>'
+        '<span class="live" data-live>live</span><div class="actions">{actions}</div></div>'
+        '<div id="flash" class="flash" hidden></div>'
+        '<div class="grid" data-stream="/dashboard/stream/sessions/{sid}">'
+        "{summary}{link}{provider}{memory}{messages}</div>",
+        sid=session_id,
+        actions=action_forms(request, record, back),
+        **{key: part["html"] for key, part in parts.items()},
+    )
+    return page(request, session_id, body, active="/sessions")
+
+
+async def session_stream(request: Request) -> Response:
+    session_id = session_id_of(request)
+    await _record(request, session_id)
+    return stream(request, _Parts(request, session_id).render, "fragment")
+
+
+async def qr_image(request: Request) -> Response:
+    record = await _record(request, session_id_of(request))
+    if record.status != "qr_required" or not record.qr:
+        raise Refused(404, "no_qr", "No QR", "The session shows no QR at the moment.")
+    return Response(qr_png(record.qr), media_type="image/png")
+
+
+async def pairing_code(request: Request) -> Response:
+    session_id = session_id_of(request)
+    phone = normalize_phone((await form_of(request)).get("phone", ""))
+    if phone is None:
+        raise Refused(
+            422,
+            "validation_failed",
+            "Bad phone number",
+            "Give an international number: digits, optional +.",
+        )
+    code = await manager_of(request).pairing_code(session_id, phone)
+    if wants_json(request):
+        return JSONResponse({"code": code})
+    body = fmt(
+        '<section class="card"><h1>Pairing code</h1><p class="code">{code}</p>'
+        "<p>On the phone: Linked devices, Link a device, Link with phone number instead.</p>"
+        '<p><a href="/dashboard/sessions/{sid}">Back to {sid}</a></p></section>',
+        code=code,
+        sid=session_id,
+    )
+    return page(request, "Pairing code", body, active="/sessions")
+
+
+PAGE = Page(
+    nav=None,
+    routes=[
+        view("/sessions/{session_id}", session_page),
+        view("/stream/sessions/{session_id}", session_stream),
+        view("/sessions/{session_id}/qr.png", qr_image),
+        view("/sessions/{session_id}/pairing-code", pairing_code, methods=["POST"]),
+    ],
+)
