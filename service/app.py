@@ -354,8 +354,12 @@ def create_app(
                 heartbeat = asyncio.create_task(node.run())
             if retention is not None:
                 retention.start()
+            if operator_dashboard is not None:
+                operator_dashboard.ops.start()
             yield
         finally:
+            if operator_dashboard is not None:
+                await operator_dashboard.ops.stop()
             if retention is not None:
                 await retention.stop()
             if agent is not None:
@@ -403,7 +407,9 @@ def create_app(
     if role in ("all", "api"):
         routes: list[BaseRoute] = list(public)
         if settings.dashboard_secret:
-            operator_dashboard, mount = build_dashboard(settings, store)
+            operator_dashboard, mount = build_dashboard(
+                settings, store, memory=lambda: metrics.last_memory
+            )
             routes.append(mount)
         guard = Middleware(
             RequestGuard,

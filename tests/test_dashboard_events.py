@@ -1,5 +1,6 @@
 """The event monitor's streams over a real store: where a fresh, a resuming and a far-behind
-client start, a new row woken through the store's listener, and the end on close()."""
+client start, a new row woken through the store's listener, and the end when the service
+stops."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from service.dashboard import monitor
-from service.dashboard.monitor import EventMonitor, StreamFilter
+from service.dashboard import events as monitor
+from service.dashboard.events import EventMonitor, StreamFilter
+from service.dashboard.live import Changes
 from service.store import NewEvent, SessionRecord, SqlStore
 
 
@@ -47,8 +49,8 @@ async def take(stream: AsyncIterator[str], count: int) -> list[tuple[Any, ...]]:
 async def test_a_fresh_client_gets_the_last_few_then_each_new_row(store: SqlStore) -> None:
     for i in range(monitor.INITIAL + 5):
         await store.update_session("a", {}, [NewEvent("e", {"n": i})])
-    feed = EventMonitor(store)
-    store.subscribe(feed.on_events)
+    changes = Changes(store)
+    feed = EventMonitor(store, changes)
     stream = feed.stream(None, StreamFilter())
     first = await take(stream, monitor.INITIAL)
     assert [data["body"]["data"]["n"] for _, _, data in first] == list(range(5, 25))
@@ -59,12 +61,13 @@ async def test_a_fresh_client_gets_the_last_few_then_each_new_row(store: SqlStor
     ((_, seq, data),) = await reading
     assert (data["event"], data["session_id"], data["seq"]) == ("late", "b", seq)
     assert seq == await store.outbox_mark()
-    feed.close()
-    # Closed: the stream ends within a poll, and no new stream is taken.
+    assert feed.open == 1
+    changes.close()
+    # The service stops: the stream ends (uvicorn would otherwise wait for it).
     with pytest.raises(StopAsyncIteration):
         while True:
             await asyncio.wait_for(anext(stream), 5)
-    assert feed.full
+    assert feed.open == 0
 
 
 async def test_a_reconnecting_client_resumes_after_its_last_id_or_learns_of_a_gap(
@@ -74,7 +77,7 @@ async def test_a_reconnecting_client_resumes_after_its_last_id_or_learns_of_a_ga
     for i in range(6):
         await store.update_session("a" if i % 2 else "b", {}, [NewEvent(f"e{i}", {})])
     rows = await store.events_after(0, 10)
-    feed = EventMonitor(store)
+    feed = EventMonitor(store, Changes(store))
 
     resumed = await take(feed.stream(rows[3].seq, StreamFilter()), 2)
     assert [data["id"] for _, _, data in resumed] == [rows[4].id, rows[5].id]

@@ -9,8 +9,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from service.dashboard.svg import bar_chart, line_chart, mebibytes
 from service.dashboard.history import History, Point
+from service.dashboard.svg import bar_chart, line_chart, mebibytes
 from service.store import DeadFilter, MessageRecord, NewEvent, SessionRecord
 from tests.support.stores import Opener, opened_stores
 

@@ -39,9 +39,7 @@ def charts(history: History, clustered: bool) -> dict[str, tuple[str, str]]:
     return {
         "sessions": (
             "Sessions by status",
-            line_chart(
-                "Sessions by status", history.sessions_by_status(), colours=STATUS_COLOURS
-            ),
+            line_chart("Sessions by status", history.sessions_by_status(), colours=STATUS_COLOURS),
         ),
         "messages": (
             "Messages per minute (in and out)",
@@ -49,11 +47,14 @@ def charts(history: History, clustered: bool) -> dict[str, tuple[str, str]]:
                 "Messages per minute",
                 {"messages": history.messages_per_minute()},
                 empty="needs two samples",
+                legend=False,
             ),
         ),
         "backlog": (
             f"Webhook backlog: age of the oldest pending ({backlog})",
-            line_chart("Webhook backlog age", {"oldest": history.backlog_age()}, fmt=seconds),
+            line_chart(
+                "Webhook backlog age", {"oldest": history.backlog_age()}, fmt=seconds, legend=False
+            ),
         ),
         "memory": (
             "Browser memory per session (PSS, largest first)",

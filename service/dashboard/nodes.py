@@ -91,7 +91,7 @@ async def nodes_page(request: Request) -> Response:
     if dashboard_of(request).role == "all":
         body = fmt(
             '<link rel="stylesheet" href="/dashboard/static/ops.css">'
-        '<div class="head"><h1>Nodes</h1></div><div class="card" data-single>'
+            '<div class="head"><h1>Nodes</h1></div><div class="card" data-single>'
             "<p>This sidecar runs as a single host (<code>SIDECAR_ROLE=all</code>): its "
             "sessions run in this process, so there are no nodes to list or drain.</p>"
             '<p class="muted">In cluster mode (api and worker processes over one MySQL '
@@ -148,9 +148,7 @@ async def drain_node(request: Request) -> Response:
     """Ask the node to hand its sessions over; it notices at its next heartbeat."""
     node_id = str(request.path_params["node_id"])
     if dashboard_of(request).role == "all":
-        raise Refused(
-            404, "node_not_found", "No such node", "A single host has no nodes to drain."
-        )
+        raise Refused(404, "node_not_found", "No such node", "A single host has no nodes to drain.")
     if not NODE_ID.fullmatch(node_id) or not await _store(request).request_drain(node_id):
         raise NotFound(f"no node {node_id[:64]!r} in the store", code="node_not_found")
     if wants_json(request):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from html import escape
 
 from service.dashboard.history import Point
@@ -72,14 +72,15 @@ def _empty(title: str, note: str) -> str:
 
 def line_chart(
     title: str,
-    series: dict[str, Sequence[Point]],
+    series: Mapping[str, Sequence[Point]],
     *,
     fmt: Format = plain,
     colours: dict[str, str] | None = None,
     empty: str = "no samples yet",
+    legend: bool = True,
 ) -> str:
-    """One line per series over their shared time span, with a legend when there are
-    several, the y axis from 0 to a round top."""
+    """One line per series over their shared time span (named in a legend unless `legend`
+    is off), the y axis from 0 to a round top."""
     points = [p for line in series.values() for p in line]
     if not points:
         return _empty(title, empty)
@@ -121,7 +122,7 @@ def line_chart(
             if line
             else ""
         )
-        if len(series) > 1:
+        if legend:
             parts.append(
                 f'<text class="chart-legend" x="{LEFT + 8 + index * 100}" y="{TOP + 2}" '
                 f'fill="{colour}">{escape(name)}</text>'

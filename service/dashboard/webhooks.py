@@ -99,7 +99,7 @@ def delivery_row(request: Request, row: OutboxEvent, back: str) -> Html:
         '<td>{event}</td><td><a href="/dashboard/sessions/{sid}">{sid}</a></td>'
         "<td>{workspace}</td><td>{created}</td><td>{attempts}</td>"
         '<td data-answer="status">{code}</td><td class="error" title="{error}">{error}</td>'
-        "<td>{url}</td><td>{state}</td><td class=\"actions\">{action}</td></tr>",
+        '<td>{url}</td><td>{state}</td><td class="actions">{action}</td></tr>',
         id=row.id,
         status=row.status,
         payload=_payload(row),
