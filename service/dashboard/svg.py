@@ -37,7 +37,7 @@ def plain(value: float) -> str:
 def seconds(value: float) -> str:
     """A duration: seconds, minutes or hours."""
     if value < 120:
-        return f"{value:.0f}s"
+        return f"{plain(value)}s"
     if value < 7200:
         return f"{value / 60:.0f}m"
     return f"{value / 3600:.1f}h"
