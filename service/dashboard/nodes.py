@@ -60,19 +60,25 @@ def node_row(request: Request, node: NodeStatus) -> Html:
     return fmt(
         '<tr data-key="{id}" data-state="{state}"><td><code>{id}</code></td><td>{role}</td>'
         '<td><span class="status status-{badge}">{state}</span></td><td>{age} ago</td>'
-        '<td>{sessions} / {capacity} <meter min="0" max="{max}" value="{sessions}"></meter></td>'
-        '<td>{host}</td><td>{address}</td><td class="actions">{drain}</td></tr>',
+        "<td>{sessions}</td><td>{host}</td><td>{address}</td><td{cell}>{drain}</td></tr>",
         id=record.node_id,
         role=record.role,
         state=state,
         badge=badge,
         age=_age(node.age),
-        sessions=node.leases,
-        capacity=record.capacity,
-        max=max(record.capacity, 1),
+        # Only workers hold sessions; the others' capacity means nothing here.
+        sessions=fmt(
+            '{held} / {capacity} <meter min="0" max="{top}" value="{held}"></meter>',
+            held=node.leases,
+            capacity=record.capacity,
+            top=max(record.capacity, 1),
+        )
+        if record.role == "worker"
+        else NONE,
         host=record.host or NONE,
         address=record.address or NONE,
         drain=drain,
+        cell=Html(' class="actions"') if drain else Html(""),
     )
 
 

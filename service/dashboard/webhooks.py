@@ -99,7 +99,7 @@ def delivery_row(request: Request, row: OutboxEvent, back: str) -> Html:
         '<td>{event}</td><td><a href="/dashboard/sessions/{sid}">{sid}</a></td>'
         "<td>{workspace}</td><td>{created}</td><td>{attempts}</td>"
         '<td data-answer="status">{code}</td><td class="error" title="{error}">{error}</td>'
-        '<td>{url}</td><td>{state}</td><td class="actions">{action}</td></tr>',
+        "<td>{url}</td><td>{state}</td><td{cell}>{action}</td></tr>",
         id=row.id,
         status=row.status,
         payload=_payload(row),
@@ -113,6 +113,7 @@ def delivery_row(request: Request, row: OutboxEvent, back: str) -> Html:
         url=redact_url(row.url) if row.url else "(default URL)",
         state=state,
         action=action,
+        cell=Html(' class="actions"') if action else Html(""),
     )
 
 
