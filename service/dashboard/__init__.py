@@ -19,9 +19,10 @@ Adding a page (one module per page):
 3. Add `NAME.PAGE` to `PAGES` in `service/dashboard/app.py` (its place is its nav order).
 4. A live part: give its container `data-stream="/dashboard/stream/NAME"` and serve that
    path with `stream(request, snapshot, "fragment")`, where `snapshot()` returns
-   `{key: {"key": key, "html": fmt(...)}}`; each fragment's root element carries
-   `data-key="key"`. The script replaces the element with that key inside the container,
-   appends new ones and removes those gone; nothing else to write in JavaScript.
+   `fragments({key: fmt(...)})`, each fragment's root element carrying `data-key="key"`
+   (render the page's first copy through `fragments` too). The script replaces the
+   element with that key inside the container when its markup changed, appends new ones
+   and removes those gone; nothing else to write in JavaScript.
 5. Buttons that change something: a `<form method="post" data-async>` with
    `hidden_csrf(request)`; the script posts it with `Accept: application/json` and shows an
    error in `#flash`; without the script it posts normally (answer with a 303 back).

@@ -9,6 +9,7 @@ right after a reconnect, after a missed wake-up, and in cluster mode alike.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from service.dashboard.markup import Html
 from service.store import AppendedEvent, Store
 
 log = logging.getLogger("service.dashboard")
@@ -25,7 +27,8 @@ log = logging.getLogger("service.dashboard")
 POLL = 1.0
 # A comment line now and then keeps proxies from closing an idle stream and finds closed ones.
 KEEPALIVE = 15.0
-# key -> JSON-able payload; a key gone since the last look is sent as `removed`.
+# key -> JSON-able payload (see `fragments`); a key gone since the last look is sent as
+# `removed`.
 Snapshot = Callable[[], Awaitable[dict[str, Any]]]
 
 
@@ -62,6 +65,21 @@ class Changes:
                     pass
         finally:
             self._waiters.discard(waiter)
+
+
+def fragments(parts: dict[str, Html]) -> dict[str, Any]:
+    """A snapshot of page fragments, `{key: {"key", "html"}}`, each root element stamped
+    with `data-v`, a digest of its markup: the page renders the same stamps, so the script
+    leaves a fragment alone (what is typed in it, too) until its markup really changes."""
+    return {key: {"key": key, "html": stamp(html)} for key, html in parts.items()}
+
+
+def stamp(html: Html) -> Html:
+    digest = hashlib.sha256(html.encode()).hexdigest()[:12]
+    # Attribute values are escaped (`>` is `&gt;`), so the first `>` ends the root's tag.
+    end = html.index(">")
+    closing = end - 1 if html[end - 1] == "/" else end
+    return Html(f'{html[:closing]} data-v="{digest}"{html[closing:]}')
 
 
 def sse(event: str, data: Any) -> str:

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from adapters.selector import ProviderSelector
-from service.dashboard.live import stream
+from service.dashboard.live import fragments, stream
 from service.dashboard.markup import NONE, Html, fmt, join, when
 from service.dashboard.routing import (
     Page,
@@ -72,9 +72,8 @@ def summary_part(record: SessionRecord) -> Html:
     )
 
 
-def link_part(request: Request, record: SessionRecord) -> Html:
-    """The QR to scan and the pairing-code form while the session waits for a phone."""
-    sid = record.session_id
+def qr_part(record: SessionRecord) -> Html:
+    """The QR to scan while the session waits for a phone (sent again as it rotates)."""
     if record.status == "connected":
         inner = fmt(
             '<p class="linked">Linked to <strong>{phone}</strong>.</p>',
@@ -84,28 +83,42 @@ def link_part(request: Request, record: SessionRecord) -> Html:
         inner = fmt(
             '<img class="qr" src="/dashboard/sessions/{sid}/qr.png?v={v}" width="240" '
             'height="240" alt="QR code to scan with WhatsApp" data-qr="{qr}">'
-            '<p class="muted">Open WhatsApp on the phone, Linked devices, Link a device, and '
-            "scan. It changes about every 20 s; this one expires {expires}.</p>"
-            '<form method="post" action="/dashboard/sessions/{sid}/pairing-code" '
-            'class="pairing" data-async data-show="code">{csrf}'
-            '<label>Or link with a code: phone number <input name="phone" '
-            'inputmode="tel" placeholder="+15551234567" required></label>'
-            '<button type="submit">Get a pairing code</button>'
-            '<output class="code" data-code></output></form>',
-            sid=sid,
+            '<p class="muted">On the phone: WhatsApp, Linked devices, Link a device, then '
+            "scan. It changes as WhatsApp rotates it; this one expires {expires}.</p>",
+            sid=record.session_id,
             v=qr_version(record.qr),
             qr=record.qr,
             expires=when(record.qr_expires_at),
-            csrf=hidden_csrf(request),
         )
     else:
         inner = fmt(
             '<p class="muted">No QR to show: the session is {status}.</p>',
             status=record.status.replace("_", " "),
         )
+    return fmt('<div data-key="qr">{inner}</div>', inner=inner)
+
+
+def pairing_part(request: Request, record: SessionRecord) -> Html:
+    """The pairing-code form: its own fragment, so a rotating QR leaves what is typed."""
+    if record.status != "qr_required":
+        return Html('<div data-key="pairing"></div>')
     return fmt(
-        '<section class="card" data-key="link"><h2>Link a phone</h2>{inner}</section>',
-        inner=inner,
+        '<div data-key="pairing"><form method="post" class="pairing" data-async '
+        'data-show="code" action="/dashboard/sessions/{sid}/pairing-code">{csrf}'
+        '<label>Or link with a code: phone number <input name="phone" inputmode="tel" '
+        'placeholder="+15551234567" required></label>'
+        '<button type="submit">Get a pairing code</button>'
+        '<output class="code" data-code></output></form></div>',
+        sid=record.session_id,
+        csrf=hidden_csrf(request),
+    )
+
+
+def actions_part(request: Request, record: SessionRecord) -> Html:
+    back = f"/dashboard/sessions/{record.session_id}"
+    return fmt(
+        '<div class="actions" data-key="actions">{forms}</div>',
+        forms=action_forms(request, record, back),
     )
 
 
@@ -215,7 +228,7 @@ class _Parts:
     async def render(self) -> dict[str, Any]:
         record = await self.store.get_session(self.session_id)
         if record is None:
-            return {"gone": {"key": "summary", "html": _gone(self.session_id)}}
+            return fragments({"summary": _gone(self.session_id)})
         now = time.monotonic()
         if now - self._messages[0] >= MESSAGES_EVERY:
             self._messages = (now, await self.store.recent_messages(self.session_id, RECENT))
@@ -224,13 +237,15 @@ class _Parts:
         messages = self._messages[1]
         last = next((m.provider for m in messages if m.direction == "out" and m.provider), None)
         parts = {
+            "actions": actions_part(self.request, record),
             "summary": summary_part(record),
-            "link": link_part(self.request, record),
+            "qr": qr_part(record),
+            "pairing": pairing_part(self.request, record),
             "provider": provider_part(self.request, record, last),
             "messages": messages_part(messages),
             "memory": memory_part(self._memory[1]),
         }
-        return {key: {"key": key, "html": html} for key, html in parts.items()}
+        return fragments(parts)
 
 
 def _gone(session_id: str) -> Html:
@@ -243,17 +258,16 @@ def _gone(session_id: str) -> Html:
 
 async def session_page(request: Request) -> Response:
     session_id = session_id_of(request)
-    record = await _record(request, session_id)
+    await _record(request, session_id)
     parts = await _Parts(request, session_id).render()
-    back = f"/dashboard/sessions/{session_id}"
     body = fmt(
+        '<div data-stream="/dashboard/stream/sessions/{sid}">'
         '<div class="head"><h1><a href="/dashboard/sessions">Sessions</a> / {sid}</h1>'
-        '<span class="live" data-live>live</span><div class="actions">{actions}</div></div>'
-        '<div id="flash" class="flash" hidden></div>'
-        '<div class="grid" data-stream="/dashboard/stream/sessions/{sid}">'
-        "{summary}{link}{provider}{memory}{messages}</div>",
+        '<span class="live" data-live>live</span>{actions}</div>'
+        '<div id="flash" class="flash" hidden></div><div class="grid">{summary}'
+        '<section class="card"><h2>Link a phone</h2>{qr}{pairing}</section>'
+        "{provider}{memory}{messages}</div></div>",
         sid=session_id,
-        actions=action_forms(request, record, back),
         **{key: part["html"] for key, part in parts.items()},
     )
     return page(request, session_id, body, active="/sessions")

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from service.dashboard.live import stream
+from service.dashboard.live import fragments, stream
 from service.dashboard.markup import NONE, Html, fmt, join, when
 from service.dashboard.routing import (
     NavEntry,
@@ -151,7 +151,12 @@ async def sessions_page(request: Request) -> Response:
         workspaces=_options(workspaces, workspace, "All workspaces"),
         statuses=_options(list(SESSION_STATUSES), status, "Any status"),
         query=_query(workspace, status),
-        rows=join(session_row(request, r, back) for r in records),
+        rows=join(
+            f["html"]
+            for f in fragments(
+                {r.session_id: session_row(request, r, back) for r in records}
+            ).values()
+        ),
         hidden=Html(" hidden") if records else Html(""),
     )
     return page(request, "Sessions", body, active="/sessions")
@@ -164,10 +169,7 @@ async def sessions_stream(request: Request) -> Response:
 
     async def snapshot() -> dict[str, Any]:
         records = await manager.list(workspace_id=workspace, status=status)
-        return {
-            r.session_id: {"key": r.session_id, "html": session_row(request, r, back)}
-            for r in records
-        }
+        return fragments({r.session_id: session_row(request, r, back) for r in records})
 
     return stream(request, snapshot, "fragment")
 

@@ -40,6 +40,8 @@
       const data = JSON.parse(event.data);
       const fresh = parse(data.html);
       const current = keyed(container, data.key);
+      // The same markup as shown (data-v): keep the element, and what was typed into it.
+      if (current && current.dataset.v === fresh.dataset.v) return;
       if (current) current.replaceWith(fresh);
       else container.appendChild(fresh);
       toggleEmpty(container);

@@ -1,0 +1,219 @@
+"""The dashboard in a real Chromium (Debian's, through Playwright), against a real sidecar
+process on the sandbox: sign in with a link, see the sessions, open one, watch its QR
+rotate, ask for a pairing code, scan the QR through the sandbox's phone and see the session
+turn connected, its messages arrive and the actions work, all without a reload.
+
+Screenshots of each page go to storage/artifacts/dashboard/ (gitignored; the path is
+printed); docs/images/dashboard-session.png in the README is one of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.sandbox.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.support.sandbox import Phone, eventually, sandbox_process
+from tests.support.server import ROOT
+from tests.support.sidecar import Sidecar
+
+pytestmark = pytest.mark.browser
+
+ME = "5511999990001"
+FRIEND = "5511988880002"
+ARTIFACTS = ROOT / "storage" / "artifacts" / "dashboard"
+# Long enough to read; short enough to see the QR change while the test watches.
+QR_INTERVAL = 3.0
+
+
+@pytest.fixture(scope="module")
+def phone() -> Iterator[Phone]:
+    with sandbox_process(qr_interval=QR_INTERVAL, qr_max_rotations=100) as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def car(tmp_path_factory: pytest.TempPathFactory, phone: Phone) -> Iterator[Sidecar]:
+    sidecar = Sidecar(
+        tmp_path_factory.mktemp("dash") / "storage",
+        WA_WEB_URL=phone.base + "/",
+        SIDECAR_DASHBOARD_SECRET="browser-test-dashboard-secret-0123456789",
+    )
+    sidecar.start()
+    try:
+        # A few sessions that only exist on record, in two workspaces, to list and filter.
+        for sid, workspace in (("support-mx", "acme"), ("sales-br", "globex")):
+            body = {"workspace_id": workspace, "session_id": sid, "start": False}
+            assert sidecar.api.post("/api/sessions", json=body).status_code == 201
+        yield sidecar
+    finally:
+        sidecar.close()
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator[Page]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    print(f"dashboard screenshots: {ARTIFACTS}")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        tab = context.new_page()
+        try:
+            yield tab
+        finally:
+            context.close()
+            browser.close()
+
+
+def shoot(page: Page, name: str) -> Path:
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def link(car: Sidecar, **body: str) -> str:
+    answer = car.api.post("/api/dashboard/links", json=body)
+    assert answer.status_code == 201, answer.text
+    url: str = answer.json()["url"]
+    return url
+
+
+def mark(page: Page) -> None:
+    """Leave a mark in the document: it survives everything but a reload."""
+    page.evaluate("window.__noReload = true")
+
+
+def not_reloaded(page: Page) -> bool:
+    return bool(page.evaluate("window.__noReload === true"))
+
+
+def row(page: Page, sid: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'tbody tr[data-key="{sid}"]')
+
+
+def scan_shown_qr(page: Page, phone: Phone) -> None:
+    """Scan the QR the page shows; one that rotated away under the camera is scanned again
+    once the page shows the next (as a person would)."""
+    for _ in range(5):
+        shown = page.locator("img.qr").get_attribute("data-qr")
+        assert shown
+        answer = phone.scan(shown, ME)
+        if answer.status_code == 200:
+            return
+        assert answer.json()["error"]["code"] == "qr_expired", answer.text
+        expect(page.locator("img.qr")).not_to_have_attribute("data-qr", shown)
+    raise AssertionError("the QR rotated away five times in a row")
+
+
+def test_an_operator_links_a_phone_from_the_dashboard(
+    car: Sidecar, phone: Phone, page: Page
+) -> None:
+    # Signing in: the link's page posts itself and lands on the session list.
+    page.goto(link(car, label="ops@acme.example"))
+    page.wait_for_url(re.compile(r"/dashboard/sessions$"))
+    expect(page.locator(".who")).to_have_text("ops@acme.example")
+    expect(page.locator("[data-live]")).to_have_class(re.compile(r"\bon\b"))
+    expect(row(page, "support-mx")).to_be_visible()
+    expect(row(page, "sales-br")).to_be_visible()
+
+    # A session created now appears, and its status moves, without a reload.
+    mark(page)
+    created = car.api.post("/api/sessions", json={"workspace_id": "acme", "session_id": "desk"})
+    assert created.status_code == 201, created.text
+    expect(row(page, "desk")).to_have_attribute("data-status", "qr_required", timeout=60_000)
+    assert not_reloaded(page)
+    shoot(page, "sessions-live")
+
+    # The workspace filter.
+    page.select_option('select[name="workspace_id"]', "globex")
+    page.wait_for_url(re.compile(r"workspace_id=globex"))
+    expect(row(page, "sales-br")).to_be_visible()
+    expect(page.locator("tbody tr[data-key]")).to_have_count(1)
+
+    # One session: its QR, redrawn as it rotates.
+    page.goto(f"{car.base}/dashboard/sessions?workspace_id=acme")
+    page.click('a[href="/dashboard/sessions/desk"]')
+    page.wait_for_url(re.compile(r"/dashboard/sessions/desk$"))
+    mark(page)
+    qr = page.locator("img.qr")
+    expect(qr).to_be_visible()
+    first = qr.get_attribute("data-qr")
+    assert first
+    expect(qr).not_to_have_attribute("data-qr", first, timeout=int(QR_INTERVAL * 5000))
+    # The image is the PNG of the QR it names, drawn by the service.
+    page.wait_for_function(
+        "() => { const img = document.querySelector('img.qr');"
+        " return img && img.complete && img.naturalWidth > 100; }"
+    )
+    assert not_reloaded(page)
+
+    shoot(page, "session-qr")
+
+    # The phone scans the QR on the screen: the page turns connected by itself.
+    scan_shown_qr(page, phone)
+    summary = page.locator('[data-key="summary"]')
+    expect(summary).to_have_attribute("data-status", "connected", timeout=60_000)
+    expect(page.locator('[data-key="qr"]')).to_contain_text(ME)
+    expect(summary).to_contain_text(ME)
+    assert not_reloaded(page)
+
+    # Messages out and in show up with their delivery states.
+    sent = car.api.post(
+        "/api/sessions/desk/messages", json={"to": FRIEND, "type": "text", "text": "Hello!"}
+    )
+    assert sent.status_code == 202, sent.text
+    out = page.locator(f'tr[data-message="{sent.json()["id"]}"]')
+    expect(out).to_contain_text(re.compile(r"sent|delivered|read"), timeout=30_000)
+    assert phone.inbound(to=ME, **{"from": FRIEND}, text="Hi, is my order shipped?").is_success
+    expect(page.locator('[data-key="messages"]')).to_contain_text("is my order shipped")
+    expect(page.locator('[data-key="provider"]')).to_contain_text("webjs")
+    expect(page.locator('[data-key="memory"]')).to_contain_text("MB")
+    assert not_reloaded(page)
+    shoot(page, "session-connected")
+
+
+def test_the_session_actions_and_the_pairing_code(car: Sidecar, phone: Phone, page: Page) -> None:
+    page.goto(f"{car.base}/dashboard/sessions/desk")
+    mark(page)
+    summary = page.locator('[data-key="summary"]')
+    expect(summary).to_have_attribute("data-status", "connected", timeout=60_000)
+    page.click('.head form[action$="/stop"] button')
+    expect(summary).to_have_attribute("data-status", "stopped", timeout=60_000)
+    assert car.session("desk")["desired_state"] == "stopped"
+    # The buttons follow: a stopped session offers Start (after the next fragment or load).
+    page.goto(f"{car.base}/dashboard/sessions")
+    mark(page)
+    row(page, "desk").locator('form[action$="/start"] button').click()
+    # Its profile kept the login: back to connected, with no new QR.
+    expect(row(page, "desk")).to_have_attribute("data-status", "connected", timeout=60_000)
+    assert not_reloaded(page)
+    shoot(page, "sessions")
+    # Logout asks first, then unlinks: the session wants a QR again.
+    page.once("dialog", lambda dialog: dialog.accept())
+    row(page, "desk").locator('form[action$="/logout"] button').click()
+    expect(row(page, "desk")).to_have_attribute("data-status", "qr_required", timeout=60_000)
+    eventually(lambda: car.session("desk")["phone_number"] is None, 30, "the number forgotten")
+    assert not_reloaded(page)
+
+    # Linking with a code instead: the form answers in place, and the phone enters it.
+    page.goto(f"{car.base}/dashboard/sessions/desk")
+    # The fresh browser is up once it shows a QR.
+    expect(page.locator("img.qr")).to_be_visible(timeout=60_000)
+    page.fill('.pairing input[name="phone"]', "+55 11 99999-0003")
+    page.click(".pairing button")
+    code = page.locator("[data-code]")
+    page.wait_for_function(
+        "() => document.querySelector('[data-code]')?.textContent"
+        " || !document.getElementById('flash').hidden"
+    )
+    assert page.locator("#flash").is_hidden(), page.locator("#flash").text_content()
+    expect(code).to_have_text(re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$"), timeout=30_000)
+    shoot(page, "session-pairing")
+    assert phone.pairing(code.text_content() or "").status_code == 200
+    summary = page.locator('[data-key="summary"]')
+    expect(summary).to_have_attribute("data-status", "connected", timeout=60_000)
+    expect(summary).to_contain_text("5511999990003")
