@@ -22,9 +22,12 @@ from service.app import create_app
 from service.dashboard.auth import COOKIE
 from service.settings import Settings
 from service.store import NewEvent, NodeRecord, SessionRecord, SqlStore, open_store
+from tests.conftest import API_SECRET
 from tests.support.cluster import INTERNAL_SECRET
 from tests.support.sandbox import eventually
 from tests.support.server import serve_app
+from tests.support.signing import SidecarAuth
+from tests.test_dashboard import csrf_of, refused, sign_in
 
 DASHBOARD_SECRET = "dashboard-secret-" + "d" * 32
 
@@ -60,13 +63,13 @@ class Ops:
         return {e.id: e.status for e in await self.store.list_events(limit=1000)}
 
 
-def signed_in(app: Starlette, base: str) -> tuple[httpx.Client, str]:
-    """A browser with the dashboard's session cookie (made by the core's own auth, as the
-    sign-in link would), and the CSRF token its pages carry."""
-    auth = app.state.dashboard.auth
-    value, operator = auth.cookie("ops-test")
-    client = httpx.Client(base_url=base, cookies={COOKIE: value}, timeout=30)
-    return client, auth.csrf_token(operator)
+def signed_in(base: str) -> tuple[httpx.Client, str]:
+    """A browser signed in through a link from the signed API (the core's test helpers),
+    and the CSRF token its pages carry."""
+    browser = httpx.Client(base_url=base, timeout=30)
+    with httpx.Client(base_url=base, auth=SidecarAuth(API_SECRET), timeout=30) as api:
+        sign_in(browser, api, label="ops-test")
+    return browser, csrf_of(browser)
 
 
 @pytest.fixture
@@ -82,11 +85,11 @@ async def ops(
     with serve_app(app) as base:
         store = open_store(settings.store_url, settings.db_prefix)
         await store.open()
-        web, csrf = signed_in(app, base)
+        web, csrf = signed_in(base)
         try:
-            with web:
-                yield Ops(app, web, csrf, store)
+            yield Ops(app, web, csrf, store)
         finally:
+            web.close()
             await store.close()
 
 
@@ -117,9 +120,7 @@ async def test_the_webhooks_page_lists_deliveries_with_the_receivers_answer_by_f
     assert "Replay all" not in pending.text
 
     for params in ({"session_id": "../etc"}, {"since": "yesterday"}, {"status": "delivered"}):
-        refused = ops.web.get("/dashboard/webhooks", params=params)
-        assert refused.status_code == 422, params
-        assert 'data-code="validation_failed"' in refused.text
+        refused(ops.web.get("/dashboard/webhooks", params=params), 422, "validation_failed")
     # Signed out, nothing is shown.
     bare = httpx.get(str(ops.web.base_url.join("/dashboard/webhooks")))
     assert bare.status_code == 401
@@ -133,8 +134,7 @@ async def test_replay_from_the_page_needs_the_csrf_token_and_takes_what_the_filt
     first, *rest = await ops.kill()
 
     forged = ops.web.post(f"/dashboard/webhooks/{first}/replay", data={"csrf_token": "x" * 40})
-    assert forged.status_code == 403
-    assert 'data-code="csrf_failed"' in forged.text
+    refused(forged, 403, "csrf_failed")
     assert set((await ops.statuses()).values()) == {"dead"}
 
     # One, as the page's form posts it: back to the page, the delivery in line again.
@@ -269,8 +269,8 @@ async def test_the_nodes_page_of_an_api_process_lists_heartbeats_and_drains_a_wo
             # A worker's heartbeat, as its process writes it.
             worker = NodeRecord("worker-1", "worker", "http://127.0.0.1:9", 5, 0, host="h1")
             await store.heartbeat(worker, time.time())
-            web, csrf = signed_in(app, base)
-            with web:
+            web, csrf = signed_in(base)
+            try:
                 page = eventually(
                     lambda: (p := web.get("/dashboard/nodes")) and "api-1" in p.text and p,
                     20,
@@ -285,5 +285,7 @@ async def test_the_nodes_page_of_an_api_process_lists_heartbeats_and_drains_a_wo
                 assert web.post("/dashboard/nodes/nobody/drain").status_code == 403
                 gone = web.post("/dashboard/nodes/nobody/drain", data={"csrf_token": csrf})
                 assert gone.status_code == 404
+            finally:
+                web.close()
         finally:
             await store.close()

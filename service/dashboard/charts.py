@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from service.dashboard.history import History
-from service.dashboard.live import stream
+from service.dashboard.live import fragments, stream
 from service.dashboard.markup import Html, fmt, join
 from service.dashboard.routing import NavEntry, Page, dashboard_of, page, view
 from service.dashboard.svg import STATUS_COLOURS, bar_chart, line_chart, mebibytes, seconds
@@ -77,6 +77,10 @@ def chart_card(key: str, title: str, svg: str) -> Html:
     )
 
 
+def chart_cards(cards: dict[str, tuple[str, str]]) -> dict[str, Html]:
+    return {key: chart_card(key, title, svg) for key, (title, svg) in cards.items()}
+
+
 async def charts_page(request: Request) -> Response:
     history = history_of(request)
     clustered = dashboard_of(request).role != "all"
@@ -88,7 +92,7 @@ async def charts_page(request: Request) -> Response:
         "restart starts afresh); times in UTC.</p>"
         '<div class="grid charts" data-stream="/dashboard/stream/charts">{cards}</div>',
         interval=f"{history.interval:g}",
-        cards=join(chart_card(key, title, svg) for key, (title, svg) in cards.items()),
+        cards=join(f["html"] for f in fragments(chart_cards(cards)).values()),
     )
     return page(request, "Charts", body, active="/charts")
 
@@ -98,10 +102,7 @@ async def charts_stream(request: Request) -> Response:
     clustered = dashboard_of(request).role != "all"
 
     async def snapshot() -> dict[str, Any]:
-        return {
-            key: {"key": key, "html": chart_card(key, title, svg)}
-            for key, (title, svg) in charts(history, clustered).items()
-        }
+        return fragments(chart_cards(charts(history, clustered)))
 
     return stream(request, snapshot, "fragment")
 

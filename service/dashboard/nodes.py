@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from service.cluster.status import NodeStatus, cluster_status
-from service.dashboard.live import stream
+from service.dashboard.live import fragments, stream
 from service.dashboard.markup import NONE, Html, fmt, join
 from service.dashboard.routing import (
     NavEntry,
@@ -128,7 +128,12 @@ async def nodes_page(request: Request) -> Response:
         '<p class="muted">A node is live while its last heartbeat is younger than the lease '
         "ttl ({ttl} s). A drained worker hands its sessions to the other workers and stays "
         "drained until its process restarts (a rolling restart: drain, then restart).</p>",
-        rows=join(node_row(request, node) for node in status.nodes),
+        rows=join(
+            f["html"]
+            for f in fragments(
+                {n.record.node_id: node_row(request, n) for n in status.nodes}
+            ).values()
+        ),
         hidden=Html(" hidden") if status.nodes else Html(""),
         unplaced=unplaced,
         ttl=settings.lease_ttl,
@@ -142,10 +147,7 @@ async def nodes_stream(request: Request) -> Response:
 
     async def snapshot() -> dict[str, Any]:
         status = await cluster_status(store, time.time(), settings.lease_ttl)
-        return {
-            n.record.node_id: {"key": n.record.node_id, "html": node_row(request, n)}
-            for n in status.nodes
-        }
+        return fragments({n.record.node_id: node_row(request, n) for n in status.nodes})
 
     return stream(request, snapshot, "fragment")
 

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from service.api.routing import path_param
 from service.api.webhooks import dead_filter, replay_one
-from service.dashboard.live import stream
+from service.dashboard.live import fragments, stream
 from service.dashboard.markup import NONE, Html, fmt, join, when
 from service.dashboard.routing import NavEntry, Page, form_of, hidden_csrf, page, view, wants_json
 from service.digits import ascii_int
@@ -192,7 +192,10 @@ async def webhooks_page(request: Request) -> Response:
         y="y" if total == 1 else "ies",
         more=f"; the oldest {len(rows)} are listed" if len(rows) < total else "",
         filters=urlencode({"status": query.status, **values}),
-        rows=join(delivery_row(request, row, back) for row in rows),
+        rows=join(
+            f["html"]
+            for f in fragments({r.id: delivery_row(request, r, back) for r in rows}).values()
+        ),
         hidden=Html(" hidden") if rows else Html(""),
     )
     return page(request, "Webhooks", body, active="/webhooks")
@@ -206,7 +209,7 @@ async def webhooks_stream(request: Request) -> Response:
 
     async def snapshot() -> dict[str, Any]:
         rows, _ = await store.find_events(query.status, match, SHOWN)
-        return {r.id: {"key": r.id, "html": delivery_row(request, r, back)} for r in rows}
+        return fragments({r.id: delivery_row(request, r, back) for r in rows})
 
     return stream(request, snapshot, "fragment")
 
