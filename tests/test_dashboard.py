@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.cli import main
 from service.dashboard.auth import DashboardAuth
 from service.errors import ConfigError
 from service.settings import Settings
@@ -290,6 +291,24 @@ def test_the_api_gives_links_only_while_the_dashboard_is_on(
             assert client.get("/dashboard/sessions").status_code == 404
 
 
+def test_the_cli_says_how_to_turn_the_dashboard_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no .env here
+    for name, value in base_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("SIDECAR_DASHBOARD_SECRET", raising=False)
+    assert main(["dashboard", "link"]) == 2
+    assert "set SIDECAR_DASHBOARD_SECRET" in capsys.readouterr().err
+    assert main(["dashboard", "secret"]) == 0
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"SIDECAR_DASHBOARD_SECRET=[0-9a-f]{64}", line)
+    monkeypatch.setenv("SIDECAR_DASHBOARD_SECRET", line.split("=", 1)[1])
+    assert main(["dashboard", "link", "--session", "../x"]) == 2
+    assert main(["dashboard", "link", "--ttl", "60"]) == 0
+    assert "/dashboard/login/" in capsys.readouterr().out
+
+
 def test_the_cli_prints_a_link_that_signs_in(base: str, browser: httpx.Client) -> None:
     port = base.rsplit(":", 1)[1]
     env = {
@@ -311,15 +330,6 @@ def test_the_cli_prints_a_link_that_signs_in(base: str, browser: httpx.Client) -
     assert url.startswith(f"{base}/dashboard/login/")
     answer = browser.post("/dashboard/login", data={"token": token_of(url)})
     assert answer.headers["location"] == "/dashboard/sessions/s1"
-    off = subprocess.run(
-        [sys.executable, "-m", "service", "dashboard", "link"],
-        cwd=ROOT,
-        env={**env, "SIDECAR_DASHBOARD_SECRET": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert off.returncode == 2 and "SIDECAR_DASHBOARD_SECRET" in off.stderr
 
 
 @pytest.mark.parametrize(
@@ -341,3 +351,21 @@ def test_dashboard_settings_are_checked(
         message = "must differ"
     with pytest.raises(ConfigError, match=message):
         Settings.from_mapping(env)
+
+
+@pytest.mark.php
+def test_the_laravel_kit_asks_for_a_link(base: str, browser: httpx.Client) -> None:
+    from tests.test_laravel_kit import call, run_kit, values
+
+    output = run_kit(
+        base,
+        call("dashboardLink"),
+        call("dashboardLink", label="ana@acme.example", sessionId="s2", ttlSeconds=60),
+        call("dashboardLink", label="<bad>"),
+    )
+    plain, landing, bad = values(output, True, True, False)
+    assert plain["url"].startswith("http://127.0.0.1:3000/dashboard/login/")
+    assert (bad["status"], bad["code"]) == (422, "validation_failed")
+    answer = browser.post("/dashboard/login", data={"token": token_of(landing["url"])})
+    assert answer.headers["location"] == "/dashboard/sessions/s2"
+    assert "ana@acme.example" in browser.get("/dashboard/sessions/s2").text

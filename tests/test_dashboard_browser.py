@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
@@ -297,3 +298,18 @@ def test_the_operations_pages(car: Sidecar, page: Page) -> None:
     expect(page.locator('[data-key="sessions"] polyline').first).to_be_visible()
     expect(page.locator('[data-key="memory"] text').first).to_have_text("desk", timeout=45_000)
     shoot(page, "charts")
+
+
+def test_open_streams_do_not_hold_up_a_stop(car: Sidecar) -> None:
+    """SIGTERM ends the live streams at once; uvicorn would otherwise wait for them until
+    its graceful-shutdown timeout and cancel them (a stop that hangs for supervisord)."""
+    with httpx.Client(base_url=car.base, timeout=60) as browser:
+        token = link(car, label="last").rsplit("/", 1)[1]
+        assert browser.post("/dashboard/login", data={"token": token}).status_code == 303
+        with browser.stream("GET", "/dashboard/stream/sessions") as events:
+            lines = events.iter_lines()
+            assert next(lines) == "retry: 2000"
+            assert car.terminate() == 0
+            rest = list(lines)  # the stream ends: the service closed it
+    assert all("event:" in x or "data:" in x or not x for x in rest)
+    assert "graceful shutdown exceeded" not in car.log.read_text()

@@ -596,6 +596,28 @@ class SidecarClient
         return $this->json('POST', '/api/webhooks/deliveries/' . rawurlencode($deliveryId) . '/retry');
     }
 
+    // The operator dashboard
+
+    /**
+     * A one-time sign-in link to the sidecar's dashboard (/dashboard), for an admin page to
+     * redirect its operator to: ['url' => ..., 'expires_at' => ISO 8601]. $label names who
+     * signs in (shown and logged); $sessionId lands on that session's page; $ttlSeconds
+     * shortens the link's life (at most SIDECAR_DASHBOARD_LINK_TTL). A sidecar without
+     * SIDECAR_DASHBOARD_SECRET answers 409 dashboard_disabled (a ConflictException).
+     *
+     * @return array{url: string, expires_at: string}
+     */
+    public function dashboardLink(?string $label = null, ?string $sessionId = null, ?int $ttlSeconds = null): array
+    {
+        $body = array_filter(
+            ['label' => $label, 'session_id' => $sessionId, 'ttl' => $ttlSeconds],
+            static fn ($value) => $value !== null,
+        );
+
+        // No options: no body (an empty PHP array would encode as a JSON list).
+        return $this->json('POST', '/api/dashboard/links', [], $body ?: null);
+    }
+
     // The wire
 
     /**
