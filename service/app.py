@@ -383,8 +383,12 @@ def create_app(
                 retention.start()
             if campaign_runner is not None:
                 campaign_runner.start()
+            if operator_dashboard is not None:
+                operator_dashboard.ops.start()
             yield
         finally:
+            if operator_dashboard is not None:
+                await operator_dashboard.ops.stop()
             if campaign_runner is not None:
                 await campaign_runner.stop()
             if retention is not None:
@@ -435,7 +439,9 @@ def create_app(
     if role in ("all", "api"):
         routes: list[BaseRoute] = list(public)
         if settings.dashboard_secret:
-            operator_dashboard, mount = build_dashboard(settings, store)
+            operator_dashboard, mount = build_dashboard(
+                settings, store, memory=lambda: metrics.last_memory
+            )
             routes.append(mount)
         # The API viewer, outside the document it shows (it is a page, not an API operation).
         if settings.api_docs:

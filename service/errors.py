@@ -205,6 +205,13 @@ ERRORS: tuple[ErrorCode, ...] = (
     ErrorCode(
         400, "unknown_operation", "internal RPC (`/internal/*`): a session operation unknown here"
     ),
+    # The dashboard's operations pages (nodes, event monitor).
+    ErrorCode(404, "node_not_found", "dashboard: no cluster node with this id in the store"),
+    ErrorCode(
+        503,
+        "too_many_streams",
+        "dashboard: the event monitor serves as many streams as it takes; close one, or retry",
+    ),
 )
 
 _REGISTERED = {(e.code, e.status) for e in ERRORS}

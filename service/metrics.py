@@ -116,6 +116,8 @@ class Metrics:
             registry=r,
         )
         self._memory_task: asyncio.Task[None] | None = None
+        # The last memory sample (session id -> PSS bytes), for the dashboard's charts.
+        self.last_memory: dict[str, int] = {}
 
     def on_events(self, events: list[AppendedEvent]) -> None:
         """Store listener: count what was just committed."""
@@ -170,6 +172,7 @@ class Metrics:
                 except Exception:
                     log.exception("memory sampling failed")
                     values = {}
+                self.last_memory = dict(values)
                 self.session_memory.clear()
                 for session_id, pss in values.items():
                     self.session_memory.labels(session_id).set(pss)

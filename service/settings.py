@@ -116,6 +116,8 @@ class Settings:
     dashboard_secret: str = field(default="", repr=False)
     dashboard_link_ttl: int = 300
     dashboard_session_ttl: int = 28800
+    # Seconds between the samples the dashboard's charts draw (the last hour is kept).
+    dashboard_sample_s: int = 15
 
     @property
     def sessions_dir(self) -> Path:
@@ -218,6 +220,8 @@ class Settings:
             raise ConfigError("SIDECAR_DASHBOARD_LINK_TTL must be 1 to 3600 (seconds)")
         if not 60 <= self.dashboard_session_ttl <= 7 * 86400:
             raise ConfigError("SIDECAR_DASHBOARD_SESSION_TTL must be 60 to 604800 (seconds)")
+        if not 1 <= self.dashboard_sample_s <= 300:
+            raise ConfigError("SIDECAR_DASHBOARD_SAMPLE_S must be 1 to 300 (seconds)")
 
     def check_cluster(self) -> None:
         """The cluster settings make sense together (also for `serve --role`)."""
@@ -349,4 +353,5 @@ _ENV_NAMES: dict[str, str] = {
     "dashboard_secret": "SIDECAR_DASHBOARD_SECRET",
     "dashboard_link_ttl": "SIDECAR_DASHBOARD_LINK_TTL",
     "dashboard_session_ttl": "SIDECAR_DASHBOARD_SESSION_TTL",
+    "dashboard_sample_s": "SIDECAR_DASHBOARD_SAMPLE_S",
 }

@@ -1,7 +1,9 @@
 """The dashboard in a real Chromium (Debian's, through Playwright), against a real sidecar
 process on the sandbox: sign in with a link, see the sessions, open one, watch its QR
 rotate, ask for a pairing code, scan the QR through the sandbox's phone and see the session
-turn connected, its messages arrive and the actions work, all without a reload.
+turn connected, its messages arrive and the actions work, all without a reload. Then the
+operations pages: a dead delivery replayed, a new event in the monitor, the nodes of a
+single host, and the charts with the session's browser memory.
 
 Screenshots of each page go to storage/artifacts/dashboard/ (gitignored; the path is
 printed); docs/images/dashboard-session.png in the README is one of them.
@@ -9,14 +11,18 @@ printed); docs/images/dashboard-session.png in the README is one of them.
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator
+import threading
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
+from service.store import NewEvent, SqlStore
 from tests.sandbox.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import ROOT
@@ -29,6 +35,7 @@ FRIEND = "5511988880002"
 ARTIFACTS = ROOT / "storage" / "artifacts" / "dashboard"
 # Long enough to read; short enough to see the QR change while the test watches.
 QR_INTERVAL = 3.0
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +225,79 @@ def test_the_session_actions_and_the_pairing_code(car: Sidecar, phone: Phone, pa
     summary = page.locator('[data-key="summary"]')
     expect(summary).to_have_attribute("data-status", "connected", timeout=60_000)
     expect(summary).to_contain_text("5511999990003")
+
+
+# -- the operations pages: webhooks, events, nodes, charts ---------------------------------
+
+
+def on_store(car: Sidecar, act: Callable[[SqlStore], Awaitable[T]]) -> T:
+    """Run `act` on a store of the test's own on the sidecar's database, as another process
+    would, in a thread with its own loop (Playwright's sync API holds this one's)."""
+    result: list[T] = []
+
+    async def run() -> None:
+        store = SqlStore(str(car.storage / "sidecar.sqlite3"))
+        await store.open()
+        try:
+            result.append(await act(store))
+        finally:
+            await store.close()
+
+    thread = threading.Thread(target=lambda: asyncio.run(run()))
+    thread.start()
+    thread.join(30)
+    return result[0]
+
+
+async def kill_three(store: SqlStore) -> list[str]:
+    """Three deliveries made dead, as if the receiver had answered 502 to the last try."""
+    events = (await store.list_events(status="pending", limit=3))[:3]
+    for event in events:
+        changes = {"status": "dead", "last_status_code": 502, "last_error": "HTTP 502"}
+        await store.finish_attempt(event.id, changes)
+    return [e.id for e in events]
+
+
+def test_the_operations_pages(car: Sidecar, page: Page) -> None:
+    # Webhooks: the dead deliveries with the receiver's answer; one replayed from the page
+    # leaves the table without a reload.
+    dead = on_store(car, kill_three)
+    page.goto(f"{car.base}/dashboard/sessions")
+    page.get_by_role("link", name="Webhooks").click()
+    rows = page.locator("tbody tr[data-key]")
+    expect(rows).to_have_count(3)
+    expect(rows.first.locator("td.error")).to_have_text("HTTP 502")
+    expect(page.locator("[data-live]")).to_have_class(re.compile(r"\bon\b"))
+    shoot(page, "webhooks")
+    mark(page)
+    page.locator(f'tr[data-key="{dead[0]}"] button[data-action="replay"]').click()
+    expect(page.locator(f'tr[data-key="{dead[0]}"]')).to_have_count(0)
+    expect(rows).to_have_count(2)
+    assert not_reloaded(page)
+
+    # Events: the last ones written, then a new one as it is written (newest first).
+    page.get_by_role("link", name="Events").click()
+    monitor = page.locator("tbody[data-monitor] tr")
+    expect(monitor.first).to_be_visible()
+
+    async def late(store: SqlStore) -> None:
+        await store.update_session("sales-br", {}, [NewEvent("presence_updated", {"n": 1})])
+
+    on_store(car, late)
+    expect(monitor.first).to_have_attribute("data-event", "presence_updated")
+    expect(monitor.first).to_contain_text("sales-br")
+    shoot(page, "events")
+
+    page.get_by_role("link", name="Nodes").click()
+    expect(page.locator("[data-single]")).to_contain_text("single host")
+    shoot(page, "nodes")
+
+    # Charts: the sampled history, and the memory of the session's real browser (measured
+    # every 30 s; the chart follows the next measurement).
+    page.get_by_role("link", name="Charts").click()
+    expect(page.locator('[data-key="sessions"] polyline').first).to_be_visible()
+    expect(page.locator('[data-key="memory"] text').first).to_have_text("desk", timeout=45_000)
+    shoot(page, "charts")
 
 
 def test_open_streams_do_not_hold_up_a_stop(car: Sidecar) -> None:

@@ -44,18 +44,9 @@ def _store(request: Request) -> Store:
     return store
 
 
-async def list_deliveries(request: Request) -> Response:
-    query = query_of(request, rq.DeliveryQuery)
-    events = await _store(request).list_events(
-        session_id=query.session_id, status=query.status, limit=query.limit
-    )
-    return reply(rs.DeliveryList(data=[delivery_view(e) for e in events]))
-
-
-async def retry_delivery(request: Request) -> Response:
-    event_id = path_param(request, "delivery_id")
-    await body_of(request, rq.NoOptions, allow_empty=True)
-    store = _store(request)
+async def replay_one(store: Store, event_id: str) -> OutboxEvent:
+    """Put one dead delivery back in line (the API's and the dashboard's replay): 404 when
+    there is none, 409 when it is not dead."""
     event = await store.get_event(event_id)
     if event is None:
         raise NotFound(f"no delivery {event_id!r}", code="delivery_not_found")
@@ -67,23 +58,42 @@ async def retry_delivery(request: Request) -> Response:
         )
     replayed = await store.replay_event(event_id, time.time())
     assert replayed is not None
-    return reply(delivery_view(replayed), 202)
+    return replayed
 
 
-async def retry_deliveries(request: Request) -> Response:
-    """Replay every dead delivery the filters select, in one statement (no page size: the
-    rows only change status; the dispatcher then delivers them line by line)."""
-    query = await body_of(request, rq.DeliveryReplay, allow_empty=True)
+def dead_filter(query: rq.DeliveryReplay) -> DeadFilter:
+    """The store's filter for a validated replay query (422 when `until` is not later than
+    `since`); the dashboard lists and replays with the same one."""
     if query.since is not None and query.until is not None and query.since >= query.until:
         raise ValidationFailed("until", "must be later than since")
-    match = DeadFilter(
+    return DeadFilter(
         session_id=query.session_id,
         workspace_id=query.workspace_id,
         event=query.event,
         since=query.since,
         until=query.until,
     )
-    retried = await _store(request).replay_dead(match, time.time())
+
+
+async def list_deliveries(request: Request) -> Response:
+    query = query_of(request, rq.DeliveryQuery)
+    events = await _store(request).list_events(
+        session_id=query.session_id, status=query.status, limit=query.limit
+    )
+    return reply(rs.DeliveryList(data=[delivery_view(e) for e in events]))
+
+
+async def retry_delivery(request: Request) -> Response:
+    event_id = path_param(request, "delivery_id")
+    await body_of(request, rq.NoOptions, allow_empty=True)
+    return reply(delivery_view(await replay_one(_store(request), event_id)), 202)
+
+
+async def retry_deliveries(request: Request) -> Response:
+    """Replay every dead delivery the filters select, in one statement (no page size: the
+    rows only change status; the dispatcher then delivers them line by line)."""
+    query = await body_of(request, rq.DeliveryReplay, allow_empty=True)
+    retried = await _store(request).replay_dead(dead_filter(query), time.time())
     return reply(rs.DeliveriesReplayed(retried=retried), 202)
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from starlette.routing import BaseRoute, Mount, Router
 from starlette.staticfiles import StaticFiles
 
-from service.dashboard import login, session, sessions
+from service.dashboard import charts, events, login, nodes, session, sessions, webhooks
 from service.dashboard.auth import DashboardAuth
 from service.dashboard.live import Changes
+from service.dashboard.ops import build_operations
 from service.dashboard.routing import Dashboard, Page
 from service.settings import Settings
 from service.store import Store
@@ -21,12 +23,18 @@ PAGES: tuple[Page, ...] = (
     login.PAGE,
     sessions.PAGE,
     session.PAGE,
-    # Nav slots for the next pages: webhooks.PAGE, events.PAGE, nodes.PAGE, charts.PAGE
+    webhooks.PAGE,
+    events.PAGE,
+    nodes.PAGE,
+    charts.PAGE,
 )
 
 
-def build_dashboard(settings: Settings, store: Store) -> tuple[Dashboard, Mount]:
-    """The dashboard's state and its routes under /dashboard (for the all and api roles)."""
+def build_dashboard(
+    settings: Settings, store: Store, memory: Callable[[], dict[str, int]] = dict
+) -> tuple[Dashboard, Mount]:
+    """The dashboard's state and its routes under /dashboard (for the all and api roles).
+    `memory` is this process's last browser memory sample, for the charts."""
     auth = DashboardAuth(
         settings.dashboard_secret,
         settings.base_url,
@@ -35,7 +43,9 @@ def build_dashboard(settings: Settings, store: Store) -> tuple[Dashboard, Mount]
     )
     clustered = settings.role != "all"
     nav = [p.nav for p in PAGES if p.nav is not None and (clustered or not p.nav.cluster_only)]
-    dashboard = Dashboard(auth=auth, changes=Changes(store), role=settings.role, nav=nav)
+    changes = Changes(store)
+    ops = build_operations(settings, store, changes, memory)
+    dashboard = Dashboard(auth=auth, changes=changes, role=settings.role, ops=ops, nav=nav)
     routes: list[BaseRoute] = [Mount("/static", StaticFiles(directory=STATIC), name="static")]
     for page in PAGES:
         routes.extend(page.routes)

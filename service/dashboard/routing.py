@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -69,6 +70,10 @@ class Dashboard:
     auth: DashboardAuth
     changes: Changes
     role: str
+    # The operations pages' history and event monitor (service/dashboard/ops.py
+    # `Operations`). Typed loosely: ops imports the event monitor, whose page imports this
+    # module; the pages that read it name the type they take out of it.
+    ops: Any
     nav: list[NavEntry] = field(default_factory=list)
 
 

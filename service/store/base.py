@@ -609,3 +609,22 @@ class Store(abc.ABC):
     async def leases(self, node_id: str | None = None) -> list[Lease]:
         """Every lease row (of one node when given), expired and released ones included,
         by session id."""
+
+    # dashboard: reads for the operator's pages and charts
+    @abc.abstractmethod
+    async def events_after(self, seq: int, limit: int) -> list[OutboxEvent]:
+        """Up to `limit` outbox rows with a seq above `seq`, in seq order (the event
+        monitor's cursor; one primary-key range read)."""
+
+    @abc.abstractmethod
+    async def find_events(
+        self, status: str, match: DeadFilter, limit: int
+    ) -> tuple[list[OutboxEvent], int]:
+        """The first `limit` outbox rows in `status` that `match` selects, oldest first,
+        and how many match in all (the rows a bulk replay of `match` would take, for
+        `dead`)."""
+
+    @abc.abstractmethod
+    async def message_mark(self) -> int:
+        """The highest message seq written so far (0 when there is none): its growth
+        between two looks is how many messages were stored, in and out."""

@@ -1837,6 +1837,69 @@ class SqlStore(Store):
             rows = await self._read(lambda tx: tx.all(q.lease_list_of, {"node_id": node_id}))
         return [_lease(row) for row in rows]
 
+    # dashboard
+
+    async def events_after(self, seq: int, limit: int) -> list[OutboxEvent]:
+        outbox = self.tables.outbox
+
+        def build() -> ClauseElement:
+            return (
+                select(*self.q.outbox_cols)
+                .where(outbox.c.seq > bindparam("after"))
+                .order_by(outbox.c.seq)
+                .limit(bindparam("limit"))
+            )
+
+        stmt = self._dynamic_stmt(("events_after",), build)
+        rows = await self._read(_fetch_all(stmt, {"after": seq, "limit": limit}))
+        return [OutboxEvent(*row) for row in rows]
+
+    async def find_events(
+        self, status: str, match: DeadFilter, limit: int
+    ) -> tuple[list[OutboxEvent], int]:
+        outbox = self.tables.outbox
+        given = {k: v for k, v in asdict(match).items() if v is not None}
+        keys = tuple(sorted(given))
+
+        def where() -> list[Any]:
+            # The same conditions as replay_dead's, so what is listed is what it replays.
+            conditions = [outbox.c.status == bindparam("f_status")]
+            for key in keys:
+                if key == "since":
+                    conditions.append(outbox.c.created_at >= bindparam("f_since"))
+                elif key == "until":
+                    conditions.append(outbox.c.created_at < bindparam("f_until"))
+                else:
+                    conditions.append(outbox.c[key] == bindparam(f"f_{key}"))
+            return conditions
+
+        rows_stmt = self._dynamic_stmt(
+            ("find_events", keys),
+            lambda: (
+                select(*self.q.outbox_cols)
+                .where(*where())
+                .order_by(outbox.c.seq)
+                .limit(bindparam("limit"))
+            ),
+        )
+        count_stmt = self._dynamic_stmt(
+            ("count_events", keys), lambda: select(func.count()).where(*where())
+        )
+        values = {f"f_{k}": v for k, v in given.items()} | {"f_status": status}
+
+        def find(tx: Tx) -> tuple[list[OutboxEvent], int]:
+            rows = tx.all(rows_stmt, values | {"limit": limit})
+            (total,) = tx.one(count_stmt, values)
+            return [OutboxEvent(*row) for row in rows], int(total)
+
+        return await self._read(find)
+
+    async def message_mark(self) -> int:
+        messages = self.tables.messages
+        stmt = self._dynamic_stmt(("message_mark",), lambda: select(func.max(messages.c.seq)))
+        row = await self._read(lambda tx: tx.one(stmt))
+        return int(row[0] or 0)
+
     # -- inside transactions -------------------------------------------------------------
 
     async def stored_media_before(self, before: float, limit: int) -> list[MessageRecord]:
