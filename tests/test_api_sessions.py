@@ -15,6 +15,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from starlette.routing import Route
 
+from service import apidocs
 from service.app import create_app
 from service.models.events import EVENTS
 from service.settings import Settings
@@ -396,8 +397,13 @@ def test_openapi_documents_every_route(live: str, settings: Settings) -> None:
     document = httpx.get(f"{live}/openapi.json").json()
     assert document["openapi"].startswith("3.")
     app = create_app(settings)
+    # The API viewer is a page beside the document it shows, not an operation in it.
+    pages = {route.path for route in apidocs.routes if isinstance(route, Route)}
+    assert pages
     for route in app.routes:
         assert isinstance(route, Route)
+        if route.path in pages:
+            continue
         documented = document["paths"].get(route.path)
         assert documented is not None, f"{route.path} is not in /openapi.json"
         for method in route.methods or ():
