@@ -193,6 +193,7 @@ def test_every_change_needs_the_sessions_csrf_token(
     json_ = {"Accept": "application/json"}
     changes = ["/dashboard/sessions/s1/start", "/dashboard/sessions/s1/stop", "/dashboard/logout"]
     changes += ["/dashboard/sessions/s1/restart", "/dashboard/sessions/s1/pairing-code"]
+    changes += ["/dashboard/sessions/s1/messages"]
     for path in changes:
         refused(browser.post(path), 403, "csrf_failed")
         refused(browser.post(path, data={"csrf_token": "0" * 64}), 403, "csrf_failed")
@@ -212,6 +213,16 @@ def test_every_change_needs_the_sessions_csrf_token(
     stopped = browser.post(changes[1], headers={**json_, "X-CSRF-Token": token})
     assert stopped.status_code == 202, stopped.text
     assert api.get("/api/sessions/s1").json()["desired_state"] == "stopped"
+    # A text from the page is checked as the API checks it, and queued through the same path.
+    send = "/dashboard/sessions/s1/messages"
+    headers = {**json_, "X-CSRF-Token": token}
+    bad = browser.post(send, data={"to": "12", "text": "hi"}, headers=headers)
+    assert (bad.status_code, bad.json()["error"]["details"]["field"]) == (422, "to"), bad.text
+    blank = browser.post(send, data={"to": "+15551234567", "text": " "}, headers=headers)
+    assert (blank.status_code, blank.json()["error"]["details"]["field"]) == (422, "text")
+    # This sidecar runs no browsers: the API's answer, as the page shows it.
+    idle = browser.post(send, data={"to": "+15551234567", "text": "hi"}, headers=headers)
+    assert (idle.status_code, idle.json()["error"]["code"]) == (409, "runtime_disabled")
     # A form cannot send the operator to another site afterwards.
     away = browser.post(changes[1], data={"csrf_token": token, "next": "//evil.example/x"})
     assert away.headers["location"] == "/dashboard/sessions"

@@ -169,13 +169,16 @@ def test_an_operator_links_a_phone_from_the_dashboard(
     expect(summary).to_contain_text(ME)
     assert not_reloaded(page)
 
-    # Messages out and in show up with their delivery states.
-    sent = car.api.post(
-        "/api/sessions/desk/messages", json={"to": FRIEND, "type": "text", "text": "Hello!"}
-    )
-    assert sent.status_code == 202, sent.text
-    out = page.locator(f'tr[data-message="{sent.json()["id"]}"]')
+    # A text sent from the page, and one coming in, show up with their delivery states.
+    page.fill('.send input[name="to"]', f"+{FRIEND}")
+    page.fill('.send input[name="text"]', "Hello!")
+    page.click(".send button")
+    queued = page.locator(".send output[data-queued]")
+    expect(queued).to_contain_text("queued as msg_")
+    message_id = (queued.text_content() or "").rsplit(" ", 1)[-1]
+    out = page.locator(f'tr[data-message="{message_id}"]')
     expect(out).to_contain_text(re.compile(r"sent|delivered|read"), timeout=30_000)
+    assert [m["text"] for m in phone.sent(ME) if m["to"] == f"{FRIEND}@c.us"] == ["Hello!"]
     assert phone.inbound(to=ME, **{"from": FRIEND}, text="Hi, is my order shipped?").is_success
     expect(page.locator('[data-key="messages"]')).to_contain_text("is my order shipped")
     expect(page.locator('[data-key="provider"]')).to_contain_text("webjs")

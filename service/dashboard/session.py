@@ -1,5 +1,6 @@
 """One session's page: its status, the QR (redrawn as it rotates) and the pairing-code form,
-phone number, provider and failover state, recent messages and its browser's memory.
+phone number, provider and failover state, recent messages, a text to send, and its
+browser's memory.
 
 Each part of the page is a fragment with a `data-key`; the page's stream sends a part again
 whenever what it shows changed, and the script swaps it in place.
@@ -14,7 +15,7 @@ import time
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from adapters.selector import ProviderSelector
 from service.dashboard.live import fragments, stream
@@ -29,8 +30,9 @@ from service.dashboard.routing import (
     wants_json,
 )
 from service.dashboard.sessions import action_forms, manager_of, session_id_of, status_badge
-from service.errors import SessionNotFound
-from service.messaging.request import normalize_phone
+from service.errors import SessionNotFound, require_browsers
+from service.messaging.messenger import Messenger
+from service.messaging.request import normalize_phone, parse_send_request
 from service.qr import qr_png
 from service.sessions.runtime import SessionRuntime
 from service.store import MessageRecord, SessionRecord, Store
@@ -154,6 +156,19 @@ def provider_part(request: Request, record: SessionRecord, last: str | None) -> 
     )
 
 
+def send_part(request: Request, record: SessionRecord) -> Html:
+    """A text to send from the page (what `sessions send` does): queued like the API's."""
+    return fmt(
+        '<div data-key="send"><form method="post" class="send" data-async data-show="queued" '
+        'action="/dashboard/sessions/{sid}/messages">{csrf}'
+        '<label>To <input name="to" inputmode="tel" placeholder="+15551234567" required></label>'
+        '<label>Text <input name="text" maxlength="4096" required></label>'
+        '<button type="submit">Send</button><output data-queued></output></form></div>',
+        sid=record.session_id,
+        csrf=hidden_csrf(request),
+    )
+
+
 def _preview(message: MessageRecord) -> str:
     try:
         content = json.loads(message.content)
@@ -243,6 +258,7 @@ class _Parts:
             "pairing": pairing_part(self.request, record),
             "provider": provider_part(self.request, record, last),
             "messages": messages_part(messages),
+            "send": send_part(self.request, record),
             "memory": memory_part(self._memory[1]),
         }
         return fragments(parts)
@@ -266,7 +282,9 @@ async def session_page(request: Request) -> Response:
         '<span class="live" data-live>live</span>{actions}</div>'
         '<div id="flash" class="flash" hidden></div><div class="grid">{summary}'
         '<section class="card"><h2>Link a phone</h2>{qr}{pairing}</section>'
-        "{provider}{memory}{messages}</div></div>",
+        "{provider}{memory}"
+        '<section class="card wide"><h2>Send a text</h2>{send}</section>'
+        "{messages}</div></div>",
         sid=session_id,
         **{key: part["html"] for key, part in parts.items()},
     )
@@ -309,6 +327,20 @@ async def pairing_code(request: Request) -> Response:
     return page(request, "Pairing code", body, active="/sessions")
 
 
+async def send_text(request: Request) -> Response:
+    """Queue a text through the same path as `POST /api/sessions/{id}/messages`."""
+    session_id = session_id_of(request)
+    form = await form_of(request)
+    outgoing = parse_send_request(
+        {"to": form.get("to", ""), "type": "text", "text": form.get("text", "")}, None
+    )
+    messenger: Messenger = require_browsers(request.app.state.messenger)
+    record, _ = await messenger.accept(session_id, outgoing)
+    if wants_json(request):
+        return JSONResponse({"queued": f"queued as {record.id}", "id": record.id})
+    return RedirectResponse(f"/dashboard/sessions/{session_id}", status_code=303)
+
+
 PAGE = Page(
     nav=None,
     routes=[
@@ -316,5 +348,6 @@ PAGE = Page(
         view("/stream/sessions/{session_id}", session_stream),
         view("/sessions/{session_id}/qr.png", qr_image),
         view("/sessions/{session_id}/pairing-code", pairing_code, methods=["POST"]),
+        view("/sessions/{session_id}/messages", send_text, methods=["POST"]),
     ],
 )
