@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -20,16 +21,30 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from service.dashboard.markup import Html
+from service.errors import ApiError
 from service.store import AppendedEvent, Store
 
 log = logging.getLogger("service.dashboard")
 
 POLL = 1.0
+# A burst of commits (a campaign sending) re-reads a page's snapshot at most this often.
+MIN_GAP = 0.5
 # A comment line now and then keeps proxies from closing an idle stream and finds closed ones.
 KEEPALIVE = 15.0
+# A stream ends after this long, and when its sign-in cookie expires: the browser reconnects
+# (EventSource) through the sign-in check again, so a tab left open past its session, or
+# signed out in another tab, stops receiving.
+LIFETIME = 300.0
+# Open page streams per process (the event monitor keeps its own, lower, limit).
+MAX_STREAMS = 64
 # key -> JSON-able payload (see `fragments`); a key gone since the last look is sent as
 # `removed`.
 Snapshot = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class TooManyStreams(ApiError):
+    status = 503
+    code = "too_many_streams"
 
 
 class Changes:
@@ -39,6 +54,11 @@ class Changes:
         self._waiters: set[asyncio.Event] = set()
         self.closed = False
         store.subscribe(self.on_events)
+
+    @property
+    def open(self) -> int:
+        """Streams open on this process."""
+        return len(self._waiters)
 
     def on_events(self, events: list[AppendedEvent]) -> None:
         """Store listener (runs in the event loop after a commit)."""
@@ -51,18 +71,26 @@ class Changes:
         for waiter in self._waiters:
             waiter.set()
 
-    async def ticks(self, poll: float = POLL) -> AsyncIterator[None]:
-        """Yields at once, then after each commit or `poll` seconds, until closed."""
+    async def ticks(
+        self, poll: float = POLL, *, until: float = float("inf")
+    ) -> AsyncIterator[None]:
+        """Yields at once, then after each commit (at most every MIN_GAP seconds) or `poll`
+        seconds, until closed or the loop's clock passes `until`."""
+        loop = asyncio.get_running_loop()
         waiter = asyncio.Event()
         self._waiters.add(waiter)
         try:
-            while not self.closed:
+            while not self.closed and loop.time() < until:
+                last = loop.time()
                 yield
                 waiter.clear()
                 try:
-                    await asyncio.wait_for(waiter.wait(), poll)
+                    await asyncio.wait_for(waiter.wait(), max(0.0, min(poll, until - last)))
                 except TimeoutError:
                     pass
+                rest = MIN_GAP - (loop.time() - last)
+                if rest > 0 and not self.closed:
+                    await asyncio.sleep(rest)
         finally:
             self._waiters.discard(waiter)
 
@@ -87,13 +115,16 @@ def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def snapshot_events(changes: Changes, snapshot: Snapshot, event: str) -> AsyncIterator[str]:
+async def snapshot_events(
+    changes: Changes, snapshot: Snapshot, event: str, *, lifetime: float = LIFETIME
+) -> AsyncIterator[str]:
     """`event` for each key whose payload is new or changed, `removed` for each key gone,
-    a keepalive comment when there was nothing to say for a while."""
+    a keepalive comment when there was nothing to say for a while; for `lifetime` seconds."""
     last: dict[str, Any] = {}
     quiet = 0.0
     yield "retry: 2000\n\n"
-    async for _ in changes.ticks():
+    until = asyncio.get_running_loop().time() + lifetime
+    async for _ in changes.ticks(until=until):
         try:
             current = await snapshot()
         except Exception:  # the store may be restarting: try again on the next tick
@@ -153,6 +184,15 @@ class EventStream(Response):
 
 
 def stream(request: Request, snapshot: Snapshot, event: str) -> EventStream:
-    """The SSE answer of a page: `event` with each changed snapshot entry (see module doc)."""
+    """The SSE answer of a page: `event` with each changed snapshot entry (see module doc),
+    until the operator's sign-in expires or LIFETIME passes, whichever is first."""
     changes: Changes = request.app.state.dashboard.changes
-    return EventStream(snapshot_events(changes, snapshot, event))
+    if changes.open >= MAX_STREAMS:
+        raise TooManyStreams(
+            f"this process serves {MAX_STREAMS} live pages at once already: close one, or retry"
+        )
+    lifetime = LIFETIME
+    operator = getattr(request.state, "operator", None)
+    if operator is not None:
+        lifetime = min(lifetime, operator.expires_at - time.time())
+    return EventStream(snapshot_events(changes, snapshot, event, lifetime=max(lifetime, 0.0)))
