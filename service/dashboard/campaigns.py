@@ -12,6 +12,7 @@ session notices within its poll, exactly as for the API.
 
 from __future__ import annotations
 
+import time
 from typing import Any, get_args
 from urllib.parse import urlencode
 
@@ -22,7 +23,7 @@ from starlette.routing import Route
 from service.api.campaigns import recipients_csv
 from service.api.routing import path_param
 from service.campaigns.manager import CampaignManager
-from service.dashboard.live import fragments, stream
+from service.dashboard.live import Snapshot, fragments, stream
 from service.dashboard.markup import NONE, Html, fmt, join
 from service.dashboard.routing import (
     NavEntry,
@@ -35,7 +36,7 @@ from service.dashboard.routing import (
     wants_json,
 )
 from service.dashboard.sessions import safe_next
-from service.errors import require_browsers
+from service.errors import NotFound, require_browsers
 from service.models import campaigns as cm
 from service.models.base import validate
 from service.store.campaigns import ACTIVE, CAMPAIGN_STATUSES, FINAL, CampaignRecord
@@ -49,6 +50,9 @@ ACTIONS = ("pause", "resume", "cancel")
 # Statuses still to settle: what the progress bar has not reached yet.
 OPEN = ("pending", "queued", "sending")
 CANCEL_CONFIRM = "Cancel this campaign? Its pending recipients are not sent."
+# A stream counts a campaign's recipients at most this often (seconds): counting 100,000 of
+# them takes a good part of a second, and a sending campaign commits many times a second.
+RECOUNT = 2.0
 
 
 def manager_of(request: Request) -> CampaignManager:
@@ -251,10 +255,25 @@ async def campaigns_stream(request: Request) -> Response:
         rows, _ = await _rows(request, manager, given)
         return dict(rows)
 
-    return stream(request, snapshot, "fragment")
+    return stream(request, throttled(snapshot), "fragment")
 
 
 # -- one campaign -------------------------------------------------------------------------
+
+
+def throttled(snapshot: Snapshot, every: float = RECOUNT) -> Snapshot:
+    """`snapshot`, read again only once `every` seconds have passed since the last read
+    (the stream asks at each commit; in between it gets the last answer, so sends nothing)."""
+    last: list[Any] = [float("-inf"), None]
+
+    async def read() -> dict[str, Any]:
+        if time.monotonic() - last[0] >= every:
+            last[1] = await snapshot()
+            last[0] = time.monotonic()
+        current: dict[str, Any] = last[1]
+        return current
+
+    return read
 
 
 def _ids(request: Request) -> tuple[str, str]:
@@ -375,10 +394,13 @@ async def campaign_stream(request: Request) -> Response:
     await manager.get(session_id, campaign_id)
 
     async def snapshot() -> dict[str, Any]:
-        current = await manager.view(await manager.get(session_id, campaign_id))
+        try:
+            current = await manager.view(await manager.get(session_id, campaign_id))
+        except NotFound:  # deleted with its session: the page empties
+            return {}
         return fragments({"summary": summary(request, current)})
 
-    return stream(request, snapshot, "fragment")
+    return stream(request, throttled(snapshot), "fragment")
 
 
 async def recipients_stream(request: Request) -> Response:
@@ -388,10 +410,13 @@ async def recipients_stream(request: Request) -> Response:
     await manager.get(session_id, campaign_id)
 
     async def snapshot() -> dict[str, Any]:
-        rows, _ = await _recipients(manager, session_id, campaign_id, query)
+        try:
+            rows, _ = await _recipients(manager, session_id, campaign_id, query)
+        except NotFound:
+            return {}
         return rows
 
-    return stream(request, snapshot, "fragment")
+    return stream(request, throttled(snapshot), "fragment")
 
 
 async def recipients_download(request: Request) -> Response:
