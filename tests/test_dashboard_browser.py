@@ -3,7 +3,8 @@ process on the sandbox: sign in with a link, see the sessions, open one, watch i
 rotate, ask for a pairing code, scan the QR through the sandbox's phone and see the session
 turn connected, its messages arrive and the actions work, all without a reload. Then the
 operations pages: a dead delivery replayed, a new event in the monitor, the nodes of a
-single host, and the charts with the session's browser memory.
+single host, the charts with the session's browser memory, and a campaign paused from its
+page.
 
 Screenshots of each page go to storage/artifacts/dashboard/ (gitignored; the path is
 printed); docs/images/dashboard-session.png in the README is one of them.
@@ -301,6 +302,34 @@ def test_the_operations_pages(car: Sidecar, page: Page) -> None:
     expect(page.locator('[data-key="sessions"] polyline').first).to_be_visible()
     expect(page.locator('[data-key="memory"] text').first).to_have_text("desk", timeout=45_000)
     shoot(page, "charts")
+
+    # Campaigns: one on a session that only exists on record, its progress, and pause from
+    # its page followed live.
+    body = {
+        "name": "December promo",
+        "message": {"type": "text", "text": "Hi {{name}}"},
+        "recipients": [
+            {"to": f"55119770{i:05d}", "variables": {"name": f"n{i}"}} for i in range(120)
+        ],
+        "rate": {"per_minute": 30, "jitter": 0},
+        "start_at": "2030-01-01T09:00:00Z",
+    }
+    answer = car.api.post("/api/sessions/sales-br/campaigns", json=body)
+    assert answer.status_code == 201, answer.text
+    campaign = answer.json()["id"]
+    page.get_by_role("link", name="Campaigns").click()
+    expect(row(page, campaign)).to_contain_text("0/120")
+    shoot(page, "campaigns")
+    row(page, campaign).get_by_role("link", name="December promo").click()
+    mark(page)
+    summary = page.locator('[data-key="summary"]')
+    expect(summary).to_have_attribute("data-status", "scheduled")
+    expect(page.locator("tbody tr[data-key]")).to_have_count(50)
+    summary.locator('button[data-action="pause"]').click()
+    expect(summary).to_have_attribute("data-status", "paused")
+    expect(summary.locator("[data-reason]")).to_have_text("requested")
+    assert not_reloaded(page)
+    shoot(page, "campaign")
 
 
 def test_open_streams_do_not_hold_up_a_stop(car: Sidecar) -> None:

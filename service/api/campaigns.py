@@ -17,6 +17,7 @@ from service.errors import require_browsers
 from service.models import campaigns as cm
 from service.models import requests as rq
 from service.models.base import validate
+from service.store.campaigns import CampaignRecord
 from service.validation import parse_object
 
 _CSV = Raw("text/csv", "every recipient (of `status`, when given), one row each, with a header")
@@ -94,13 +95,20 @@ async def campaign_recipients(request: Request) -> Response:
     query = query_of(request, cm.CampaignRecipientsQuery)
     if not _wants_csv(request):
         return reply(await manager.recipients(session_id, campaign_id, query))
-    campaign = await manager.get(session_id, campaign_id)
+    return recipients_csv(manager, await manager.get(session_id, campaign_id), query.status)
+
+
+def recipients_csv(
+    manager: CampaignManager, campaign: CampaignRecord, status: str | None
+) -> StreamingResponse:
+    """Every recipient of `campaign` (of `status`) as a CSV download (the dashboard's link
+    serves this same answer)."""
 
     async def rows() -> AsyncIterator[str]:
         buffer = io.StringIO()
         out = csv.writer(buffer)
         out.writerow(CSV_COLUMNS)
-        async for batch in manager.export(campaign, query.status):
+        async for batch in manager.export(campaign, status):
             for row in batch:
                 view = manager.recipient_view(row)
                 out.writerow([_cell(getattr(view, c)) for c in CSV_COLUMNS])

@@ -8,7 +8,16 @@ from pathlib import Path
 from starlette.routing import BaseRoute, Mount, Router
 from starlette.staticfiles import StaticFiles
 
-from service.dashboard import charts, events, login, nodes, session, sessions, webhooks
+from service.dashboard import (
+    campaigns,
+    charts,
+    events,
+    login,
+    nodes,
+    session,
+    sessions,
+    webhooks,
+)
 from service.dashboard.auth import DashboardAuth
 from service.dashboard.live import Changes
 from service.dashboard.ops import build_operations
@@ -23,6 +32,7 @@ PAGES: tuple[Page, ...] = (
     login.PAGE,
     sessions.PAGE,
     session.PAGE,
+    campaigns.PAGE,
     webhooks.PAGE,
     events.PAGE,
     nodes.PAGE,
