@@ -295,7 +295,7 @@ def summary(request: Request, view: cm.Campaign) -> Html:
         else "any time"
     )
     return fmt(
-        '<section class="summary" data-key="summary" data-status="{status}"><dl>'
+        '<section class="card summary" data-key="summary" data-status="{status}"><dl>'
         "<dt>Status</dt><dd>{state}</dd><dt>Progress</dt><dd>{progress}</dd>"
         "<dt>Rate</dt><dd>{rate}</dd><dt>Window</dt><dd>{window}</dd>"
         "<dt>Stop rule</dt><dd>pause past {failure} failed (after {sample} sends)</dd>"
