@@ -53,6 +53,28 @@ class BrowserProxy:
         return proxy
 
 
+# Chromium puts its singleton socket at $TMPDIR/.org.chromium.Chromium.XXXXXX/SingletonSocket,
+# and a Unix socket path holds at most 107 bytes: under a longer TMPDIR it cannot start, and
+# says only "Target page, context or browser has been closed".
+_SOCKET_PATH_MAX = 107
+_SOCKET_SUFFIX = len("/.org.chromium.Chromium.XXXXXX/SingletonSocket")
+
+
+def chromium_env(
+    environ: dict[str, str] | None = None,
+) -> dict[str, str | float | bool] | None:
+    """The environment Chromium starts with: ours (None), unless TMPDIR is too long for its
+    singleton socket; then the same with TMPDIR at the system's /tmp."""
+    env = dict(os.environ if environ is None else environ)
+    tmpdir = env.get("TMPDIR", "")
+    if len(tmpdir.encode()) + _SOCKET_SUFFIX <= _SOCKET_PATH_MAX:
+        return None
+    log.warning("TMPDIR is too long for Chromium's socket: its browsers use /tmp instead")
+    # Chromium makes its own private (0700, random name) directory there.
+    fixed: dict[str, str | float | bool] = {**env, "TMPDIR": "/tmp"}  # noqa: S108
+    return fixed
+
+
 def _user_agent(chromium_path: str) -> str:
     """A desktop Chrome user agent for this Chromium's version (headless says 'Headless')."""
     version = "130.0.0.0"
@@ -123,8 +145,10 @@ class ChromiumLauncher:
         self.chromium_path = chromium_path
         self._playwright: Playwright | None = None
         self._user_agent = ""
+        self._env: dict[str, str | float | bool] | None = None
 
     async def start(self) -> None:
+        self._env = chromium_env()
         self._user_agent = await asyncio.to_thread(_user_agent, self.chromium_path)
         self._playwright = await async_playwright().start()
 
@@ -170,6 +194,7 @@ class ChromiumLauncher:
                 bypass_csp=True,
                 timeout=60_000,
                 proxy=proxy.settings() if proxy is not None else None,
+                env=self._env,
             )
         except PlaywrightError as exc:
             raise LaunchError(f"Chromium did not start: {exc.message.splitlines()[0]}") from None
