@@ -104,3 +104,23 @@ async def test_the_stop_rule_pauses_once_the_sample_fails_too_often(store: SqlSt
     assert paused is not None and paused.status == "paused"
     assert paused.reason == "failure_rate: 2 of 2 sends failed"
     assert (paused.enqueued, paused.settled, paused.failed) == (2, 2, 2)
+
+
+async def test_the_last_send_settling_completes_the_campaign_even_outside_its_window(
+    store: SqlStore,
+) -> None:
+    now, woken = [MONDAY_8 + 3600], []  # 09:00, the window is open
+    window = {"start": "09:00", "end": "17:00", "timezone": "UTC"}
+    runner, record = await runner_on(store, now, window, woken)
+    for _ in range(3):
+        await runner.step("s")
+        current = await runner.campaigns.get(record.id)
+        assert current is not None and current.last_message_id is not None
+        await store.update_message(current.last_message_id, {"status": "sent"})
+        now[0] += 2
+    now[0] = MONDAY_8 + 10 * 3600  # 18:00: closed, and nothing is left to send
+    assert await runner.step("s") is None
+    done = await runner.campaigns.get(record.id)
+    assert done is not None and done.status == "completed"
+    events = [e.event for e in await store.list_events(limit=20)]
+    assert "campaign_completed" in events

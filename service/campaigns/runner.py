@@ -275,6 +275,10 @@ class CampaignRunner:
                 return None
             # Progress is news only when a send settled: none while it waits for its window.
             await self._progress(campaign, now, fence)
+        if campaign.enqueued >= campaign.total and campaign.last_message_id is None:
+            # Every recipient taken and settled: done now, not when the window next opens.
+            await self._complete(campaign, fence)
+            return None
         window = options.get("window")
         if window is not None:
             wait = Window.parse(window["start"], window["end"], window["timezone"]).wait(now)
