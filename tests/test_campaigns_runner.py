@@ -119,7 +119,7 @@ async def test_the_last_send_settling_completes_the_campaign_even_outside_its_wi
         await store.update_message(current.last_message_id, {"status": "sent"})
         now[0] += 2
     now[0] = MONDAY_8 + 10 * 3600  # 18:00: closed, and nothing is left to send
-    assert await runner.step("s") is None
+    await runner.step("s")
     done = await runner.campaigns.get(record.id)
     assert done is not None and done.status == "completed"
     events = [e.event for e in await store.list_events(limit=20)]
