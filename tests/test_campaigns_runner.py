@@ -29,7 +29,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 
 async def runner_on(
-    store: SqlStore, now: list[float], window: dict[str, str] | None, woken: list[str]
+    store: SqlStore,
+    now: list[float],
+    window: dict[str, str] | None,
+    woken: list[str],
+    total: int = 3,
 ) -> tuple[CampaignRunner, CampaignRecord]:
     campaigns = CampaignStore(store)
     options = {
@@ -41,9 +45,9 @@ async def runner_on(
         CampaignRecord(
             id="cmp_1", session_id="s", workspace_id="w", name="n", status="scheduled",
             message=json.dumps({"type": "text", "text": "hi {{n}}"}),
-            options=json.dumps(options), start_at=None, reason=None, total=3,
+            options=json.dumps(options), start_at=None, reason=None, total=total,
         ),
-        [NewRecipient(f"55119{i:08d}@c.us", json.dumps({"n": str(i)}), None) for i in range(3)],
+        [NewRecipient(f"55119{i:08d}@c.us", json.dumps({"n": str(i)}), None) for i in range(total)],
     )  # fmt: skip
     runner = CampaignRunner(
         campaigns,
@@ -124,3 +128,44 @@ async def test_the_last_send_settling_completes_the_campaign_even_outside_its_wi
     assert done is not None and done.status == "completed"
     events = [e.event for e in await store.list_events(limit=20)]
     assert "campaign_completed" in events
+
+
+async def test_a_resumed_campaign_judges_its_stop_rule_on_the_sends_since(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    now, woken = [MONDAY_8], []
+    runner, record = await runner_on(store, now, None, woken, total=6)
+
+    async def send(status: str) -> None:
+        await runner.step("s")
+        current = await runner.campaigns.get(record.id)
+        assert current is not None and current.last_message_id is not None
+        await store.update_message(current.last_message_id, {"status": status})
+        now[0] += 2
+
+    await send("failed")
+    await send("failed")
+    await runner.step("s")
+    paused = await runner.campaigns.get(record.id)
+    assert paused is not None and paused.status == "paused"
+    # Resumed (through a second store, as after a restart: the baseline is in the row).
+    again = SqlStore(tmp_path / "s.sqlite3")
+    await again.open()
+    try:
+        resumed = await CampaignStore(again).resume(paused, "running")
+    finally:
+        await again.close()
+    assert resumed is not None and (resumed.base_settled, resumed.base_failed) == (2, 2)
+    # One failure since is below the rule's own sample of 2: it goes on.
+    await send("failed")
+    await send("sent")
+    current = await runner.campaigns.get(record.id)
+    assert current is not None and current.status == "running" and current.settled == 3
+    # 1 of 2 since the resume failed: not more than 0.5, so it still goes on.
+    await send("failed")
+    current = await runner.campaigns.get(record.id)
+    assert current is not None and current.status == "running"
+    await runner.step("s")
+    paused = await runner.campaigns.get(record.id)
+    assert paused is not None and paused.status == "paused"
+    assert paused.reason == "failure_rate: 2 of 3 sends failed"

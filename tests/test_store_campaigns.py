@@ -116,3 +116,18 @@ async def test_cancel_pages_and_filters(stores: Opener) -> None:
     await campaigns.delete_session("s")
     assert await campaigns.get("cmp_1") is None
     assert await campaigns.recipients("cmp_1", status=None, after=0, limit=10) == []
+
+
+async def test_resume_starts_the_stop_rule_over_from_the_sends_so_far(stores: Opener) -> None:
+    store, campaigns = await opened(stores)
+    record = await campaigns.create(campaign(total=3), recipients(3))
+    message = await campaigns.enqueue_next(record, build, 0.0)
+    assert message is not None
+    settled = await campaigns.settle(record, message.id, failed=True)
+    assert settled is not None
+    assert await campaigns.resume(settled, "running") is None  # only a paused one resumes
+    paused = await campaigns.update(settled, {"status": "paused", "reason": "x"})
+    assert paused is not None
+    resumed = await campaigns.resume(paused, "running")
+    assert resumed is not None and (resumed.status, resumed.reason) == ("running", None)
+    assert (resumed.base_settled, resumed.base_failed) == (1, 1)

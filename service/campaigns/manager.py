@@ -181,9 +181,7 @@ class CampaignManager:
         campaign = await self.get(session_id, campaign_id)
         # Back to where it was: running once it has started, else waiting for its start.
         status = "running" if campaign.started_at is not None else "scheduled"
-        done = await self.campaigns.update(
-            campaign, {"status": status, "reason": None}, expect=("paused",)
-        )
+        done = await self.campaigns.resume(campaign, status)
         return await self._moved(done, session_id, campaign_id)
 
     async def cancel(self, session_id: str, campaign_id: str) -> CampaignRecord:

@@ -262,14 +262,18 @@ class CampaignRunner:
             if settled is None:
                 return 0.0
             campaign = settled
+            # The rule judges the sends since the campaign last resumed, with a sample of
+            # its own: a resume after it tripped is not paused again by the old failures.
             rule = options["stop_rule"]
+            settled_since = campaign.settled - campaign.base_settled
+            failed_since = campaign.failed - campaign.base_failed
             if (
-                campaign.settled >= rule["min_sample"]
-                and campaign.failed / campaign.settled > rule["failure_rate"]
+                settled_since >= rule["min_sample"]
+                and failed_since / settled_since > rule["failure_rate"]
             ):
                 await self.pause(
                     campaign,
-                    f"failure_rate: {campaign.failed} of {campaign.settled} sends failed",
+                    f"failure_rate: {failed_since} of {settled_since} sends failed",
                     fence=fence,
                 )
                 return None

@@ -93,7 +93,8 @@ class CampaignRate(Input):
 
 class CampaignStopRule(Input):
     """Pause when the share of failed sends passes `failure_rate`, once at least
-    `min_sample` sends have settled."""
+    `min_sample` sends have settled: counted since the campaign last resumed (a resume
+    starts the count over)."""
 
     failure_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.3
     min_sample: Annotated[int, Field(ge=1, le=MAX_RECIPIENTS)] = 20

@@ -50,6 +50,9 @@ class CampaignRecord:
     last_message_id: str | None = None
     settled: int = 0
     failed: int = 0
+    # `settled` and `failed` when it last resumed: the stop rule judges the sends since.
+    base_settled: int = 0
+    base_failed: int = 0
     next_send_at: float | None = None
     progress_at: float | None = None
     created_at: float = 0.0
@@ -278,6 +281,34 @@ class CampaignStore:
                     tx, record.session_id, events(record)
                 )
             return record
+
+        return await self.store._transaction(change)
+
+    async def resume(self, campaign: CampaignRecord, status: str) -> CampaignRecord | None:
+        """Move a paused campaign to `status`, its stop rule starting over from the sends
+        settled so far (read in the same statement, so a send settling meanwhile is not
+        lost). None when it was not paused."""
+        c = self._c
+        stmt = self._stmt(
+            "resume",
+            lambda: (
+                update(c)
+                .where(c.c.id == bindparam("k_id"), c.c.status == "paused")
+                .values(
+                    status=bindparam("v_status"),
+                    reason=None,
+                    base_settled=c.c.settled,
+                    base_failed=c.c.failed,
+                    updated_at=bindparam("v_now"),
+                )
+            ),
+        )
+        values = {"k_id": campaign.id, "v_status": status, "v_now": time.time()}
+
+        def change(tx: Tx) -> CampaignRecord | None:
+            if tx.run(stmt, values) != 1:
+                return None
+            return self._read_one(tx, campaign.id)
 
         return await self.store._transaction(change)
 

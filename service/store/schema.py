@@ -277,6 +277,9 @@ def campaign_tables(p: str, md: MetaData, options: dict[str, Any]) -> tuple[Tabl
         # Sends settled so far and how many failed: what the stop rule reads.
         Column("settled", Integer, nullable=False, server_default="0"),
         Column("failed", Integer, nullable=False, server_default="0"),
+        # `settled` and `failed` when it last resumed: its stop rule counts from there.
+        Column("base_settled", Integer, nullable=False, server_default="0"),
+        Column("base_failed", Integer, nullable=False, server_default="0"),
         Column("next_send_at", Double),
         Column("progress_at", Double),
         Column("created_at", Double, nullable=False),

@@ -47,6 +47,8 @@ def upgrade() -> None:
         sa.Column("last_message_id", sa.String(40)),
         sa.Column("settled", sa.Integer, nullable=False, server_default="0"),
         sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("base_settled", sa.Integer, nullable=False, server_default="0"),
+        sa.Column("base_failed", sa.Integer, nullable=False, server_default="0"),
         sa.Column("next_send_at", sa.Double),
         sa.Column("progress_at", sa.Double),
         sa.Column("created_at", sa.Double, nullable=False),
