@@ -119,7 +119,7 @@ async def test_cancel_pages_and_filters(stores: Opener) -> None:
 
 
 async def test_resume_starts_the_stop_rule_over_from_the_sends_so_far(stores: Opener) -> None:
-    store, campaigns = await opened(stores)
+    _, campaigns = await opened(stores)
     record = await campaigns.create(campaign(total=3), recipients(3))
     message = await campaigns.enqueue_next(record, build, 0.0)
     assert message is not None
