@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from service.campaigns.runner import CampaignRunner
-from service.models.events import SessionStatusChanged
-from service.store import AppendedEvent, SessionRecord, SqlStore
+from service.sessions.state import StatusWriter
+from service.store import SessionRecord, SqlStore
 from service.store.campaigns import CampaignRecord, CampaignStore, NewRecipient
 
 MONDAY_8 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC).timestamp()
@@ -81,10 +81,25 @@ async def test_a_closed_window_defers_the_first_send_until_it_opens(store: SqlSt
 
 async def test_an_account_whatsapp_blocks_pauses_its_campaigns(store: SqlStore) -> None:
     now, woken = [MONDAY_8], []
-    runner, record = await runner_on(store, now, None, woken)
-    await runner.step("s")
-    blocked = SessionStatusChanged(status="disconnected", previous="connected", reason="tos_block")
-    runner.on_events([AppendedEvent("evt_1", "w", "s", blocked.new_event())])
+    first, record = await runner_on(store, now, None, woken)
+    await first.step("s")
+    # Cut off first, then blocked while still disconnected: that second move writes no
+    # status event, only the session's record says it.
+    writer = StatusWriter(store)
+    session = await store.get_session("s")
+    assert session is not None
+    session = await writer.move(session, "initializing")
+    session = await writer.move(session, "disconnected", reason="offline")
+    session = await writer.move(session, "disconnected", reason="tos_block")
+    assert (session.status, session.last_error) == ("disconnected", "tos_block")
+    # A runner that never saw an event (a restart, another worker) still pauses it.
+    runner = CampaignRunner(
+        first.campaigns,
+        sessions_root=Path("."),
+        wake_sender=woken.append,
+        progress_every=30.0,
+        clock=lambda: now[0],
+    )
     await runner.step("s")
     paused = await runner.campaigns.get(record.id)
     assert paused is not None and paused.status == "paused"
@@ -92,6 +107,12 @@ async def test_an_account_whatsapp_blocks_pauses_its_campaigns(store: SqlStore) 
     events = [e for e in await store.list_events(limit=20) if e.event == "campaign_paused"]
     assert json.loads(events[-1].body)["data"]["reason"] == "account_blocked: tos_block"
     assert await runner.step("s") is None  # nothing active is left for the session
+    # Connected again (the worker clears last_error then): a resumed campaign sends.
+    await writer.move(session, "connected", changes={"last_error": None})
+    assert await runner.campaigns.resume(paused, "running") is not None
+    await runner.step("s")
+    current = await runner.campaigns.get(record.id)
+    assert current is not None and current.status == "running"
 
 
 async def test_the_stop_rule_pauses_once_the_sample_fails_too_often(store: SqlStore) -> None:
