@@ -45,6 +45,8 @@ log = logging.getLogger("service.campaigns")
 # cannot wake a worker's runner; a failover hands a session to a worker unannounced).
 POLL = 2.0
 IN_FLIGHT = ("queued", "sending")
+# How often the runner removes campaigns a process died creating.
+SWEEP = 600.0
 
 
 def counts_of(raw: dict[str, int]) -> CampaignCounts:
@@ -119,6 +121,7 @@ class CampaignRunner:
         self._poll = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
+        self._sweep_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -160,6 +163,9 @@ class CampaignRunner:
         while not self._stopping:
             self._poll.clear()
             try:
+                if time.monotonic() >= self._sweep_at:
+                    self._sweep_at = time.monotonic() + SWEEP
+                    await self.campaigns.drop_abandoned(self.clock())
                 for campaign in await self.campaigns.find(statuses=ACTIVE):
                     self._ensure(campaign.session_id)
             except Exception:

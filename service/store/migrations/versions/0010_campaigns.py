@@ -64,7 +64,7 @@ def upgrade() -> None:
         sa.Column("seq", _SEQ, primary_key=True, autoincrement=True),
         sa.Column("campaign_id", sa.String(40), nullable=False),
         sa.Column("chat_id", sa.String(128), nullable=False),
-        sa.Column("variables", sa.Text),
+        sa.Column("variables", _LONG_TEXT),
         sa.Column("key", sa.String(190)),
         sa.Column("status", sa.String(12), nullable=False),
         sa.Column("message_id", sa.String(40)),
