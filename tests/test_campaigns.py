@@ -339,13 +339,35 @@ def test_bad_campaigns_get_a_4xx_naming_the_problem(car: Sidecar) -> None:
     assert response.status_code == 404 and response.json()["error"]["code"] == "campaign_not_found"
     response = car.api.get(f"{BASE}/cmp_missing/recipients", params={"status": "lost"})
     assert response.status_code == 422
+    # Variables stored as JSON: 20 values of 1,024 four-byte characters are too many bytes.
+    big = {f"v{i}": "\U0001f600" * 1024 for i in range(20)} | {"name": "Ana"}
+    del big["v19"]
+    heavy = error(good | {"recipients": [{"to": "5511988880002", "variables": big}]})
+    assert heavy["details"]["field"] == "recipients.0.variables"
+    assert "bytes" in heavy["message"]
+    # A text that the recipient's variables leave blank is refused, naming the recipient.
+    blank = error(
+        good
+        | {
+            "message": {"type": "text", "text": "{{name}}"},
+            "recipients": [
+                *good["recipients"],
+                {"to": "5511988880003", "variables": {"name": ""}},
+            ],
+        }
+    )
+    assert blank["details"]["field"] == "recipients.1.variables"
+    # start_at: RFC 3339 with an offset, within a year.
+    for when in ("2026-12-01T09:30:00", "9999-01-01T00:00:00Z", "2000-01-01T00:00:00Z"):
+        assert error(good | {"start_at": when})["details"]["field"] == "start_at", when
     listed = car.api.get(BASE)
     assert listed.status_code == 200 and isinstance(listed.json()["data"], list)
 
 
 def test_deleting_the_session_deletes_its_campaigns(car: Sidecar) -> None:
     """Last in the module: it deletes the module's session."""
-    campaign = create(car, 7, 3, start_at="2030-01-01T00:00:00Z")
+    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    campaign = create(car, 7, 3, start_at=later)
     assert campaign["status"] == "scheduled"
     assert car.api.delete(f"/api/sessions/{SESSION}").status_code == 204
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from service.campaigns.runner import CampaignRunner
-from service.models.events import SessionStatusChanged
-from service.store import AppendedEvent, SessionRecord, SqlStore
+from service.sessions.state import StatusWriter
+from service.store import SessionRecord, SqlStore
 from service.store.campaigns import CampaignRecord, CampaignStore, NewRecipient
 
 MONDAY_8 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC).timestamp()
@@ -29,7 +29,11 @@ async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
 
 
 async def runner_on(
-    store: SqlStore, now: list[float], window: dict[str, str] | None, woken: list[str]
+    store: SqlStore,
+    now: list[float],
+    window: dict[str, str] | None,
+    woken: list[str],
+    total: int = 3,
 ) -> tuple[CampaignRunner, CampaignRecord]:
     campaigns = CampaignStore(store)
     options = {
@@ -41,9 +45,9 @@ async def runner_on(
         CampaignRecord(
             id="cmp_1", session_id="s", workspace_id="w", name="n", status="scheduled",
             message=json.dumps({"type": "text", "text": "hi {{n}}"}),
-            options=json.dumps(options), start_at=None, reason=None, total=3,
+            options=json.dumps(options), start_at=None, reason=None, total=total,
         ),
-        [NewRecipient(f"55119{i:08d}@c.us", json.dumps({"n": str(i)}), None) for i in range(3)],
+        [NewRecipient(f"55119{i:08d}@c.us", json.dumps({"n": str(i)}), None) for i in range(total)],
     )  # fmt: skip
     runner = CampaignRunner(
         campaigns,
@@ -77,10 +81,25 @@ async def test_a_closed_window_defers_the_first_send_until_it_opens(store: SqlSt
 
 async def test_an_account_whatsapp_blocks_pauses_its_campaigns(store: SqlStore) -> None:
     now, woken = [MONDAY_8], []
-    runner, record = await runner_on(store, now, None, woken)
-    await runner.step("s")
-    blocked = SessionStatusChanged(status="disconnected", previous="connected", reason="tos_block")
-    runner.on_events([AppendedEvent("evt_1", "w", "s", blocked.new_event())])
+    first, record = await runner_on(store, now, None, woken)
+    await first.step("s")
+    # Cut off first, then blocked while still disconnected: that second move writes no
+    # status event, only the session's record says it.
+    writer = StatusWriter(store)
+    session = await store.get_session("s")
+    assert session is not None
+    session = await writer.move(session, "initializing")
+    session = await writer.move(session, "disconnected", reason="offline")
+    session = await writer.move(session, "disconnected", reason="tos_block")
+    assert (session.status, session.last_error) == ("disconnected", "tos_block")
+    # A runner that never saw an event (a restart, another worker) still pauses it.
+    runner = CampaignRunner(
+        first.campaigns,
+        sessions_root=Path("."),
+        wake_sender=woken.append,
+        progress_every=30.0,
+        clock=lambda: now[0],
+    )
     await runner.step("s")
     paused = await runner.campaigns.get(record.id)
     assert paused is not None and paused.status == "paused"
@@ -88,6 +107,12 @@ async def test_an_account_whatsapp_blocks_pauses_its_campaigns(store: SqlStore) 
     events = [e for e in await store.list_events(limit=20) if e.event == "campaign_paused"]
     assert json.loads(events[-1].body)["data"]["reason"] == "account_blocked: tos_block"
     assert await runner.step("s") is None  # nothing active is left for the session
+    # Connected again (the worker clears last_error then): a resumed campaign sends.
+    await writer.move(session, "connected", changes={"last_error": None})
+    assert await runner.campaigns.resume(paused, "running") is not None
+    await runner.step("s")
+    current = await runner.campaigns.get(record.id)
+    assert current is not None and current.status == "running"
 
 
 async def test_the_stop_rule_pauses_once_the_sample_fails_too_often(store: SqlStore) -> None:
@@ -104,3 +129,64 @@ async def test_the_stop_rule_pauses_once_the_sample_fails_too_often(store: SqlSt
     assert paused is not None and paused.status == "paused"
     assert paused.reason == "failure_rate: 2 of 2 sends failed"
     assert (paused.enqueued, paused.settled, paused.failed) == (2, 2, 2)
+
+
+async def test_the_last_send_settling_completes_the_campaign_even_outside_its_window(
+    store: SqlStore,
+) -> None:
+    now, woken = [MONDAY_8 + 3600], []  # 09:00, the window is open
+    window = {"start": "09:00", "end": "17:00", "timezone": "UTC"}
+    runner, record = await runner_on(store, now, window, woken)
+    for _ in range(3):
+        await runner.step("s")
+        current = await runner.campaigns.get(record.id)
+        assert current is not None and current.last_message_id is not None
+        await store.update_message(current.last_message_id, {"status": "sent"})
+        now[0] += 2
+    now[0] = MONDAY_8 + 10 * 3600  # 18:00: closed, and nothing is left to send
+    await runner.step("s")
+    done = await runner.campaigns.get(record.id)
+    assert done is not None and done.status == "completed"
+    events = [e.event for e in await store.list_events(limit=20)]
+    assert "campaign_completed" in events
+
+
+async def test_a_resumed_campaign_judges_its_stop_rule_on_the_sends_since(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    now, woken = [MONDAY_8], []
+    runner, record = await runner_on(store, now, None, woken, total=6)
+
+    async def send(status: str) -> None:
+        await runner.step("s")
+        current = await runner.campaigns.get(record.id)
+        assert current is not None and current.last_message_id is not None
+        await store.update_message(current.last_message_id, {"status": status})
+        now[0] += 2
+
+    await send("failed")
+    await send("failed")
+    await runner.step("s")
+    paused = await runner.campaigns.get(record.id)
+    assert paused is not None and paused.status == "paused"
+    # Resumed (through a second store, as after a restart: the baseline is in the row).
+    again = SqlStore(tmp_path / "s.sqlite3")
+    await again.open()
+    try:
+        resumed = await CampaignStore(again).resume(paused, "running")
+    finally:
+        await again.close()
+    assert resumed is not None and (resumed.base_settled, resumed.base_failed) == (2, 2)
+    # One failure since is below the rule's own sample of 2: it goes on.
+    await send("failed")
+    await send("sent")
+    current = await runner.campaigns.get(record.id)
+    assert current is not None and current.status == "running" and current.settled == 3
+    # 1 of 2 since the resume failed: not more than 0.5, so it still goes on.
+    await send("failed")
+    current = await runner.campaigns.get(record.id)
+    assert current is not None and current.status == "running"
+    await runner.step("s")
+    paused = await runner.campaigns.get(record.id)
+    assert paused is not None and paused.status == "paused"
+    assert paused.reason == "failure_rate: 2 of 3 sends failed"

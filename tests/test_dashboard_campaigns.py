@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -30,7 +31,8 @@ from tests.support.signing import SidecarAuth
 from tests.test_dashboard import refused
 from tests.test_dashboard_ops import DASHBOARD_SECRET, signed_in
 
-LATER = "2030-01-01T09:00:00Z"
+# Due well ahead (within the year a start_at may be), so nothing sends during the test.
+LATER = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass

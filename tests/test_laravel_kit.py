@@ -22,6 +22,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -549,8 +550,10 @@ def test_client_drives_a_session_on_a_live_sidecar(car: Sidecar, phone: Phone) -
         {"name": "Lunch?", "options": ["a", "b"], "selectable_count": 0},
     )
 
-    # Campaigns: one due next year, so nothing is sent while the kit drives it.
-    later = {"start_at": "2027-12-01T09:00:00Z", "rate": {"per_minute": 10, "jitter": 0.5}}
+    # Campaigns: one due in a month (a start_at may be up to a year away), so nothing is
+    # sent while the kit drives it.
+    due = (datetime.now(UTC) + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    later = {"start_at": due, "rate": {"per_minute": 10, "jitter": 0.5}}
     recipients = [{"to": FRIEND, "variables": {"name": "Ana"}, "key": "c-1"}, {"to": ME}]
 
     def create_campaign(name: str, to: list[dict[str, Any]], **more: Any) -> dict[str, Any]:

@@ -116,3 +116,59 @@ async def test_cancel_pages_and_filters(stores: Opener) -> None:
     await campaigns.delete_session("s")
     assert await campaigns.get("cmp_1") is None
     assert await campaigns.recipients("cmp_1", status=None, after=0, limit=10) == []
+
+
+async def test_resume_starts_the_stop_rule_over_from_the_sends_so_far(stores: Opener) -> None:
+    _, campaigns = await opened(stores)
+    record = await campaigns.create(campaign(total=3), recipients(3))
+    message = await campaigns.enqueue_next(record, build, 0.0)
+    assert message is not None
+    settled = await campaigns.settle(record, message.id, failed=True)
+    assert settled is not None
+    assert await campaigns.resume(settled, "running") is None  # only a paused one resumes
+    paused = await campaigns.update(settled, {"status": "paused", "reason": "x"})
+    assert paused is not None
+    resumed = await campaigns.resume(paused, "running")
+    assert resumed is not None and (resumed.status, resumed.reason) == ("running", None)
+    assert (resumed.base_settled, resumed.base_failed) == (1, 1)
+
+
+async def test_long_variables_are_kept_whole(stores: Opener) -> None:
+    _, campaigns = await opened(stores)
+    # 20 values of 1,024 characters of 4 bytes each: more than MySQL's TEXT takes.
+    variables = json.dumps({f"v{i}": "\U0001f600" * 1024 for i in range(20)}, ensure_ascii=False)
+    assert len(variables.encode()) > 65_535
+    await campaigns.create(campaign(total=1), [NewRecipient("5511900000001@c.us", variables, None)])
+    rows = await campaigns.recipients("cmp_1", status=None, after=0, limit=10)
+    assert [r.variables for r in rows] == [variables]
+
+
+async def test_a_create_that_fails_leaves_nothing_behind(
+    stores: Opener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, campaigns = await opened(stores)
+    monkeypatch.setattr("service.store.campaigns.INSERT_BATCH", 2)
+    # The second batch fails (a recipient without a chat id) after the first was written.
+    bad = [*recipients(3), NewRecipient(None, None, None)]  # type: ignore[arg-type]
+    with pytest.raises(Exception):  # noqa: B017 - the engine's own integrity error
+        await campaigns.create(campaign(total=4), bad)
+    assert await campaigns.get("cmp_1") is None
+    assert await campaigns.find("s") == []
+    assert await campaigns.recipients("cmp_1", status=None, after=0, limit=10) == []
+    # The id is free again, and a create that works is seen whole.
+    made = await campaigns.create(campaign(total=3), recipients(3))
+    assert made.status == "running" and await campaigns.get("cmp_1") == made
+    assert len(await campaigns.recipients("cmp_1", status=None, after=0, limit=10)) == 3
+
+
+async def test_a_campaign_left_creating_is_hidden_then_removed(stores: Opener) -> None:
+    store, campaigns = await opened(stores)
+    record = await campaigns.create(campaign(total=2), recipients(2))
+    # As a process that died mid-create leaves it.
+    await campaigns.update(record, {"status": "creating"})
+    assert await campaigns.get("cmp_1") is None and await campaigns.find("s") == []
+    await campaigns.drop_abandoned(record.created_at + 60)
+    assert len(await campaigns.recipients("cmp_1", status=None, after=0, limit=10)) == 2
+    await campaigns.drop_abandoned(record.created_at + 7200)
+    assert await campaigns.recipients("cmp_1", status=None, after=0, limit=10) == []
+    assert await store.list_events("s") == []

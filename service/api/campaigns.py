@@ -21,6 +21,8 @@ from service.store.campaigns import CampaignRecord
 from service.validation import parse_object
 
 _CSV = Raw("text/csv", "every recipient (of `status`, when given), one row each, with a header")
+# What a spreadsheet may take a cell starting with as a formula (OWASP, CSV injection).
+FORMULA_STARTS = frozenset("=+-@\t\r")
 CSV_COLUMNS = ("seq", "to", "key", "status", "message_id", "provider_message_id", "error")
 
 
@@ -129,9 +131,10 @@ def recipients_csv(
 
 
 def _cell(value: object) -> str:
-    """A CSV cell that a spreadsheet does not run as a formula."""
+    """A CSV cell that a spreadsheet does not run as a formula (OWASP's list of the
+    characters a formula may start with)."""
     text = "" if value is None else str(value)
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 routes = [

@@ -29,7 +29,7 @@ from service.clock import iso
 from service.errors import Conflict, NotFound, SessionNotFound, ValidationFailed
 from service.messaging.messenger import Messenger
 from service.messaging.pacing import PacingPolicy
-from service.messaging.request import normalize_recipient, parse_send_request
+from service.messaging.request import SEND_AT_GRACE, normalize_recipient, parse_send_request
 from service.models import campaigns as cm
 from service.models.requests import MAX_CAPTION, MAX_TEXT
 from service.store import SessionRecord
@@ -41,6 +41,9 @@ from service.store.campaigns import (
     NewRecipient,
     RecipientRecord,
 )
+
+# How far ahead a campaign may be scheduled.
+START_AT_HORIZON = 365 * 86_400.0
 
 
 def new_campaign_id() -> str:
@@ -115,10 +118,11 @@ class CampaignManager:
         used = variables_in(message.text) | variables_in(
             outgoing.template if outgoing.template else None
         )
+        start_at = _start_at(request.start_at, self.clock())
         limit = MAX_TEXT if message.type == "text" else MAX_CAPTION
         # Seconds for 100,000 recipients: off the event loop.
         recipients = await asyncio.to_thread(
-            _recipients, request.recipients, used, message.text, limit
+            _recipients, request.recipients, used, message.text, limit, message.type == "text"
         )
         for i, one in enumerate(recipients):
             if not template and not self.messenger.selector.reaches(session, one.chat_id):
@@ -144,7 +148,7 @@ class CampaignManager:
                 status="scheduled",
                 message=json.dumps(spec, ensure_ascii=False),
                 options=json.dumps(options),
-                start_at=request.start_at,
+                start_at=start_at,
                 reason=None,
                 total=len(recipients),
             ),
@@ -181,9 +185,7 @@ class CampaignManager:
         campaign = await self.get(session_id, campaign_id)
         # Back to where it was: running once it has started, else waiting for its start.
         status = "running" if campaign.started_at is not None else "scheduled"
-        done = await self.campaigns.update(
-            campaign, {"status": status, "reason": None}, expect=("paused",)
-        )
+        done = await self.campaigns.resume(campaign, status)
         return await self._moved(done, session_id, campaign_id)
 
     async def cancel(self, session_id: str, campaign_id: str) -> CampaignRecord:
@@ -326,11 +328,33 @@ def _check_message(message: cm.CampaignMessage) -> Any:
         raise ValidationFailed(f"message.{exc.field}", text) from None
 
 
+def _start_at(start_at: float | None, now: float) -> float | None:
+    """A start time within the horizon (a minute in the past is now: clocks differ)."""
+    if start_at is None:
+        return None
+    if start_at < now - SEND_AT_GRACE:
+        raise ValidationFailed(
+            "start_at",
+            f"is more than {SEND_AT_GRACE:g} seconds in the past: leave it out to start now",
+        )
+    if start_at > now + START_AT_HORIZON:
+        raise ValidationFailed(
+            "start_at",
+            f"is more than {START_AT_HORIZON / 86_400:g} days ahead, the furthest allowed",
+        )
+    return start_at
+
+
 def _recipients(
-    given: list[cm.CampaignRecipient], used: set[str], text: str | None, limit: int
+    given: list[cm.CampaignRecipient],
+    used: set[str],
+    text: str | None,
+    limit: int,
+    needs_text: bool,
 ) -> list[NewRecipient]:
     """The recipients as stored: chat ids, each once, each with every variable the
-    message uses, and no text longer than WhatsApp takes once filled in."""
+    message uses, and a text neither blank (a text message) nor longer than WhatsApp
+    takes once filled in."""
     seen: dict[str, int] = {}
     out: list[NewRecipient] = []
     for i, one in enumerate(given):
@@ -349,15 +373,20 @@ def _recipients(
             raise ValidationFailed(
                 f"recipients.{i}.variables", f"has no value for {', '.join(missing)}"
             )
-        if text is not None and values and len(render(text, values)) > limit:
+        if text is not None and values:
+            rendered = render(text, values)
+            if len(rendered) > limit:
+                raise ValidationFailed(
+                    f"recipients.{i}.variables", f"make the text longer than {limit} characters"
+                )
+            if needs_text and not rendered.strip():
+                # WhatsApp sends no empty text: refused here, not failed later.
+                raise ValidationFailed(f"recipients.{i}.variables", "leave the text blank")
+        stored = json.dumps(one.variables, ensure_ascii=False) if one.variables else None
+        if stored is not None and len(stored.encode()) > cm.MAX_VARIABLES_BYTES:
             raise ValidationFailed(
-                f"recipients.{i}.variables", f"make the text longer than {limit} characters"
+                f"recipients.{i}.variables",
+                f"take more than {cm.MAX_VARIABLES_BYTES} bytes as JSON in UTF-8",
             )
-        out.append(
-            NewRecipient(
-                chat_id=chat_id,
-                variables=json.dumps(one.variables, ensure_ascii=False) if one.variables else None,
-                key=one.key,
-            )
-        )
+        out.append(NewRecipient(chat_id=chat_id, variables=stored, key=one.key))
     return out

@@ -35,6 +35,7 @@ from service.models.events import (
     CampaignStarted,
 )
 from service.sessions.layout import session_dir
+from service.sessions.state import BLOCKED_REASONS
 from service.store import AppendedEvent, LeaseLost, MessageRecord, NewEvent
 from service.store.campaigns import ACTIVE, CampaignRecord, CampaignStore
 
@@ -43,10 +44,9 @@ log = logging.getLogger("service.campaigns")
 # How often the runner looks for campaigns of sessions it runs (a cluster's api process
 # cannot wake a worker's runner; a failover hands a session to a worker unannounced).
 POLL = 2.0
-# Stream modes in which WhatsApp has blocked the account (wa-js `StreamMode`): the session
-# goes `disconnected` with this reason, and its campaigns pause rather than wait it out.
-BLOCKED_REASONS = frozenset({"tos_block", "smb_tos_block"})
 IN_FLIGHT = ("queued", "sending")
+# How often the runner removes campaigns a process died creating.
+SWEEP = 600.0
 
 
 def counts_of(raw: dict[str, int]) -> CampaignCounts:
@@ -121,8 +121,7 @@ class CampaignRunner:
         self._poll = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._stopping = False
-        # Sessions WhatsApp blocked, with the reason, until they connect again.
-        self._blocked: dict[str, str] = {}
+        self._sweep_at = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -156,17 +155,17 @@ class CampaignRunner:
                     event.set()
             elif name == "session_status_changed":
                 data = item.event.data
-                reason = data.get("reason")
-                if data.get("status") == "disconnected" and reason in BLOCKED_REASONS:
-                    self._blocked[item.session_id] = str(reason)
+                if data.get("status") == "disconnected" and data.get("reason") in BLOCKED_REASONS:
+                    # Look now; the block itself is read from the session's record.
                     self.wake(item.session_id)
-                elif data.get("status") == "connected":
-                    self._blocked.pop(item.session_id, None)
 
     async def _watch(self) -> None:
         while not self._stopping:
             self._poll.clear()
             try:
+                if time.monotonic() >= self._sweep_at:
+                    self._sweep_at = time.monotonic() + SWEEP
+                    await self.campaigns.drop_abandoned(self.clock())
                 for campaign in await self.campaigns.find(statuses=ACTIVE):
                     self._ensure(campaign.session_id)
             except Exception:
@@ -215,13 +214,17 @@ class CampaignRunner:
         active = await self.campaigns.find(session_id, ACTIVE)
         if not active:
             return None
-        if await self.store.get_session(session_id) is None:
+        session = await self.store.get_session(session_id)
+        if session is None:
             # The session was deleted: its campaigns go with it.
             await self.campaigns.delete_session(session_id)
             return None
+        # Read before every send, from the record (durable, whoever wrote it): WhatsApp
+        # blocked the account when its last disconnect said so, until it connects again.
+        blocked = session.last_error if session.last_error in BLOCKED_REASONS else None
         waits = [POLL * 5]
         for campaign in active:
-            wait = await self._advance(campaign)
+            wait = await self._advance(campaign, blocked)
             if wait is not None:
                 waits.append(wait)
         return max(min(waits), 0.0)
@@ -229,7 +232,7 @@ class CampaignRunner:
     def _fence(self, session_id: str) -> tuple[str, int] | None:
         return self.fence(session_id) if self.fence is not None else None
 
-    async def _advance(self, campaign: CampaignRecord) -> float | None:
+    async def _advance(self, campaign: CampaignRecord, blocked: str | None) -> float | None:
         now = self.clock()
         options = json.loads(campaign.options)
         fence = self._fence(campaign.session_id)
@@ -249,7 +252,6 @@ class CampaignRunner:
             if started is None:
                 return 0.0
             campaign = started
-        blocked = self._blocked.get(campaign.session_id)
         if blocked is not None:
             await self.pause(campaign, f"account_blocked: {blocked}", fence=fence)
             return None
@@ -262,19 +264,27 @@ class CampaignRunner:
             if settled is None:
                 return 0.0
             campaign = settled
+            # The rule judges the sends since the campaign last resumed, with a sample of
+            # its own: a resume after it tripped is not paused again by the old failures.
             rule = options["stop_rule"]
+            settled_since = campaign.settled - campaign.base_settled
+            failed_since = campaign.failed - campaign.base_failed
             if (
-                campaign.settled >= rule["min_sample"]
-                and campaign.failed / campaign.settled > rule["failure_rate"]
+                settled_since >= rule["min_sample"]
+                and failed_since / settled_since > rule["failure_rate"]
             ):
                 await self.pause(
                     campaign,
-                    f"failure_rate: {campaign.failed} of {campaign.settled} sends failed",
+                    f"failure_rate: {failed_since} of {settled_since} sends failed",
                     fence=fence,
                 )
                 return None
             # Progress is news only when a send settled: none while it waits for its window.
             await self._progress(campaign, now, fence)
+        if campaign.enqueued >= campaign.total and campaign.last_message_id is None:
+            # Every recipient taken and settled: done now, not when the window next opens.
+            await self._complete(campaign, fence)
+            return None
         window = options.get("window")
         if window is not None:
             wait = Window.parse(window["start"], window["end"], window["timezone"]).wait(now)

@@ -16,7 +16,7 @@ from service.models.events import CampaignCounts
 from service.models.requests import (
     RECIPIENT_PATTERN,
     MediaInput,
-    Moment,
+    SendAt,
     TemplateInput,
     Text,
     _query_int,
@@ -27,6 +27,9 @@ from service.models.responses import Timestamp
 MAX_RECIPIENTS = 100_000
 MAX_VARIABLES = 20
 MAX_VARIABLE_VALUE = 1024
+# A recipient's variables as stored (JSON, UTF-8) at most: 20 plain values of the longest
+# fit; values of many-byte characters or escapes may not.
+MAX_VARIABLES_BYTES = 32 * 1024
 MAX_RATE = 6000
 VARIABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 PATTERN_RULES[VARIABLE_NAME] = "must be a name of letters, digits and _ (not starting with a digit)"
@@ -65,7 +68,8 @@ class CampaignRecipient(Input):
     variables: dict[VariableName, VariableValue] | None = Field(
         default=None,
         max_length=MAX_VARIABLES,
-        description=f"up to {MAX_VARIABLES} values for the message's {{{{name}}}} variables",
+        description=f"up to {MAX_VARIABLES} values for the message's {{{{name}}}} variables, "
+        f"at most {MAX_VARIABLES_BYTES} bytes as JSON in UTF-8",
     )
     key: Annotated[str, StringConstraints(min_length=1, max_length=190)] | None = Field(
         default=None, description="your own reference for this recipient (shown back as is)"
@@ -93,7 +97,8 @@ class CampaignRate(Input):
 
 class CampaignStopRule(Input):
     """Pause when the share of failed sends passes `failure_rate`, once at least
-    `min_sample` sends have settled."""
+    `min_sample` sends have settled: counted since the campaign last resumed (a resume
+    starts the count over)."""
 
     failure_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 0.3
     min_sample: Annotated[int, Field(ge=1, le=MAX_RECIPIENTS)] = 20
@@ -106,7 +111,11 @@ class CampaignCreate(Input):
     name: Annotated[str, StringConstraints(min_length=1, max_length=190, pattern=NOT_BLANK)]
     message: CampaignMessage
     recipients: Annotated[list[CampaignRecipient], Field(min_length=1, max_length=MAX_RECIPIENTS)]
-    start_at: Moment | None = Field(default=None, description="not before; now when unset")
+    start_at: SendAt | None = Field(
+        default=None,
+        description="not before; now when unset. RFC 3339 with an offset, at most 365 days "
+        "ahead (and at most a minute in the past)",
+    )
     window: CampaignWindow | None = Field(default=None, description="any hour when unset")
     rate: CampaignRate = Field(default_factory=CampaignRate)
     stop_rule: CampaignStopRule = Field(default_factory=CampaignStopRule)

@@ -31,6 +31,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "failed": frozenset(),
 }
 ANYWHERE = frozenset({"stopped", "failed", "initializing"})
+# Disconnect reasons (wa-js `StreamMode`) that mean WhatsApp has blocked the account. Kept
+# as the session's `last_error` until it connects again, so what must not send while it is
+# blocked (campaigns) can read it, after a restart too.
+BLOCKED_REASONS = frozenset({"tos_block", "smb_tos_block"})
 
 
 def can_move(current: str, new: str) -> bool:
@@ -92,6 +96,10 @@ class StatusWriter:
     ) -> SessionRecord:
         changes = dict(changes or {})
         events = list(events or [])
+        if status == "disconnected" and reason in BLOCKED_REASONS and record.last_error != reason:
+            # On the record, not only in the event: a block seen while already disconnected
+            # writes no status event at all.
+            changes.setdefault("last_error", reason)
         if status != record.status:
             if can_move(record.status, status):
                 changes["status"] = status

@@ -9,6 +9,7 @@ twice. From then on the message's own status is the recipient's.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -21,8 +22,13 @@ from service.store.base import MessageRecord, NewEvent
 from service.store.sql import SqlStore, Stmt, Tx
 
 CampaignStatus = str
-# Where a campaign can be; `completed` and `cancelled` are final.
+# Where a campaign can be; `completed` and `cancelled` are final. `creating` is a campaign
+# whose recipients are still being written: nothing but `create` sees it.
 CAMPAIGN_STATUSES = ("scheduled", "running", "paused", "completed", "cancelled")
+CREATING = "creating"
+# A `creating` campaign this old was left by a process that died mid-create (writing
+# 100,000 recipients takes seconds): the runner removes it.
+ABANDONED_AFTER = 3600.0
 ACTIVE = ("scheduled", "running")
 FINAL = ("completed", "cancelled")
 # A recipient's own states; once `enqueued`, its message's status is what it shows.
@@ -50,6 +56,9 @@ class CampaignRecord:
     last_message_id: str | None = None
     settled: int = 0
     failed: int = 0
+    # `settled` and `failed` when it last resumed: the stop rule judges the sends since.
+    base_settled: int = 0
+    base_failed: int = 0
     next_send_at: float | None = None
     progress_at: float | None = None
     created_at: float = 0.0
@@ -126,8 +135,9 @@ class CampaignStore:
     async def create(
         self, campaign: CampaignRecord, recipients: Sequence[NewRecipient]
     ) -> CampaignRecord:
-        """Write the recipients (in batches), then the campaign row: until that last write
-        nothing sees the campaign, so the runner never starts one half written."""
+        """Write the campaign row as `creating`, its recipients (in batches), then its real
+        status: until that last write nothing else sees the campaign, so the runner never
+        starts one half written. A create that fails removes what it wrote."""
         r, c = self._r, self._c
         add = self._stmt(
             "recipient_insert",
@@ -139,23 +149,67 @@ class CampaignStore:
                 status="pending",
             ),
         )
-        for start in range(0, len(recipients), INSERT_BATCH):
-            rows = [
-                {"campaign_id": campaign.id} | asdict(one)
-                for one in recipients[start : start + INSERT_BATCH]
-            ]
-            await self.store._transaction(lambda tx, rows=rows: tx.many(add, rows))  # type: ignore[misc]
-        now = time.time()
-        record = CampaignRecord(**(asdict(campaign) | {"created_at": now, "updated_at": now}))
-        row = asdict(record)
         put = self._stmt(
             "insert", lambda: insert(c).values({n: bindparam(n) for n in CAMPAIGN_COLUMNS})
         )
+        now = time.time()
+        record = CampaignRecord(**(asdict(campaign) | {"created_at": now, "updated_at": now}))
+        row = asdict(record) | {"status": CREATING}
         await self.store._transaction(lambda tx: tx.run(put, row))
+        try:
+            for start in range(0, len(recipients), INSERT_BATCH):
+                rows = [
+                    {"campaign_id": campaign.id} | asdict(one)
+                    for one in recipients[start : start + INSERT_BATCH]
+                ]
+                await self.store._transaction(lambda tx, rows=rows: tx.many(add, rows))  # type: ignore[misc]
+            done = self._stmt(
+                "created",
+                lambda: (
+                    update(c)
+                    .where(c.c.id == bindparam("k_id"), c.c.status == CREATING)
+                    .values(status=bindparam("v_status"))
+                ),
+            )
+            await self.store._transaction(
+                lambda tx: tx.run(done, {"k_id": campaign.id, "v_status": campaign.status})
+            )
+        except BaseException:
+            # Shielded: a cancelled request still removes its rows.
+            await asyncio.shield(self._remove([campaign.id]))
+            raise
         return record
 
+    async def _remove(self, campaign_ids: Sequence[str]) -> None:
+        """Delete campaigns and their recipients."""
+        c, r = self._c, self._r
+        drop_r = self._stmt("delete_r", lambda: delete(r).where(r.c.campaign_id == bindparam("id")))
+        drop_c = self._stmt("delete_c", lambda: delete(c).where(c.c.id == bindparam("id")))
+
+        def remove(tx: Tx) -> None:
+            for campaign_id in campaign_ids:
+                tx.run(drop_r, {"id": campaign_id})
+                tx.run(drop_c, {"id": campaign_id})
+
+        await self.store._transaction(remove)
+
+    async def drop_abandoned(self, now: float) -> None:
+        """Remove campaigns left `creating` by a process that died mid-create."""
+        c = self._c
+        stmt = self._stmt(
+            "abandoned",
+            lambda: select(c.c.id).where(
+                c.c.status == CREATING, c.c.created_at < bindparam("before")
+            ),
+        )
+        rows = await self.store._read(lambda tx: tx.all(stmt, {"before": now - ABANDONED_AFTER}))
+        if rows:
+            await self._remove([str(row[0]) for row in rows])
+
     async def get(self, campaign_id: str) -> CampaignRecord | None:
-        return await self.store._read(lambda tx: self._read_one(tx, campaign_id))
+        """The campaign, once created (not while its recipients are being written)."""
+        record = await self.store._read(lambda tx: self._read_one(tx, campaign_id))
+        return None if record is None or record.status == CREATING else record
 
     async def find(
         self, session_id: str | None = None, statuses: Sequence[str] | None = None
@@ -172,6 +226,8 @@ class CampaignStore:
             values[f"s{i}"] = status
         if statuses:
             where.append(c.c.status.in_([bindparam(f"s{i}") for i in range(len(statuses))]))
+        else:
+            where.append(c.c.status != CREATING)
         key = ("list", session_id is not None, len(statuses or ()))
         stmt = self.store._dynamic_stmt(
             ("campaigns", *key),
@@ -278,6 +334,34 @@ class CampaignStore:
                     tx, record.session_id, events(record)
                 )
             return record
+
+        return await self.store._transaction(change)
+
+    async def resume(self, campaign: CampaignRecord, status: str) -> CampaignRecord | None:
+        """Move a paused campaign to `status`, its stop rule starting over from the sends
+        settled so far (read in the same statement, so a send settling meanwhile is not
+        lost). None when it was not paused."""
+        c = self._c
+        stmt = self._stmt(
+            "resume",
+            lambda: (
+                update(c)
+                .where(c.c.id == bindparam("k_id"), c.c.status == "paused")
+                .values(
+                    status=bindparam("v_status"),
+                    reason=None,
+                    base_settled=c.c.settled,
+                    base_failed=c.c.failed,
+                    updated_at=bindparam("v_now"),
+                )
+            ),
+        )
+        values = {"k_id": campaign.id, "v_status": status, "v_now": time.time()}
+
+        def change(tx: Tx) -> CampaignRecord | None:
+            if tx.run(stmt, values) != 1:
+                return None
+            return self._read_one(tx, campaign.id)
 
         return await self.store._transaction(change)
 

@@ -277,6 +277,9 @@ def campaign_tables(p: str, md: MetaData, options: dict[str, Any]) -> tuple[Tabl
         # Sends settled so far and how many failed: what the stop rule reads.
         Column("settled", Integer, nullable=False, server_default="0"),
         Column("failed", Integer, nullable=False, server_default="0"),
+        # `settled` and `failed` when it last resumed: its stop rule counts from there.
+        Column("base_settled", Integer, nullable=False, server_default="0"),
+        Column("base_failed", Integer, nullable=False, server_default="0"),
         Column("next_send_at", Double),
         Column("progress_at", Double),
         Column("created_at", Double, nullable=False),
@@ -293,7 +296,8 @@ def campaign_tables(p: str, md: MetaData, options: dict[str, Any]) -> tuple[Tabl
         Column("seq", _SEQ, primary_key=True, autoincrement=True),
         Column("campaign_id", String(40), nullable=False),
         Column("chat_id", String(128), nullable=False),
-        Column("variables", Text),
+        # JSON of up to 20 values of 1,024 characters: more than MySQL's TEXT takes.
+        Column("variables", _LONG_TEXT),
         Column("key", String(190)),
         Column("status", String(12), nullable=False),
         Column("message_id", String(40)),
