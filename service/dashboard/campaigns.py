@@ -24,7 +24,7 @@ from service.api.campaigns import recipients_csv
 from service.api.routing import path_param
 from service.campaigns.manager import CampaignManager
 from service.dashboard.live import Snapshot, fragments, stream
-from service.dashboard.markup import NONE, Html, fmt, join
+from service.dashboard.markup import NONE, Html, fmt, join, options, text_field
 from service.dashboard.routing import (
     NavEntry,
     Page,
@@ -195,29 +195,6 @@ async def _rows(request: Request, manager: CampaignManager, given: dict[str, str
     return fragments(rows), len(listed)
 
 
-def _input(name: str, label: str, value: str) -> Html:
-    return fmt(
-        '<label>{label}<input name="{name}" value="{value}"></label>',
-        name=name,
-        label=label,
-        value=value,
-    )
-
-
-def _options(values: tuple[str, ...], chosen: str | None, everything: str) -> Html:
-    return join(
-        [fmt('<option value="">{label}</option>', label=everything)]
-        + [
-            fmt(
-                '<option value="{v}"{sel}>{v}</option>',
-                v=v,
-                sel=Html(" selected") if v == chosen else Html(""),
-            )
-            for v in values
-        ]
-    )
-
-
 async def campaigns_page(request: Request) -> Response:
     given = _filters(request)
     manager = manager_of(request)
@@ -234,9 +211,9 @@ async def campaigns_page(request: Request) -> Response:
         "<th></th></tr></thead>"
         '<tbody data-stream="/dashboard/stream/campaigns{query}">{rows}</tbody></table>'
         '<p class="empty muted" data-empty{hidden}>No campaigns match.</p>',
-        session=_input("session_id", "Session", given.get("session_id", "")),
-        workspace=_input("workspace_id", "Workspace", given.get("workspace_id", "")),
-        statuses=_options(CAMPAIGN_STATUSES, given.get("status"), "Any status"),
+        session=text_field("session_id", "Session", given.get("session_id", "")),
+        workspace=text_field("workspace_id", "Workspace", given.get("workspace_id", "")),
+        statuses=options(CAMPAIGN_STATUSES, given.get("status"), "Any status"),
         more=fmt('<p class="muted">The newest {n} of {total} are listed.</p>', n=SHOWN, total=total)
         if total > SHOWN
         else Html(""),
@@ -377,7 +354,7 @@ async def campaign_page(request: Request) -> Response:
         kind=shown.message.type,
         created=moment(shown.created_at),
         summary=fragments({"summary": summary(request, shown)})["summary"]["html"],
-        statuses=_options(get_args(cm.RecipientStatus), query.status, "Any status"),
+        statuses=options(get_args(cm.RecipientStatus), query.status, "Any status"),
         csv=campaign_url(session_id, campaign_id, "/recipients.csv")
         + (f"?{urlencode(status)}" if status else ""),
         page=urlencode({**status, "after": query.after}),

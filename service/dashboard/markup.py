@@ -54,3 +54,32 @@ def when(timestamp: float | None) -> Html:
         iso=moment.isoformat(timespec="seconds"),
         text=moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
     )
+
+
+def options(values: Iterable[str], chosen: str | None, everything: str | None = None) -> Html:
+    """The `<option>`s of a filter's select, `chosen` selected; `everything` names a first,
+    empty option (no filter)."""
+    first = [fmt('<option value="">{label}</option>', label=everything)] if everything else []
+    return join(
+        first
+        + [
+            fmt(
+                '<option value="{v}"{sel}>{v}</option>',
+                v=v,
+                sel=Html(" selected") if v == chosen else Html(""),
+            )
+            for v in values
+        ]
+    )
+
+
+def text_field(name: str, label: str, value: str, hint: str = "") -> Html:
+    """A labelled text input of a filter form (`hint` as its placeholder)."""
+    placeholder = fmt(' placeholder="{hint}"', hint=hint) if hint else Html("")
+    return fmt(
+        '<label>{label}<input name="{name}" value="{value}"{placeholder}></label>',
+        name=name,
+        label=label,
+        value=value,
+        placeholder=placeholder,
+    )

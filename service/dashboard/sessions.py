@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from service.dashboard.live import fragments, stream
-from service.dashboard.markup import NONE, Html, fmt, join, when
+from service.dashboard.markup import NONE, Html, fmt, join, options, when
 from service.dashboard.routing import (
     NavEntry,
     Page,
@@ -114,20 +114,6 @@ def _query(workspace: str | None, status: str | None) -> str:
     return f"?{urlencode(given)}" if given else ""
 
 
-def _options(values: list[str], chosen: str | None, everything: str) -> Html:
-    return join(
-        [fmt('<option value="">{label}</option>', label=everything)]
-        + [
-            fmt(
-                '<option value="{v}"{sel}>{v}</option>',
-                v=v,
-                sel=Html(" selected") if v == chosen else Html(""),
-            )
-            for v in values
-        ]
-    )
-
-
 async def sessions_page(request: Request) -> Response:
     workspace, status = _filters(request)
     manager = manager_of(request)
@@ -148,8 +134,8 @@ async def sessions_page(request: Request) -> Response:
         "<th></th></tr></thead>"
         '<tbody data-stream="/dashboard/stream/sessions{query}">{rows}</tbody></table>'
         '<p class="empty muted" data-empty{hidden}>No sessions match.</p>',
-        workspaces=_options(workspaces, workspace, "All workspaces"),
-        statuses=_options(list(SESSION_STATUSES), status, "Any status"),
+        workspaces=options(workspaces, workspace, "All workspaces"),
+        statuses=options(list(SESSION_STATUSES), status, "Any status"),
         query=_query(workspace, status),
         rows=join(
             f["html"]

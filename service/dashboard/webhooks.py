@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from service.api.routing import path_param
 from service.api.webhooks import dead_filter, replay_one
 from service.dashboard.live import fragments, stream
-from service.dashboard.markup import NONE, Html, fmt, join, when
+from service.dashboard.markup import NONE, Html, fmt, join, options, text_field, when
 from service.dashboard.routing import NavEntry, Page, form_of, hidden_csrf, page, view, wants_json
 from service.digits import ascii_int
 from service.models import requests as rq
@@ -117,16 +117,6 @@ def delivery_row(request: Request, row: OutboxEvent, back: str) -> Html:
     )
 
 
-def _field(name: str, label: str, value: str, hint: str = "") -> Html:
-    return fmt(
-        '<label>{label}<input name="{name}" value="{value}" placeholder="{hint}"></label>',
-        name=name,
-        label=label,
-        value=value,
-        hint=hint,
-    )
-
-
 async def webhooks_page(request: Request) -> Response:
     query = parse_filter(dict(request.query_params))
     rows, total = await store_of(request).find_events(query.status, dead_filter(query), SHOWN)
@@ -174,19 +164,12 @@ async def webhooks_page(request: Request) -> Response:
         '<p class="empty muted" data-empty{hidden}>No {status} deliveries match.</p>',
         replay_all=replay_all,
         notice=notice,
-        statuses=join(
-            fmt(
-                '<option value="{s}"{sel}>{s}</option>',
-                s=s,
-                sel=Html(" selected") if s == query.status else Html(""),
-            )
-            for s in ("dead", "pending")
-        ),
-        session=_field("session_id", "Session", values.get("session_id", "")),
-        workspace=_field("workspace_id", "Workspace", values.get("workspace_id", "")),
-        event=_field("event", "Event", values.get("event", ""), "message_received"),
-        since=_field("since", "Written since", values.get("since", ""), "Unix s or ISO 8601"),
-        until=_field("until", "Written before", values.get("until", ""), "Unix s or ISO 8601"),
+        statuses=options(("dead", "pending"), query.status),
+        session=text_field("session_id", "Session", values.get("session_id", "")),
+        workspace=text_field("workspace_id", "Workspace", values.get("workspace_id", "")),
+        event=text_field("event", "Event", values.get("event", ""), "message_received"),
+        since=text_field("since", "Written since", values.get("since", ""), "Unix s or ISO 8601"),
+        until=text_field("until", "Written before", values.get("until", ""), "Unix s or ISO 8601"),
         total=total,
         status=query.status,
         y="y" if total == 1 else "ies",
