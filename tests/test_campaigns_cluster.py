@@ -3,17 +3,14 @@ holds its session, and taken over where it stopped when that worker is killed -9
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.mariadb import PrivateMariaDB
-from tests.support.receivers import python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 
 pytestmark = pytest.mark.browser
@@ -24,16 +21,11 @@ COUNT = 150
 
 @pytest.fixture
 def cluster(tmp_path: Path, mariadb_server: PrivateMariaDB) -> Iterator[tuple[Cluster, Phone]]:
-    name = f"campaigns_{os.getpid()}_{time.monotonic_ns() % 10**6}"
-    url = mariadb_server.fresh_database(name)
-    with sandbox_process() as phone, python_receiver() as receiver:
-        group = Cluster(tmp_path / "storage", url, phone, receiver.url, ttl=6)
-        group.server, group.database = mariadb_server, name
-        group.phone_scan = phone.scan
-        try:
-            yield group, phone
-        finally:
-            group.close()
+    with (
+        sandbox_process() as phone,
+        running_cluster(tmp_path / "storage", phone, mariadb_server, "campaigns") as group,
+    ):
+        yield group, phone
 
 
 def texts(phone: Phone) -> list[str]:

@@ -8,7 +8,6 @@ nothing queued is lost or sent twice, and webhooks arrive complete and in order.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.cluster import Cluster, with_signal
+from tests.support.cluster import Cluster, running_cluster, with_signal
 from tests.support.mariadb import PrivateMariaDB
 from tests.support.proxy import forward_proxy
-from tests.support.receivers import Receiver, python_receiver
+from tests.support.receivers import Receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 from tests.support.server import ROOT
 from tests.support.sidecar import chromium_processes
@@ -41,17 +40,8 @@ def phone() -> Iterator[Phone]:
 
 @pytest.fixture
 def cluster(tmp_path: Path, phone: Phone, mariadb_server: PrivateMariaDB) -> Iterator[Cluster]:
-    name = f"cluster_{os.getpid()}_{time.monotonic_ns() % 10**6}"
-    url = mariadb_server.fresh_database(name)
-    with python_receiver() as receiver:
-        group = Cluster(tmp_path / "storage", url, phone, receiver.url, ttl=TTL)
-        group.server, group.database = mariadb_server, name
-        group.phone_scan = phone.scan
-        group.receiver = receiver  # type: ignore[attr-defined]
-        try:
-            yield group
-        finally:
-            group.close()
+    with running_cluster(tmp_path / "storage", phone, mariadb_server, "cluster", ttl=TTL) as group:
+        yield group
 
 
 def send(cluster: Cluster, session_id: str, text: str) -> str:
@@ -135,7 +125,7 @@ def test_sessions_spread_and_a_killed_worker_loses_nothing(cluster: Cluster, pho
     )
 
     # Every webhook event reaches the receiver, first arrivals in each session's order.
-    receiver: Receiver = cluster.receiver  # type: ignore[attr-defined]
+    receiver: Receiver = cluster.receiver
     for session_id in numbers:
         ids = [e["id"] for e in cluster.api.events(session_id)]
         eventually(

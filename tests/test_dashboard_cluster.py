@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
@@ -17,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, running_cluster
 from tests.support.mariadb import PrivateMariaDB
-from tests.support.receivers import python_receiver
 from tests.support.sandbox import Phone, eventually, sandbox_process
 
 pytestmark = pytest.mark.browser
@@ -35,21 +33,14 @@ def phone() -> Iterator[Phone]:
 
 @pytest.fixture
 def cluster(tmp_path: Path, phone: Phone, mariadb_server: PrivateMariaDB) -> Iterator[Cluster]:
-    name = f"dash_{os.getpid()}_{time.monotonic_ns() % 10**6}"
-    url = mariadb_server.fresh_database(name)
-    with python_receiver() as receiver:
-        group = Cluster(
-            tmp_path / "storage",
-            url,
-            phone,
-            receiver.url,
-            SIDECAR_DASHBOARD_SECRET="cluster-dashboard-secret-0123456789abcdef",
-        )
-        group.server, group.database = mariadb_server, name
-        try:
-            yield group.start("w1")
-        finally:
-            group.close()
+    with running_cluster(
+        tmp_path / "storage",
+        phone,
+        mariadb_server,
+        "dash",
+        SIDECAR_DASHBOARD_SECRET="cluster-dashboard-secret-0123456789abcdef",
+    ) as group:
+        yield group.start("w1")
 
 
 def fragments(events: Iterator[str]) -> Iterator[dict[str, Any] | None]:

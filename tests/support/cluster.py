@@ -7,10 +7,13 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from tests.support.mariadb import PrivateMariaDB
+from tests.support.receivers import Receiver, python_receiver
 from tests.support.sandbox import Phone
 from tests.support.sidecar import Sidecar
 
@@ -102,6 +105,27 @@ class Cluster:
     phone_scan: Any = None
     server: PrivateMariaDB
     database: str
+    receiver: Receiver
+
+
+@contextmanager
+def running_cluster(
+    storage: Path, phone: Phone, server: PrivateMariaDB, name: str, ttl: int = 6, **env: str
+) -> Iterator[Cluster]:
+    """A Cluster on a fresh database of `server` (named after `name`, the process and the
+    clock, so parallel tests never share one), its webhooks to a receiver of its own and its
+    scans by `phone`; closed at the end."""
+    database = f"{name}_{os.getpid()}_{time.monotonic_ns() % 10**6}"
+    url = server.fresh_database(database)
+    with python_receiver() as receiver:
+        group = Cluster(storage, url, phone, receiver.url, ttl=ttl, **env)
+        group.server, group.database = server, database
+        group.phone_scan = phone.scan
+        group.receiver = receiver
+        try:
+            yield group
+        finally:
+            group.close()
 
 
 def with_signal(worker: Sidecar, signum: int) -> None:
